@@ -1,0 +1,118 @@
+//! [`RemoteTable`]: one remote table as a DataFusion table provider.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::pushdown::ScanSql;
+use crate::{LinkRef, RemoteScanExec, RemoteTableDef};
+
+/// A table of a link. Planning uses only the cached schema; the source is
+/// contacted when the plan executes.
+#[derive(Debug)]
+pub struct RemoteTable {
+    link: LinkRef,
+    def: RemoteTableDef,
+    /// Columns that can appear in pushed-down filters (not selected through
+    /// a cast).
+    pushable: Vec<bool>,
+}
+
+impl RemoteTable {
+    /// Wraps `def` of `link`.
+    pub fn new(link: LinkRef, def: RemoteTableDef) -> Self {
+        let dialect = link.dialect();
+        let pushable = def
+            .arrow_schema
+            .fields()
+            .iter()
+            .zip(&def.select_exprs)
+            .map(|(f, expr)| *expr == dialect.quote_ident(f.name()))
+            .collect();
+        Self {
+            link,
+            def,
+            pushable,
+        }
+    }
+
+    /// The table as the link described it.
+    pub fn def(&self) -> &RemoteTableDef {
+        &self.def
+    }
+
+    /// The link this table belongs to.
+    pub fn link(&self) -> &LinkRef {
+        &self.link
+    }
+
+    fn classify(&self, filter: &Expr) -> TableProviderFilterPushDown {
+        self.link
+            .dialect()
+            .classify(filter, &self.def.arrow_schema, &self.pushable)
+    }
+}
+
+#[async_trait]
+impl TableProvider for RemoteTable {
+    fn schema(&self) -> SchemaRef {
+        self.def.arrow_schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        if self.def.is_view {
+            TableType::View
+        } else {
+            TableType::Base
+        }
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters.iter().map(|f| self.classify(f)).collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut pushed = Vec::with_capacity(filters.len());
+        let mut all_exact = true;
+        for f in filters {
+            match self.classify(f) {
+                TableProviderFilterPushDown::Exact => pushed.push(f.clone()),
+                TableProviderFilterPushDown::Inexact => {
+                    all_exact = false;
+                    pushed.push(f.clone())
+                }
+                TableProviderFilterPushDown::Unsupported => all_exact = false,
+            }
+        }
+        let sql = ScanSql {
+            dialect: self.link.dialect(),
+            schema: &self.def.schema,
+            table: &self.def.name,
+            select_exprs: &self.def.select_exprs,
+            projection: projection.map(Vec::as_slice),
+            filters: &pushed,
+            limit: if all_exact { limit } else { None },
+        }
+        .to_sql()?;
+        let schema = match projection {
+            Some(p) => Arc::new(self.def.arrow_schema.project(p)?),
+            None => self.def.arrow_schema.clone(),
+        };
+        Ok(Arc::new(RemoteScanExec::new(self.link.clone(), sql, schema)))
+    }
+}

@@ -1,0 +1,248 @@
+//! Remote tables from `pg_catalog`, and how each PostgreSQL type maps to
+//! Arrow.
+//!
+//! | PostgreSQL | Arrow | shown to clients as |
+//! |---|---|---|
+//! | bool | Boolean | bool |
+//! | int2 / int4 / int8 | Int16 / Int32 / Int64 | same |
+//! | oid | Int64 (selected as `::int8`) | int8 |
+//! | float4 / float8 | Float32 / Float64 | same |
+//! | numeric(p,s), p ≤ 38 | Decimal128(p,s) | numeric |
+//! | numeric (no typmod) | Decimal128(38,10) | numeric |
+//! | numeric(p,s), p > 38 | Utf8 (selected as `::text`) | text |
+//! | text, varchar, bpchar, name, citext | Utf8 | text |
+//! | bytea | Binary | bytea |
+//! | date | Date32 | date |
+//! | time | Time64(µs) | time |
+//! | timestamp | Timestamp(µs) | timestamp |
+//! | timestamptz | Timestamp(µs, UTC) | timestamptz |
+//! | interval | Interval(MonthDayNano) | interval |
+//! | uuid | Utf8 (+`tautan.pg_type=uuid`) | uuid |
+//! | json / jsonb | Utf8 (+`tautan.pg_type`) | json / jsonb |
+//! | enum types | Utf8 (+`tautan.pg_type=enum`) | text |
+//! | one-dimensional arrays of the above | List(element) | element[] |
+//! | anything else (inet, money, domains, ranges, ...) | Utf8 (selected as `::text`, warning logged) | text |
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, Schema, TimeUnit};
+use tautan_connector::types::field;
+use tautan_connector::{LinkError, RemoteTableDef, SourceDialect};
+
+use crate::pg_error;
+
+/// Decimal used for `numeric` columns declared without precision.
+pub const UNCONSTRAINED_NUMERIC: DataType = DataType::Decimal128(38, 10);
+
+const TABLES_SQL: &str = "
+SELECT n.nspname::text, c.relname::text, c.relkind::text,
+       a.attname::text, t.typname::text, t.typtype::text, a.atttypmod,
+       et.typname::text AS elem_name, et.typtype::text AS elem_type,
+       format_type(a.atttypid, a.atttypmod) AS declared,
+       NOT a.attnotnull AS nullable,
+       obj_description(c.oid, 'pg_class') AS table_comment,
+       col_description(c.oid, a.attnum) AS column_comment
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_catalog.pg_type et ON t.typcategory = 'A' AND et.oid = t.typelem
+WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_%'
+  AND has_schema_privilege(n.oid, 'USAGE')
+  AND has_table_privilege(c.oid, 'SELECT')
+  AND (cardinality($1::text[]) = 0 OR n.nspname = ANY($1::text[]))
+ORDER BY n.nspname, c.relname, a.attnum";
+
+/// Lists the tables of `schemas` (all readable ones when empty).
+pub async fn tables(
+    link: &str,
+    client: &tokio_postgres::Client,
+    schemas: &[String],
+) -> Result<Vec<RemoteTableDef>, LinkError> {
+    let rows = client
+        .query(TABLES_SQL, &[&schemas])
+        .await
+        .map_err(|e| pg_error(link, e))?;
+    let mut out: Vec<RemoteTableDef> = Vec::new();
+    let mut fields: Vec<Field> = Vec::new();
+    let dialect = SourceDialect::Postgres;
+    let mut current: Option<(String, String, bool, Option<String>)> = None;
+    let mut exprs: Vec<String> = Vec::new();
+
+    let mut flush = |cur: Option<(String, String, bool, Option<String>)>,
+                     fields: &mut Vec<Field>,
+                     exprs: &mut Vec<String>| {
+        if let Some((schema, name, is_view, comment)) = cur {
+            out.push(RemoteTableDef {
+                schema,
+                name,
+                arrow_schema: Arc::new(Schema::new(std::mem::take(fields))),
+                select_exprs: std::mem::take(exprs),
+                is_view,
+                comment,
+            });
+        }
+    };
+
+    for row in rows {
+        let schema: String = row.get(0);
+        let table: String = row.get(1);
+        let relkind: String = row.get(2);
+        let column: String = row.get(3);
+        let typname: String = row.get(4);
+        let typtype: String = row.get(5);
+        let typmod: i32 = row.get(6);
+        let elem_name: Option<String> = row.get(7);
+        let elem_type: Option<String> = row.get(8);
+        let declared: String = row.get(9);
+        let nullable: bool = row.get(10);
+        let table_comment: Option<String> = row.get(11);
+        let column_comment: Option<String> = row.get(12);
+
+        let same = matches!(&current, Some((s, t, _, _)) if *s == schema && *t == table);
+        if !same {
+            flush(current.take(), &mut fields, &mut exprs);
+            current = Some((schema.clone(), table.clone(), relkind == "v", table_comment));
+        }
+        let quoted = dialect.quote_ident(&column);
+        let mapped = map_type(&typname, &typtype, typmod, elem_name.as_deref(), elem_type.as_deref());
+        let (data_type, pg_type, expr) = match mapped {
+            Mapped::Native(dt, pg) => (dt, pg, quoted),
+            Mapped::Cast(dt, cast) => (dt, None, format!("{quoted}::{cast}")),
+            Mapped::Fallback => {
+                tracing::warn!(
+                    link,
+                    table = %format!("{schema}.{table}"),
+                    column = %column,
+                    r#type = %declared,
+                    "no Arrow mapping for this PostgreSQL type; reading it as text"
+                );
+                (DataType::Utf8, None, format!("{quoted}::text"))
+            }
+        };
+        fields.push(field(
+            &column,
+            data_type,
+            nullable,
+            &declared,
+            pg_type,
+            column_comment.as_deref(),
+        ));
+        exprs.push(expr);
+    }
+    flush(current.take(), &mut fields, &mut exprs);
+    Ok(out)
+}
+
+/// How one column is read.
+#[derive(Debug, PartialEq)]
+pub enum Mapped {
+    /// Read as is; Arrow type and optional `tautan.pg_type` tag.
+    Native(DataType, Option<&'static str>),
+    /// Read through a cast to the named SQL type.
+    Cast(DataType, &'static str),
+    /// No mapping: read as text.
+    Fallback,
+}
+
+fn scalar(typname: &str, typtype: &str, typmod: i32) -> Mapped {
+    use Mapped::*;
+    match typname {
+        "bool" => Native(DataType::Boolean, None),
+        "int2" => Native(DataType::Int16, None),
+        "int4" => Native(DataType::Int32, None),
+        "int8" => Native(DataType::Int64, None),
+        "oid" => Cast(DataType::Int64, "int8"),
+        "float4" => Native(DataType::Float32, None),
+        "float8" => Native(DataType::Float64, None),
+        "numeric" => {
+            if typmod < 0 {
+                Native(UNCONSTRAINED_NUMERIC, None)
+            } else {
+                let precision = ((typmod - 4) >> 16) & 0xffff;
+                let scale = (typmod - 4) & 0xffff;
+                // Scales above 0x7ff are negative scales (PostgreSQL 15+).
+                if (1..=38).contains(&precision) && scale <= precision {
+                    Native(DataType::Decimal128(precision as u8, scale as i8), None)
+                } else {
+                    Cast(DataType::Utf8, "text")
+                }
+            }
+        }
+        "text" | "varchar" | "bpchar" | "name" | "citext" | "char" => Native(DataType::Utf8, None),
+        "bytea" => Native(DataType::Binary, None),
+        "date" => Native(DataType::Date32, None),
+        "time" => Native(DataType::Time64(TimeUnit::Microsecond), None),
+        "timestamp" => Native(DataType::Timestamp(TimeUnit::Microsecond, None), None),
+        "timestamptz" => Native(
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+            None,
+        ),
+        "interval" => Native(DataType::Interval(IntervalUnit::MonthDayNano), None),
+        "uuid" => Native(DataType::Utf8, Some("uuid")),
+        "json" => Native(DataType::Utf8, Some("json")),
+        "jsonb" => Native(DataType::Utf8, Some("jsonb")),
+        _ if typtype == "e" => Native(DataType::Utf8, Some("enum")),
+        _ => Fallback,
+    }
+}
+
+/// Maps one column type. Arrays map to lists when their element type has a
+/// native mapping.
+pub fn map_type(
+    typname: &str,
+    typtype: &str,
+    typmod: i32,
+    elem_name: Option<&str>,
+    elem_type: Option<&str>,
+) -> Mapped {
+    match elem_name {
+        Some(elem) => match scalar(elem, elem_type.unwrap_or("b"), typmod) {
+            // An array's tag would describe the element; only plain element
+            // types are read as lists.
+            Mapped::Native(dt, None) => Mapped::Native(
+                DataType::List(Arc::new(Field::new_list_field(dt, true))),
+                None,
+            ),
+            _ => Mapped::Fallback,
+        },
+        None => scalar(typname, typtype, typmod),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_typmods() {
+        // numeric(12,2): typmod = (12 << 16 | 2) + 4
+        assert_eq!(
+            map_type("numeric", "b", (12 << 16 | 2) + 4, None, None),
+            Mapped::Native(DataType::Decimal128(12, 2), None)
+        );
+        assert_eq!(
+            map_type("numeric", "b", -1, None, None),
+            Mapped::Native(UNCONSTRAINED_NUMERIC, None)
+        );
+        assert_eq!(
+            map_type("numeric", "b", (60 << 16 | 2) + 4, None, None),
+            Mapped::Cast(DataType::Utf8, "text")
+        );
+    }
+
+    #[test]
+    fn arrays_and_fallbacks() {
+        assert!(matches!(
+            map_type("_int4", "b", -1, Some("int4"), Some("b")),
+            Mapped::Native(DataType::List(_), None)
+        ));
+        assert_eq!(map_type("inet", "b", -1, None, None), Mapped::Fallback);
+        assert_eq!(
+            map_type("mood", "e", -1, None, None),
+            Mapped::Native(DataType::Utf8, Some("enum"))
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! Password authentication: SCRAM-SHA-256 against stored verifiers.
+//!
+//! tautan stores what PostgreSQL stores in `pg_authid` — a verifier
+//! `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>` — never a
+//! password or anything equivalent to one. (pgwire's own SCRAM handler wants
+//! the salted password, which would let anyone who reads the config log in;
+//! so the exchange is done here, and pgwire is used for the rest of the
+//! startup.) `tautan passwd` prints a verifier for a password.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+/// Iterations used for new verifiers (PostgreSQL's default).
+pub const DEFAULT_ITERATIONS: u32 = 4096;
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length; new_from_slice cannot fail.
+    let mut mac = match HmacSha256::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC takes keys of any size"),
+    };
+    mac.update(msg);
+    mac.finalize().into_bytes().into()
+}
+
+/// A stored SCRAM-SHA-256 verifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramVerifier {
+    /// PBKDF2 iterations.
+    pub iterations: u32,
+    /// Salt.
+    pub salt: Vec<u8>,
+    /// `SHA256(HMAC(SaltedPassword, "Client Key"))`.
+    pub stored_key: [u8; 32],
+    /// `HMAC(SaltedPassword, "Server Key")`.
+    pub server_key: [u8; 32],
+}
+
+impl ScramVerifier {
+    /// Derives a verifier for `password` with a fresh random salt.
+    pub fn new(password: &str, iterations: u32) -> Self {
+        let salt: [u8; 16] = rand::random();
+        Self::with_salt(password, &salt, iterations)
+    }
+
+    /// Derives a verifier with a given salt.
+    pub fn with_salt(password: &str, salt: &[u8], iterations: u32) -> Self {
+        let mut salted = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut salted);
+        let client_key = hmac(&salted, b"Client Key");
+        let stored_key: [u8; 32] = Sha256::digest(client_key).into();
+        let server_key = hmac(&salted, b"Server Key");
+        Self {
+            iterations,
+            salt: salt.to_vec(),
+            stored_key,
+            server_key,
+        }
+    }
+
+    /// Parses `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || "expected SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey> (run `tautan passwd`)".to_string();
+        let rest = text.strip_prefix("SCRAM-SHA-256$").ok_or_else(bad)?;
+        let (iter_salt, keys) = rest.split_once('$').ok_or_else(bad)?;
+        let (iter, salt) = iter_salt.split_once(':').ok_or_else(bad)?;
+        let (stored, server) = keys.split_once(':').ok_or_else(bad)?;
+        let iterations: u32 = iter.parse().map_err(|_| bad())?;
+        if iterations == 0 {
+            return Err(bad());
+        }
+        let salt = B64.decode(salt).map_err(|_| bad())?;
+        let key = |s: &str| -> Result<[u8; 32], String> {
+            B64.decode(s)
+                .map_err(|_| bad())?
+                .try_into()
+                .map_err(|_| bad())
+        };
+        Ok(Self {
+            iterations,
+            salt,
+            stored_key: key(stored)?,
+            server_key: key(server)?,
+        })
+    }
+
+    /// A verifier no password matches, for unknown users (so that the
+    /// exchange does not reveal whether a user exists).
+    pub fn impossible() -> Self {
+        Self {
+            iterations: DEFAULT_ITERATIONS,
+            salt: rand::random::<[u8; 16]>().to_vec(),
+            stored_key: rand::random(),
+            server_key: rand::random(),
+        }
+    }
+}
+
+impl std::fmt::Display for ScramVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SCRAM-SHA-256${}:{}${}:{}",
+            self.iterations,
+            B64.encode(&self.salt),
+            B64.encode(self.stored_key),
+            B64.encode(self.server_key)
+        )
+    }
+}
+
+/// Server side of one SCRAM exchange, after the client's first message.
+#[derive(Debug)]
+pub struct ScramExchange {
+    verifier: ScramVerifier,
+    client_first_bare: String,
+    gs2_header: String,
+    server_first: String,
+    nonce: String,
+}
+
+/// Why an exchange failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ScramError {
+    /// The message does not follow RFC 5802.
+    Protocol(String),
+    /// The proof does not match: wrong password.
+    WrongPassword,
+}
+
+impl ScramExchange {
+    /// Handles client-first (`n,,n=user,r=nonce`); returns the exchange and
+    /// the server-first message.
+    pub fn start(client_first: &str, verifier: ScramVerifier) -> Result<(Self, String), ScramError> {
+        let proto = |m: &str| ScramError::Protocol(m.to_string());
+        let mut parts = client_first.splitn(3, ',');
+        let cb = parts.next().ok_or_else(|| proto("empty client-first message"))?;
+        let authzid = parts.next().ok_or_else(|| proto("missing authzid"))?;
+        let bare = parts.next().ok_or_else(|| proto("missing client-first-bare"))?;
+        if cb.starts_with("p=") {
+            return Err(proto("channel binding is not offered on this connection"));
+        }
+        if cb != "n" && cb != "y" {
+            return Err(proto("bad gs2 header"));
+        }
+        let client_nonce = bare
+            .split(',')
+            .find_map(|a| a.strip_prefix("r="))
+            .ok_or_else(|| proto("missing client nonce"))?;
+        let server_nonce: [u8; 18] = rand::random();
+        let nonce = format!("{client_nonce}{}", B64.encode(server_nonce));
+        let server_first = format!(
+            "r={nonce},s={},i={}",
+            B64.encode(&verifier.salt),
+            verifier.iterations
+        );
+        Ok((
+            Self {
+                verifier,
+                client_first_bare: bare.to_string(),
+                gs2_header: format!("{cb},{authzid},"),
+                server_first: server_first.clone(),
+                nonce,
+            },
+            server_first,
+        ))
+    }
+
+    /// Handles client-final (`c=..,r=..,p=..`); returns server-final when
+    /// the proof is right.
+    pub fn finish(&self, client_final: &str) -> Result<String, ScramError> {
+        let proto = |m: &str| ScramError::Protocol(m.to_string());
+        let (without_proof, proof) = client_final
+            .rsplit_once(",p=")
+            .ok_or_else(|| proto("missing proof"))?;
+        let mut channel = None;
+        let mut nonce = None;
+        for attr in without_proof.split(',') {
+            if let Some(v) = attr.strip_prefix("c=") {
+                channel = Some(v);
+            } else if let Some(v) = attr.strip_prefix("r=") {
+                nonce = Some(v);
+            }
+        }
+        if channel != Some(B64.encode(self.gs2_header.as_bytes()).as_str()) {
+            return Err(proto("channel binding mismatch"));
+        }
+        if nonce != Some(self.nonce.as_str()) {
+            return Err(proto("nonce mismatch"));
+        }
+        let proof = B64.decode(proof).map_err(|_| proto("proof is not base64"))?;
+        if proof.len() != 32 {
+            return Err(ScramError::WrongPassword);
+        }
+        let auth_message = format!(
+            "{},{},{}",
+            self.client_first_bare, self.server_first, without_proof
+        );
+        let client_signature = hmac(&self.verifier.stored_key, auth_message.as_bytes());
+        let client_key: Vec<u8> = proof
+            .iter()
+            .zip(client_signature.iter())
+            .map(|(a, b)| a ^ b)
+            .collect();
+        let stored: [u8; 32] = Sha256::digest(&client_key).into();
+        // Constant-time comparison.
+        let diff = stored
+            .iter()
+            .zip(self.verifier.stored_key.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if diff != 0 {
+            return Err(ScramError::WrongPassword);
+        }
+        let server_signature = hmac(&self.verifier.server_key, auth_message.as_bytes());
+        Ok(format!("v={}", B64.encode(server_signature)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7677 test vector: user "user", password "pencil".
+    #[test]
+    fn rfc7677_vector() {
+        let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let v = ScramVerifier::with_salt("pencil", &salt, 4096);
+        let client_first = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
+        let (mut ex, _) = ScramExchange::start(client_first, v).unwrap();
+        // Pin the server nonce to the RFC's.
+        ex.nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0".into();
+        ex.server_first = format!(
+            "r={},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+            ex.nonce
+        );
+        let client_final = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+        assert_eq!(
+            ex.finish(client_final).unwrap(),
+            "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+        );
+        let wrong = client_final.replace("p=dH", "p=dX");
+        assert!(ex.finish(&wrong).is_err());
+    }
+
+    #[test]
+    fn verifier_round_trips_through_text() {
+        let v = ScramVerifier::new("rahasia", 4096);
+        assert_eq!(ScramVerifier::parse(&v.to_string()).unwrap(), v);
+        assert!(ScramVerifier::parse("md5abc").is_err());
+    }
+}

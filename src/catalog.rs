@@ -1,0 +1,664 @@
+//! The federation's catalog tree, and each user's filtered view of it.
+//!
+//! ```text
+//! <link>.<schema>.<table>      one catalog per db link (Registry)
+//! <database>.ref.<table>       custodian reference data
+//! <database>.system.<table>    links, tables and grants, as this user sees them
+//! ```
+//!
+//! [`Registry`] owns the links and their state (up with a table list, or
+//! down with a reason). [`UserCatalogList`] is what DataFusion plans
+//! against: the same tree with every table the user may not read taken out,
+//! so an ungranted table is indistinguishable from a missing one, also in
+//! `information_schema` and `system.*`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemTable, SchemaProvider, TableProvider,
+};
+use datafusion::error::Result;
+use datafusion::prelude::SessionContext;
+use tautan_connector::{LinkRef, RemoteTable};
+
+use crate::grants::{display_name, Access, TableAccess};
+
+/// Tables of one schema, by name.
+pub type TableMap = BTreeMap<String, Arc<dyn TableProvider>>;
+/// Schemas of one catalog, by name.
+pub type SchemaMap = BTreeMap<String, Arc<TableMap>>;
+
+/// Schema of the federation's default catalog holding reference data.
+pub const REF_SCHEMA: &str = "ref";
+/// Schema of the federation's default catalog holding status tables.
+pub const SYSTEM_SCHEMA: &str = "system";
+/// The (empty) default schema for unqualified names.
+pub const PUBLIC_SCHEMA: &str = "public";
+
+/// Where a link's tables come from.
+#[derive(Debug)]
+pub enum LinkSource {
+    /// A database reached through a connector.
+    Remote(LinkRef),
+    /// A folder of structured files.
+    Files(PathBuf),
+    /// Misconfigured (e.g. a secret missing from the environment): always
+    /// down with this reason.
+    Broken(String),
+}
+
+/// Up or down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkStatus {
+    /// Not contacted yet.
+    Pending,
+    /// Introspected; tables listed.
+    Up,
+    /// Last contact failed.
+    Down,
+}
+
+impl LinkStatus {
+    fn as_str(&self) -> &'static str {
+        match self {
+            LinkStatus::Pending => "pending",
+            LinkStatus::Up => "up",
+            LinkStatus::Down => "down",
+        }
+    }
+}
+
+/// What the registry knows of a link now.
+#[derive(Debug, Clone)]
+pub struct LinkState {
+    /// Up or down.
+    pub status: LinkStatus,
+    /// Why it is down.
+    pub error: Option<String>,
+    /// SQLSTATE of the last failure.
+    pub sqlstate: Option<String>,
+    /// When it was last contacted.
+    pub checked_at: Option<SystemTime>,
+    /// Monotonic time of the last contact, for retry pacing.
+    checked_instant: Option<Instant>,
+    /// Its schemas and tables (kept from the last successful contact).
+    pub schemas: Arc<SchemaMap>,
+}
+
+/// One registered link.
+#[derive(Debug)]
+pub struct LinkEntry {
+    /// Name (= catalog).
+    pub name: String,
+    /// `postgres`, `mysql`, `files`.
+    pub kind: &'static str,
+    /// Description from the config.
+    pub description: Option<String>,
+    source: LinkSource,
+    state: RwLock<LinkState>,
+    refresh_lock: tokio::sync::Mutex<()>,
+    timeout: Duration,
+}
+
+/// How soon a down link may be contacted again when a query needs it.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+impl LinkEntry {
+    /// A link not contacted yet.
+    pub fn new(
+        name: String,
+        kind: &'static str,
+        description: Option<String>,
+        source: LinkSource,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            name,
+            kind,
+            description,
+            source,
+            state: RwLock::new(LinkState {
+                status: LinkStatus::Pending,
+                error: None,
+                sqlstate: None,
+                checked_at: None,
+                checked_instant: None,
+                schemas: Arc::new(SchemaMap::new()),
+            }),
+            refresh_lock: tokio::sync::Mutex::new(()),
+            timeout,
+        }
+    }
+
+    /// A snapshot of the state.
+    pub fn state(&self) -> LinkState {
+        match self.state.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_state(&self, f: impl FnOnce(&mut LinkState)) {
+        let mut guard = match self.state.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard);
+    }
+
+    /// The connector, for `tautan check`.
+    pub fn remote(&self) -> Option<&LinkRef> {
+        match &self.source {
+            LinkSource::Remote(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Contacts the source and lists its tables. On failure the link is
+    /// marked down with the reason; its last table list is kept.
+    pub async fn refresh(&self) -> LinkStatus {
+        let _one_at_a_time = self.refresh_lock.lock().await;
+        let result = tokio::time::timeout(self.timeout * 2, self.load()).await;
+        let result = match result {
+            Ok(r) => r,
+            Err(_) => Err((
+                format!("link \"{}\" is unavailable: no answer within {:?}", self.name, self.timeout * 2),
+                "08001".to_string(),
+            )),
+        };
+        let now = SystemTime::now();
+        match result {
+            Ok(schemas) => {
+                let tables: usize = schemas.values().map(|t| t.len()).sum();
+                tracing::info!(link = %self.name, kind = self.kind, tables, "link up");
+                self.set_state(|s| {
+                    s.status = LinkStatus::Up;
+                    s.error = None;
+                    s.sqlstate = None;
+                    s.checked_at = Some(now);
+                    s.checked_instant = Some(Instant::now());
+                    s.schemas = Arc::new(schemas);
+                });
+                LinkStatus::Up
+            }
+            Err((error, sqlstate)) => {
+                tracing::warn!(link = %self.name, kind = self.kind, %error, "link down");
+                self.set_state(|s| {
+                    s.status = LinkStatus::Down;
+                    s.error = Some(error);
+                    s.sqlstate = Some(sqlstate);
+                    s.checked_at = Some(now);
+                    s.checked_instant = Some(Instant::now());
+                });
+                LinkStatus::Down
+            }
+        }
+    }
+
+    /// Makes sure a query can use the link: a link that is down is
+    /// contacted again (at most every half second) before giving up.
+    pub async fn ensure_up(&self) -> std::result::Result<(), (String, String)> {
+        let state = self.state();
+        if state.status == LinkStatus::Up {
+            return Ok(());
+        }
+        let recent = state
+            .checked_instant
+            .is_some_and(|t| t.elapsed() < RETRY_AFTER);
+        if !recent && self.refresh().await == LinkStatus::Up {
+            return Ok(());
+        }
+        let state = self.state();
+        Err((
+            state
+                .error
+                .unwrap_or_else(|| format!("link \"{}\" is unavailable", self.name)),
+            state.sqlstate.unwrap_or_else(|| "08001".into()),
+        ))
+    }
+
+    async fn load(&self) -> std::result::Result<SchemaMap, (String, String)> {
+        match &self.source {
+            LinkSource::Broken(reason) => Err((
+                format!("link \"{}\" is misconfigured: {reason}", self.name),
+                "08001".into(),
+            )),
+            LinkSource::Remote(link) => {
+                let defs = link
+                    .introspect()
+                    .await
+                    .map_err(|e| (e.to_string(), e.client_sqlstate().to_string()))?;
+                let mut schemas: BTreeMap<String, TableMap> = BTreeMap::new();
+                for def in defs {
+                    let name = def.name.clone();
+                    let schema = def.schema.clone();
+                    let table: Arc<dyn TableProvider> = Arc::new(RemoteTable::new(link.clone(), def));
+                    schemas.entry(schema).or_default().insert(name, table);
+                }
+                Ok(schemas.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+            }
+            LinkSource::Files(path) => {
+                let tables = load_folder(path)
+                    .await
+                    .map_err(|e| (format!("link \"{}\": {e}", self.name), "58030".into()))?;
+                let mut schemas = SchemaMap::new();
+                schemas.insert(PUBLIC_SCHEMA.to_string(), Arc::new(tables));
+                Ok(schemas)
+            }
+        }
+    }
+}
+
+/// Reads every table of a folder through DataFusion's file readers.
+pub async fn load_folder(path: &std::path::Path) -> Result<TableMap> {
+    let ctx = SessionContext::new();
+    let state = ctx.state();
+    let found = tautan_files::scan_folder(&state, path).await?;
+    Ok(found.into_iter().map(|t| (t.name, t.provider)).collect())
+}
+
+/// Every link and the reference data.
+#[derive(Debug)]
+pub struct Registry {
+    /// The default catalog's name (the federation as a database).
+    pub database: String,
+    /// Links by name.
+    pub links: BTreeMap<String, Arc<LinkEntry>>,
+    /// Reference tables (`ref.*`).
+    pub reference: RwLock<Arc<TableMap>>,
+}
+
+impl Registry {
+    /// Contacts every link concurrently; a link that fails is marked down
+    /// and startup goes on.
+    pub async fn refresh_all(&self) {
+        let tasks = self.links.values().map(|l| l.refresh());
+        futures::future::join_all(tasks).await;
+    }
+
+    /// The link named `name`.
+    pub fn link(&self, name: &str) -> Option<&Arc<LinkEntry>> {
+        self.links.get(name)
+    }
+
+    fn reference(&self) -> Arc<TableMap> {
+        match self.reference.read() {
+            Ok(r) => r.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
+
+/// The catalog tree as one user may see it.
+#[derive(Debug)]
+pub struct UserCatalogList {
+    registry: Arc<Registry>,
+    access: Arc<Access>,
+}
+
+impl UserCatalogList {
+    /// `registry` filtered by `access`.
+    pub fn new(registry: Arc<Registry>, access: Arc<Access>) -> Self {
+        Self { registry, access }
+    }
+}
+
+impl CatalogProviderList for UserCatalogList {
+    fn register_catalog(
+        &self,
+        _name: String,
+        _catalog: Arc<dyn CatalogProvider>,
+    ) -> Option<Arc<dyn CatalogProvider>> {
+        None // the tree comes from federation.toml only
+    }
+
+    fn catalog_names(&self) -> Vec<String> {
+        let mut names = vec![self.registry.database.clone()];
+        names.extend(
+            self.registry
+                .links
+                .keys()
+                .filter(|l| self.access.may_see_prefix(&[l.to_string()]))
+                .cloned(),
+        );
+        names
+    }
+
+    fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
+        if name == self.registry.database {
+            return Some(Arc::new(DefaultCatalog {
+                registry: self.registry.clone(),
+                access: self.access.clone(),
+            }));
+        }
+        let link = self.registry.link(name)?;
+        if !self.access.may_see_prefix(&[name.to_string()]) {
+            return None;
+        }
+        Some(Arc::new(LinkCatalog {
+            link: link.clone(),
+            access: self.access.clone(),
+        }))
+    }
+}
+
+/// One link, filtered.
+#[derive(Debug)]
+struct LinkCatalog {
+    link: Arc<LinkEntry>,
+    access: Arc<Access>,
+}
+
+impl CatalogProvider for LinkCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let state = self.link.state();
+        state
+            .schemas
+            .iter()
+            .filter(|(schema, tables)| {
+                tables.keys().any(|t| {
+                    self.access.table(&[self.link.name.clone(), schema.to_string(), t.clone()])
+                        != TableAccess::Invisible
+                })
+            })
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        let state = self.link.state();
+        let tables = state.schemas.get(name)?.clone();
+        Some(Arc::new(FilteredSchema {
+            prefix: vec![self.link.name.clone(), name.to_string()],
+            tables,
+            access: self.access.clone(),
+        }))
+    }
+}
+
+/// The federation's own catalog: `ref`, `system`, `public`.
+#[derive(Debug)]
+struct DefaultCatalog {
+    registry: Arc<Registry>,
+    access: Arc<Access>,
+}
+
+impl CatalogProvider for DefaultCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names = vec![PUBLIC_SCHEMA.to_string(), SYSTEM_SCHEMA.to_string()];
+        if self.access.may_see_prefix(&[REF_SCHEMA.to_string()]) {
+            names.push(REF_SCHEMA.to_string());
+        }
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        match name {
+            REF_SCHEMA => Some(Arc::new(FilteredSchema {
+                prefix: vec![REF_SCHEMA.to_string()],
+                tables: self.registry.reference(),
+                access: self.access.clone(),
+            })),
+            SYSTEM_SCHEMA => Some(Arc::new(SystemSchema {
+                registry: self.registry.clone(),
+                access: self.access.clone(),
+            })),
+            PUBLIC_SCHEMA => Some(Arc::new(FilteredSchema {
+                prefix: vec![PUBLIC_SCHEMA.to_string()],
+                tables: Arc::new(TableMap::new()),
+                access: self.access.clone(),
+            })),
+            _ => None,
+        }
+    }
+}
+
+/// A schema showing only the tables the user may read.
+#[derive(Debug)]
+struct FilteredSchema {
+    prefix: Vec<String>,
+    tables: Arc<TableMap>,
+    access: Arc<Access>,
+}
+
+impl FilteredSchema {
+    fn visible(&self, table: &str) -> bool {
+        let mut name = self.prefix.clone();
+        name.push(table.to_string());
+        self.access.table(&name) != TableAccess::Invisible
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for FilteredSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.tables.keys().filter(|t| self.visible(t)).cloned().collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if !self.visible(name) {
+            return Ok(None);
+        }
+        Ok(self.tables.get(name).cloned())
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.visible(name) && self.tables.contains_key(name)
+    }
+}
+
+/// `system.links`, `system.tables`, `system.grants`, computed per query for
+/// the user asking.
+#[derive(Debug)]
+struct SystemSchema {
+    registry: Arc<Registry>,
+    access: Arc<Access>,
+}
+
+const SYSTEM_TABLES: &[&str] = &["links", "tables", "grants"];
+
+fn mem_table(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Arc<dyn TableProvider>> {
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+impl SystemSchema {
+    fn visible_links(&self) -> Vec<&Arc<LinkEntry>> {
+        self.registry
+            .links
+            .iter()
+            .filter(|(n, _)| self.access.may_see_prefix(&[n.to_string()]))
+            .map(|(_, l)| l)
+            .collect()
+    }
+
+    fn links(&self) -> Result<Arc<dyn TableProvider>> {
+        let links = self.visible_links();
+        let mut name = vec![];
+        let mut kind = vec![];
+        let mut status = vec![];
+        let mut error = vec![];
+        let mut tables = vec![];
+        let mut checked = vec![];
+        let mut description = vec![];
+        for l in links {
+            let s = l.state();
+            name.push(l.name.clone());
+            kind.push(l.kind.to_string());
+            status.push(s.status.as_str().to_string());
+            error.push(s.error.clone());
+            let n: usize = s
+                .schemas
+                .iter()
+                .map(|(schema, t)| {
+                    t.keys()
+                        .filter(|t| {
+                            self.access.table(&[l.name.clone(), schema.clone(), t.to_string()])
+                                != TableAccess::Invisible
+                        })
+                        .count()
+                })
+                .sum();
+            tables.push(n as i64);
+            checked.push(s.checked_at.and_then(|t| {
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_micros() as i64)
+            }));
+            description.push(l.description.clone());
+        }
+        mem_table(
+            vec![
+                Field::new("name", DataType::Utf8, false),
+                Field::new("kind", DataType::Utf8, false),
+                Field::new("status", DataType::Utf8, false),
+                Field::new("error", DataType::Utf8, true),
+                Field::new("tables", DataType::Int64, false),
+                Field::new(
+                    "checked_at",
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+                    true,
+                ),
+                Field::new("description", DataType::Utf8, true),
+            ],
+            vec![
+                Arc::new(StringArray::from(name)),
+                Arc::new(StringArray::from(kind)),
+                Arc::new(StringArray::from(status)),
+                Arc::new(StringArray::from(error)),
+                Arc::new(Int64Array::from(tables)),
+                Arc::new(TimestampMicrosecondArray::from(checked).with_timezone("+00:00")),
+                Arc::new(StringArray::from(description)),
+            ],
+        )
+    }
+
+    fn tables(&self) -> Result<Arc<dyn TableProvider>> {
+        let mut catalog = vec![];
+        let mut schema_col = vec![];
+        let mut table = vec![];
+        let mut kind = vec![];
+        let mut columns = vec![];
+        let mut access_col = vec![];
+        let mut push = |cat: &str, sch: &str, t: &str, k: &str, p: &Arc<dyn TableProvider>, full: &[String]| {
+            let acc = self.access.table(full);
+            if acc == TableAccess::Invisible {
+                return;
+            }
+            catalog.push(cat.to_string());
+            schema_col.push(sch.to_string());
+            table.push(t.to_string());
+            kind.push(k.to_string());
+            columns.push(p.schema().fields().len() as i64);
+            access_col.push(match acc {
+                TableAccess::Columns(c) => c.into_iter().collect::<Vec<_>>().join(", "),
+                _ => "all columns".to_string(),
+            });
+        };
+        for l in self.visible_links() {
+            let s = l.state();
+            for (sch, tables) in s.schemas.iter() {
+                for (t, p) in tables.iter() {
+                    push(&l.name, sch, t, l.kind, p, &[l.name.clone(), sch.clone(), t.clone()]);
+                }
+            }
+        }
+        let db = self.registry.database.clone();
+        for (t, p) in self.registry.reference().iter() {
+            push(&db, REF_SCHEMA, t, "reference", p, &[REF_SCHEMA.to_string(), t.clone()]);
+        }
+        mem_table(
+            vec![
+                Field::new("catalog", DataType::Utf8, false),
+                Field::new("schema", DataType::Utf8, false),
+                Field::new("table", DataType::Utf8, false),
+                Field::new("kind", DataType::Utf8, false),
+                Field::new("columns", DataType::Int64, false),
+                Field::new("access", DataType::Utf8, false),
+            ],
+            vec![
+                Arc::new(StringArray::from(catalog)),
+                Arc::new(StringArray::from(schema_col)),
+                Arc::new(StringArray::from(table)),
+                Arc::new(StringArray::from(kind)),
+                Arc::new(Int64Array::from(columns)),
+                Arc::new(StringArray::from(access_col)),
+            ],
+        )
+    }
+
+    fn grants(&self) -> Result<Arc<dyn TableProvider>> {
+        let rules = &self.access.rules;
+        mem_table(
+            vec![
+                Field::new("user", DataType::Utf8, false),
+                Field::new("role", DataType::Utf8, false),
+                Field::new("tables", DataType::Utf8, false),
+                Field::new("columns", DataType::Utf8, true),
+            ],
+            vec![
+                Arc::new(StringArray::from(vec![self.access.user.clone(); rules.len()])),
+                Arc::new(StringArray::from(rules.iter().map(|r| r.role.clone()).collect::<Vec<_>>())),
+                Arc::new(StringArray::from(
+                    rules.iter().map(|r| r.pattern.as_str().to_string()).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    rules
+                        .iter()
+                        .map(|r| r.columns.as_ref().map(|c| c.iter().cloned().collect::<Vec<_>>().join(", ")))
+                        .collect::<Vec<_>>(),
+                )),
+            ],
+        )
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for SystemSchema {
+    fn table_names(&self) -> Vec<String> {
+        SYSTEM_TABLES.iter().map(|s| s.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        match name {
+            "links" => self.links().map(Some),
+            "tables" => self.tables().map(Some),
+            "grants" => self.grants().map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        SYSTEM_TABLES.contains(&name)
+    }
+}
+
+/// The fully qualified grant name of a resolved table reference, or why it
+/// has none.
+pub fn grant_name(database: &str, catalog: &str, schema: &str, table: &str) -> Vec<String> {
+    if catalog == database {
+        vec![schema.to_string(), table.to_string()]
+    } else {
+        vec![catalog.to_string(), schema.to_string(), table.to_string()]
+    }
+}
+
+/// Shows a grant name for messages.
+pub fn show(name: &[String]) -> String {
+    display_name(name)
+}
+
+impl From<(String, String)> for crate::error::QueryError {
+    fn from((message, code): (String, String)) -> Self {
+        crate::error::QueryError::new(&code, message)
+    }
+}
+

@@ -1,0 +1,403 @@
+//! `federation.toml`: links, reference data, users, roles and grants.
+//!
+//! Parsing is serde + toml with unknown keys refused, so a typo is an error
+//! rather than a silently ignored setting. Every error names the file, the
+//! line and the key ([`ConfigError`]). Secrets can live in the environment:
+//! `password_env = "VAR"` instead of `password = "..."`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole federation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationConfig {
+    /// The PostgreSQL wire endpoint.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Agency data sources by name; the name is the catalog users query.
+    #[serde(default)]
+    pub links: BTreeMap<String, Spanned<LinkConfig>>,
+    /// Custodian reference data (the `ref` schema).
+    #[serde(default)]
+    pub reference: Option<ReferenceConfig>,
+    /// Data users, by login name.
+    #[serde(default)]
+    pub users: BTreeMap<String, Spanned<UserConfig>>,
+    /// What each role may read.
+    #[serde(default)]
+    pub grants: Vec<Spanned<GrantConfig>>,
+    /// Folder the config was read from; relative paths resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// The file the config was read from.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// Where and how tautan listens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the PostgreSQL wire endpoint.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Name of the federation as a database (the default catalog).
+    #[serde(default = "default_database")]
+    pub database: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:6432".to_string()
+}
+
+fn default_database() -> String {
+    "tautan".to_string()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            database: default_database(),
+        }
+    }
+}
+
+/// One agency data source.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum LinkConfig {
+    /// A PostgreSQL database.
+    Postgres {
+        /// Host name or address.
+        host: String,
+        /// Port (5432).
+        #[serde(default = "default_pg_port")]
+        port: u16,
+        /// Database name.
+        database: String,
+        /// Login (a read-only account the agency handed over).
+        user: String,
+        /// Password in the file.
+        password: Option<String>,
+        /// Name of an environment variable holding the password.
+        password_env: Option<String>,
+        /// Schemas to expose (all readable ones when empty).
+        #[serde(default)]
+        schemas: Vec<String>,
+        /// Most pooled connections.
+        #[serde(default = "default_pool_size")]
+        pool_size: usize,
+        /// Connection timeout in milliseconds.
+        #[serde(default = "default_connect_timeout_ms")]
+        connect_timeout_ms: u64,
+        /// Free-text description (agency, contact).
+        description: Option<String>,
+    },
+    /// A MySQL or MariaDB server.
+    Mysql {
+        /// Host name or address.
+        host: String,
+        /// Port (3306).
+        #[serde(default = "default_my_port")]
+        port: u16,
+        /// Login.
+        user: String,
+        /// Password in the file.
+        password: Option<String>,
+        /// Name of an environment variable holding the password.
+        password_env: Option<String>,
+        /// Databases to expose as schemas (all non-system ones when empty).
+        #[serde(default)]
+        databases: Vec<String>,
+        /// Most pooled connections.
+        #[serde(default = "default_pool_size")]
+        pool_size: usize,
+        /// Connection timeout in milliseconds.
+        #[serde(default = "default_connect_timeout_ms")]
+        connect_timeout_ms: u64,
+        /// Free-text description.
+        description: Option<String>,
+    },
+    /// A folder of structured files (CSV, Parquet, JSON).
+    Files {
+        /// The folder; relative to the config file.
+        path: PathBuf,
+        /// Free-text description.
+        description: Option<String>,
+    },
+}
+
+impl LinkConfig {
+    /// `postgres`, `mysql` or `files`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LinkConfig::Postgres { .. } => "postgres",
+            LinkConfig::Mysql { .. } => "mysql",
+            LinkConfig::Files { .. } => "files",
+        }
+    }
+
+    /// The description, if any.
+    pub fn description(&self) -> Option<&str> {
+        match self {
+            LinkConfig::Postgres { description, .. }
+            | LinkConfig::Mysql { description, .. }
+            | LinkConfig::Files { description, .. } => description.as_deref(),
+        }
+    }
+
+    /// The connection timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        match self {
+            LinkConfig::Postgres {
+                connect_timeout_ms, ..
+            }
+            | LinkConfig::Mysql {
+                connect_timeout_ms, ..
+            } => Duration::from_millis(*connect_timeout_ms),
+            LinkConfig::Files { .. } => Duration::from_secs(5),
+        }
+    }
+}
+
+fn default_pg_port() -> u16 {
+    5432
+}
+fn default_my_port() -> u16 {
+    3306
+}
+fn default_pool_size() -> usize {
+    8
+}
+fn default_connect_timeout_ms() -> u64 {
+    3000
+}
+
+/// Reference data: every file in the folder is a table `ref.<file stem>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceConfig {
+    /// The folder; relative to the config file.
+    pub path: PathBuf,
+}
+
+/// A data user.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// SCRAM-SHA-256 verifier (`SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`,
+    /// as `tautan passwd` prints and PostgreSQL stores).
+    pub password: Option<String>,
+    /// Name of an environment variable holding the plain password.
+    pub password_env: Option<String>,
+    /// Roles the user holds.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// SELECT on tables matching patterns, for one role.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConfig {
+    /// The role receiving the grant.
+    pub role: String,
+    /// Table patterns: `link.schema.table`, `ref.table`, with `*` and `?`
+    /// globs per part; a trailing `*` part matches all deeper parts
+    /// (`kesehatan.*` is every table of link `kesehatan`).
+    pub tables: Vec<String>,
+    /// Only these columns (all when absent).
+    pub columns: Option<Vec<String>>,
+}
+
+/// A configuration error, pointing at the file, line and key.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The key involved, when known.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+impl FederationConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            line: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut cfg: FederationConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            ConfigError {
+                path: path.to_path_buf(),
+                line,
+                key: None,
+                message: e.message().to_string(),
+            }
+        })?;
+        cfg.path = path.to_path_buf();
+        cfg.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        cfg.validate(text)?;
+        Ok(cfg)
+    }
+
+    fn error_at(&self, text: &str, start: usize, key: String, message: String) -> ConfigError {
+        ConfigError {
+            path: self.path.clone(),
+            line: Some(line_of(text, start)),
+            key: Some(key),
+            message,
+        }
+    }
+
+    fn validate(&self, text: &str) -> Result<(), ConfigError> {
+        const RESERVED: &[&str] = &["ref", "mat", "system", "information_schema", "pg_catalog"];
+        for (name, link) in &self.links {
+            let key = format!("links.{name}");
+            if RESERVED.contains(&name.as_str()) || *name == self.server.database {
+                return Err(self.error_at(
+                    text,
+                    link.span().start,
+                    key,
+                    format!("`{name}` is reserved; choose another link name"),
+                ));
+            }
+            if let LinkConfig::Postgres {
+                password,
+                password_env,
+                ..
+            }
+            | LinkConfig::Mysql {
+                password,
+                password_env,
+                ..
+            } = link.get_ref()
+            {
+                if password.is_some() && password_env.is_some() {
+                    return Err(self.error_at(
+                        text,
+                        link.span().start,
+                        key,
+                        "give either `password` or `password_env`, not both".into(),
+                    ));
+                }
+            }
+        }
+        for (name, user) in &self.users {
+            let u = user.get_ref();
+            let key = format!("users.{name}");
+            match (&u.password, &u.password_env) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(self.error_at(
+                        text,
+                        user.span().start,
+                        key,
+                        "give exactly one of `password` (a SCRAM-SHA-256 verifier) or `password_env`".into(),
+                    ))
+                }
+                (Some(v), None) => {
+                    if let Err(e) = crate::auth::ScramVerifier::parse(v) {
+                        return Err(self.error_at(text, user.span().start, format!("{key}.password"), e));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for grant in &self.grants {
+            for pattern in &grant.get_ref().tables {
+                if let Err(e) = crate::grants::TablePattern::parse(pattern) {
+                    return Err(self.error_at(
+                        text,
+                        grant.span().start,
+                        "grants.tables".into(),
+                        format!("bad table pattern `{pattern}`: {e}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves a path from the config against the config's folder.
+    pub fn resolve_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+}
+
+/// Reads a secret: the literal, or the named environment variable.
+pub fn secret(literal: &Option<String>, env: &Option<String>) -> Result<Option<String>, String> {
+    match (literal, env) {
+        (Some(v), _) => Ok(Some(v.clone())),
+        (None, Some(var)) => std::env::var(var)
+            .map(Some)
+            .map_err(|_| format!("environment variable {var} is not set")),
+        (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_line() {
+        let text = "[server]\nlisten = \"127.0.0.1:1\"\n\n[links.a]\nkind = \"postgres\"\nhost = \"h\"\ndatabase = \"d\"\nuser = \"u\"\npasword = \"x\"\n";
+        let e = FederationConfig::parse(text, Path::new("f.toml")).unwrap_err();
+        let shown = e.to_string();
+        assert!(shown.starts_with("f.toml:"), "{shown}");
+        assert!(shown.contains("pasword"), "{shown}");
+    }
+
+    #[test]
+    fn reserved_link_name_is_refused_with_its_line() {
+        let text = "\n\n[links.ref]\nkind = \"files\"\npath = \"x\"\n";
+        let e = FederationConfig::parse(text, Path::new("f.toml")).unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert_eq!(e.key.as_deref(), Some("links.ref"));
+    }
+}

@@ -1,0 +1,475 @@
+//! The federation engine: links registered from the config, and sessions
+//! that run one user's statements through check → plan → execute.
+//!
+//! A statement goes through [`Session::prepare`]:
+//!
+//! 1. parse (PostgreSQL dialect);
+//! 2. [`statement::classify`]: writes refused (25006), session commands
+//!    answered without touching any source;
+//! 3. every table reference (CTEs, subqueries, UNION, joins) resolved and
+//!    checked against the user's grants — invisible tables are 42P01 —
+//!    and every link referenced made sure to be up (08001 otherwise);
+//! 4. planned by DataFusion against the user's filtered catalog tree, then
+//!    optimized (filters, projections and limits pushed into each
+//!    [`RemoteTable`](tautan_connector::RemoteTable) scan);
+//! 5. column grants checked on the optimized plan (42501);
+//!
+//! and only then [`Session::execute`] runs it, streaming batches.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::ParamValues;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::common::TableReference;
+use tautan_connector::LinkRef;
+use tautan_mysql::{MySqlConfig, MySqlLink};
+use tautan_postgres::{PostgresConfig, PostgresLink};
+
+use crate::auth::{ScramVerifier, DEFAULT_ITERATIONS};
+use crate::catalog::{
+    grant_name, load_folder, LinkEntry, LinkSource, Registry, TableMap, UserCatalogList,
+    PUBLIC_SCHEMA, REF_SCHEMA, SYSTEM_SCHEMA,
+};
+use crate::config::{secret, FederationConfig, LinkConfig};
+use crate::error::QueryError;
+use crate::grants::{display_name, Access, Grants, TableAccess};
+use crate::statement::{classify, StatementKind};
+
+/// How often links that are down are contacted again in the background.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The running federation.
+#[derive(Debug)]
+pub struct Engine {
+    /// The config it was built from.
+    pub config: FederationConfig,
+    /// Links and reference data.
+    pub registry: Arc<Registry>,
+    grants: Grants,
+    verifiers: BTreeMap<String, ScramVerifier>,
+}
+
+fn build_link(name: &str, cfg: &LinkConfig, base: &FederationConfig) -> LinkSource {
+    let result: Result<LinkSource, String> = (|| match cfg {
+        LinkConfig::Postgres {
+            host,
+            port,
+            database,
+            user,
+            password,
+            password_env,
+            schemas,
+            pool_size,
+            ..
+        } => {
+            let password = secret(password, password_env)?;
+            let link = PostgresLink::new(
+                name,
+                PostgresConfig {
+                    host: host.clone(),
+                    port: *port,
+                    database: database.clone(),
+                    user: user.clone(),
+                    password,
+                    schemas: schemas.clone(),
+                    pool_size: *pool_size,
+                    connect_timeout: cfg.connect_timeout(),
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(LinkSource::Remote(Arc::new(link) as LinkRef))
+        }
+        LinkConfig::Mysql {
+            host,
+            port,
+            user,
+            password,
+            password_env,
+            databases,
+            pool_size,
+            ..
+        } => {
+            let password = secret(password, password_env)?;
+            let link = MySqlLink::new(
+                name,
+                MySqlConfig {
+                    host: host.clone(),
+                    port: *port,
+                    user: user.clone(),
+                    password,
+                    databases: databases.clone(),
+                    pool_size: *pool_size,
+                    connect_timeout: cfg.connect_timeout(),
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(LinkSource::Remote(Arc::new(link) as LinkRef))
+        }
+        LinkConfig::Files { path, .. } => Ok(LinkSource::Files(base.resolve_path(path))),
+    })();
+    result.unwrap_or_else(LinkSource::Broken)
+}
+
+impl Engine {
+    /// Builds the engine from a config and contacts every link once. Links
+    /// that fail are marked down; startup never fails because of a source.
+    pub async fn start(config: FederationConfig) -> Result<Arc<Engine>, String> {
+        let mut links = BTreeMap::new();
+        for (name, link) in &config.links {
+            let cfg = link.get_ref();
+            let source = build_link(name, cfg, &config);
+            links.insert(
+                name.clone(),
+                Arc::new(LinkEntry::new(
+                    name.clone(),
+                    cfg.kind(),
+                    cfg.description().map(String::from),
+                    source,
+                    cfg.connect_timeout(),
+                )),
+            );
+        }
+        let reference = match &config.reference {
+            Some(r) => {
+                let path = config.resolve_path(&r.path);
+                load_folder(&path)
+                    .await
+                    .map_err(|e| format!("reference data in {}: {e}", path.display()))?
+            }
+            None => TableMap::new(),
+        };
+        let registry = Arc::new(Registry {
+            database: config.server.database.clone(),
+            links,
+            reference: std::sync::RwLock::new(Arc::new(reference)),
+        });
+        registry.refresh_all().await;
+
+        let mut verifiers = BTreeMap::new();
+        for (name, user) in &config.users {
+            let u = user.get_ref();
+            let v = match (&u.password, &u.password_env) {
+                (Some(text), _) => ScramVerifier::parse(text).ok(),
+                (None, Some(var)) => match std::env::var(var) {
+                    Ok(p) => Some(ScramVerifier::new(&p, DEFAULT_ITERATIONS)),
+                    Err(_) => {
+                        tracing::warn!(user = %name, var = %var, "password variable not set; user cannot log in");
+                        None
+                    }
+                },
+                (None, None) => None,
+            };
+            if let Some(v) = v {
+                verifiers.insert(name.clone(), v);
+            }
+        }
+        let grants = Grants::from_config(&config);
+        Ok(Arc::new(Engine {
+            config,
+            registry,
+            grants,
+            verifiers,
+        }))
+    }
+
+    /// Loads `path` and starts the engine.
+    pub async fn from_file(path: &Path) -> Result<Arc<Engine>, String> {
+        let config = FederationConfig::load(path).map_err(|e| e.to_string())?;
+        Self::start(config).await
+    }
+
+    /// Re-contacts links that are down, forever, every few seconds.
+    pub fn spawn_health_checks(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let registry = self.registry.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEALTH_INTERVAL).await;
+                for link in registry.links.values() {
+                    if link.state().status != crate::catalog::LinkStatus::Up {
+                        link.refresh().await;
+                    }
+                }
+            }
+        })
+    }
+
+    /// The verifier of `user`, if the user exists and can log in.
+    pub fn verifier(&self, user: &str) -> Option<ScramVerifier> {
+        self.verifiers.get(user).cloned()
+    }
+
+    /// A session for an authenticated user.
+    pub fn session(self: &Arc<Self>, user: &str) -> Session {
+        let access = Arc::new(self.grants.access(user));
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(&self.registry.database, PUBLIC_SCHEMA)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true)
+            .with_target_partitions(2);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_catalog_list(Arc::new(UserCatalogList::new(
+                self.registry.clone(),
+                access.clone(),
+            )))
+            .with_default_features()
+            .build();
+        Session {
+            engine: self.clone(),
+            access,
+            ctx: SessionContext::new_with_state(state),
+            settings: Mutex::new(default_settings()),
+        }
+    }
+}
+
+fn default_settings() -> BTreeMap<String, String> {
+    [
+        ("application_name", ""),
+        ("client_encoding", "UTF8"),
+        ("datestyle", "ISO, MDY"),
+        ("extra_float_digits", "1"),
+        ("integer_datetimes", "on"),
+        ("intervalstyle", "postgres"),
+        ("search_path", "public"),
+        ("server_encoding", "UTF8"),
+        ("server_version", crate::SERVER_VERSION),
+        ("standard_conforming_strings", "on"),
+        ("timezone", "UTC"),
+        ("transaction_read_only", "on"),
+        ("default_transaction_read_only", "on"),
+        ("transaction isolation level", "read committed"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// One user's connection to the federation.
+pub struct Session {
+    engine: Arc<Engine>,
+    access: Arc<Access>,
+    ctx: SessionContext,
+    settings: Mutex<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("user", &self.access.user).finish()
+    }
+}
+
+/// A statement ready to run.
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    /// A checked, planned query (placeholders `$n` still in it).
+    Query(LogicalPlan),
+    /// A session command's result: a command tag, and for SHOW a value.
+    Command {
+        /// The command tag (`SET`, `BEGIN`, ...).
+        tag: String,
+        /// `Some((name, value))` for SHOW.
+        show: Option<(String, String)>,
+    },
+    /// Nothing (an empty statement).
+    Empty,
+}
+
+impl Session {
+    /// The user.
+    pub fn user(&self) -> &str {
+        &self.access.user
+    }
+
+    /// The DataFusion state this session plans with.
+    pub fn state(&self) -> SessionState {
+        self.ctx.state()
+    }
+
+    /// Splits and parses SQL text (PostgreSQL dialect).
+    pub fn parse(&self, sql: &str) -> Result<Vec<DFStatement>, QueryError> {
+        let dialect = PostgreSqlDialect {};
+        let statements = DFParserBuilder::new(sql)
+            .with_dialect(&dialect)
+            .build()
+            .and_then(|mut p| p.parse_statements())
+            .map_err(|e| QueryError::new("42601", e.to_string()))?;
+        Ok(statements.into_iter().collect())
+    }
+
+    /// A session setting's current value.
+    pub fn setting(&self, name: &str) -> Option<String> {
+        let settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        settings.get(&name.to_ascii_lowercase()).cloned()
+    }
+
+    /// Checks and plans one statement. Nothing reaches a source here.
+    pub async fn prepare(&self, statement: DFStatement) -> Result<Prepared, QueryError> {
+        match classify(&statement) {
+            StatementKind::Write(what) => Err(QueryError::read_only(&what)),
+            StatementKind::Unsupported(what) => Err(QueryError::new(
+                "0A000",
+                format!("{what} is not supported"),
+            )),
+            StatementKind::Transaction(tag) => Ok(Prepared::Command {
+                tag: tag.to_string(),
+                show: None,
+            }),
+            StatementKind::Set { name, value } => {
+                if (name == "transaction_read_only" || name == "default_transaction_read_only")
+                    && matches!(value.to_ascii_lowercase().as_str(), "off" | "false" | "0")
+                {
+                    return Err(QueryError::read_only("SET transaction_read_only = off"));
+                }
+                let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+                settings.insert(name, value);
+                Ok(Prepared::Command {
+                    tag: "SET".into(),
+                    show: None,
+                })
+            }
+            StatementKind::Show(name) => {
+                let value = self.setting(&name).ok_or_else(|| {
+                    QueryError::new("42704", format!("unrecognized configuration parameter \"{name}\""))
+                })?;
+                Ok(Prepared::Command {
+                    tag: "SHOW".into(),
+                    show: Some((name, value)),
+                })
+            }
+            StatementKind::Query => {
+                let state = self.ctx.state();
+                let references = state.resolve_table_references(&statement)?;
+                self.check_tables(&references).await?;
+                let plan = state.statement_to_plan(statement).await?;
+                let optimized = state.optimize(&plan)?;
+                self.check_columns(&optimized)?;
+                Ok(Prepared::Query(plan))
+            }
+        }
+    }
+
+    /// The grant check on names: before planning, before any source is
+    /// contacted. Also makes sure every link referenced is up.
+    async fn check_tables(&self, references: &[TableReference]) -> Result<(), QueryError> {
+        let database = &self.engine.registry.database;
+        for r in references {
+            let resolved = r.clone().resolve(database, PUBLIC_SCHEMA);
+            let (catalog, schema, table) = (
+                resolved.catalog.as_ref(),
+                resolved.schema.as_ref(),
+                resolved.table.as_ref(),
+            );
+            if schema == "information_schema" || schema == "pg_catalog" {
+                continue; // filtered views of what the user may see
+            }
+            if catalog == database.as_str() && schema == SYSTEM_SCHEMA {
+                continue; // status tables, filtered per user
+            }
+            let name = grant_name(database, catalog, schema, table);
+            if self.access.table(&name) == TableAccess::Invisible {
+                return Err(QueryError::undefined_table(&r.to_string()));
+            }
+            if let Some(link) = self.engine.registry.link(catalog) {
+                link.ensure_up().await.map_err(QueryError::from)?;
+            } else if catalog != database.as_str() || schema != REF_SCHEMA {
+                return Err(QueryError::undefined_table(&r.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Column grants, on the optimized plan: each scan's projection and the
+    /// filters pushed into it.
+    fn check_columns(&self, plan: &LogicalPlan) -> Result<(), QueryError> {
+        let database = &self.engine.registry.database;
+        let mut denied: Option<QueryError> = None;
+        let _ = plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                let resolved = scan.table_name.clone().resolve(database, PUBLIC_SCHEMA);
+                let name = grant_name(
+                    database,
+                    resolved.catalog.as_ref(),
+                    resolved.schema.as_ref(),
+                    resolved.table.as_ref(),
+                );
+                let access = self.access.table(&name);
+                if let TableAccess::Columns(_) = &access {
+                    let schema = scan.source.schema();
+                    let mut used: Vec<String> = match &scan.projection {
+                        Some(p) => p.iter().map(|&i| schema.field(i).name().clone()).collect(),
+                        None => schema.fields().iter().map(|f| f.name().clone()).collect(),
+                    };
+                    for f in &scan.filters {
+                        used.extend(f.column_refs().into_iter().map(|c| c.name.clone()));
+                    }
+                    if let Some(col) = used.iter().find(|c| !access.allows_column(c)) {
+                        denied = Some(QueryError::column_denied(col, &display_name(&name)));
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        match denied {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs a prepared query with parameter values; batches stream from the
+    /// sources as the caller reads.
+    pub async fn execute(
+        &self,
+        plan: LogicalPlan,
+        params: Option<ParamValues>,
+    ) -> Result<SendableRecordBatchStream, QueryError> {
+        let plan = match params {
+            Some(p) => plan.replace_params_with_values(&p)?,
+            None => plan,
+        };
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        Ok(df.execute_stream().await?)
+    }
+
+    /// Checks, plans and runs every statement of `sql`, collecting results
+    /// (for the CLI and tests; the wire endpoint streams instead).
+    pub async fn run(&self, sql: &str) -> Result<Vec<Outcome>, QueryError> {
+        let mut out = Vec::new();
+        for stmt in self.parse(sql)? {
+            match self.prepare(stmt).await? {
+                Prepared::Query(plan) => {
+                    let schema = plan.schema().inner().clone();
+                    let stream = self.execute(plan, None).await?;
+                    let batches = datafusion::physical_plan::common::collect(stream).await?;
+                    out.push(Outcome::Rows(schema, batches));
+                }
+                Prepared::Command { tag, show } => out.push(Outcome::Command(tag, show)),
+                Prepared::Empty => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A collected result of [`Session::run`].
+#[derive(Debug)]
+pub enum Outcome {
+    /// Rows.
+    Rows(
+        datafusion::arrow::datatypes::SchemaRef,
+        Vec<datafusion::arrow::record_batch::RecordBatch>,
+    ),
+    /// A command tag, with a SHOW value.
+    Command(String, Option<(String, String)>),
+}

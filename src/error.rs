@@ -1,0 +1,103 @@
+//! Errors as a PostgreSQL client sees them: a SQLSTATE and a message.
+
+use std::fmt;
+
+use datafusion::error::DataFusionError;
+use tautan_connector::error::find_link_error;
+
+/// A failed statement, with the SQLSTATE clients display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryError {
+    /// Five-character SQLSTATE.
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+impl QueryError {
+    /// An error with `code`.
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// 42P01, worded like PostgreSQL, for tables that do not exist *or* that
+    /// the user may not see.
+    pub fn undefined_table(name: &str) -> Self {
+        Self::new("42P01", format!("relation \"{name}\" does not exist"))
+    }
+
+    /// 42501 for a column outside the user's grants.
+    pub fn column_denied(column: &str, table: &str) -> Self {
+        Self::new(
+            "42501",
+            format!("permission denied for column \"{column}\" of relation \"{table}\""),
+        )
+    }
+
+    /// 25006 for anything that would write.
+    pub fn read_only(what: &str) -> Self {
+        Self::new(
+            "25006",
+            format!("cannot execute {what}: tautan is a read-only federation"),
+        )
+    }
+}
+
+impl fmt::Display for QueryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for QueryError {}
+
+impl From<DataFusionError> for QueryError {
+    fn from(e: DataFusionError) -> Self {
+        if let Some(link) = find_link_error(&e) {
+            return QueryError::new(link.client_sqlstate(), link.to_string());
+        }
+        let root = e.find_root();
+        let text = root.to_string();
+        let code = match root {
+            DataFusionError::SQL(..) => "42601",
+            DataFusionError::NotImplemented(_) => "0A000",
+            DataFusionError::SchemaError(se, _) => {
+                use datafusion::common::SchemaError;
+                match se.as_ref() {
+                    SchemaError::FieldNotFound { .. } => "42703",
+                    SchemaError::AmbiguousReference { .. } => "42702",
+                    SchemaError::DuplicateQualifiedField { .. }
+                    | SchemaError::DuplicateUnqualifiedField { .. } => "42701",
+                }
+            }
+            DataFusionError::Plan(m) if m.contains("not found") && m.contains("table") => "42P01",
+            DataFusionError::Plan(m) if m.contains("No function matches") || m.contains("Invalid function") => "42883",
+            DataFusionError::Plan(_) => "42000",
+            DataFusionError::ArrowError(a, _) => match a.as_ref() {
+                datafusion::arrow::error::ArrowError::DivideByZero => "22012",
+                datafusion::arrow::error::ArrowError::CastError(_)
+                | datafusion::arrow::error::ArrowError::ParseError(_) => "22P02",
+                _ => "XX000",
+            },
+            DataFusionError::ResourcesExhausted(_) => "53200",
+            _ => "XX000",
+        };
+        // DataFusion's "table 'x' not found" becomes PostgreSQL's wording.
+        if code == "42P01" {
+            if let Some(start) = text.find('\'') {
+                if let Some(len) = text[start + 1..].find('\'') {
+                    return QueryError::undefined_table(&text[start + 1..start + 1 + len]);
+                }
+            }
+        }
+        let message = text
+            .strip_prefix("Error during planning: ")
+            .or_else(|| text.strip_prefix("SQL error: "))
+            .unwrap_or(&text)
+            .to_string();
+        QueryError::new(code, message)
+    }
+}

@@ -1,0 +1,255 @@
+//! Who may read what: users, roles and table grants from the config.
+//!
+//! A grant gives a role SELECT on every table matching a pattern, optionally
+//! only on some columns. The check runs on table *names*, before planning:
+//!
+//! * a table no grant of the user matches is **invisible**: it is reported
+//!   exactly like a table that does not exist (SQLSTATE 42P01), and catalog
+//!   listings leave it out;
+//! * a visible table read through a column the grants leave out is
+//!   **denied** with SQLSTATE 42501.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use globset::{Glob, GlobMatcher};
+
+use crate::config::FederationConfig;
+
+/// A fully qualified table name as grants see it: `[link, schema, table]`
+/// for a link, `[schema, table]` (e.g. `ref.kecamatan`) for the
+/// federation's own schemas.
+pub type TableName = Vec<String>;
+
+/// Shows a table name the way a user writes it.
+pub fn display_name(name: &[String]) -> String {
+    name.join(".")
+}
+
+/// One table pattern: a glob per dot-separated part.
+#[derive(Debug, Clone)]
+pub struct TablePattern {
+    text: String,
+    parts: Vec<GlobMatcher>,
+    /// The last part is a lone `*`: it matches any number of deeper parts.
+    open_ended: bool,
+}
+
+impl TablePattern {
+    /// Parses `link.schema.table`, `ref.*`, `kesehatan.*`, ...
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Err("empty pattern".into());
+        }
+        let raw: Vec<&str> = text.split('.').collect();
+        if raw.len() > 3 {
+            return Err("at most three parts: link.schema.table".into());
+        }
+        let mut parts = Vec::with_capacity(raw.len());
+        for p in &raw {
+            if p.is_empty() {
+                return Err("empty part".into());
+            }
+            let glob = Glob::new(p).map_err(|e| e.to_string())?;
+            parts.push(glob.compile_matcher());
+        }
+        Ok(Self {
+            text: text.to_string(),
+            open_ended: raw.last() == Some(&"*"),
+            parts,
+        })
+    }
+
+    /// Whether the pattern covers `name`.
+    pub fn matches(&self, name: &[String]) -> bool {
+        let n = self.parts.len();
+        if name.len() == n {
+            return self.parts.iter().zip(name).all(|(g, s)| g.is_match(s));
+        }
+        if self.open_ended && name.len() > n {
+            return self.parts[..n - 1]
+                .iter()
+                .zip(name)
+                .all(|(g, s)| g.is_match(s));
+        }
+        false
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// One grant as it applies to a user.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The role the grant was given to.
+    pub role: String,
+    /// Which tables.
+    pub pattern: TablePattern,
+    /// Which columns; `None` for all.
+    pub columns: Option<BTreeSet<String>>,
+}
+
+/// What a user may do with one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableAccess {
+    /// The table does not exist for this user.
+    Invisible,
+    /// Every column.
+    All,
+    /// Only these columns.
+    Columns(BTreeSet<String>),
+}
+
+impl TableAccess {
+    /// Whether `column` may be read.
+    pub fn allows_column(&self, column: &str) -> bool {
+        match self {
+            TableAccess::Invisible => false,
+            TableAccess::All => true,
+            TableAccess::Columns(c) => c.contains(column),
+        }
+    }
+}
+
+/// Everything one user may read.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// The user's login.
+    pub user: String,
+    /// The user's roles.
+    pub roles: Vec<String>,
+    /// Grants of those roles.
+    pub rules: Vec<Rule>,
+}
+
+impl Access {
+    /// Access to one table, the union of every matching grant.
+    pub fn table(&self, name: &[String]) -> TableAccess {
+        let mut columns: Option<BTreeSet<String>> = None;
+        let mut visible = false;
+        for rule in self.rules.iter().filter(|r| r.pattern.matches(name)) {
+            visible = true;
+            match &rule.columns {
+                None => return TableAccess::All,
+                Some(c) => columns.get_or_insert_with(BTreeSet::new).extend(c.iter().cloned()),
+            }
+        }
+        match (visible, columns) {
+            (false, _) => TableAccess::Invisible,
+            (true, Some(c)) => TableAccess::Columns(c),
+            (true, None) => TableAccess::All,
+        }
+    }
+
+    /// Whether any grant could match a table under `prefix` (a link, or a
+    /// link's schema): used to hide whole catalogs and schemas.
+    pub fn may_see_prefix(&self, prefix: &[String]) -> bool {
+        self.rules.iter().any(|r| {
+            let n = r.pattern.parts.len();
+            let k = prefix.len().min(n);
+            let head_ok = r.pattern.parts[..k]
+                .iter()
+                .zip(prefix)
+                .all(|(g, s)| g.is_match(s));
+            // A shorter pattern only reaches deeper through an open end.
+            head_ok && (n > prefix.len() || r.pattern.open_ended)
+        })
+    }
+}
+
+/// Grants of every user, built from the config.
+#[derive(Debug, Default)]
+pub struct Grants {
+    users: BTreeMap<String, Access>,
+}
+
+impl Grants {
+    /// Collects the rules per user.
+    pub fn from_config(cfg: &FederationConfig) -> Self {
+        let mut users = BTreeMap::new();
+        for (name, user) in &cfg.users {
+            let roles = user.get_ref().roles.clone();
+            let mut rules = Vec::new();
+            for grant in &cfg.grants {
+                let g = grant.get_ref();
+                if !roles.contains(&g.role) {
+                    continue;
+                }
+                for t in &g.tables {
+                    // Patterns were validated when the config was loaded.
+                    if let Ok(pattern) = TablePattern::parse(t) {
+                        rules.push(Rule {
+                            role: g.role.clone(),
+                            pattern,
+                            columns: g.columns.as_ref().map(|c| c.iter().cloned().collect()),
+                        });
+                    }
+                }
+            }
+            users.insert(
+                name.clone(),
+                Access {
+                    user: name.clone(),
+                    roles,
+                    rules,
+                },
+            );
+        }
+        Self { users }
+    }
+
+    /// The access of `user`; an unknown user sees nothing.
+    pub fn access(&self, user: &str) -> Access {
+        self.users.get(user).cloned().unwrap_or_else(|| Access {
+            user: user.to_string(),
+            ..Default::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> TableName {
+        s.split('.').map(String::from).collect()
+    }
+
+    #[test]
+    fn patterns() {
+        let p = TablePattern::parse("kesehatan.*").unwrap();
+        assert!(p.matches(&n("kesehatan.kesehatan.kunjungan")));
+        assert!(!p.matches(&n("kependudukan.public.penduduk")));
+        let p = TablePattern::parse("ref.*").unwrap();
+        assert!(p.matches(&n("ref.kecamatan")));
+        let p = TablePattern::parse("kependudukan.public.penduduk_*").unwrap();
+        assert!(p.matches(&n("kependudukan.public.penduduk_agregat")));
+        assert!(!p.matches(&n("kependudukan.public.penduduk")));
+        assert!(!p.matches(&n("kependudukan.other.penduduk_x")));
+    }
+
+    #[test]
+    fn column_grants_union_and_all_wins() {
+        let rule = |p: &str, cols: Option<&[&str]>| Rule {
+            role: "r".into(),
+            pattern: TablePattern::parse(p).unwrap(),
+            columns: cols.map(|c| c.iter().map(|s| s.to_string()).collect()),
+        };
+        let a = Access {
+            user: "u".into(),
+            roles: vec!["r".into()],
+            rules: vec![
+                rule("pg.public.t", Some(&["a"])),
+                rule("pg.public.t", Some(&["b"])),
+            ],
+        };
+        let t = a.table(&n("pg.public.t"));
+        assert!(t.allows_column("a") && t.allows_column("b") && !t.allows_column("nik"));
+        assert_eq!(a.table(&n("pg.public.u")), TableAccess::Invisible);
+        assert!(a.may_see_prefix(&n("pg")));
+        assert!(a.may_see_prefix(&n("pg.public")));
+        assert!(!a.may_see_prefix(&n("my")));
+    }
+}

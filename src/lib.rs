@@ -1,0 +1,30 @@
+//! tautan: a read-only database-link federation engine.
+//!
+//! Each agency database is a read-only *link*; the custodian's reference
+//! files are the `ref` schema; data users query them all with SQL over the
+//! PostgreSQL wire protocol, under per-table grants checked before planning.
+//!
+//! A query flows one way through the modules:
+//!
+//! | step | module |
+//! |---|---|
+//! | configuration (`federation.toml`) | [`config`] |
+//! | login (SCRAM-SHA-256) | [`auth`], [`server::postgres`] |
+//! | parse, refuse writes | [`statement`] |
+//! | grant check on every table name | [`grants`], [`engine`] |
+//! | the catalog tree the user may see | [`catalog`] |
+//! | planning, pushdown into each source | [`engine`], `tautan_connector::pushdown` |
+//! | reading sources | `connectors/*` crates |
+//! | streaming rows to the client | [`server::postgres`] |
+
+pub mod auth;
+pub mod catalog;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod grants;
+pub mod server;
+pub mod statement;
+
+/// PostgreSQL version tautan presents itself as (for clients that check).
+pub const SERVER_VERSION: &str = "16.0";

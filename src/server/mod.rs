@@ -1,0 +1,6 @@
+//! Protocol front ends. One file per protocol.
+
+pub mod encode;
+pub mod params;
+pub mod postgres;
+pub mod startup;
