@@ -34,3 +34,16 @@ GRANT SELECT, SHOW VIEW ON kesehatan.* TO 'tautan_ro'@'localhost', 'tautan_ro'@'
 GRANT SELECT, SHOW VIEW ON kepegawaian.* TO 'tautan_ro'@'localhost', 'tautan_ro'@'127.0.0.1';
 SQL
 echo "loaded: kependudukan (PostgreSQL), kesehatan + kepegawaian (MariaDB)"
+
+# Test fixtures (types, awkward names, larger tables): database tautan_uji.
+psql -X -q -v ON_ERROR_STOP=1 -d postgres <<'SQL'
+SELECT 'CREATE DATABASE tautan_uji' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'tautan_uji')\gexec
+SQL
+psql -X -q -v ON_ERROR_STOP=1 -d tautan_uji -f "$here/uji.pg.sql" 2>&1 | grep -v NOTICE || true
+psql -X -q -v ON_ERROR_STOP=1 -d tautan_uji <<'SQL'
+GRANT USAGE ON SCHEMA public, "Skema Campuran" TO tautan_ro;
+GRANT SELECT ON ALL TABLES IN SCHEMA public, "Skema Campuran" TO tautan_ro;
+SQL
+my < "$here/uji.mysql.sql"
+my -e "GRANT SELECT ON tautan_uji.* TO 'tautan_ro'@'localhost', 'tautan_ro'@'127.0.0.1'"
+echo "loaded: test fixtures tautan_uji (PostgreSQL and MariaDB)"

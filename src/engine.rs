@@ -28,8 +28,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::common::TableReference;
 use tautan_connector::LinkRef;
 use tautan_mysql::{MySqlConfig, MySqlLink};
@@ -298,13 +297,7 @@ impl Session {
 
     /// Splits and parses SQL text (PostgreSQL dialect).
     pub fn parse(&self, sql: &str) -> Result<Vec<DFStatement>, QueryError> {
-        let dialect = PostgreSqlDialect {};
-        let statements = DFParserBuilder::new(sql)
-            .with_dialect(&dialect)
-            .build()
-            .and_then(|mut p| p.parse_statements())
-            .map_err(|e| QueryError::new("42601", e.to_string()))?;
-        Ok(statements.into_iter().collect())
+        crate::statement::parse(sql)
     }
 
     /// A session setting's current value.

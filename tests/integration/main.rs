@@ -1,1 +1,10 @@
+//! Integration tests: a real tautan server in-process, real PostgreSQL and
+//! MariaDB (loaded by `sql/load.sh`), real clients (tokio-postgres, psql,
+//! the `tautan` binary).
 
+mod common;
+mod e2e;
+mod grants;
+mod links;
+mod readonly;
+mod types;

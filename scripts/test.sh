@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every test of tautan against real PostgreSQL and MariaDB and real
+# clients. On a fresh Debian machine it installs and starts what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tautan-target}
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+need_apt=()
+command -v psql >/dev/null || need_apt+=(postgresql-client)
+command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql postgresql-contrib)
+command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
+command -v mariadb >/dev/null || need_apt+=(mariadb-client)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing: ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# PostgreSQL: running, reachable as postgres over TCP, pg_stat_statements on.
+pg_version=$(ls /etc/postgresql | sort -n | tail -1)
+pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q; }
+pg_up || $SUDO pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start
+for _ in $(seq 30); do pg_up && break; sleep 1; done
+if ! psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'SELECT 1' >/dev/null 2>&1; then
+  # Fresh install: give postgres a password for TCP logins.
+  $SUDO -u postgres psql -qc "ALTER USER postgres PASSWORD 'postgres'" >/dev/null
+  export PGPASSWORD=postgres
+fi
+if ! psql -h 127.0.0.1 -U postgres -d postgres -Atc 'SHOW shared_preload_libraries' | grep -q pg_stat_statements; then
+  psql -h 127.0.0.1 -U postgres -d postgres -qc "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$pg_version" main restart
+  for _ in $(seq 30); do pg_up && break; sleep 1; done
+fi
+
+# MariaDB: running, root reachable over TCP without a password.
+my_up() { mariadb -h 127.0.0.1 -uroot -e 'SELECT 1' >/dev/null 2>&1; }
+if ! my_up; then
+  if ! mariadb -uroot -e 'SELECT 1' >/dev/null 2>&1; then
+    $SUDO start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+    for _ in $(seq 30); do mariadb -uroot -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
+  fi
+  my_up || mariadb -uroot -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
+fi
+
+bash sql/load.sh
+psql -h 127.0.0.1 -U postgres -d tautan_uji -qc 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements'
+
+cargo test --workspace --all-targets --no-fail-fast "$@" 2>&1

@@ -1,0 +1,157 @@
+//! Starting a federation for one test, and talking to it and the sources.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tautan::config::FederationConfig;
+use tautan::engine::Engine;
+use tokio_postgres::{Client, NoTls};
+
+/// Demo users and their passwords (verifiers in the shipped federation.toml).
+pub const WALIDATA: (&str, &str) = ("walidata", "walidata-demo");
+pub const DINKES: (&str, &str) = ("analis_dinkes", "dinkes-demo");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped config's users and grants, plus test links.
+pub fn config_text(extra_links: &str) -> String {
+    let shipped = std::fs::read_to_string(repo().join("federation.toml")).expect("federation.toml");
+    let shipped = shipped
+        .replace("password_env = \"TAUTAN_KEPENDUDUKAN_PASSWORD\"", "password = \"tautan-ro\"")
+        .replace("listen = \"127.0.0.1:6432\"", "listen = \"127.0.0.1:0\"");
+    format!(
+        "{shipped}\n{extra_links}\n\
+[links.uji_pg]\nkind = \"postgres\"\nhost = \"127.0.0.1\"\ndatabase = \"tautan_uji\"\nuser = \"tautan_ro\"\npassword = \"tautan-ro\"\n\n\
+[links.uji_my]\nkind = \"mysql\"\nhost = \"127.0.0.1\"\nuser = \"tautan_ro\"\npassword = \"tautan-ro\"\ndatabases = [\"tautan_uji\"]\n"
+    )
+}
+
+pub struct Server {
+    pub port: u16,
+    pub engine: Arc<Engine>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts a server on an ephemeral port with the shipped config plus
+/// `extra_links`.
+pub async fn start_with(extra_links: &str) -> Server {
+    let path = repo().join("federation.toml");
+    let config = FederationConfig::parse(&config_text(extra_links), &path).expect("config");
+    let engine = Engine::start(config).await.expect("engine");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let e = engine.clone();
+    let task = tokio::spawn(async move {
+        let _ = tautan::server::postgres::serve(e, listener).await;
+    });
+    Server {
+        port,
+        engine,
+        _task: task,
+    }
+}
+
+pub async fn start() -> Server {
+    start_with("").await
+}
+
+impl Server {
+    /// A tokio-postgres client logged in with SCRAM.
+    pub async fn connect(&self, (user, password): (&str, &str)) -> Client {
+        self.try_connect(user, password).await.expect("login")
+    }
+
+    pub async fn try_connect(&self, user: &str, password: &str) -> Result<Client, tokio_postgres::Error> {
+        let conn = format!(
+            "host=127.0.0.1 port={} user={user} password={password} dbname=tautan",
+            self.port
+        );
+        let (client, connection) = tokio_postgres::connect(&conn, NoTls).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+
+    /// Runs psql against the server; returns (exit ok, stdout, stderr).
+    pub fn psql(&self, (user, password): (&str, &str), args: &[&str]) -> (bool, String, String) {
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", user, "-d", "tautan"])
+            .args(args)
+            .env("PGPASSWORD", password)
+            .output()
+            .expect("psql runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+}
+
+/// SQLSTATE of a client error.
+pub fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.code().map(|c| c.code().to_string()).unwrap_or_else(|| format!("no sqlstate: {e}"))
+}
+
+/// A superuser connection to the local PostgreSQL.
+pub async fn pg_admin(db: &str) -> Client {
+    let password = std::env::var("PGPASSWORD").unwrap_or_default();
+    let conn = format!("host=127.0.0.1 port=5432 user=postgres password='{password}' dbname={db}");
+    let (client, connection) = tokio_postgres::connect(&conn, NoTls).await.expect("postgres superuser");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// A root connection to the local MariaDB.
+pub async fn my_admin() -> mysql_async::Conn {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(3306)
+        .user(Some("root"))
+        .pass(std::env::var("MYSQL_PWD").ok())
+        .prefer_socket(false);
+    mysql_async::Conn::new(opts).await.expect("mariadb root")
+}
+
+/// Statements MariaDB received from `user` since the general log was
+/// cleared, from the general log table.
+pub async fn my_log(conn: &mut mysql_async::Conn, needle: &str) -> Vec<String> {
+    use mysql_async::prelude::Queryable;
+    conn.exec(
+        "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log \
+         WHERE command_type IN ('Query', 'Execute', 'Prepare') AND user_host LIKE 'tautan_ro%' \
+         AND CONVERT(argument USING utf8mb4) LIKE ?",
+        (format!("%{needle}%"),),
+    )
+    .await
+    .expect("general log readable")
+}
+
+/// Turns on MariaDB's general log into mysql.general_log.
+pub async fn my_log_on(conn: &mut mysql_async::Conn) {
+    use mysql_async::prelude::Queryable;
+    conn.query_drop("SET GLOBAL log_output = 'TABLE'").await.expect("log_output");
+    conn.query_drop("SET GLOBAL general_log = 1").await.expect("general_log");
+}
+
+/// Statements PostgreSQL ran for tautan_ro containing `needle`, with the
+/// rows each returned (pg_stat_statements).
+pub async fn pg_statements(needle: &str) -> Vec<(String, i64)> {
+    let admin = pg_admin("tautan_uji").await;
+    admin
+        .query(
+            "SELECT s.query, s.rows FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid \
+             WHERE r.rolname = 'tautan_ro' AND s.query LIKE '%' || $1 || '%'",
+            &[&needle],
+        )
+        .await
+        .expect("pg_stat_statements is installed (scripts/test.sh enables it)")
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}

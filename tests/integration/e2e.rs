@@ -1,0 +1,131 @@
+//! The end-to-end path a user takes: psql, the CLI, parameters, many sessions.
+
+use crate::common::*;
+
+const JOIN: &str = "SELECT k.nama, p.penduduk, v.kunjungan \
+    FROM ref.kecamatan k \
+    JOIN (SELECT kecamatan_kode, sum(jumlah) AS penduduk FROM kependudukan.public.penduduk_per_kecamatan GROUP BY 1) p ON p.kecamatan_kode = k.kode \
+    JOIN (SELECT kecamatan_kode, count(*) AS kunjungan FROM kesehatan.kesehatan.kunjungan GROUP BY 1) v ON v.kecamatan_kode = k.kode \
+    ORDER BY k.nama";
+
+#[tokio::test]
+async fn cross_agency_join_through_psql() {
+    let server = start().await;
+    let (ok, out, err) = server.psql(DINKES, &["-A", "-t", "-c", JOIN]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 8, "{out}");
+    assert_eq!(lines[0], "Cempaka Putih|2500|3750");
+    assert!(lines.contains(&"Gambir|2500|3750"), "{out}");
+}
+
+#[tokio::test]
+async fn extended_protocol_with_parameters_and_binary_results() {
+    let server = start().await;
+    let client = server.connect(DINKES).await;
+    let rows = client
+        .query(
+            "SELECT kode, nama FROM ref.kecamatan WHERE kode = $1",
+            &[&"31.71.06"],
+        )
+        .await
+        .expect("query");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, String>(1), "Menteng");
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM kesehatan.kesehatan.kunjungan WHERE kecamatan_kode = $1 AND rawat_inap = $2",
+            &[&"31.71.01", &true],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert!(n > 0 && n < 3750, "{n}");
+}
+
+#[tokio::test]
+async fn many_concurrent_sessions_get_the_same_answer() {
+    let server = start().await;
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let client = server.connect(WALIDATA).await;
+        tasks.push(tokio::spawn(async move {
+            client
+                .query_one("SELECT count(*) FROM kependudukan.public.penduduk p JOIN ref.kecamatan k ON k.kode = p.kecamatan_kode", &[])
+                .await
+                .map(|r| r.get::<_, i64>(0))
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("join").expect("query"), 20_000);
+    }
+}
+
+#[tokio::test]
+async fn wrong_password_is_28p01() {
+    let server = start().await;
+    let err = server.try_connect("analis_dinkes", "salah").await.err().expect("refused");
+    assert_eq!(sqlstate(&err), "28P01");
+    let err = server.try_connect("tidak_ada", "x").await.err().expect("refused");
+    assert_eq!(sqlstate(&err), "28P01", "unknown users look like wrong passwords");
+}
+
+#[tokio::test]
+async fn errors_carry_sqlstates() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let e = client.simple_query("SELEC 1").await.err().expect("syntax");
+    assert_eq!(sqlstate(&e), "42601");
+    let e = client.simple_query("SELECT tidak_ada FROM ref.kecamatan").await.err().expect("column");
+    assert_eq!(sqlstate(&e), "42703");
+    // The session survives errors.
+    let rows = client.simple_query("SELECT 1").await.expect("still works");
+    assert!(!rows.is_empty());
+}
+
+fn tautan_cmd() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tautan"));
+    cmd.current_dir(repo())
+        .env("TAUTAN_KEPENDUDUKAN_PASSWORD", "tautan-ro")
+        .env("TAUTAN_LOG", "warn");
+    cmd
+}
+
+#[test]
+fn cli_query_prints_a_table() {
+    let out = tautan_cmd()
+        .args(["query", "--user", "analis_dinkes", JOIN])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("| Gambir        | 2500     | 3750      |"), "{stdout}");
+    assert!(stdout.contains("(8 rows)"), "{stdout}");
+
+    let out = tautan_cmd()
+        .args(["query", "--user", "analis_dinkes", "SELECT nip FROM kepegawaian.kepegawaian.pegawai"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ERROR 42P01"));
+}
+
+#[test]
+fn cli_check_tests_every_link() {
+    let out = tautan_cmd().arg("check").output().expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("link kependudukan (postgres): up as tautan_ro — read-only, 2 tables"), "{stdout}");
+    assert!(stdout.contains("link kesehatan (mysql): up as tautan_ro@"), "{stdout}");
+    assert!(stdout.contains("reference data: 2 tables"), "{stdout}");
+
+    // A bad config names file, line and key.
+    let dir = std::env::temp_dir().join(format!("tautan-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let bad = dir.join("federation.toml");
+    std::fs::write(&bad, "[server]\nlisten = \"127.0.0.1:1\"\n\n[links.x]\nkind = \"postgres\"\nhost = \"h\"\ndatabase = \"d\"\nuser = \"u\"\nport = \"lima\"\n").expect("write");
+    let out = tautan_cmd().arg("--config").arg(&bad).arg("check").output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("federation.toml:"), "{stderr}");
+}

@@ -1,0 +1,164 @@
+//! Links going down and coming back; names and quoting; first-level
+//! pushdown, proven from what each source received.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::common::*;
+
+/// A TCP forwarder to the local PostgreSQL that can be switched off and on:
+/// the "database" behind a link going down and coming back.
+async fn switchable_proxy() -> (u16, Arc<AtomicBool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let up = Arc::new(AtomicBool::new(false));
+    let flag = up.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            if !flag.load(Ordering::SeqCst) {
+                drop(inbound); // refused: the database is "down"
+                continue;
+            }
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5432").await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (port, up)
+}
+
+#[tokio::test]
+async fn a_down_link_is_a_partial_outage_and_recovers_without_restart() {
+    let (port, up) = switchable_proxy().await;
+    let extra = format!(
+        "[links.jauh]\nkind = \"postgres\"\nhost = \"127.0.0.1\"\nport = {port}\ndatabase = \"tautan_uji\"\nuser = \"tautan_ro\"\npassword = \"tautan-ro\"\nconnect_timeout_ms = 1000\n"
+    );
+    let started = std::time::Instant::now();
+    let server = start_with(&extra).await;
+    assert!(started.elapsed().as_secs() < 10, "startup waited on the down link");
+    let client = server.connect(WALIDATA).await;
+    // Other links and ref still answer.
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM kesehatan.kesehatan.puskesmas", &[])
+        .await
+        .expect("other link")
+        .get(0);
+    assert_eq!(n, 8);
+    let status: String = client
+        .query_one("SELECT status FROM system.links WHERE name = 'jauh'", &[])
+        .await
+        .expect("system.links")
+        .get(0);
+    assert_eq!(status, "down");
+    // A query on the down link fails fast, naming it.
+    let t = std::time::Instant::now();
+    let e = client
+        .simple_query("SELECT count(*) FROM jauh.public.angka")
+        .await
+        .err()
+        .expect("down");
+    assert!(t.elapsed().as_secs() < 5);
+    assert!(matches!(sqlstate(&e).as_str(), "08001" | "08006"), "{e}");
+    let msg = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+    assert!(msg.contains("\"jauh\""), "{msg}");
+    // The database comes back: the link works, no restart.
+    up.store(true, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM jauh.public.angka", &[])
+        .await
+        .expect("link is back")
+        .get(0);
+    assert_eq!(n, 200_000);
+}
+
+#[tokio::test]
+async fn quoted_mixed_case_names_work_as_in_postgresql() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let rows = client
+        .query(
+            "SELECT \"Kode Wilayah\", \"quote\"\"d\" FROM uji_pg.\"Skema Campuran\".\"Data Penting\" WHERE \"Kode Wilayah\" = 'it''s'",
+            &[],
+        )
+        .await
+        .expect("pg quoted");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, String>(1), "c");
+    let rows = client
+        .query(
+            "SELECT \"NilaiBesar\", \"back`tick\" FROM uji_my.tautan_uji.\"Data Penting\" WHERE \"Kode Wilayah\" = 'it''s'",
+            &[],
+        )
+        .await
+        .expect("mysql quoted");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, i32>(0), 30);
+    // Unquoted names fold to lower case, as in PostgreSQL.
+    let e = client
+        .simple_query("SELECT NilaiBesar FROM uji_my.tautan_uji.\"Data Penting\"")
+        .await
+        .err()
+        .expect("folded");
+    assert_eq!(sqlstate(&e), "42703");
+}
+
+#[tokio::test]
+async fn filters_projections_and_limits_reach_mariadb() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let mut admin = my_admin().await;
+    my_log_on(&mut admin).await;
+    let marker = format!("label-4{}", std::process::id() % 1000);
+    let rows = client
+        .query(
+            &format!("SELECT id FROM uji_my.tautan_uji.angka WHERE grup = 7 AND label <> '{marker}' LIMIT 5"),
+            &[],
+        )
+        .await
+        .expect("query");
+    assert_eq!(rows.len(), 5);
+    let seen = my_log(&mut admin, "FROM `tautan_uji`.`angka`").await;
+    let ours: Vec<&String> = seen.iter().filter(|s| s.contains("`grup` = 7")).collect();
+    assert!(!ours.is_empty(), "filter not pushed: {seen:?}");
+    let sql = ours.last().map(|s| s.as_str()).unwrap_or_default();
+    assert!(sql.starts_with("SELECT `id` FROM"), "projection not pushed: {sql}");
+    // `<>` on a string is not exact under MariaDB collations: not sent, so
+    // no LIMIT either (DataFusion filters and limits itself).
+    assert!(!sql.contains(&marker), "{sql}");
+    let rows = client
+        .query("SELECT id FROM uji_my.tautan_uji.angka WHERE grup = 8 LIMIT 3", &[])
+        .await
+        .expect("query");
+    assert_eq!(rows.len(), 3);
+    let seen = my_log(&mut admin, "`grup` = 8").await;
+    assert!(seen.iter().any(|s| s.ends_with("LIMIT 3")), "limit not pushed: {seen:?}");
+}
+
+#[tokio::test]
+async fn filters_projections_and_limits_reach_postgresql() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let n: i64 = client
+        .query_one("SELECT count(label) FROM uji_pg.public.angka WHERE grup = 42 AND id > 100000", &[])
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(n, 1000);
+    let seen = pg_statements("\"grup\" = 42").await;
+    let (sql, rows) = seen
+        .iter()
+        .find(|(q, _)| q.contains("\"id\" > 100000"))
+        .unwrap_or_else(|| panic!("filter not pushed: {seen:?}"));
+    assert!(sql.starts_with("COPY (SELECT \"label\" FROM \"public\".\"angka\""), "{sql}");
+    assert_eq!(*rows, 1000, "only matching rows crossed the wire");
+    let rows = client
+        .query("SELECT id FROM uji_pg.public.angka WHERE grup = 43 LIMIT 4", &[])
+        .await
+        .expect("limit");
+    assert_eq!(rows.len(), 4);
+    let seen = pg_statements("\"grup\" = 43").await;
+    assert!(seen.iter().any(|(q, r)| q.contains("LIMIT 4") && *r == 4), "{seen:?}");
+}
