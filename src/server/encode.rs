@@ -131,6 +131,16 @@ fn encode_batch(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> PgWireResu
     for row in 0..batch.num_rows() {
         for (col, array) in batch.columns().iter().enumerate() {
             let pg_field = &fields[col];
+            if array.is_null(row) {
+                // Checked here for every type: arrow-pg does not for all of them.
+                encoder.encode_field_with_type_and_format(
+                    &None::<i8>,
+                    pg_field.datatype(),
+                    pg_field.format(),
+                    pg_field.format_options(),
+                )?;
+                continue;
+            }
             match specials[col] {
                 Some(kind) => {
                     let strings = array.as_string::<i32>();

@@ -8,7 +8,8 @@ const JOIN: &str = "SELECT k.nama, p.penduduk, v.kunjungan \
     JOIN (SELECT kecamatan_kode, count(*) AS kunjungan FROM kesehatan.kesehatan.kunjungan GROUP BY 1) v ON v.kecamatan_kode = k.kode \
     ORDER BY k.nama";
 
-#[tokio::test]
+// psql blocks this thread: the server needs another one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_agency_join_through_psql() {
     let server = start().await;
     let (ok, out, err) = server.psql(DINKES, &["-A", "-t", "-c", JOIN]);

@@ -21,7 +21,8 @@ async fn invisible_tables_look_exactly_like_missing_ones() {
     assert_eq!(sqlstate(&hidden), "42P01");
     assert_eq!(sqlstate(&missing), "42P01");
     let msg = |e: &tokio_postgres::Error| e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
-    assert_eq!(msg(&hidden).replace("pegawai", "X"), msg(&missing).replace("tidak_ada", "X"));
+    assert_eq!(msg(&hidden).replace("kepegawaian.kepegawaian.pegawai", "X"),
+        msg(&missing).replace("kepegawaian.kepegawaian.tidak_ada", "X"));
 }
 
 #[tokio::test]

@@ -113,7 +113,7 @@ async fn mysql_types_round_trip() {
     // Zero dates are NULL; NULL is NULL.
     let zero = text_row(&client, "SELECT d, dt, ts, tm FROM uji_my.tautan_uji.semua_tipe WHERE id = 3").await;
     assert_eq!(zero[..3], [None, None, None]);
-    assert_eq!(zero[3].as_deref(), Some("12:00:00.5"));
+    assert_eq!(zero[3].as_deref(), Some("12:00:00.500000"));
     let nulls = text_row(&client, "SELECT * FROM uji_my.tautan_uji.semua_tipe WHERE id = 2").await;
     assert!(nulls[1..].iter().all(Option::is_none), "{nulls:?}");
     // Binary format with OIDs.
