@@ -64,7 +64,9 @@ impl ScramVerifier {
 
     /// Parses `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || "expected SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey> (run `tautan passwd`)".to_string();
+        let bad = || {
+            "expected SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey> (run `tautan passwd`)".to_string()
+        };
         let rest = text.strip_prefix("SCRAM-SHA-256$").ok_or_else(bad)?;
         let (iter_salt, keys) = rest.split_once('$').ok_or_else(bad)?;
         let (iter, salt) = iter_salt.split_once(':').ok_or_else(bad)?;
@@ -135,12 +137,19 @@ pub enum ScramError {
 impl ScramExchange {
     /// Handles client-first (`n,,n=user,r=nonce`); returns the exchange and
     /// the server-first message.
-    pub fn start(client_first: &str, verifier: ScramVerifier) -> Result<(Self, String), ScramError> {
+    pub fn start(
+        client_first: &str,
+        verifier: ScramVerifier,
+    ) -> Result<(Self, String), ScramError> {
         let proto = |m: &str| ScramError::Protocol(m.to_string());
         let mut parts = client_first.splitn(3, ',');
-        let cb = parts.next().ok_or_else(|| proto("empty client-first message"))?;
+        let cb = parts
+            .next()
+            .ok_or_else(|| proto("empty client-first message"))?;
         let authzid = parts.next().ok_or_else(|| proto("missing authzid"))?;
-        let bare = parts.next().ok_or_else(|| proto("missing client-first-bare"))?;
+        let bare = parts
+            .next()
+            .ok_or_else(|| proto("missing client-first-bare"))?;
         if cb.starts_with("p=") {
             return Err(proto("channel binding is not offered on this connection"));
         }
@@ -192,7 +201,9 @@ impl ScramExchange {
         if nonce != Some(self.nonce.as_str()) {
             return Err(proto("nonce mismatch"));
         }
-        let proof = B64.decode(proof).map_err(|_| proto("proof is not base64"))?;
+        let proof = B64
+            .decode(proof)
+            .map_err(|_| proto("proof is not base64"))?;
         if proof.len() != 32 {
             return Err(ScramError::WrongPassword);
         }
@@ -233,10 +244,7 @@ mod tests {
         let (mut ex, _) = ScramExchange::start(client_first, v).unwrap();
         // Pin the server nonce to the RFC's.
         ex.nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0".into();
-        ex.server_first = format!(
-            "r={},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
-            ex.nonce
-        );
+        ex.server_first = format!("r={},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", ex.nonce);
         let client_final = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
         assert_eq!(
             ex.finish(client_final).unwrap(),

@@ -169,7 +169,11 @@ impl LinkEntry {
         let result = match result {
             Ok(r) => r,
             Err(_) => Err((
-                format!("link \"{}\" is unavailable: no answer within {:?}", self.name, self.timeout * 2),
+                format!(
+                    "link \"{}\" is unavailable: no answer within {:?}",
+                    self.name,
+                    self.timeout * 2
+                ),
                 "08001".to_string(),
             )),
         };
@@ -239,7 +243,8 @@ impl LinkEntry {
                 for def in defs {
                     let name = def.name.clone();
                     let schema = def.schema.clone();
-                    let table: Arc<dyn TableProvider> = Arc::new(RemoteTable::new(link.clone(), def));
+                    let table: Arc<dyn TableProvider> =
+                        Arc::new(RemoteTable::new(link.clone(), def));
                     schemas.entry(schema).or_default().insert(name, table);
                 }
                 Ok(schemas.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
@@ -364,7 +369,8 @@ impl CatalogProvider for LinkCatalog {
             .iter()
             .filter(|(schema, tables)| {
                 tables.keys().any(|t| {
-                    self.access.table(&[self.link.name.clone(), schema.to_string(), t.clone()])
+                    self.access
+                        .table(&[self.link.name.clone(), schema.to_string(), t.clone()])
                         != TableAccess::Invisible
                 })
             })
@@ -439,7 +445,11 @@ impl FilteredSchema {
 #[async_trait]
 impl SchemaProvider for FilteredSchema {
     fn table_names(&self) -> Vec<String> {
-        self.tables.keys().filter(|t| self.visible(t)).cloned().collect()
+        self.tables
+            .keys()
+            .filter(|t| self.visible(t))
+            .cloned()
+            .collect()
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
@@ -501,7 +511,8 @@ impl SystemSchema {
                 .map(|(schema, t)| {
                     t.keys()
                         .filter(|t| {
-                            self.access.table(&[l.name.clone(), schema.clone(), t.to_string()])
+                            self.access
+                                .table(&[l.name.clone(), schema.clone(), t.to_string()])
                                 != TableAccess::Invisible
                         })
                         .count()
@@ -548,7 +559,12 @@ impl SystemSchema {
         let mut kind = vec![];
         let mut columns = vec![];
         let mut access_col = vec![];
-        let mut push = |cat: &str, sch: &str, t: &str, k: &str, p: &Arc<dyn TableProvider>, full: &[String]| {
+        let mut push = |cat: &str,
+                        sch: &str,
+                        t: &str,
+                        k: &str,
+                        p: &Arc<dyn TableProvider>,
+                        full: &[String]| {
             let acc = self.access.table(full);
             if acc == TableAccess::Invisible {
                 return;
@@ -567,13 +583,27 @@ impl SystemSchema {
             let s = l.state();
             for (sch, tables) in s.schemas.iter() {
                 for (t, p) in tables.iter() {
-                    push(&l.name, sch, t, l.kind, p, &[l.name.clone(), sch.clone(), t.clone()]);
+                    push(
+                        &l.name,
+                        sch,
+                        t,
+                        l.kind,
+                        p,
+                        &[l.name.clone(), sch.clone(), t.clone()],
+                    );
                 }
             }
         }
         let db = self.registry.database.clone();
         for (t, p) in self.registry.reference().iter() {
-            push(&db, REF_SCHEMA, t, "reference", p, &[REF_SCHEMA.to_string(), t.clone()]);
+            push(
+                &db,
+                REF_SCHEMA,
+                t,
+                "reference",
+                p,
+                &[REF_SCHEMA.to_string(), t.clone()],
+            );
         }
         mem_table(
             vec![
@@ -605,15 +635,27 @@ impl SystemSchema {
                 Field::new("columns", DataType::Utf8, true),
             ],
             vec![
-                Arc::new(StringArray::from(vec![self.access.user.clone(); rules.len()])),
-                Arc::new(StringArray::from(rules.iter().map(|r| r.role.clone()).collect::<Vec<_>>())),
+                Arc::new(StringArray::from(vec![
+                    self.access.user.clone();
+                    rules.len()
+                ])),
                 Arc::new(StringArray::from(
-                    rules.iter().map(|r| r.pattern.as_str().to_string()).collect::<Vec<_>>(),
+                    rules.iter().map(|r| r.role.clone()).collect::<Vec<_>>(),
                 )),
                 Arc::new(StringArray::from(
                     rules
                         .iter()
-                        .map(|r| r.columns.as_ref().map(|c| c.iter().cloned().collect::<Vec<_>>().join(", ")))
+                        .map(|r| r.pattern.as_str().to_string())
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    rules
+                        .iter()
+                        .map(|r| {
+                            r.columns
+                                .as_ref()
+                                .map(|c| c.iter().cloned().collect::<Vec<_>>().join(", "))
+                        })
                         .collect::<Vec<_>>(),
                 )),
             ],
@@ -661,4 +703,3 @@ impl From<(String, String)> for crate::error::QueryError {
         crate::error::QueryError::new(&code, message)
     }
 }
-

@@ -328,17 +328,21 @@ impl FederationConfig {
             let u = user.get_ref();
             let key = format!("users.{name}");
             match (&u.password, &u.password_env) {
-                (Some(_), Some(_)) | (None, None) => {
-                    return Err(self.error_at(
-                        text,
-                        user.span().start,
-                        key,
-                        "give exactly one of `password` (a SCRAM-SHA-256 verifier) or `password_env`".into(),
-                    ))
-                }
+                (Some(_), Some(_)) | (None, None) => return Err(self.error_at(
+                    text,
+                    user.span().start,
+                    key,
+                    "give exactly one of `password` (a SCRAM-SHA-256 verifier) or `password_env`"
+                        .into(),
+                )),
                 (Some(v), None) => {
                     if let Err(e) = crate::auth::ScramVerifier::parse(v) {
-                        return Err(self.error_at(text, user.span().start, format!("{key}.password"), e));
+                        return Err(self.error_at(
+                            text,
+                            user.span().start,
+                            format!("{key}.password"),
+                            e,
+                        ));
                     }
                 }
                 _ => {}

@@ -23,13 +23,13 @@ use std::time::Duration;
 
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::ParamValues;
+use datafusion::common::TableReference;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::common::TableReference;
 use tautan_connector::LinkRef;
 use tautan_mysql::{MySqlConfig, MySqlLink};
 use tautan_postgres::{PostgresConfig, PostgresLink};
@@ -264,7 +264,9 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("user", &self.access.user).finish()
+        f.debug_struct("Session")
+            .field("user", &self.access.user)
+            .finish()
     }
 }
 
@@ -310,10 +312,9 @@ impl Session {
     pub async fn prepare(&self, statement: DFStatement) -> Result<Prepared, QueryError> {
         match classify(&statement) {
             StatementKind::Write(what) => Err(QueryError::read_only(&what)),
-            StatementKind::Unsupported(what) => Err(QueryError::new(
-                "0A000",
-                format!("{what} is not supported"),
-            )),
+            StatementKind::Unsupported(what) => {
+                Err(QueryError::new("0A000", format!("{what} is not supported")))
+            }
             StatementKind::Transaction(tag) => Ok(Prepared::Command {
                 tag: tag.to_string(),
                 show: None,
@@ -333,7 +334,10 @@ impl Session {
             }
             StatementKind::Show(name) => {
                 let value = self.setting(&name).ok_or_else(|| {
-                    QueryError::new("42704", format!("unrecognized configuration parameter \"{name}\""))
+                    QueryError::new(
+                        "42704",
+                        format!("unrecognized configuration parameter \"{name}\""),
+                    )
                 })?;
                 Ok(Prepared::Command {
                     tag: "SHOW".into(),

@@ -74,7 +74,11 @@ impl From<DataFusionError> for QueryError {
                 }
             }
             DataFusionError::Plan(m) if m.contains("not found") && m.contains("table") => "42P01",
-            DataFusionError::Plan(m) if m.contains("No function matches") || m.contains("Invalid function") => "42883",
+            DataFusionError::Plan(m)
+                if m.contains("No function matches") || m.contains("Invalid function") =>
+            {
+                "42883"
+            }
             DataFusionError::Plan(_) => "42000",
             DataFusionError::ArrowError(a, _) => match a.as_ref() {
                 datafusion::arrow::error::ArrowError::DivideByZero => "22012",

@@ -133,7 +133,9 @@ impl Access {
             visible = true;
             match &rule.columns {
                 None => return TableAccess::All,
-                Some(c) => columns.get_or_insert_with(BTreeSet::new).extend(c.iter().cloned()),
+                Some(c) => columns
+                    .get_or_insert_with(BTreeSet::new)
+                    .extend(c.iter().cloned()),
             }
         }
         match (visible, columns) {

@@ -14,7 +14,13 @@ use tracing_subscriber::EnvFilter;
 #[command(name = "tautan", version, about)]
 struct Cli {
     /// The federation config.
-    #[arg(short, long, global = true, default_value = "federation.toml", env = "TAUTAN_CONFIG")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        default_value = "federation.toml",
+        env = "TAUTAN_CONFIG"
+    )]
     config: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -88,7 +94,9 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 let s = link.state();
                 match &s.error {
                     None => tracing::info!(link = %name, status = ?s.status, "ready"),
-                    Some(e) => tracing::warn!(link = %name, error = %e, "down at startup; will retry"),
+                    Some(e) => {
+                        tracing::warn!(link = %name, error = %e, "down at startup; will retry")
+                    }
                 }
             }
             tracing::info!(%addr, database = %engine.config.server.database, "serving PostgreSQL wire protocol");
@@ -110,11 +118,14 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                         match o {
                             Outcome::Rows(_, batches) => {
                                 let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-                                let table = pretty_format_batches(&batches).map_err(|e| e.to_string())?;
+                                let table =
+                                    pretty_format_batches(&batches).map_err(|e| e.to_string())?;
                                 println!("{table}");
                                 println!("({rows} row{})", if rows == 1 { "" } else { "s" });
                             }
-                            Outcome::Command(tag, Some((name, value))) => println!("{tag} {name} = {value}"),
+                            Outcome::Command(tag, Some((name, value))) => {
+                                println!("{tag} {name} = {value}")
+                            }
                             Outcome::Command(tag, None) => println!("{tag}"),
                         }
                     }
@@ -132,8 +143,13 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
 
 async fn check(path: &std::path::Path) -> Result<ExitCode, String> {
     let engine = Engine::from_file(path).await?;
-    println!("config {}: ok ({} links, {} users, {} grants)", path.display(),
-        engine.config.links.len(), engine.config.users.len(), engine.config.grants.len());
+    println!(
+        "config {}: ok ({} links, {} users, {} grants)",
+        path.display(),
+        engine.config.links.len(),
+        engine.config.users.len(),
+        engine.config.grants.len()
+    );
     let mut failures = 0;
     for (name, link) in &engine.registry.links {
         let state = link.state();
@@ -145,7 +161,11 @@ async fn check(path: &std::path::Path) -> Result<ExitCode, String> {
             }
             (None, Some(remote)) => match remote.probe().await {
                 Ok(p) => {
-                    let ro = if p.read_only { "read-only" } else { "NOT READ-ONLY" };
+                    let ro = if p.read_only {
+                        "read-only"
+                    } else {
+                        "NOT READ-ONLY"
+                    };
                     if !p.read_only {
                         failures += 1;
                     }
@@ -164,7 +184,16 @@ async fn check(path: &std::path::Path) -> Result<ExitCode, String> {
             (None, None) => println!("link {name} ({}): up — {tables} tables", link.kind),
         }
     }
-    let reference = engine.registry.reference.read().map(|r| r.len()).unwrap_or(0);
+    let reference = engine
+        .registry
+        .reference
+        .read()
+        .map(|r| r.len())
+        .unwrap_or(0);
     println!("reference data: {reference} tables");
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -6,9 +6,7 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::{
-    Query, SetExpr, Statement, Visit, Visitor,
-};
+use datafusion::sql::sqlparser::ast::{Query, SetExpr, Statement, Visit, Visitor};
 
 /// How the engine handles a statement.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,7 +76,9 @@ impl Visitor for WriteFinder {
 
 fn strip_quotes(s: &str) -> String {
     let t = s.trim();
-    if t.len() >= 2 && ((t.starts_with('\'') && t.ends_with('\'')) || (t.starts_with('"') && t.ends_with('"'))) {
+    if t.len() >= 2
+        && ((t.starts_with('\'') && t.ends_with('\'')) || (t.starts_with('"') && t.ends_with('"')))
+    {
         t[1..t.len() - 1].to_string()
     } else {
         t.to_string()
@@ -89,8 +89,8 @@ fn strip_quotes(s: &str) -> String {
 /// 25006 even when the parser does not know their exact form.
 const WRITE_VERBS: &[&str] = &[
     "INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "REPLACE", "CREATE", "DROP", "ALTER",
-    "TRUNCATE", "COPY", "CALL", "DO", "GRANT", "REVOKE", "VACUUM", "ANALYZE", "CLUSTER",
-    "REINDEX", "COMMENT", "LOCK", "REFRESH", "IMPORT", "LOAD", "SECURITY", "REASSIGN",
+    "TRUNCATE", "COPY", "CALL", "DO", "GRANT", "REVOKE", "VACUUM", "ANALYZE", "CLUSTER", "REINDEX",
+    "COMMENT", "LOCK", "REFRESH", "IMPORT", "LOAD", "SECURITY", "REASSIGN",
 ];
 
 /// Splits and parses SQL text (PostgreSQL dialect). A statement the parser
@@ -233,14 +233,21 @@ mod tests {
             "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
             "GRANT SELECT ON t TO u",
         ] {
-            assert!(matches!(kind(sql), StatementKind::Write(_)), "{sql}: {:?}", kind(sql));
+            assert!(
+                matches!(kind(sql), StatementKind::Write(_)),
+                "{sql}: {:?}",
+                kind(sql)
+            );
         }
     }
 
     #[test]
     fn reads_and_session_commands_pass() {
         assert_eq!(kind("SELECT 1"), StatementKind::Query);
-        assert_eq!(kind("WITH a AS (SELECT 1) SELECT * FROM a"), StatementKind::Query);
+        assert_eq!(
+            kind("WITH a AS (SELECT 1) SELECT * FROM a"),
+            StatementKind::Query
+        );
         assert_eq!(kind("EXPLAIN SELECT 1"), StatementKind::Query);
         assert_eq!(kind("BEGIN"), StatementKind::Transaction("BEGIN"));
         assert_eq!(
@@ -250,6 +257,9 @@ mod tests {
                 value: "psql".into()
             }
         );
-        assert_eq!(kind("SHOW search_path"), StatementKind::Show("search_path".into()));
+        assert_eq!(
+            kind("SHOW search_path"),
+            StatementKind::Show("search_path".into())
+        );
     }
 }

@@ -82,7 +82,11 @@ struct Raw<'a> {
 }
 
 impl ToSql for Raw<'_> {
-    fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         match self.kind {
             Special::Json => out.put_slice(self.text.as_bytes()),
             Special::Jsonb => {
@@ -183,6 +187,9 @@ pub fn row_stream(
 
 /// A query error as a PostgreSQL ErrorResponse.
 pub fn to_pg_error(e: QueryError) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".to_string(), e.code, e.message)))
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_string(),
+        e.code,
+        e.message,
+    )))
 }
-

@@ -43,11 +43,15 @@ pub fn pg_type_of(ty: Option<&DataType>) -> Type {
 }
 
 fn bad(i: usize, msg: impl std::fmt::Display) -> QueryError {
-    QueryError::new("22P02", format!("invalid value for parameter ${}: {msg}", i + 1))
+    QueryError::new(
+        "22P02",
+        format!("invalid value for parameter ${}: {msg}", i + 1),
+    )
 }
 
 fn be<const N: usize>(i: usize, b: &[u8]) -> Result<[u8; N], QueryError> {
-    b.try_into().map_err(|_| bad(i, format!("expected {N} bytes")))
+    b.try_into()
+        .map_err(|_| bad(i, format!("expected {N} bytes")))
 }
 
 /// Decodes one binary parameter of PostgreSQL type `ty`.

@@ -89,7 +89,11 @@ fn command_response(tag: &str) -> Response {
     }
 }
 
-fn result_fields(plan: &LogicalPlan, format: &Format, options: Option<Arc<FormatOptions>>) -> PgWireResult<Vec<FieldInfo>> {
+fn result_fields(
+    plan: &LogicalPlan,
+    format: &Format,
+    options: Option<Arc<FormatOptions>>,
+) -> PgWireResult<Vec<FieldInfo>> {
     let schema: Schema = plan.schema().as_arrow().clone();
     fields(&schema, format, options)
 }
@@ -132,7 +136,10 @@ impl SimpleQueryHandler for Handlers {
                 Ok(Prepared::Query(plan)) => {
                     run_query(client, &session, plan, &Format::UnifiedText, None).await
                 }
-                Ok(Prepared::Command { tag, show: Some((name, value)) }) => {
+                Ok(Prepared::Command {
+                    tag,
+                    show: Some((name, value)),
+                }) => {
                     let _ = tag;
                     show_response(&name, &value)
                 }
@@ -208,9 +215,14 @@ impl QueryParser for Parser {
         let format = column_format.cloned().unwrap_or(Format::UnifiedText);
         match &stmt.prepared {
             Prepared::Query(plan) => result_fields(plan, &format, None),
-            Prepared::Command { show: Some((name, _)), .. } => {
-                fields(&Schema::new(vec![Field::new(name, DataType::Utf8, true)]), &format, None)
-            }
+            Prepared::Command {
+                show: Some((name, _)),
+                ..
+            } => fields(
+                &Schema::new(vec![Field::new(name, DataType::Utf8, true)]),
+                &format,
+                None,
+            ),
             _ => Ok(vec![]),
         }
     }
@@ -252,9 +264,19 @@ impl ExtendedQueryHandler for Handlers {
                 )
                 .map_err(to_pg_error)?;
                 let values = (!inferred.is_empty()).then_some(values);
-                run_query(client, &session, plan.clone(), &portal.result_column_format, values).await
+                run_query(
+                    client,
+                    &session,
+                    plan.clone(),
+                    &portal.result_column_format,
+                    values,
+                )
+                .await
             }
-            Prepared::Command { show: Some((name, value)), .. } => {
+            Prepared::Command {
+                show: Some((name, value)),
+                ..
+            } => {
                 // Re-read: SET may have run since Parse.
                 let current = session.setting(name).unwrap_or_else(|| value.clone());
                 show_response(name, &current)
@@ -305,9 +327,10 @@ impl ExtendedQueryHandler for Handlers {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let fields = self
-            .parser
-            .get_result_schema(&portal.statement.statement, Some(&portal.result_column_format))?;
+        let fields = self.parser.get_result_schema(
+            &portal.statement.statement,
+            Some(&portal.result_column_format),
+        )?;
         Ok(DescribePortalResponse::new(fields))
     }
 }

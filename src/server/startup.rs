@@ -91,7 +91,12 @@ impl ServerParameterProvider for Parameters {
             ("session_authorization", user),
             ("application_name", app),
         ];
-        Some(params.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+        Some(
+            params
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        )
     }
 }
 
@@ -104,12 +109,20 @@ fn auth_failed(user: &str) -> PgWireError {
 }
 
 fn protocol(msg: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), "08P01".into(), msg)))
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        "08P01".into(),
+        msg,
+    )))
 }
 
 #[async_trait]
 impl StartupHandler for ScramStartup {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -122,9 +135,9 @@ impl StartupHandler for ScramStartup {
                 save_startup_parameters_to_metadata(client, startup);
                 client.set_state(PgWireConnectionState::AuthenticationInProgress);
                 client
-                    .send(PgWireBackendMessage::Authentication(Authentication::SASL(vec![
-                        "SCRAM-SHA-256".to_string(),
-                    ])))
+                    .send(PgWireBackendMessage::Authentication(Authentication::SASL(
+                        vec!["SCRAM-SHA-256".to_string()],
+                    )))
                     .await?;
                 *step = Step::MechanismsSent;
             }
@@ -144,8 +157,8 @@ impl StartupHandler for ScramStartup {
                         let verifier = self.engine.verifier(&user);
                         let known = verifier.is_some();
                         let verifier = verifier.unwrap_or_else(ScramVerifier::impossible);
-                        let (exchange, server_first) =
-                            ScramExchange::start(&text, verifier).map_err(|e| match e {
+                        let (exchange, server_first) = ScramExchange::start(&text, verifier)
+                            .map_err(|e| match e {
                                 ScramError::Protocol(m) => protocol(m),
                                 ScramError::WrongPassword => auth_failed(&user),
                             })?;
@@ -168,9 +181,9 @@ impl StartupHandler for ScramStartup {
                             }
                         };
                         client
-                            .send(PgWireBackendMessage::Authentication(Authentication::SASLFinal(
-                                server_final.into_bytes().into(),
-                            )))
+                            .send(PgWireBackendMessage::Authentication(
+                                Authentication::SASLFinal(server_final.into_bytes().into()),
+                            ))
                             .await?;
                         let (pid, key) = self.pids.generate(client);
                         client.set_pid_and_secret_key(pid, key.clone());

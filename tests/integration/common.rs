@@ -19,7 +19,10 @@ pub fn repo() -> PathBuf {
 pub fn config_text(extra_links: &str) -> String {
     let shipped = std::fs::read_to_string(repo().join("federation.toml")).expect("federation.toml");
     let shipped = shipped
-        .replace("password_env = \"TAUTAN_KEPENDUDUKAN_PASSWORD\"", "password = \"tautan-ro\"")
+        .replace(
+            "password_env = \"TAUTAN_KEPENDUDUKAN_PASSWORD\"",
+            "password = \"tautan-ro\"",
+        )
         .replace("listen = \"127.0.0.1:6432\"", "listen = \"127.0.0.1:0\"");
     format!(
         "{shipped}\n{extra_links}\n\
@@ -40,7 +43,9 @@ pub async fn start_with(extra_links: &str) -> Server {
     let path = repo().join("federation.toml");
     let config = FederationConfig::parse(&config_text(extra_links), &path).expect("config");
     let engine = Engine::start(config).await.expect("engine");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let e = engine.clone();
     let task = tokio::spawn(async move {
@@ -63,7 +68,11 @@ impl Server {
         self.try_connect(user, password).await.expect("login")
     }
 
-    pub async fn try_connect(&self, user: &str, password: &str) -> Result<Client, tokio_postgres::Error> {
+    pub async fn try_connect(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Client, tokio_postgres::Error> {
         let conn = format!(
             "host=127.0.0.1 port={} user={user} password={password} dbname=tautan",
             self.port
@@ -78,7 +87,17 @@ impl Server {
     /// Runs psql against the server; returns (exit ok, stdout, stderr).
     pub fn psql(&self, (user, password): (&str, &str), args: &[&str]) -> (bool, String, String) {
         let out = std::process::Command::new("psql")
-            .args(["-X", "-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", user, "-d", "tautan"])
+            .args([
+                "-X",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                user,
+                "-d",
+                "tautan",
+            ])
             .args(args)
             .env("PGPASSWORD", password)
             .output()
@@ -93,14 +112,18 @@ impl Server {
 
 /// SQLSTATE of a client error.
 pub fn sqlstate(e: &tokio_postgres::Error) -> String {
-    e.code().map(|c| c.code().to_string()).unwrap_or_else(|| format!("no sqlstate: {e}"))
+    e.code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("no sqlstate: {e}"))
 }
 
 /// A superuser connection to the local PostgreSQL.
 pub async fn pg_admin(db: &str) -> Client {
     let password = std::env::var("PGPASSWORD").unwrap_or_default();
     let conn = format!("host=127.0.0.1 port=5432 user=postgres password='{password}' dbname={db}");
-    let (client, connection) = tokio_postgres::connect(&conn, NoTls).await.expect("postgres superuser");
+    let (client, connection) = tokio_postgres::connect(&conn, NoTls)
+        .await
+        .expect("postgres superuser");
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -135,8 +158,12 @@ pub async fn my_log(conn: &mut mysql_async::Conn, needle: &str) -> Vec<String> {
 /// Turns on MariaDB's general log into mysql.general_log.
 pub async fn my_log_on(conn: &mut mysql_async::Conn) {
     use mysql_async::prelude::Queryable;
-    conn.query_drop("SET GLOBAL log_output = 'TABLE'").await.expect("log_output");
-    conn.query_drop("SET GLOBAL general_log = 1").await.expect("general_log");
+    conn.query_drop("SET GLOBAL log_output = 'TABLE'")
+        .await
+        .expect("log_output");
+    conn.query_drop("SET GLOBAL general_log = 1")
+        .await
+        .expect("general_log");
 }
 
 /// Statements PostgreSQL ran for tautan_ro containing `needle`, with the

@@ -65,10 +65,22 @@ async fn many_concurrent_sessions_get_the_same_answer() {
 #[tokio::test]
 async fn wrong_password_is_28p01() {
     let server = start().await;
-    let err = server.try_connect("analis_dinkes", "salah").await.err().expect("refused");
+    let err = server
+        .try_connect("analis_dinkes", "salah")
+        .await
+        .err()
+        .expect("refused");
     assert_eq!(sqlstate(&err), "28P01");
-    let err = server.try_connect("tidak_ada", "x").await.err().expect("refused");
-    assert_eq!(sqlstate(&err), "28P01", "unknown users look like wrong passwords");
+    let err = server
+        .try_connect("tidak_ada", "x")
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(
+        sqlstate(&err),
+        "28P01",
+        "unknown users look like wrong passwords"
+    );
 }
 
 #[tokio::test]
@@ -77,7 +89,11 @@ async fn errors_carry_sqlstates() {
     let client = server.connect(WALIDATA).await;
     let e = client.simple_query("SELEC 1").await.err().expect("syntax");
     assert_eq!(sqlstate(&e), "42601");
-    let e = client.simple_query("SELECT tidak_ada FROM ref.kecamatan").await.err().expect("column");
+    let e = client
+        .simple_query("SELECT tidak_ada FROM ref.kecamatan")
+        .await
+        .err()
+        .expect("column");
     assert_eq!(sqlstate(&e), "42703");
     // The session survives errors.
     let rows = client.simple_query("SELECT 1").await.expect("still works");
@@ -99,12 +115,24 @@ fn cli_query_prints_a_table() {
         .output()
         .expect("runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("| Gambir        | 2500     | 3750      |"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("| Gambir        | 2500     | 3750      |"),
+        "{stdout}"
+    );
     assert!(stdout.contains("(8 rows)"), "{stdout}");
 
     let out = tautan_cmd()
-        .args(["query", "--user", "analis_dinkes", "SELECT nip FROM kepegawaian.kepegawaian.pegawai"])
+        .args([
+            "query",
+            "--user",
+            "analis_dinkes",
+            "SELECT nip FROM kepegawaian.kepegawaian.pegawai",
+        ])
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
@@ -115,9 +143,19 @@ fn cli_query_prints_a_table() {
 fn cli_check_tests_every_link() {
     let out = tautan_cmd().arg("check").output().expect("runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("link kependudukan (postgres): up as tautan_ro — read-only, 2 tables"), "{stdout}");
-    assert!(stdout.contains("link kesehatan (mysql): up as tautan_ro@"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("link kependudukan (postgres): up as tautan_ro — read-only, 2 tables"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("link kesehatan (mysql): up as tautan_ro@"),
+        "{stdout}"
+    );
     assert!(stdout.contains("reference data: 2 tables"), "{stdout}");
 
     // A bad config names file, line and key.
@@ -125,7 +163,12 @@ fn cli_check_tests_every_link() {
     std::fs::create_dir_all(&dir).expect("tmp");
     let bad = dir.join("federation.toml");
     std::fs::write(&bad, "[server]\nlisten = \"127.0.0.1:1\"\n\n[links.x]\nkind = \"postgres\"\nhost = \"h\"\ndatabase = \"d\"\nuser = \"u\"\nport = \"lima\"\n").expect("write");
-    let out = tautan_cmd().arg("--config").arg(&bad).arg("check").output().expect("runs");
+    let out = tautan_cmd()
+        .arg("--config")
+        .arg(&bad)
+        .arg("check")
+        .output()
+        .expect("runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("federation.toml:"), "{stderr}");

@@ -20,9 +20,15 @@ async fn invisible_tables_look_exactly_like_missing_ones() {
         .expect("missing");
     assert_eq!(sqlstate(&hidden), "42P01");
     assert_eq!(sqlstate(&missing), "42P01");
-    let msg = |e: &tokio_postgres::Error| e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
-    assert_eq!(msg(&hidden).replace("kepegawaian.kepegawaian.pegawai", "X"),
-        msg(&missing).replace("kepegawaian.kepegawaian.tidak_ada", "X"));
+    let msg = |e: &tokio_postgres::Error| {
+        e.as_db_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        msg(&hidden).replace("kepegawaian.kepegawaian.pegawai", "X"),
+        msg(&missing).replace("kepegawaian.kepegawaian.tidak_ada", "X")
+    );
 }
 
 #[tokio::test]
@@ -38,7 +44,10 @@ async fn ungranted_columns_are_denied_granted_ones_read() {
         assert_eq!(sqlstate(&e), "42501", "{sql}");
     }
     let n: i64 = client
-        .query_one("SELECT count(*) FROM kependudukan.public.penduduk WHERE jenis_kelamin = 'P'", &[])
+        .query_one(
+            "SELECT count(*) FROM kependudukan.public.penduduk WHERE jenis_kelamin = 'P'",
+            &[],
+        )
         .await
         .expect("granted columns")
         .get(0);
@@ -60,15 +69,26 @@ async fn denied_statements_never_reach_a_source() {
     ];
     for sql in &denied {
         let e = client.simple_query(sql).await.err().expect("denied");
-        assert!(matches!(sqlstate(&e).as_str(), "42P01" | "42501"), "{sql}: {e}");
+        assert!(
+            matches!(sqlstate(&e).as_str(), "42P01" | "42501"),
+            "{sql}: {e}"
+        );
     }
-    assert!(my_log(&mut admin, &marker).await.is_empty(), "a denied query reached MariaDB");
+    assert!(
+        my_log(&mut admin, &marker).await.is_empty(),
+        "a denied query reached MariaDB"
+    );
     // The same filter on an allowed query does reach it: the check above can fail.
     client
-        .simple_query(&format!("SELECT nik FROM kesehatan.kesehatan.kunjungan WHERE diagnosa_icd10 = '{marker}'"))
+        .simple_query(&format!(
+            "SELECT nik FROM kesehatan.kesehatan.kunjungan WHERE diagnosa_icd10 = '{marker}'"
+        ))
         .await
         .expect("allowed");
-    assert!(!my_log(&mut admin, &marker).await.is_empty(), "general log is not recording");
+    assert!(
+        !my_log(&mut admin, &marker).await.is_empty(),
+        "general log is not recording"
+    );
 }
 
 #[tokio::test]
@@ -76,7 +96,10 @@ async fn listings_show_only_what_the_user_may_read() {
     let server = start().await;
     let client = server.connect(DINKES).await;
     let rows = client
-        .query("SELECT catalog || '.' || schema || '.' || \"table\" FROM system.tables ORDER BY 1", &[])
+        .query(
+            "SELECT catalog || '.' || schema || '.' || \"table\" FROM system.tables ORDER BY 1",
+            &[],
+        )
         .await
         .expect("system.tables");
     let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
@@ -92,11 +115,17 @@ async fn listings_show_only_what_the_user_may_read() {
         ]
     );
     let rows = client
-        .query("SELECT DISTINCT table_catalog FROM information_schema.tables ORDER BY 1", &[])
+        .query(
+            "SELECT DISTINCT table_catalog FROM information_schema.tables ORDER BY 1",
+            &[],
+        )
         .await
         .expect("information_schema");
     let catalogs: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    assert!(!catalogs.contains(&"kepegawaian".to_string()), "{catalogs:?}");
+    assert!(
+        !catalogs.contains(&"kepegawaian".to_string()),
+        "{catalogs:?}"
+    );
     assert!(!catalogs.contains(&"uji_pg".to_string()), "{catalogs:?}");
     let links: Vec<String> = client
         .query("SELECT name FROM system.links ORDER BY 1", &[])

@@ -9,7 +9,9 @@ use crate::common::*;
 /// A TCP forwarder to the local PostgreSQL that can be switched off and on:
 /// the "database" behind a link going down and coming back.
 async fn switchable_proxy() -> (u16, Arc<AtomicBool>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let up = Arc::new(AtomicBool::new(false));
     let flag = up.clone();
@@ -37,7 +39,10 @@ async fn a_down_link_is_a_partial_outage_and_recovers_without_restart() {
     );
     let started = std::time::Instant::now();
     let server = start_with(&extra).await;
-    assert!(started.elapsed().as_secs() < 10, "startup waited on the down link");
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "startup waited on the down link"
+    );
     let client = server.connect(WALIDATA).await;
     // Other links and ref still answer.
     let n: i64 = client
@@ -61,7 +66,10 @@ async fn a_down_link_is_a_partial_outage_and_recovers_without_restart() {
         .expect("down");
     assert!(t.elapsed().as_secs() < 5);
     assert!(matches!(sqlstate(&e).as_str(), "08001" | "08006"), "{e}");
-    let msg = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+    let msg = e
+        .as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_default();
     assert!(msg.contains("\"jauh\""), "{msg}");
     // The database comes back: the link works, no restart.
     up.store(true, Ordering::SeqCst);
@@ -126,17 +134,26 @@ async fn filters_projections_and_limits_reach_mariadb() {
     let sql = ours.last().map(|s| s.as_str()).unwrap_or_default();
     // Only the columns the query needs: `label` for the filter DataFusion
     // keeps, never `grup`.
-    assert!(sql.starts_with("SELECT `id`, `label` FROM"), "projection not pushed: {sql}");
+    assert!(
+        sql.starts_with("SELECT `id`, `label` FROM"),
+        "projection not pushed: {sql}"
+    );
     // `<>` on a string is not exact under MariaDB collations: not sent, so
     // no LIMIT either (DataFusion filters and limits itself).
     assert!(!sql.contains(&marker), "{sql}");
     let rows = client
-        .query("SELECT id FROM uji_my.tautan_uji.angka WHERE grup = 8 LIMIT 3", &[])
+        .query(
+            "SELECT id FROM uji_my.tautan_uji.angka WHERE grup = 8 LIMIT 3",
+            &[],
+        )
         .await
         .expect("query");
     assert_eq!(rows.len(), 3);
     let seen = my_log(&mut admin, "`grup` = 8").await;
-    assert!(seen.iter().any(|s| s.ends_with("LIMIT 3")), "limit not pushed: {seen:?}");
+    assert!(
+        seen.iter().any(|s| s.ends_with("LIMIT 3")),
+        "limit not pushed: {seen:?}"
+    );
 }
 
 #[tokio::test]
@@ -150,7 +167,10 @@ async fn filters_projections_and_limits_reach_postgresql() {
         .map(|(_, r)| r)
         .sum();
     let n: i64 = client
-        .query_one("SELECT count(label) FROM uji_pg.public.angka WHERE grup = 42 AND id > 100000", &[])
+        .query_one(
+            "SELECT count(label) FROM uji_pg.public.angka WHERE grup = 42 AND id > 100000",
+            &[],
+        )
         .await
         .expect("query")
         .get(0);
@@ -160,13 +180,27 @@ async fn filters_projections_and_limits_reach_postgresql() {
         .iter()
         .find(|(q, _)| q.contains("\"id\" > 100000"))
         .unwrap_or_else(|| panic!("filter not pushed: {seen:?}"));
-    assert!(sql.starts_with("COPY (SELECT \"label\" FROM \"public\".\"angka\""), "{sql}");
-    assert_eq!(*rows - rows_before, 1000, "only matching rows crossed the wire");
+    assert!(
+        sql.starts_with("COPY (SELECT \"label\" FROM \"public\".\"angka\""),
+        "{sql}"
+    );
+    assert_eq!(
+        *rows - rows_before,
+        1000,
+        "only matching rows crossed the wire"
+    );
     let rows = client
-        .query("SELECT id FROM uji_pg.public.angka WHERE grup = 43 LIMIT 4", &[])
+        .query(
+            "SELECT id FROM uji_pg.public.angka WHERE grup = 43 LIMIT 4",
+            &[],
+        )
         .await
         .expect("limit");
     assert_eq!(rows.len(), 4);
     let seen = pg_statements("\"grup\" = 43").await;
-    assert!(seen.iter().any(|(q, r)| q.contains("LIMIT 4") && *r % 4 == 0), "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|(q, r)| q.contains("LIMIT 4") && *r % 4 == 0),
+        "{seen:?}"
+    );
 }

@@ -8,7 +8,11 @@ async fn every_kind_of_write_is_refused_and_sources_are_unchanged() {
     let server = start().await;
     let client = server.connect(WALIDATA).await;
     let pg = pg_admin("tautan_uji").await;
-    let before: i64 = pg.query_one("SELECT count(*) FROM angka", &[]).await.expect("count").get(0);
+    let before: i64 = pg
+        .query_one("SELECT count(*) FROM angka", &[])
+        .await
+        .expect("count")
+        .get(0);
     for sql in [
         "INSERT INTO uji_pg.public.angka VALUES (0, 0, 0, 'x')",
         "UPDATE uji_pg.public.angka SET label = 'x'",
@@ -33,10 +37,17 @@ async fn every_kind_of_write_is_refused_and_sources_are_unchanged() {
         let e = client.simple_query(sql).await.err().unwrap_or_else(|| panic!("{sql} was accepted"));
         assert_eq!(sqlstate(&e), "25006", "{sql}: {e}");
     }
-    let after: i64 = pg.query_one("SELECT count(*) FROM angka", &[]).await.expect("count").get(0);
+    let after: i64 = pg
+        .query_one("SELECT count(*) FROM angka", &[])
+        .await
+        .expect("count")
+        .get(0);
     assert_eq!(before, after);
     let cols: i64 = pg
-        .query_one("SELECT count(*) FROM information_schema.columns WHERE table_name = 'angka'", &[])
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'angka'",
+            &[],
+        )
         .await
         .expect("columns")
         .get(0);
@@ -44,7 +55,10 @@ async fn every_kind_of_write_is_refused_and_sources_are_unchanged() {
     assert!(!std::path::Path::new("/tmp/tautan-should-not-exist.csv").exists());
     use mysql_async::prelude::Queryable;
     let mut my = my_admin().await;
-    let n: Option<i64> = my.query_first("SELECT count(*) FROM tautan_uji.angka").await.expect("count");
+    let n: Option<i64> = my
+        .query_first("SELECT count(*) FROM tautan_uji.angka")
+        .await
+        .expect("count");
     assert_eq!(n, Some(50_000));
 }
 

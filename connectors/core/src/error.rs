@@ -113,7 +113,8 @@ pub fn find_link_error(err: &datafusion::error::DataFusionError) -> Option<&Link
                 if let Some(l) = e.downcast_ref::<LinkError>() {
                     Some(l)
                 } else {
-                    e.downcast_ref::<DataFusionError>().and_then(find_link_error)
+                    e.downcast_ref::<DataFusionError>()
+                        .and_then(find_link_error)
                 }
             }
             _ => None,

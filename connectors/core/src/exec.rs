@@ -64,7 +64,12 @@ impl fmt::Debug for RemoteScanExec {
 
 impl DisplayAs for RemoteScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "RemoteScanExec: link={} sql={}", self.link.name(), self.sql)
+        write!(
+            f,
+            "RemoteScanExec: link={} sql={}",
+            self.link.name(),
+            self.sql
+        )
     }
 }
 

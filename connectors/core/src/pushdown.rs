@@ -158,10 +158,12 @@ impl Classifier<'_> {
 
     /// A comparison between a column of type `ty` and literals.
     fn comparison(&self, ty: &DataType, cmp: Cmp) -> Option<TableProviderFilterPushDown> {
-        let is_string = matches!(ty, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
-        let ok_type = is_string
-            || ty.is_numeric()
-            || matches!(ty, DataType::Boolean | DataType::Date32);
+        let is_string = matches!(
+            ty,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        );
+        let ok_type =
+            is_string || ty.is_numeric() || matches!(ty, DataType::Boolean | DataType::Date32);
         if !ok_type {
             return None;
         }
@@ -207,9 +209,7 @@ impl Classifier<'_> {
                 Exact => Some(Exact),
                 _ => None,
             },
-            Expr::IsNull(inner) | Expr::IsNotNull(inner) => {
-                self.column_type(inner).map(|_| Exact)
-            }
+            Expr::IsNull(inner) | Expr::IsNotNull(inner) => self.column_type(inner).map(|_| Exact),
             Expr::Column(_) => match self.column_type(e)? {
                 DataType::Boolean => Some(Exact),
                 _ => None,
@@ -230,8 +230,10 @@ impl Classifier<'_> {
             }
             Expr::Like(like) => {
                 let ty = self.column_type(&like.expr)?;
-                let is_string =
-                    matches!(ty, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+                let is_string = matches!(
+                    ty,
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                );
                 if !is_string || like.negated || like.escape_char.is_some() {
                     return None;
                 }

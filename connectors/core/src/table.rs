@@ -113,6 +113,10 @@ impl TableProvider for RemoteTable {
             Some(p) => Arc::new(self.def.arrow_schema.project(p)?),
             None => self.def.arrow_schema.clone(),
         };
-        Ok(Arc::new(RemoteScanExec::new(self.link.clone(), sql, schema)))
+        Ok(Arc::new(RemoteScanExec::new(
+            self.link.clone(),
+            sql,
+            schema,
+        )))
     }
 }

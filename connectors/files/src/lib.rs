@@ -76,17 +76,21 @@ pub struct FileTable {
 
 /// Opens one file (or a folder of same-format files) as a table, inferring
 /// its schema.
-pub async fn open_table(state: &dyn Session, path: &Path, kind: FileKind) -> Result<Arc<dyn TableProvider>> {
-    let abs = std::fs::canonicalize(path).map_err(|e| {
-        DataFusionError::Execution(format!("cannot open {}: {e}", path.display()))
-    })?;
+pub async fn open_table(
+    state: &dyn Session,
+    path: &Path,
+    kind: FileKind,
+) -> Result<Arc<dyn TableProvider>> {
+    let abs = std::fs::canonicalize(path)
+        .map_err(|e| DataFusionError::Execution(format!("cannot open {}: {e}", path.display())))?;
     let mut url_text = abs.to_string_lossy().to_string();
     let sample = if abs.is_dir() {
         if !url_text.ends_with('/') {
             url_text.push('/');
         }
-        first_file(&abs)?
-            .ok_or_else(|| DataFusionError::Execution(format!("{} has no data files", abs.display())))?
+        first_file(&abs)?.ok_or_else(|| {
+            DataFusionError::Execution(format!("{} has no data files", abs.display()))
+        })?
     } else {
         abs.clone()
     };
@@ -121,13 +125,25 @@ pub async fn scan_folder(state: &dyn Session, folder: &Path) -> Result<Vec<FileT
     let mut out = Vec::new();
     for path in paths {
         let (name, kind) = if path.is_dir() {
-            let Some(sample) = first_file(&path)? else { continue };
-            let Some(kind) = FileKind::from_path(&sample) else { continue };
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let Some(sample) = first_file(&path)? else {
+                continue;
+            };
+            let Some(kind) = FileKind::from_path(&sample) else {
+                continue;
+            };
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             (name.to_string(), kind)
         } else {
-            let Some(kind) = FileKind::from_path(&path) else { continue };
-            let name = path.file_stem().and_then(|n| n.to_str()).unwrap_or_default();
+            let Some(kind) = FileKind::from_path(&path) else {
+                continue;
+            };
+            let name = path
+                .file_stem()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             (name.to_string(), kind)
         };
         if name.is_empty() {
@@ -140,7 +156,9 @@ pub async fn scan_folder(state: &dyn Session, folder: &Path) -> Result<Vec<FileT
                 kind,
                 provider,
             }),
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "skipping unreadable file"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "skipping unreadable file")
+            }
         }
     }
     Ok(out)

@@ -53,7 +53,12 @@ pub enum Mapped {
 }
 
 /// Maps one column from its `DATA_TYPE` and `COLUMN_TYPE`.
-pub fn map_type(data_type: &str, column_type: &str, precision: Option<u64>, scale: Option<u64>) -> Mapped {
+pub fn map_type(
+    data_type: &str,
+    column_type: &str,
+    precision: Option<u64>,
+    scale: Option<u64>,
+) -> Mapped {
     use Mapped::*;
     let unsigned = column_type.contains("unsigned");
     let dt = data_type.to_ascii_lowercase();
@@ -61,12 +66,38 @@ pub fn map_type(data_type: &str, column_type: &str, precision: Option<u64>, scal
         "tinyint" if !unsigned && column_type.starts_with("tinyint(1)") => {
             Native(DataType::Boolean, None)
         }
-        "tinyint" => Native(if unsigned { DataType::UInt8 } else { DataType::Int8 }, None),
-        "smallint" => Native(if unsigned { DataType::UInt16 } else { DataType::Int16 }, None),
-        "mediumint" | "int" | "integer" => {
-            Native(if unsigned { DataType::UInt32 } else { DataType::Int32 }, None)
-        }
-        "bigint" => Native(if unsigned { DataType::UInt64 } else { DataType::Int64 }, None),
+        "tinyint" => Native(
+            if unsigned {
+                DataType::UInt8
+            } else {
+                DataType::Int8
+            },
+            None,
+        ),
+        "smallint" => Native(
+            if unsigned {
+                DataType::UInt16
+            } else {
+                DataType::Int16
+            },
+            None,
+        ),
+        "mediumint" | "int" | "integer" => Native(
+            if unsigned {
+                DataType::UInt32
+            } else {
+                DataType::Int32
+            },
+            None,
+        ),
+        "bigint" => Native(
+            if unsigned {
+                DataType::UInt64
+            } else {
+                DataType::Int64
+            },
+            None,
+        ),
         "decimal" | "numeric" => {
             let p = precision.unwrap_or(10);
             let s = scale.unwrap_or(0);
@@ -116,7 +147,10 @@ pub async fn tables(
     conn: &mut Conn,
     databases: &[String],
 ) -> Result<Vec<RemoteTableDef>, LinkError> {
-    let rows: Vec<Row> = conn.query(TABLES_SQL).await.map_err(|e| my_error(link, e))?;
+    let rows: Vec<Row> = conn
+        .query(TABLES_SQL)
+        .await
+        .map_err(|e| my_error(link, e))?;
     let dialect = SourceDialect::MySql;
     let mut out: Vec<RemoteTableDef> = Vec::new();
     let mut fields: Vec<Field> = Vec::new();
@@ -205,12 +239,33 @@ mod tests {
 
     #[test]
     fn integer_widths_and_signedness() {
-        assert_eq!(map_type("tinyint", "tinyint(1)", None, None), Mapped::Native(DataType::Boolean, None));
-        assert_eq!(map_type("tinyint", "tinyint(3) unsigned", None, None), Mapped::Native(DataType::UInt8, None));
-        assert_eq!(map_type("bigint", "bigint(20) unsigned", None, None), Mapped::Native(DataType::UInt64, None));
-        assert_eq!(map_type("mediumint", "mediumint(9)", None, None), Mapped::Native(DataType::Int32, None));
-        assert_eq!(map_type("decimal", "decimal(12,2)", Some(12), Some(2)), Mapped::Native(DataType::Decimal128(12, 2), None));
-        assert_eq!(map_type("decimal", "decimal(65,2)", Some(65), Some(2)), Mapped::AsText { warn: false });
-        assert_eq!(map_type("geometry", "geometry", None, None), Mapped::AsText { warn: true });
+        assert_eq!(
+            map_type("tinyint", "tinyint(1)", None, None),
+            Mapped::Native(DataType::Boolean, None)
+        );
+        assert_eq!(
+            map_type("tinyint", "tinyint(3) unsigned", None, None),
+            Mapped::Native(DataType::UInt8, None)
+        );
+        assert_eq!(
+            map_type("bigint", "bigint(20) unsigned", None, None),
+            Mapped::Native(DataType::UInt64, None)
+        );
+        assert_eq!(
+            map_type("mediumint", "mediumint(9)", None, None),
+            Mapped::Native(DataType::Int32, None)
+        );
+        assert_eq!(
+            map_type("decimal", "decimal(12,2)", Some(12), Some(2)),
+            Mapped::Native(DataType::Decimal128(12, 2), None)
+        );
+        assert_eq!(
+            map_type("decimal", "decimal(65,2)", Some(65), Some(2)),
+            Mapped::AsText { warn: false }
+        );
+        assert_eq!(
+            map_type("geometry", "geometry", None, None),
+            Mapped::AsText { warn: true }
+        );
     }
 }

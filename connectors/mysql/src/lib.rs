@@ -63,9 +63,8 @@ impl MySqlLink {
     pub fn new(name: impl Into<String>, config: MySqlConfig) -> Result<Self, LinkError> {
         let name = name.into();
         let max = config.pool_size.max(1);
-        let constraints = PoolConstraints::new(0, max).ok_or_else(|| {
-            LinkError::new(&name, LinkErrorKind::Config, "invalid pool size")
-        })?;
+        let constraints = PoolConstraints::new(0, max)
+            .ok_or_else(|| LinkError::new(&name, LinkErrorKind::Config, "invalid pool size"))?;
         let opts = OptsBuilder::default()
             .ip_or_hostname(config.host.clone())
             .tcp_port(config.port)

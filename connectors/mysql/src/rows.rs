@@ -11,7 +11,9 @@ use datafusion::arrow::array::{
     Int8Builder, IntervalMonthDayNanoBuilder, StringBuilder, TimestampMicrosecondBuilder,
     UInt16Builder, UInt32Builder, UInt64Builder, UInt8Builder,
 };
-use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{
+    DataType, IntervalMonthDayNano, IntervalUnit, SchemaRef, TimeUnit,
+};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use mysql_async::{Row, Value};
 use tautan_connector::types::{parse_decimal, BATCH_ROWS};
@@ -83,9 +85,8 @@ impl RowDecoder {
         let columns: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
         let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
-        RecordBatch::try_new_with_options(self.schema.clone(), columns, &options).map_err(|e| {
-            LinkError::new(&self.link, LinkErrorKind::Conversion, e.to_string())
-        })
+        RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
+            .map_err(|e| LinkError::new(&self.link, LinkErrorKind::Conversion, e.to_string()))
     }
 }
 
@@ -302,7 +303,10 @@ mod tests {
 
     #[test]
     fn zero_dates_are_null() {
-        assert_eq!(datetime_micros(&Value::Date(0, 0, 0, 0, 0, 0, 0)).unwrap(), None);
+        assert_eq!(
+            datetime_micros(&Value::Date(0, 0, 0, 0, 0, 0, 0)).unwrap(),
+            None
+        );
         assert_eq!(
             datetime_micros(&Value::Date(1970, 1, 2, 0, 0, 1, 5)).unwrap(),
             Some(86_400_000_000 + 1_000_005)

@@ -75,7 +75,9 @@ impl Kind {
             DataType::Time64(TimeUnit::Microsecond) => Kind::Time,
             DataType::Timestamp(TimeUnit::Microsecond, _) => Kind::Timestamp,
             DataType::Interval(IntervalUnit::MonthDayNano) => Kind::Interval,
-            DataType::List(inner) => Kind::Array(Box::new(Self::for_type(inner.data_type(), None)?)),
+            DataType::List(inner) => {
+                Kind::Array(Box::new(Self::for_type(inner.data_type(), None)?))
+            }
             _ => return None,
         })
     }
@@ -103,7 +105,11 @@ impl CopyDecoder {
                 LinkError::new(
                     link,
                     LinkErrorKind::Conversion,
-                    format!("no binary decoder for column {} ({})", f.name(), f.data_type()),
+                    format!(
+                        "no binary decoder for column {} ({})",
+                        f.name(),
+                        f.data_type()
+                    ),
                 )
             })?);
         }
@@ -198,11 +204,13 @@ impl CopyDecoder {
             if buf.len() < end {
                 return Ok(pos);
             }
-            let expected = if self.kinds.is_empty() { 1 } else { self.kinds.len() };
+            let expected = if self.kinds.is_empty() {
+                1
+            } else {
+                self.kinds.len()
+            };
             if nfields as usize != expected {
-                return Err(self.err(format!(
-                    "row has {nfields} fields, expected {expected}"
-                )));
+                return Err(self.err(format!("row has {nfields} fields, expected {expected}")));
             }
             let mut p = pos + 2;
             for col in 0..self.kinds.len() {
@@ -216,8 +224,9 @@ impl CopyDecoder {
                     Some(v)
                 };
                 let kind = &self.kinds[col];
-                append(kind, self.builders[col].as_mut(), value)
-                    .map_err(|m| self.err(format!("column {}: {m}", self.schema.field(col).name())))?;
+                append(kind, self.builders[col].as_mut(), value).map_err(|m| {
+                    self.err(format!("column {}: {m}", self.schema.field(col).name()))
+                })?;
             }
             pos = end;
             self.rows += 1;

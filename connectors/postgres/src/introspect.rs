@@ -107,7 +107,13 @@ pub async fn tables(
             current = Some((schema.clone(), table.clone(), relkind == "v", table_comment));
         }
         let quoted = dialect.quote_ident(&column);
-        let mapped = map_type(&typname, &typtype, typmod, elem_name.as_deref(), elem_type.as_deref());
+        let mapped = map_type(
+            &typname,
+            &typtype,
+            typmod,
+            elem_name.as_deref(),
+            elem_type.as_deref(),
+        );
         let (data_type, pg_type, expr) = match mapped {
             Mapped::Native(dt, pg) => (dt, pg, quoted),
             Mapped::Cast(dt, cast) => (dt, None, format!("{quoted}::{cast}")),
