@@ -28,7 +28,7 @@ use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
 use tautan_connector::{LinkRef, RemoteTable};
 
-use crate::grants::{display_name, Access, TableAccess};
+use crate::grants::{Access, TableAccess};
 
 /// Tables of one schema, by name.
 pub type TableMap = BTreeMap<String, Arc<dyn TableProvider>>;
@@ -690,16 +690,5 @@ pub fn grant_name(database: &str, catalog: &str, schema: &str, table: &str) -> V
         vec![schema.to_string(), table.to_string()]
     } else {
         vec![catalog.to_string(), schema.to_string(), table.to_string()]
-    }
-}
-
-/// Shows a grant name for messages.
-pub fn show(name: &[String]) -> String {
-    display_name(name)
-}
-
-impl From<(String, String)> for crate::error::QueryError {
-    fn from((message, code): (String, String)) -> Self {
-        crate::error::QueryError::new(&code, message)
     }
 }

@@ -105,3 +105,10 @@ impl From<DataFusionError> for QueryError {
         QueryError::new(code, message)
     }
 }
+
+/// A link's `(message, sqlstate)` from [`crate::catalog::LinkEntry::ensure_up`].
+impl From<(String, String)> for QueryError {
+    fn from((message, code): (String, String)) -> Self {
+        QueryError::new(&code, message)
+    }
+}
