@@ -68,14 +68,12 @@ async fn wrong_password_is_28p01() {
     let err = server
         .try_connect("analis_dinkes", "salah")
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!(sqlstate(&err), "28P01");
     let err = server
         .try_connect("tidak_ada", "x")
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!(
         sqlstate(&err),
         "28P01",
@@ -87,13 +85,12 @@ async fn wrong_password_is_28p01() {
 async fn errors_carry_sqlstates() {
     let server = start().await;
     let client = server.connect(WALIDATA).await;
-    let e = client.simple_query("SELEC 1").await.err().expect("syntax");
+    let e = client.simple_query("SELEC 1").await.expect_err("syntax");
     assert_eq!(sqlstate(&e), "42601");
     let e = client
         .simple_query("SELECT tidak_ada FROM ref.kecamatan")
         .await
-        .err()
-        .expect("column");
+        .expect_err("column");
     assert_eq!(sqlstate(&e), "42703");
     // The session survives errors.
     let rows = client.simple_query("SELECT 1").await.expect("still works");

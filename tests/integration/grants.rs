@@ -11,13 +11,11 @@ async fn invisible_tables_look_exactly_like_missing_ones() {
     let hidden = client
         .simple_query("SELECT * FROM kepegawaian.kepegawaian.pegawai")
         .await
-        .err()
-        .expect("denied");
+        .expect_err("denied");
     let missing = client
         .simple_query("SELECT * FROM kepegawaian.kepegawaian.tidak_ada")
         .await
-        .err()
-        .expect("missing");
+        .expect_err("missing");
     assert_eq!(sqlstate(&hidden), "42P01");
     assert_eq!(sqlstate(&missing), "42P01");
     let msg = |e: &tokio_postgres::Error| {
@@ -40,7 +38,7 @@ async fn ungranted_columns_are_denied_granted_ones_read() {
         "SELECT * FROM kependudukan.public.penduduk",
         "SELECT count(*) FROM kependudukan.public.penduduk WHERE nama = 'Budi'",
     ] {
-        let e = client.simple_query(sql).await.err().expect(sql);
+        let e = client.simple_query(sql).await.expect_err(sql);
         assert_eq!(sqlstate(&e), "42501", "{sql}");
     }
     let n: i64 = client
@@ -68,7 +66,7 @@ async fn denied_statements_never_reach_a_source() {
         format!("SELECT k.nik, p.nik FROM kesehatan.kesehatan.kunjungan k JOIN kependudukan.public.penduduk p ON p.nik = k.nik WHERE k.diagnosa_icd10 = '{marker}'"),
     ];
     for sql in &denied {
-        let e = client.simple_query(sql).await.err().expect("denied");
+        let e = client.simple_query(sql).await.expect_err("denied");
         assert!(
             matches!(sqlstate(&e).as_str(), "42P01" | "42501"),
             "{sql}: {e}"

@@ -62,8 +62,7 @@ async fn a_down_link_is_a_partial_outage_and_recovers_without_restart() {
     let e = client
         .simple_query("SELECT count(*) FROM jauh.public.angka")
         .await
-        .err()
-        .expect("down");
+        .expect_err("down");
     assert!(t.elapsed().as_secs() < 5);
     assert!(matches!(sqlstate(&e).as_str(), "08001" | "08006"), "{e}");
     let msg = e
@@ -108,8 +107,7 @@ async fn quoted_mixed_case_names_work_as_in_postgresql() {
     let e = client
         .simple_query("SELECT NilaiBesar FROM uji_my.tautan_uji.\"Data Penting\"")
         .await
-        .err()
-        .expect("folded");
+        .expect_err("folded");
     assert_eq!(sqlstate(&e), "42703");
 }
 

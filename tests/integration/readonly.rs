@@ -34,7 +34,7 @@ async fn every_kind_of_write_is_refused_and_sources_are_unchanged() {
         "COPY (SELECT 1) TO '/tmp/tautan-should-not-exist.csv'",
         "SET default_transaction_read_only = off",
     ] {
-        let e = client.simple_query(sql).await.err().unwrap_or_else(|| panic!("{sql} was accepted"));
+        let e = client.simple_query(sql).await.expect_err(&format!("{sql} was accepted"));
         assert_eq!(sqlstate(&e), "25006", "{sql}: {e}");
     }
     let after: i64 = pg
