@@ -39,6 +39,8 @@ pub type SchemaMap = BTreeMap<String, Arc<TableMap>>;
 pub const REF_SCHEMA: &str = "ref";
 /// Schema of the federation's default catalog holding status tables.
 pub const SYSTEM_SCHEMA: &str = "system";
+/// Schema of the federation's default catalog holding materialized pulls.
+pub const MAT_SCHEMA: &str = "mat";
 /// The (empty) default schema for unqualified names.
 pub const PUBLIC_SCHEMA: &str = "public";
 
@@ -278,6 +280,8 @@ pub struct Registry {
     pub links: BTreeMap<String, Arc<LinkEntry>>,
     /// Reference tables (`ref.*`).
     pub reference: RwLock<Arc<TableMap>>,
+    /// Materialized pulls (`mat.*`).
+    pub pulls: Arc<crate::pulls::Pulls>,
 }
 
 impl Registry {
@@ -402,6 +406,9 @@ impl CatalogProvider for DefaultCatalog {
         if self.access.may_see_prefix(&[REF_SCHEMA.to_string()]) {
             names.push(REF_SCHEMA.to_string());
         }
+        if self.access.may_see_prefix(&[MAT_SCHEMA.to_string()]) {
+            names.push(MAT_SCHEMA.to_string());
+        }
         names
     }
 
@@ -414,6 +421,10 @@ impl CatalogProvider for DefaultCatalog {
             })),
             SYSTEM_SCHEMA => Some(Arc::new(SystemSchema {
                 registry: self.registry.clone(),
+                access: self.access.clone(),
+            })),
+            MAT_SCHEMA => Some(Arc::new(MatSchema {
+                pulls: self.registry.pulls.clone(),
                 access: self.access.clone(),
             })),
             PUBLIC_SCHEMA => Some(Arc::new(FilteredSchema {
@@ -464,6 +475,46 @@ impl SchemaProvider for FilteredSchema {
     }
 }
 
+/// `mat.<pull>`: the current snapshot of each pull the user may read.
+#[derive(Debug)]
+struct MatSchema {
+    pulls: Arc<crate::pulls::Pulls>,
+    access: Arc<Access>,
+}
+
+impl MatSchema {
+    fn visible(&self, name: &str) -> bool {
+        self.pulls.get(name).is_some()
+            && self
+                .access
+                .table(&[MAT_SCHEMA.to_string(), name.to_string()])
+                != TableAccess::Invisible
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for MatSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.pulls
+            .names()
+            .into_iter()
+            .filter(|n| self.visible(n) && self.pulls.dir(n).current().is_some())
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if !self.visible(name) {
+            return Ok(None);
+        }
+        let ctx = SessionContext::new();
+        self.pulls.table(name, &ctx.state()).await
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.visible(name) && self.pulls.dir(name).current().is_some()
+    }
+}
+
 /// `system.links`, `system.tables`, `system.grants`, computed per query for
 /// the user asking.
 #[derive(Debug)]
@@ -472,7 +523,7 @@ struct SystemSchema {
     access: Arc<Access>,
 }
 
-const SYSTEM_TABLES: &[&str] = &["links", "tables", "grants"];
+const SYSTEM_TABLES: &[&str] = &["links", "tables", "grants", "pulls"];
 
 fn mem_table(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Arc<dyn TableProvider>> {
     let schema = Arc::new(Schema::new(fields));
@@ -625,6 +676,88 @@ impl SystemSchema {
         )
     }
 
+    fn pulls(&self) -> Result<Arc<dyn TableProvider>> {
+        let pulls = &self.registry.pulls;
+        let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()));
+        let ts_array = |v: Vec<Option<i64>>| -> ArrayRef {
+            Arc::new(TimestampMicrosecondArray::from(v).with_timezone("+00:00"))
+        };
+        let now = crate::pulls::store::now_us();
+        let infos: Vec<_> = pulls
+            .names()
+            .iter()
+            .filter(|n| {
+                self.access.table(&[MAT_SCHEMA.to_string(), n.to_string()])
+                    != TableAccess::Invisible
+            })
+            .filter_map(|n| pulls.info(n))
+            .collect();
+        let text = |f: &dyn Fn(&crate::pulls::PullInfo) -> Option<String>| -> ArrayRef {
+            Arc::new(StringArray::from(infos.iter().map(f).collect::<Vec<_>>()))
+        };
+        let int = |f: &dyn Fn(&crate::pulls::PullInfo) -> Option<i64>| -> ArrayRef {
+            Arc::new(Int64Array::from(infos.iter().map(f).collect::<Vec<_>>()))
+        };
+        let time = |f: &dyn Fn(&crate::pulls::PullInfo) -> Option<i64>| -> ArrayRef {
+            ts_array(infos.iter().map(f).collect())
+        };
+        mem_table(
+            vec![
+                Field::new("name", DataType::Utf8, true),
+                Field::new("mode", DataType::Utf8, true),
+                Field::new("schedule", DataType::Utf8, true),
+                Field::new("timezone", DataType::Utf8, true),
+                Field::new("next_run", ts(), true),
+                Field::new("status", DataType::Utf8, true),
+                Field::new("last_start", ts(), true),
+                Field::new("last_end", ts(), true),
+                Field::new("duration_ms", DataType::Int64, true),
+                Field::new("attempts", DataType::Int64, true),
+                Field::new("rows", DataType::Int64, true),
+                Field::new("bytes", DataType::Int64, true),
+                Field::new("last_error", DataType::Utf8, true),
+                Field::new("snapshot", DataType::Int64, true),
+                Field::new("snapshot_rows", DataType::Int64, true),
+                Field::new("snapshot_bytes", DataType::Int64, true),
+                Field::new("snapshot_created", ts(), true),
+                Field::new("snapshot_age_s", DataType::Int64, true),
+                Field::new("watermark", DataType::Utf8, true),
+            ],
+            vec![
+                text(&|i| Some(i.def.name.clone())),
+                text(&|i| Some(i.def.config.mode.as_str().to_string())),
+                text(&|i| i.def.config.schedule.clone()),
+                text(&|i| Some(i.def.config.timezone.clone())),
+                time(&|i| i.next_run_us),
+                text(&|i| {
+                    Some(
+                        i.status
+                            .as_ref()
+                            .map(|s| s.state.as_str())
+                            .unwrap_or("never run")
+                            .to_string(),
+                    )
+                }),
+                time(&|i| i.status.as_ref().map(|s| s.started_us)),
+                time(&|i| i.status.as_ref().and_then(|s| s.ended_us)),
+                int(&|i| {
+                    let s = i.status.as_ref()?;
+                    Some((s.ended_us? - s.started_us) / 1000)
+                }),
+                int(&|i| i.status.as_ref().map(|s| i64::from(s.attempts))),
+                int(&|i| i.status.as_ref().map(|s| s.rows as i64)),
+                int(&|i| i.status.as_ref().map(|s| s.bytes as i64)),
+                text(&|i| i.status.as_ref().and_then(|s| s.error.clone())),
+                int(&|i| i.current.as_ref().map(|c| c.id as i64)),
+                int(&|i| i.current.as_ref().map(|c| c.rows as i64)),
+                int(&|i| i.current.as_ref().map(|c| c.bytes as i64)),
+                time(&|i| i.current.as_ref().map(|c| c.created_us)),
+                int(&|i| i.current.as_ref().map(|c| (now - c.created_us) / 1_000_000)),
+                text(&|i| i.current.as_ref().and_then(|c| c.watermark.clone())),
+            ],
+        )
+    }
+
     fn grants(&self) -> Result<Arc<dyn TableProvider>> {
         let rules = &self.access.rules;
         mem_table(
@@ -674,6 +807,7 @@ impl SchemaProvider for SystemSchema {
             "links" => self.links().map(Some),
             "tables" => self.tables().map(Some),
             "grants" => self.grants().map(Some),
+            "pulls" => self.pulls().map(Some),
             _ => Ok(None),
         }
     }

@@ -32,12 +32,21 @@ pub struct FederationConfig {
     /// What each role may read.
     #[serde(default)]
     pub grants: Vec<Spanned<GrantConfig>>,
+    /// Where materialized pulls keep their snapshots.
+    #[serde(default)]
+    pub materialize: MaterializeConfig,
+    /// Scheduled materialized pulls, by name (`mat.<name>`).
+    #[serde(default)]
+    pub pulls: BTreeMap<String, Spanned<PullConfig>>,
     /// Folder the config was read from; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
     /// The file the config was read from.
     #[serde(skip)]
     pub path: PathBuf,
+    /// The text it was parsed from (for error lines found after parsing).
+    #[serde(skip)]
+    pub source: Option<String>,
 }
 
 /// Where and how tautan listens.
@@ -216,6 +225,109 @@ pub struct GrantConfig {
     pub columns: Option<Vec<String>>,
 }
 
+/// Storage and concurrency of materialized pulls.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaterializeConfig {
+    /// Folder for snapshots; relative to the config file.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Most pulls running at once in one process.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: usize,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_max_concurrent() -> usize {
+    2
+}
+
+impl Default for MaterializeConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            max_concurrent: default_max_concurrent(),
+        }
+    }
+}
+
+/// How a pull refreshes its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullMode {
+    /// Every run fetches the whole result.
+    Full,
+    /// Every run fetches rows whose watermark is above the last one seen.
+    Incremental,
+}
+
+impl PullMode {
+    /// `full` or `incremental`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PullMode::Full => "full",
+            PullMode::Incremental => "incremental",
+        }
+    }
+}
+
+/// One scheduled materialized pull.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullConfig {
+    /// The query (any query the engine runs, across links too).
+    pub sql: String,
+    /// Cron expression (`min hour day month weekday`, or with seconds
+    /// first); no schedule means on demand only.
+    pub schedule: Option<String>,
+    /// IANA time zone of the schedule (`Asia/Jakarta`).
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// `full` (default) or `incremental`.
+    #[serde(default = "default_mode")]
+    pub mode: PullMode,
+    /// Incremental: the column whose values only grow (a timestamp or id).
+    pub watermark: Option<String>,
+    /// Incremental: columns identifying a row; a fetched row replaces the
+    /// stored row with the same key. Without keys, rows are appended.
+    #[serde(default)]
+    pub key: Vec<String>,
+    /// Snapshots kept on disk (at least 1).
+    #[serde(default = "default_retention")]
+    pub retention: usize,
+    /// The role whose grants the query runs under.
+    pub owner: String,
+    /// Roles that may read `mat.<name>` (the owner's holders always may).
+    #[serde(default)]
+    pub readers: Vec<String>,
+    /// Attempts after the first when a source fails.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// First wait between attempts, doubled each time.
+    #[serde(default = "default_retry_backoff_ms")]
+    pub retry_backoff_ms: u64,
+    /// Free text.
+    pub description: Option<String>,
+}
+
+fn default_timezone() -> String {
+    "UTC".into()
+}
+fn default_mode() -> PullMode {
+    PullMode::Full
+}
+fn default_retention() -> usize {
+    3
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_retry_backoff_ms() -> u64 {
+    1000
+}
+
 /// A configuration error, pointing at the file, line and key.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -273,6 +385,7 @@ impl FederationConfig {
             }
         })?;
         cfg.path = path.to_path_buf();
+        cfg.source = Some(text.to_string());
         cfg.base_dir = path
             .parent()
             .map(Path::to_path_buf)
@@ -295,6 +408,14 @@ impl FederationConfig {
         const RESERVED: &[&str] = &["ref", "mat", "system", "information_schema", "pg_catalog"];
         for (name, link) in &self.links {
             let key = format!("links.{name}");
+            if name.contains('.') {
+                return Err(self.error_at(
+                    text,
+                    link.span().start,
+                    key,
+                    "a link name may not contain `.`".into(),
+                ));
+            }
             if RESERVED.contains(&name.as_str()) || *name == self.server.database {
                 return Err(self.error_at(
                     text,
@@ -360,7 +481,98 @@ impl FederationConfig {
                 }
             }
         }
+        self.validate_pulls(text)
+    }
+
+    /// Every role named by a user or a grant.
+    pub fn roles(&self) -> std::collections::BTreeSet<String> {
+        let mut roles: std::collections::BTreeSet<String> = self
+            .users
+            .values()
+            .flat_map(|u| u.get_ref().roles.iter().cloned())
+            .collect();
+        roles.extend(self.grants.iter().map(|g| g.get_ref().role.clone()));
+        roles
+    }
+
+    fn validate_pulls(&self, text: &str) -> Result<(), ConfigError> {
+        let roles = self.roles();
+        for (name, pull) in &self.pulls {
+            let p = pull.get_ref();
+            let at = |key: &str, message: String| {
+                self.error_at(
+                    text,
+                    pull.span().start,
+                    format!("pulls.{name}{key}"),
+                    message,
+                )
+            };
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                return Err(at(
+                    "",
+                    "a pull name uses lower-case letters, digits and `_` only".into(),
+                ));
+            }
+            if let Some(schedule) = &p.schedule {
+                crate::pulls::schedule::Schedule::parse(schedule, &p.timezone)
+                    .map_err(|e| at(".schedule", e))?;
+            }
+            if p.mode == PullMode::Incremental && p.watermark.is_none() {
+                return Err(at(
+                    ".watermark",
+                    "an incremental pull needs a `watermark` column".into(),
+                ));
+            }
+            if p.mode == PullMode::Full && (p.watermark.is_some() || !p.key.is_empty()) {
+                return Err(at(
+                    ".mode",
+                    "`watermark` and `key` apply to mode = \"incremental\" only".into(),
+                ));
+            }
+            if p.retention == 0 {
+                return Err(at(".retention", "keep at least 1 snapshot".into()));
+            }
+            for role in std::iter::once(&p.owner).chain(&p.readers) {
+                if !roles.contains(role) {
+                    return Err(at(
+                        if *role == p.owner {
+                            ".owner"
+                        } else {
+                            ".readers"
+                        },
+                        format!("no user or grant has role `{role}`"),
+                    ));
+                }
+            }
+        }
+        if self.materialize.max_concurrent == 0 {
+            return Err(ConfigError {
+                path: self.path.clone(),
+                line: None,
+                key: Some("materialize.max_concurrent".into()),
+                message: "must be at least 1".into(),
+            });
+        }
         Ok(())
+    }
+
+    /// The config error for a pull whose query fails the owner's grants
+    /// (found when the engine starts, after links are contacted).
+    pub fn pull_error(&self, name: &str, message: String) -> ConfigError {
+        let line = match (&self.source, self.pulls.get(name)) {
+            (Some(text), Some(p)) => Some(line_of(text, p.span().start)),
+            _ => None,
+        };
+        ConfigError {
+            path: self.path.clone(),
+            line,
+            key: Some(format!("pulls.{name}.sql")),
+            message,
+        }
     }
 
     /// Resolves a path from the config against the config's folder.

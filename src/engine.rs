@@ -37,7 +37,7 @@ use tautan_postgres::{PostgresConfig, PostgresLink};
 use crate::auth::{ScramVerifier, DEFAULT_ITERATIONS};
 use crate::catalog::{
     grant_name, load_folder, LinkEntry, LinkSource, Registry, TableMap, UserCatalogList,
-    PUBLIC_SCHEMA, REF_SCHEMA, SYSTEM_SCHEMA,
+    MAT_SCHEMA, PUBLIC_SCHEMA, REF_SCHEMA, SYSTEM_SCHEMA,
 };
 use crate::config::{secret, FederationConfig, LinkConfig};
 use crate::error::QueryError;
@@ -151,6 +151,7 @@ impl Engine {
             database: config.server.database.clone(),
             links,
             reference: std::sync::RwLock::new(Arc::new(reference)),
+            pulls: Arc::new(crate::pulls::Pulls::from_config(&config)),
         });
         registry.refresh_all().await;
 
@@ -173,12 +174,61 @@ impl Engine {
             }
         }
         let grants = Grants::from_config(&config);
-        Ok(Arc::new(Engine {
+        let engine = Arc::new(Engine {
             config,
             registry,
             grants,
             verifiers,
-        }))
+        });
+        engine.check_pull_owners().await?;
+        Ok(engine)
+    }
+
+    /// Checks every pull's query against the grants of its owner role, so
+    /// a pull cannot publish what its owner may not read. A pull whose
+    /// link is down now is checked when it runs.
+    async fn check_pull_owners(self: &Arc<Self>) -> Result<(), String> {
+        for def in self.registry.pulls.defs() {
+            let session = self.pull_session(def);
+            let checked = async {
+                let mut statements = session.parse(&def.config.sql)?;
+                if statements.len() != 1 {
+                    return Err(QueryError::new(
+                        "42601",
+                        "a pull's sql is exactly one query",
+                    ));
+                }
+                match session.prepare(statements.remove(0)).await? {
+                    Prepared::Query(_) => Ok(()),
+                    _ => Err(QueryError::new("42601", "a pull's sql must be a query")),
+                }
+            }
+            .await;
+            match checked {
+                Ok(()) => {}
+                Err(e) if e.code.starts_with("42") || e.code == "25006" || e.code == "0A000" => {
+                    let message = format!(
+                        "the query of pull `{}` fails for its owner role `{}`: {e}",
+                        def.name, def.config.owner
+                    );
+                    return Err(self.config.pull_error(&def.name, message).to_string());
+                }
+                Err(e) => {
+                    tracing::warn!(pull = %def.name, error = %e, "pull query not checked now (source unavailable); checked again when it runs")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The session a pull runs in: the grants of its owner role.
+    pub fn pull_session(self: &Arc<Self>, def: &crate::pulls::PullDef) -> Session {
+        let access = Grants::for_roles(
+            &self.config,
+            &format!("pull:{}", def.name),
+            std::slice::from_ref(&def.config.owner),
+        );
+        self.session_with(access)
     }
 
     /// Loads `path` and starts the engine.
@@ -209,7 +259,12 @@ impl Engine {
 
     /// A session for an authenticated user.
     pub fn session(self: &Arc<Self>, user: &str) -> Session {
-        let access = Arc::new(self.grants.access(user));
+        self.session_with(self.grants.access(user))
+    }
+
+    /// A session reading with `access`.
+    pub fn session_with(self: &Arc<Self>, access: Access) -> Session {
+        let access = Arc::new(access);
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(&self.registry.database, PUBLIC_SCHEMA)
             .with_create_default_catalog_and_schema(false)
@@ -379,6 +434,19 @@ impl Session {
             }
             if let Some(link) = self.engine.registry.link(catalog) {
                 link.ensure_up().await.map_err(QueryError::from)?;
+            } else if catalog == database.as_str() && schema == MAT_SCHEMA {
+                let pulls = &self.engine.registry.pulls;
+                if pulls.get(table).is_none() {
+                    return Err(QueryError::undefined_table(&r.to_string()));
+                }
+                if pulls.dir(table).current().is_none() {
+                    return Err(QueryError::new(
+                        "55000",
+                        format!(
+                            "materialized table \"mat.{table}\" has no snapshot yet; its first pull has not finished (run `tautan pull {table}`)"
+                        ),
+                    ));
+                }
             } else if catalog != database.as_str() || schema != REF_SCHEMA {
                 return Err(QueryError::undefined_table(&r.to_string()));
             }
@@ -422,6 +490,15 @@ impl Session {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// A prepared query as a DataFrame (for pulls and exports, which add
+    /// filters or write files).
+    pub async fn dataframe(
+        &self,
+        plan: LogicalPlan,
+    ) -> Result<datafusion::dataframe::DataFrame, QueryError> {
+        Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
     /// Runs a prepared query with parameter values; batches stream from the

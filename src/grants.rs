@@ -170,36 +170,55 @@ pub struct Grants {
 impl Grants {
     /// Collects the rules per user.
     pub fn from_config(cfg: &FederationConfig) -> Self {
-        let mut users = BTreeMap::new();
-        for (name, user) in &cfg.users {
-            let roles = user.get_ref().roles.clone();
-            let mut rules = Vec::new();
-            for grant in &cfg.grants {
-                let g = grant.get_ref();
-                if !roles.contains(&g.role) {
-                    continue;
-                }
-                for t in &g.tables {
-                    // Patterns were validated when the config was loaded.
-                    if let Ok(pattern) = TablePattern::parse(t) {
-                        rules.push(Rule {
-                            role: g.role.clone(),
-                            pattern,
-                            columns: g.columns.as_ref().map(|c| c.iter().cloned().collect()),
-                        });
-                    }
+        let users = cfg
+            .users
+            .iter()
+            .map(|(name, user)| {
+                let roles = user.get_ref().roles.clone();
+                (name.clone(), Self::for_roles(cfg, name, &roles))
+            })
+            .collect();
+        Self { users }
+    }
+
+    /// The access of someone holding `roles`: the grants of those roles,
+    /// plus `mat.<pull>` for every pull they own or may read.
+    pub fn for_roles(cfg: &FederationConfig, user: &str, roles: &[String]) -> Access {
+        let mut rules = Vec::new();
+        for grant in &cfg.grants {
+            let g = grant.get_ref();
+            if !roles.contains(&g.role) {
+                continue;
+            }
+            for t in &g.tables {
+                // Patterns were validated when the config was loaded.
+                if let Ok(pattern) = TablePattern::parse(t) {
+                    rules.push(Rule {
+                        role: g.role.clone(),
+                        pattern,
+                        columns: g.columns.as_ref().map(|c| c.iter().cloned().collect()),
+                    });
                 }
             }
-            users.insert(
-                name.clone(),
-                Access {
-                    user: name.clone(),
-                    roles,
-                    rules,
-                },
-            );
         }
-        Self { users }
+        for (name, pull) in &cfg.pulls {
+            let p = pull.get_ref();
+            let role = std::iter::once(&p.owner)
+                .chain(&p.readers)
+                .find(|r| roles.contains(r));
+            if let (Some(role), Ok(pattern)) = (role, TablePattern::parse(&format!("mat.{name}"))) {
+                rules.push(Rule {
+                    role: role.clone(),
+                    pattern,
+                    columns: None,
+                });
+            }
+        }
+        Access {
+            user: user.to_string(),
+            roles: roles.to_vec(),
+            rules,
+        }
     }
 
     /// The access of `user`; an unknown user sees nothing.

@@ -16,13 +16,16 @@
 //! | planning, pushdown into each source | [`engine`], `tautan_connector::pushdown` |
 //! | reading sources | `connectors/*` crates |
 //! | streaming rows to the client | [`server::postgres`] |
+//! | scheduled snapshots served as `mat.*` | [`pulls`], [`export`] |
 
 pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod grants;
+pub mod pulls;
 pub mod server;
 pub mod statement;
 

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use tautan::auth::{ScramVerifier, DEFAULT_ITERATIONS};
-use tautan::engine::{Engine, Outcome};
+use tautan::engine::{Engine, Outcome, Prepared};
+use tautan::export::{write_file, FileFormat, Progress};
+use tautan::pulls::run::{run_pull, spawn_scheduler, LogProgress};
 use tracing_subscriber::EnvFilter;
 
 /// Read-only database-link federation over the PostgreSQL wire protocol.
@@ -44,6 +46,31 @@ enum Command {
     },
     /// Validate the config and test every link.
     Check,
+    /// Run materialized pulls now (with a progress bar on a terminal).
+    Pull {
+        /// Pulls to run.
+        #[arg(required_unless_present = "all")]
+        names: Vec<String>,
+        /// Run every pull.
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+    },
+    /// Show the state of every pull.
+    Pulls,
+    /// Write a query's result to a CSV or Parquet file, as a user.
+    Export {
+        /// The user whose grants apply.
+        #[arg(short, long)]
+        user: String,
+        /// The file to write (written whole or not at all).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// File format (default: from the file extension).
+        #[arg(long, value_enum)]
+        format: Option<FileFormat>,
+        /// The query.
+        sql: String,
+    },
     /// Print a SCRAM-SHA-256 verifier for a password read from standard input.
     Passwd,
 }
@@ -90,6 +117,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let _health = engine.spawn_health_checks();
+            engine.registry.pulls.recover_all();
+            let _scheduler = spawn_scheduler(&engine);
             for (name, link) in &engine.registry.links {
                 let s = link.state();
                 match &s.error {
@@ -138,6 +167,186 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
         }
         Command::Check => check(&cli.config).await,
+        Command::Pull { names, all } => pull(&cli.config, names, all).await,
+        Command::Pulls => pulls_status(&cli.config).await,
+        Command::Export {
+            user,
+            output,
+            format,
+            sql,
+        } => export(&cli.config, &user, &output, format, &sql).await,
+    }
+}
+
+/// A progress bar on a terminal, log lines otherwise.
+fn progress(name: &str) -> Box<dyn Progress> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return Box::new(LogProgress::new(name));
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {prefix}: {msg} [{elapsed_precise}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.set_prefix(name.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Box::new(Bar {
+        bar,
+        start: std::time::Instant::now(),
+    })
+}
+
+struct Bar {
+    bar: indicatif::ProgressBar,
+    start: std::time::Instant,
+}
+
+impl Progress for Bar {
+    fn advance(&self, rows: u64, bytes: u64) {
+        let secs = self.start.elapsed().as_secs_f64().max(0.001);
+        self.bar.set_message(format!(
+            "{rows} rows, {}, {:.0} rows/s",
+            indicatif::HumanBytes(bytes),
+            rows as f64 / secs
+        ));
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+async fn pull(config: &std::path::Path, names: Vec<String>, all: bool) -> Result<ExitCode, String> {
+    let engine = Engine::from_file(config).await?;
+    let names = if all {
+        engine.registry.pulls.names()
+    } else {
+        names
+    };
+    let mut failed = 0;
+    for name in names {
+        let bar = progress(&name);
+        let result = run_pull(&engine, &name, bar.as_ref()).await;
+        drop(bar);
+        match result {
+            Ok(r) => println!(
+                "pull {name}: ok — {} rows fetched, snapshot {} ({} rows, {} bytes), {} attempt(s), {:.1}s",
+                r.fetched,
+                r.current.as_ref().map(|c| c.id).unwrap_or(0),
+                r.current.as_ref().map(|c| c.rows).unwrap_or(0),
+                r.current.as_ref().map(|c| c.bytes).unwrap_or(0),
+                r.attempts,
+                r.elapsed.as_secs_f64()
+            ),
+            Err(e) => {
+                failed += 1;
+                println!("pull {name}: FAILED — {e}");
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn pulls_status(config: &std::path::Path) -> Result<ExitCode, String> {
+    let engine = Engine::from_file(config).await?;
+    let session = engine.session_with(tautan::grants::Grants::for_roles(
+        &engine.config,
+        "tautan",
+        &engine.config.roles().into_iter().collect::<Vec<_>>(),
+    ));
+    let sql = "SELECT name, mode, schedule, status, last_end, rows, snapshot, snapshot_rows, \
+               snapshot_age_s, next_run, last_error FROM system.pulls ORDER BY name";
+    match session.run(sql).await {
+        Ok(outcomes) => {
+            for o in outcomes {
+                if let Outcome::Rows(_, batches) = o {
+                    println!(
+                        "{}",
+                        pretty_format_batches(&batches).map_err(|e| e.to_string())?
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn export(
+    config: &std::path::Path,
+    user: &str,
+    output: &std::path::Path,
+    format: Option<FileFormat>,
+    sql: &str,
+) -> Result<ExitCode, String> {
+    let format = format
+        .or_else(|| FileFormat::from_path(output))
+        .ok_or_else(|| {
+            format!(
+                "cannot tell the format of {}: use --format csv|parquet",
+                output.display()
+            )
+        })?;
+    let engine = Engine::from_file(config).await?;
+    if !engine.config.users.contains_key(user) {
+        return Err(format!("no user `{user}` in {}", config.display()));
+    }
+    let session = engine.session(user);
+    let plan = async {
+        let mut statements = session.parse(sql)?;
+        if statements.len() != 1 {
+            return Err(tautan::error::QueryError::new(
+                "42601",
+                "export takes exactly one query",
+            ));
+        }
+        match session.prepare(statements.remove(0)).await? {
+            Prepared::Query(plan) => Ok(plan),
+            _ => Err(tautan::error::QueryError::new(
+                "42601",
+                "export takes a query",
+            )),
+        }
+    }
+    .await;
+    let plan = match plan {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("ERROR {}: {}", e.code, e.message);
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let stream = match session.execute(plan, None).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ERROR {}: {}", e.code, e.message);
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let bar = progress(&output.display().to_string());
+    let written = write_file(stream, output, format, bar.as_ref()).await;
+    drop(bar);
+    match written {
+        Ok(w) => {
+            println!(
+                "wrote {} rows, {} bytes to {}",
+                w.rows,
+                w.bytes,
+                output.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            Ok(ExitCode::from(1))
+        }
     }
 }
 

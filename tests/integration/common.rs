@@ -182,3 +182,120 @@ pub async fn pg_statements(needle: &str) -> Vec<(String, i64)> {
         .map(|r| (r.get(0), r.get(1)))
         .collect()
 }
+
+/// A fresh, empty folder for one test.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tautan-it-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// The shipped config plus test links, with snapshots under `data_dir`,
+/// relative paths made absolute (so the file can live anywhere), and
+/// `extra` (pull declarations) appended.
+pub fn pull_config(data_dir: &std::path::Path, max_concurrent: usize, extra: &str) -> String {
+    let repo = repo();
+    config_text("")
+        .replace(
+            "data_dir = \"data\"",
+            &format!("data_dir = \"{}\"", data_dir.display()),
+        )
+        .replace(
+            "max_concurrent = 2",
+            &format!("max_concurrent = {max_concurrent}"),
+        )
+        .replace(
+            "path = \"files/dinsos\"",
+            &format!("path = \"{}\"", repo.join("files/dinsos").display()),
+        )
+        .replace(
+            "path = \"ref\"",
+            &format!("path = \"{}\"", repo.join("ref").display()),
+        )
+        + extra
+}
+
+/// Starts a server on an ephemeral port from complete config text.
+pub async fn start_config(text: &str) -> Server {
+    let path = repo().join("federation.toml");
+    let config = FederationConfig::parse(text, &path).expect("config");
+    let engine = Engine::start(config).await.expect("engine");
+    serve_engine(engine).await
+}
+
+/// Serves an already started engine on an ephemeral port.
+pub async fn serve_engine(engine: Arc<Engine>) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let e = engine.clone();
+    let task = tokio::spawn(async move {
+        let _ = tautan::server::postgres::serve(e, listener).await;
+    });
+    Server {
+        port,
+        engine,
+        _task: task,
+    }
+}
+
+/// The `tautan` binary built with these tests.
+pub fn tautan_cmd() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tautan"))
+}
+
+/// A TCP proxy to `target` that can be switched off: when off it refuses
+/// new connections and cuts the open ones, like a source going down.
+pub struct Proxy {
+    pub port: u16,
+    on: Arc<std::sync::atomic::AtomicBool>,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Proxy {
+    pub async fn start(target: &str) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let on = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (tx, _) = tokio::sync::watch::channel(0u64);
+        let generation = Arc::new(tx);
+        let target = target.to_string();
+        let (on2, gen2) = (on.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !on2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let mut cut = gen2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            port,
+            on,
+            generation,
+        }
+    }
+
+    pub fn set(&self, up: bool) {
+        self.on.store(up, std::sync::atomic::Ordering::SeqCst);
+        if !up {
+            self.generation.send_modify(|g| *g += 1);
+        }
+    }
+}

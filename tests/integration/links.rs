@@ -1,39 +1,13 @@
 //! Links going down and coming back; names and quoting; first-level
 //! pushdown, proven from what each source received.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 use crate::common::*;
-
-/// A TCP forwarder to the local PostgreSQL that can be switched off and on:
-/// the "database" behind a link going down and coming back.
-async fn switchable_proxy() -> (u16, Arc<AtomicBool>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let up = Arc::new(AtomicBool::new(false));
-    let flag = up.clone();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            if !flag.load(Ordering::SeqCst) {
-                drop(inbound); // refused: the database is "down"
-                continue;
-            }
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5432").await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
-    });
-    (port, up)
-}
 
 #[tokio::test]
 async fn a_down_link_is_a_partial_outage_and_recovers_without_restart() {
-    let (port, up) = switchable_proxy().await;
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    proxy.set(false);
+    let port = proxy.port;
     let extra = format!(
         "[links.jauh]\nkind = \"postgres\"\nhost = \"127.0.0.1\"\nport = {port}\ndatabase = \"tautan_uji\"\nuser = \"tautan_ro\"\npassword = \"tautan-ro\"\nconnect_timeout_ms = 1000\n"
     );
@@ -71,7 +45,7 @@ async fn a_down_link_is_a_partial_outage_and_recovers_without_restart() {
         .unwrap_or_default();
     assert!(msg.contains("\"jauh\""), "{msg}");
     // The database comes back: the link works, no restart.
-    up.store(true, Ordering::SeqCst);
+    proxy.set(true);
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     let n: i64 = client
         .query_one("SELECT count(*) FROM jauh.public.angka", &[])

@@ -6,5 +6,6 @@ mod common;
 mod e2e;
 mod grants;
 mod links;
+mod pulls;
 mod readonly;
 mod types;

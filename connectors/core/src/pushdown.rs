@@ -150,6 +150,9 @@ impl Classifier<'_> {
                             | ScalarValue::Utf8View(_)
                             | ScalarValue::LargeUtf8(_)
                             | ScalarValue::Date32(_)
+                            | ScalarValue::TimestampSecond(..)
+                            | ScalarValue::TimestampMillisecond(..)
+                            | ScalarValue::TimestampMicrosecond(..)
                     )
             }
             _ => false,
@@ -162,8 +165,19 @@ impl Classifier<'_> {
             ty,
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
         );
-        let ok_type =
-            is_string || ty.is_numeric() || matches!(ty, DataType::Boolean | DataType::Date32);
+        // Timestamp literals are written as text cast to the source's
+        // timestamp type: exact without a time zone on both; with one only
+        // on PostgreSQL, whose sessions run in UTC (the offset is part of
+        // the text and the comparison is on instants).
+        let timestamp_ok = match ty {
+            DataType::Timestamp(_, None) => true,
+            DataType::Timestamp(_, Some(_)) => self.dialect == SourceDialect::Postgres,
+            _ => false,
+        };
+        let ok_type = is_string
+            || ty.is_numeric()
+            || timestamp_ok
+            || matches!(ty, DataType::Boolean | DataType::Date32);
         if !ok_type {
             return None;
         }
@@ -312,7 +326,7 @@ impl ScanSql<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::datatypes::Field;
+    use datafusion::arrow::datatypes::{Field, TimeUnit};
     use datafusion::prelude::{col, lit};
 
     fn schema() -> Schema {
@@ -345,6 +359,41 @@ mod tests {
         let my = SourceDialect::MySql.expr_to_sql(&f).unwrap();
         assert_eq!(my, "(`Nama Lengkap` = 'it''s')");
         assert_eq!(SourceDialect::MySql.quote_ident("a`b"), "`a``b`");
+    }
+
+    #[test]
+    fn timestamp_filters_are_written_for_each_dialect() {
+        let s = Schema::new(vec![
+            Field::new("t", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            Field::new(
+                "tz",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+                true,
+            ),
+        ]);
+        let all = [true, true];
+        // 2026-02-01 00:00:00 UTC
+        let micros = 1_769_904_000_000_000i64;
+        let f = col("t").gt(lit(ScalarValue::TimestampMicrosecond(Some(micros), None)));
+        assert_eq!(SourceDialect::Postgres.classify(&f, &s, &all), Exact);
+        assert_eq!(SourceDialect::MySql.classify(&f, &s, &all), Exact);
+        assert_eq!(
+            SourceDialect::Postgres.expr_to_sql(&f).unwrap(),
+            "(\"t\" > CAST('2026-02-01 00:00:00' AS TIMESTAMP))"
+        );
+        assert_eq!(
+            SourceDialect::MySql.expr_to_sql(&f).unwrap(),
+            "(`t` > CAST('2026-02-01 00:00:00' AS DATETIME))"
+        );
+        let g = col("tz").gt(lit(ScalarValue::TimestampMicrosecond(
+            Some(micros),
+            Some("+00:00".into()),
+        )));
+        assert_eq!(SourceDialect::Postgres.classify(&g, &s, &all), Exact);
+        assert_eq!(
+            SourceDialect::MySql.classify(&g, &s, &all),
+            TableProviderFilterPushDown::Unsupported
+        );
     }
 
     #[test]

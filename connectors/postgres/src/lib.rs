@@ -66,7 +66,7 @@ impl PostgresLink {
             // Read-only by construction: every transaction on this session
             // is READ ONLY unless someone explicitly asks otherwise, and
             // tautan never sends anything but SELECT/COPY TO.
-            .options("-c default_transaction_read_only=on");
+            .options("-c default_transaction_read_only=on -c TimeZone=UTC");
         if let Some(p) = &config.password {
             pg.password(p);
         }
@@ -225,7 +225,17 @@ impl ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         if let Some(obj) = self.0.take() {
-            drop(deadpool_postgres::Object::take(obj));
+            // Stop the remote statement too (it may be busy before its
+            // first row, where closing the socket goes unnoticed), then
+            // close the connection.
+            let client = deadpool_postgres::Object::take(obj);
+            let token = client.cancel_token();
+            drop(client);
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = token.cancel_query(tokio_postgres::NoTls).await;
+                });
+            }
         }
     }
 }

@@ -1,0 +1,2 @@
+-- W3: count(*) of lineitem
+select count(*) as n from {lineitem}
