@@ -50,3 +50,7 @@ INSERT INTO "Skema Campuran"."Data Penting" VALUES ('31.71', 10, 'a'), ('32.01',
 CREATE TABLE angka (id int8 PRIMARY KEY, grup int4 NOT NULL, nilai numeric(12,2) NOT NULL, label text NOT NULL);
 INSERT INTO angka SELECT g, g % 100, (g % 1000) / 10.0, 'label-' || g FROM generate_series(1, 200000) g;
 ANALYZE angka;
+
+-- A view that takes a minute at the source: cancelling a query on it must
+-- stop the remote statement too.
+CREATE VIEW lambat AS SELECT pg_sleep(60)::text AS tidur, 1 AS x;

@@ -4,7 +4,16 @@
 //! <link>.<schema>.<table>      one catalog per db link (Registry)
 //! <database>.ref.<table>       custodian reference data
 //! <database>.system.<table>    links, tables and grants, as this user sees them
+//! <database>.mat.<table>       materialized pulls
+//! <database>."<link>.<schema>".<table>   the same link tables, as clients browse them
 //! ```
+//!
+//! PostgreSQL clients browse one database with schemas in it (psql `\dn`,
+//! DBeaver's tree, JDBC `getSchemas`), so the catalog list *lists* only the
+//! federation's database, whose schemas include one `"<link>.<schema>"` per
+//! link schema. The link catalogs still *resolve*, so three-part names
+//! `link.schema.table` keep working; both spellings name the same table
+//! under the same grant.
 //!
 //! [`Registry`] owns the links and their state (up with a table list, or
 //! down with a reason). [`UserCatalogList`] is what DataFusion plans
@@ -305,17 +314,68 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Maps a browsed schema name back to its link: `(database,
+    /// "<link>.<schema>")` becomes `(link, schema)`; anything else is
+    /// returned as it is.
+    pub fn locate<'a>(&self, catalog: &'a str, schema: &'a str) -> (&'a str, &'a str) {
+        if catalog == self.database {
+            if let Some((link, inner)) = schema.split_once('.') {
+                if self.links.contains_key(link) {
+                    return (link, inner);
+                }
+            }
+        }
+        (catalog, schema)
+    }
+
+    /// The grant name of a resolved table reference: `[schema, table]` in
+    /// the federation's database, `[link, schema, table]` in a link.
+    pub fn grant_name(&self, catalog: &str, schema: &str, table: &str) -> Vec<String> {
+        let (catalog, schema) = self.locate(catalog, schema);
+        if catalog == self.database {
+            vec![schema.to_string(), table.to_string()]
+        } else {
+            vec![catalog.to_string(), schema.to_string(), table.to_string()]
+        }
+    }
+}
+
+/// A schema registered by DataFusion's own machinery (`pg_catalog`, set up
+/// per session by [`crate::pg_catalog`]).
+type SchemaSlot = Arc<RwLock<Option<Arc<dyn SchemaProvider>>>>;
+
+fn slot_get(slot: &SchemaSlot) -> Option<Arc<dyn SchemaProvider>> {
+    match slot.read() {
+        Ok(s) => s.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
 /// The catalog tree as one user may see it.
 #[derive(Debug)]
 pub struct UserCatalogList {
     registry: Arc<Registry>,
     access: Arc<Access>,
+    pg_catalog: SchemaSlot,
 }
 
 impl UserCatalogList {
     /// `registry` filtered by `access`.
     pub fn new(registry: Arc<Registry>, access: Arc<Access>) -> Self {
-        Self { registry, access }
+        Self {
+            registry,
+            access,
+            pg_catalog: SchemaSlot::default(),
+        }
+    }
+
+    fn default_catalog(&self) -> DefaultCatalog {
+        DefaultCatalog {
+            registry: self.registry.clone(),
+            access: self.access.clone(),
+            pg_catalog: self.pg_catalog.clone(),
+        }
     }
 }
 
@@ -328,24 +388,15 @@ impl CatalogProviderList for UserCatalogList {
         None // the tree comes from federation.toml only
     }
 
+    /// Only the federation's database is listed (see the module docs);
+    /// link catalogs resolve by name.
     fn catalog_names(&self) -> Vec<String> {
-        let mut names = vec![self.registry.database.clone()];
-        names.extend(
-            self.registry
-                .links
-                .keys()
-                .filter(|l| self.access.may_see_prefix(&[l.to_string()]))
-                .cloned(),
-        );
-        names
+        vec![self.registry.database.clone()]
     }
 
     fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
         if name == self.registry.database {
-            return Some(Arc::new(DefaultCatalog {
-                registry: self.registry.clone(),
-                access: self.access.clone(),
-            }));
+            return Some(Arc::new(self.default_catalog()));
         }
         let link = self.registry.link(name)?;
         if !self.access.may_see_prefix(&[name.to_string()]) {
@@ -393,27 +444,73 @@ impl CatalogProvider for LinkCatalog {
     }
 }
 
-/// The federation's own catalog: `ref`, `system`, `public`.
+/// The federation's own catalog: `ref`, `system`, `mat`, `public`, and
+/// every link schema the user may see as `"<link>.<schema>"`.
 #[derive(Debug)]
 struct DefaultCatalog {
     registry: Arc<Registry>,
     access: Arc<Access>,
+    pg_catalog: SchemaSlot,
+}
+
+impl DefaultCatalog {
+    fn link_catalog(&self, link: &str) -> Option<LinkCatalog> {
+        let link = self.registry.link(link)?;
+        self.access
+            .may_see_prefix(std::slice::from_ref(&link.name))
+            .then(|| LinkCatalog {
+                link: link.clone(),
+                access: self.access.clone(),
+            })
+    }
 }
 
 impl CatalogProvider for DefaultCatalog {
     fn schema_names(&self) -> Vec<String> {
         let mut names = vec![PUBLIC_SCHEMA.to_string(), SYSTEM_SCHEMA.to_string()];
+        if slot_get(&self.pg_catalog).is_some() {
+            names.push("pg_catalog".to_string());
+        }
         if self.access.may_see_prefix(&[REF_SCHEMA.to_string()]) {
             names.push(REF_SCHEMA.to_string());
         }
         if self.access.may_see_prefix(&[MAT_SCHEMA.to_string()]) {
             names.push(MAT_SCHEMA.to_string());
         }
+        for link in self.registry.links.keys() {
+            if let Some(catalog) = self.link_catalog(link) {
+                names.extend(
+                    catalog
+                        .schema_names()
+                        .into_iter()
+                        .map(|s| format!("{link}.{s}")),
+                );
+            }
+        }
         names
     }
 
+    fn register_schema(
+        &self,
+        name: &str,
+        schema: Arc<dyn SchemaProvider>,
+    ) -> Result<Option<Arc<dyn SchemaProvider>>> {
+        if name == "pg_catalog" {
+            let mut slot = match self.pg_catalog.write() {
+                Ok(s) => s,
+                Err(p) => p.into_inner(),
+            };
+            return Ok(slot.replace(schema));
+        }
+        datafusion::common::not_impl_err!("schemas come from federation.toml only")
+    }
+
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if let Some((link, inner)) = name.split_once('.') {
+            return self.link_catalog(link)?.schema(inner);
+        }
         match name {
+            "pg_catalog" => slot_get(&self.pg_catalog),
             REF_SCHEMA => Some(Arc::new(FilteredSchema {
                 prefix: vec![REF_SCHEMA.to_string()],
                 tables: self.registry.reference(),
@@ -814,15 +911,5 @@ impl SchemaProvider for SystemSchema {
 
     fn table_exist(&self, name: &str) -> bool {
         SYSTEM_TABLES.contains(&name)
-    }
-}
-
-/// The fully qualified grant name of a resolved table reference, or why it
-/// has none.
-pub fn grant_name(database: &str, catalog: &str, schema: &str, table: &str) -> Vec<String> {
-    if catalog == database {
-        vec![schema.to_string(), table.to_string()]
-    } else {
-        vec![catalog.to_string(), schema.to_string(), table.to_string()]
     }
 }

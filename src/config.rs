@@ -59,6 +59,13 @@ pub struct ServerConfig {
     /// Name of the federation as a database (the default catalog).
     #[serde(default = "default_database")]
     pub database: String,
+    /// PEM certificate chain for TLS (with `tls_key`); without both,
+    /// clients asking for TLS are told `N` and continue in clear text.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 fn default_listen() -> String {
@@ -74,6 +81,8 @@ impl Default for ServerConfig {
         Self {
             listen: default_listen(),
             database: default_database(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -548,6 +557,18 @@ impl FederationConfig {
                     ));
                 }
             }
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            let (key, line) = match text.find("tls_cert").or_else(|| text.find("tls_key")) {
+                Some(at) => ("server.tls_cert", Some(line_of(text, at))),
+                None => ("server", None),
+            };
+            return Err(ConfigError {
+                path: self.path.clone(),
+                line,
+                key: Some(key.into()),
+                message: "tls_cert and tls_key go together: set both or neither".into(),
+            });
         }
         if self.materialize.max_concurrent == 0 {
             return Err(ConfigError {

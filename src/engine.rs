@@ -21,6 +21,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::StreamExt;
+
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::ParamValues;
 use datafusion::common::TableReference;
@@ -36,8 +41,8 @@ use tautan_postgres::{PostgresConfig, PostgresLink};
 
 use crate::auth::{ScramVerifier, DEFAULT_ITERATIONS};
 use crate::catalog::{
-    grant_name, load_folder, LinkEntry, LinkSource, Registry, TableMap, UserCatalogList,
-    MAT_SCHEMA, PUBLIC_SCHEMA, REF_SCHEMA, SYSTEM_SCHEMA,
+    load_folder, LinkEntry, LinkSource, Registry, TableMap, UserCatalogList, MAT_SCHEMA,
+    PUBLIC_SCHEMA, REF_SCHEMA, SYSTEM_SCHEMA,
 };
 use crate::config::{secret, FederationConfig, LinkConfig};
 use crate::error::QueryError;
@@ -278,18 +283,43 @@ impl Engine {
             )))
             .with_default_features()
             .build();
+        let ctx = SessionContext::new_with_state(state);
+        let settings: Settings = Arc::new(Mutex::new(default_settings()));
+        if let Err(e) = crate::pg_catalog::install(
+            &ctx,
+            &self.registry.database,
+            &access.user,
+            settings.clone(),
+        ) {
+            tracing::warn!(error = %e, "pg_catalog not available in this session");
+        }
+        let (cancel, _) = tokio::sync::watch::channel(0u64);
         Session {
             engine: self.clone(),
             access,
-            ctx: SessionContext::new_with_state(state),
-            settings: Mutex::new(default_settings()),
+            ctx,
+            settings,
+            cursors: tokio::sync::Mutex::new(BTreeMap::new()),
+            cancel,
         }
     }
 }
 
+/// The settings a session starts with, and `RESET` returns to.
 fn default_settings() -> BTreeMap<String, String> {
     [
         ("application_name", ""),
+        ("bytea_output", "hex"),
+        ("default_transaction_isolation", "read committed"),
+        ("lc_collate", "C"),
+        ("lc_ctype", "C"),
+        ("max_identifier_length", "63"),
+        ("server_version_num", crate::SERVER_VERSION_NUM),
+        ("statement_timeout", "0"),
+        ("lock_timeout", "0"),
+        ("idle_in_transaction_session_timeout", "0"),
+        ("row_security", "on"),
+        ("transaction_isolation", "read committed"),
         ("client_encoding", "UTF8"),
         ("datestyle", "ISO, MDY"),
         ("extra_float_digits", "1"),
@@ -309,12 +339,26 @@ fn default_settings() -> BTreeMap<String, String> {
     .collect()
 }
 
+/// A session's settings, shared with `current_setting()`.
+pub type Settings = crate::pg_catalog::Settings;
+
+/// An open cursor (`DECLARE`): a running query read `FETCH` by `FETCH`.
+struct Cursor {
+    schema: SchemaRef,
+    stream: SendableRecordBatchStream,
+    /// Rows read from the stream but not fetched yet.
+    pending: Option<RecordBatch>,
+}
+
 /// One user's connection to the federation.
 pub struct Session {
     engine: Arc<Engine>,
     access: Arc<Access>,
     ctx: SessionContext,
-    settings: Mutex<BTreeMap<String, String>>,
+    settings: Settings,
+    cursors: tokio::sync::Mutex<BTreeMap<String, Cursor>>,
+    /// Bumped by [`Session::cancel`]; running streams watch it.
+    cancel: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Session {
@@ -337,6 +381,24 @@ pub enum Prepared {
         /// `Some((name, value))` for SHOW.
         show: Option<(String, String)>,
     },
+    /// `DECLARE name CURSOR FOR query`: opens the cursor when executed.
+    Declare {
+        /// Cursor name.
+        name: String,
+        /// The checked, planned query.
+        plan: LogicalPlan,
+    },
+    /// `FETCH`: the next `count` rows (all when `None`) of a cursor.
+    Fetch {
+        /// Cursor name.
+        name: String,
+        /// How many rows.
+        count: Option<u64>,
+        /// The cursor's columns.
+        schema: SchemaRef,
+    },
+    /// `CLOSE name` / `CLOSE ALL` (`None`).
+    Close(Option<String>),
     /// Nothing (an empty statement).
     Empty,
 }
@@ -363,6 +425,128 @@ impl Session {
         settings.get(&name.to_ascii_lowercase()).cloned()
     }
 
+    /// `RESET name`, or `RESET ALL` with `None`.
+    fn reset(&self, name: Option<&str>) {
+        let defaults = default_settings();
+        let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        match name {
+            None => *settings = defaults,
+            Some(name) => {
+                match defaults.get(name) {
+                    Some(v) => settings.insert(name.to_string(), v.clone()),
+                    None => settings.remove(name),
+                };
+            }
+        }
+    }
+
+    /// Stops what this session is running now: its streams end with 57014,
+    /// and dropping them cancels the remote statements.
+    pub fn cancel(&self) {
+        self.cancel.send_modify(|generation| *generation += 1);
+    }
+
+    /// `stream`, ended with 57014 when [`Session::cancel`] is called.
+    fn cancellable(&self, stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
+        let schema = stream.schema();
+        let mut watch = self.cancel.subscribe();
+        watch.mark_unchanged();
+        let guarded = futures::stream::unfold(Some((stream, watch)), |state| async move {
+            let (mut stream, mut watch) = state?;
+            tokio::select! {
+                item = stream.next() => item.map(|item| (item, Some((stream, watch)))),
+                _ = watch.changed() => {
+                    tracing::info!("statement cancelled by the client");
+                    let e = datafusion::error::DataFusionError::External(Box::new(QueryError::cancelled()));
+                    Some((Err(e), None))
+                }
+            }
+        });
+        Box::pin(RecordBatchStreamAdapter::new(schema, guarded))
+    }
+
+    /// Opens cursor `name` on a prepared query.
+    pub async fn declare(&self, name: &str, plan: LogicalPlan) -> Result<(), QueryError> {
+        let mut cursors = self.cursors.lock().await;
+        if cursors.contains_key(name) {
+            return Err(QueryError::new(
+                "42P03",
+                format!("cursor \"{name}\" already exists"),
+            ));
+        }
+        let schema = plan.schema().inner().clone();
+        let stream = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await?
+            .execute_stream()
+            .await?;
+        cursors.insert(
+            name.to_string(),
+            Cursor {
+                schema,
+                stream,
+                pending: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// The next `count` rows of cursor `name` (all that remain for `None`).
+    pub async fn fetch(
+        &self,
+        name: &str,
+        count: Option<u64>,
+    ) -> Result<SendableRecordBatchStream, QueryError> {
+        let mut cursors = self.cursors.lock().await;
+        let cursor = cursors
+            .get_mut(name)
+            .ok_or_else(|| QueryError::no_cursor(name))?;
+        let mut wanted = count.map(|c| c as usize).unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        let mut watch = self.cancel.subscribe();
+        watch.mark_unchanged();
+        while wanted > 0 {
+            let batch = match cursor.pending.take() {
+                Some(b) => b,
+                None => {
+                    let next = tokio::select! {
+                        next = cursor.stream.next() => next,
+                        _ = watch.changed() => return Err(QueryError::cancelled()),
+                    };
+                    match next {
+                        Some(b) => b?,
+                        None => break,
+                    }
+                }
+            };
+            if batch.num_rows() > wanted {
+                out.push(batch.slice(0, wanted));
+                cursor.pending = Some(batch.slice(wanted, batch.num_rows() - wanted));
+                wanted = 0;
+            } else {
+                wanted -= batch.num_rows();
+                out.push(batch);
+            }
+        }
+        let schema = cursor.schema.clone();
+        let batches = futures::stream::iter(out.into_iter().map(Ok));
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+    }
+
+    /// `CLOSE name`, or every cursor with `None` (also at COMMIT/ROLLBACK:
+    /// cursors are WITHOUT HOLD).
+    pub async fn close(&self, name: Option<&str>) -> Result<(), QueryError> {
+        let mut cursors = self.cursors.lock().await;
+        match name {
+            None => cursors.clear(),
+            Some(n) => {
+                cursors.remove(n).ok_or_else(|| QueryError::no_cursor(n))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Checks and plans one statement. Nothing reaches a source here.
     pub async fn prepare(&self, statement: DFStatement) -> Result<Prepared, QueryError> {
         match classify(&statement) {
@@ -374,6 +558,40 @@ impl Session {
                 tag: tag.to_string(),
                 show: None,
             }),
+            StatementKind::Reset(name) => {
+                self.reset(name.as_deref());
+                let discard = matches!(&statement, DFStatement::Statement(s) if matches!(**s, datafusion::sql::sqlparser::ast::Statement::Discard { .. }));
+                if discard {
+                    self.close(None).await?;
+                }
+                Ok(Prepared::Command {
+                    tag: if discard { "DISCARD ALL" } else { "RESET" }.into(),
+                    show: None,
+                })
+            }
+            StatementKind::Declare { name, query } => {
+                let inner = DFStatement::Statement(Box::new(
+                    datafusion::sql::sqlparser::ast::Statement::Query(query),
+                ));
+                match Box::pin(self.prepare(inner)).await? {
+                    Prepared::Query(plan) => Ok(Prepared::Declare { name, plan }),
+                    _ => Err(QueryError::new("42601", "DECLARE needs a query")),
+                }
+            }
+            StatementKind::Fetch { name, count } => {
+                let cursors = self.cursors.lock().await;
+                let schema = cursors
+                    .get(&name)
+                    .ok_or_else(|| QueryError::no_cursor(&name))?
+                    .schema
+                    .clone();
+                Ok(Prepared::Fetch {
+                    name,
+                    count,
+                    schema,
+                })
+            }
+            StatementKind::Close(name) => Ok(Prepared::Close(name)),
             StatementKind::Set { name, value } => {
                 if (name == "transaction_read_only" || name == "default_transaction_read_only")
                     && matches!(value.to_ascii_lowercase().as_str(), "off" | "false" | "0")
@@ -417,18 +635,18 @@ impl Session {
         let database = &self.engine.registry.database;
         for r in references {
             let resolved = r.clone().resolve(database, PUBLIC_SCHEMA);
-            let (catalog, schema, table) = (
-                resolved.catalog.as_ref(),
-                resolved.schema.as_ref(),
-                resolved.table.as_ref(),
-            );
+            let table = resolved.table.as_ref();
+            let (catalog, schema) = self
+                .engine
+                .registry
+                .locate(resolved.catalog.as_ref(), resolved.schema.as_ref());
             if schema == "information_schema" || schema == "pg_catalog" {
                 continue; // filtered views of what the user may see
             }
             if catalog == database.as_str() && schema == SYSTEM_SCHEMA {
                 continue; // status tables, filtered per user
             }
-            let name = grant_name(database, catalog, schema, table);
+            let name = self.engine.registry.grant_name(catalog, schema, table);
             if self.access.table(&name) == TableAccess::Invisible {
                 return Err(QueryError::undefined_table(&r.to_string()));
             }
@@ -462,8 +680,7 @@ impl Session {
         let _ = plan.apply_with_subqueries(|node| {
             if let LogicalPlan::TableScan(scan) = node {
                 let resolved = scan.table_name.clone().resolve(database, PUBLIC_SCHEMA);
-                let name = grant_name(
-                    database,
+                let name = self.engine.registry.grant_name(
                     resolved.catalog.as_ref(),
                     resolved.schema.as_ref(),
                     resolved.table.as_ref(),
@@ -513,7 +730,7 @@ impl Session {
             None => plan,
         };
         let df = self.ctx.execute_logical_plan(plan).await?;
-        Ok(df.execute_stream().await?)
+        Ok(self.cancellable(df.execute_stream().await?))
     }
 
     /// Checks, plans and runs every statement of `sql`, collecting results
@@ -529,6 +746,20 @@ impl Session {
                     out.push(Outcome::Rows(schema, batches));
                 }
                 Prepared::Command { tag, show } => out.push(Outcome::Command(tag, show)),
+                Prepared::Declare { name, plan } => {
+                    self.declare(&name, plan).await?;
+                    out.push(Outcome::Command("DECLARE CURSOR".into(), None));
+                }
+                Prepared::Fetch { name, count, .. } => {
+                    let stream = self.fetch(&name, count).await?;
+                    let schema = stream.schema();
+                    let batches = datafusion::physical_plan::common::collect(stream).await?;
+                    out.push(Outcome::Rows(schema, batches));
+                }
+                Prepared::Close(name) => {
+                    self.close(name.as_deref()).await?;
+                    out.push(Outcome::Command("CLOSE CURSOR".into(), None));
+                }
                 Prepared::Empty => {}
             }
         }

@@ -37,6 +37,24 @@ impl QueryError {
         )
     }
 
+    /// 57014: the client cancelled the statement.
+    pub fn cancelled() -> Self {
+        Self::new("57014", "canceling statement due to user request")
+    }
+
+    /// 34000: no cursor by that name.
+    pub fn no_cursor(name: &str) -> Self {
+        Self::new("34000", format!("cursor \"{name}\" does not exist"))
+    }
+
+    /// 25P02: a statement inside a transaction that already failed.
+    pub fn in_failed_transaction() -> Self {
+        Self::new(
+            "25P02",
+            "current transaction is aborted, commands ignored until end of transaction block",
+        )
+    }
+
     /// 25006 for anything that would write.
     pub fn read_only(what: &str) -> Self {
         Self::new(
@@ -56,6 +74,11 @@ impl std::error::Error for QueryError {}
 
 impl From<DataFusionError> for QueryError {
     fn from(e: DataFusionError) -> Self {
+        if let DataFusionError::External(inner) = e.find_root() {
+            if let Some(q) = inner.downcast_ref::<QueryError>() {
+                return q.clone();
+            }
+        }
         if let Some(link) = find_link_error(&e) {
             return QueryError::new(link.client_sqlstate(), link.to_string());
         }

@@ -25,9 +25,13 @@ pub mod engine;
 pub mod error;
 pub mod export;
 pub mod grants;
+pub mod pg_catalog;
 pub mod pulls;
 pub mod server;
 pub mod statement;
 
 /// PostgreSQL version tautan presents itself as (for clients that check).
 pub const SERVER_VERSION: &str = "16.0";
+
+/// [`SERVER_VERSION`] as `server_version_num` reports it.
+pub const SERVER_VERSION_NUM: &str = "160000";

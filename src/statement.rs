@@ -4,9 +4,14 @@
 //! data anywhere is refused here with SQLSTATE 25006.
 
 use std::ops::ControlFlow;
+use std::sync::LazyLock;
 
-use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::{Query, SetExpr, Statement, Visit, Visitor};
+use datafusion::sql::parser::{ResetStatement, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::{
+    CloseCursor, DeclareType, FetchDirection, ObjectName, Query, SetExpr, Statement, Value, Visit,
+    Visitor,
+};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 /// How the engine handles a statement.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,8 +27,27 @@ pub enum StatementKind {
     },
     /// `SHOW name`.
     Show(String),
-    /// Transaction control; answered with this command tag.
+    /// Transaction control and other session commands with nothing to
+    /// do; answered with this command tag.
     Transaction(&'static str),
+    /// `RESET name`, `RESET ALL` (`None`), `DISCARD ALL`.
+    Reset(Option<String>),
+    /// `DECLARE name [NO SCROLL] CURSOR [WITHOUT HOLD] FOR query`.
+    Declare {
+        /// Cursor name.
+        name: String,
+        /// The query it reads.
+        query: Box<Query>,
+    },
+    /// `FETCH [FORWARD] n | NEXT | ALL FROM name`: `count` is `None` for ALL.
+    Fetch {
+        /// Cursor name.
+        name: String,
+        /// How many rows.
+        count: Option<u64>,
+    },
+    /// `CLOSE name`, or `CLOSE ALL` (`None`).
+    Close(Option<String>),
     /// A statement that would write: refused with 25006.
     Write(String),
     /// A statement tautan does not support (0A000).
@@ -93,6 +117,56 @@ const WRITE_VERBS: &[&str] = &[
     "COMMENT", "LOCK", "REFRESH", "IMPORT", "LOAD", "SECURITY", "REASSIGN",
 ];
 
+/// The PostgreSQL-compatibility rewriter of `datafusion-pg-catalog`: turns
+/// what clients send to browse the catalog (`'t'::regclass`, `= ANY(...)`,
+/// `OPERATOR(pg_catalog.~)`, unqualified `pg_class`, ...) into SQL
+/// DataFusion plans.
+static COMPAT: LazyLock<PostgresCompatibilityParser> =
+    LazyLock::new(PostgresCompatibilityParser::new);
+
+/// Whether a table name is part of the PostgreSQL catalog.
+fn is_catalog_relation(name: &ObjectName) -> bool {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .filter_map(|p| p.as_ident())
+        .map(|i| i.value.to_ascii_lowercase())
+        .collect();
+    match parts.as_slice() {
+        [table] => table.starts_with("pg_"),
+        [.., schema, _] => schema == "pg_catalog" || schema == "information_schema",
+        [] => false,
+    }
+}
+
+/// A query that reads only the PostgreSQL catalog (or no table at all):
+/// what clients send to browse, rewritten by [`COMPAT`]. Queries over
+/// federation tables are never rewritten.
+fn is_catalog_query(statement: &Statement) -> bool {
+    if !matches!(statement, Statement::Query(_)) {
+        return false;
+    }
+    let mut all_catalog = true;
+    let _ = datafusion::sql::sqlparser::ast::visit_relations(statement, |name| {
+        if !is_catalog_relation(name) {
+            all_catalog = false;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    all_catalog
+}
+
+fn compat_parse(sql: &str) -> Option<Vec<DFStatement>> {
+    let statements = COMPAT.parse(sql).ok()?;
+    statements.iter().all(is_catalog_query).then(|| {
+        statements
+            .into_iter()
+            .map(|s| DFStatement::Statement(Box::new(s)))
+            .collect()
+    })
+}
+
 /// Splits and parses SQL text (PostgreSQL dialect). A statement the parser
 /// rejects but that starts like a write is refused as a write (25006), not
 /// as a syntax error: the answer to "may I write?" does not depend on syntax.
@@ -105,8 +179,23 @@ pub fn parse(sql: &str) -> Result<Vec<DFStatement>, crate::error::QueryError> {
         .build()
         .and_then(|mut p| p.parse_statements())
     {
-        Ok(statements) => Ok(statements.into_iter().collect()),
+        Ok(statements) => {
+            let catalog_only = !statements.is_empty()
+                && statements.iter().all(|s| match s {
+                    DFStatement::Statement(s) => is_catalog_query(s),
+                    _ => false,
+                });
+            if catalog_only {
+                if let Some(rewritten) = compat_parse(sql) {
+                    return Ok(rewritten);
+                }
+            }
+            Ok(statements.into_iter().collect())
+        }
         Err(e) => {
+            if let Some(rewritten) = compat_parse(sql) {
+                return Ok(rewritten);
+            }
             // Skip leading comments and parentheses to find the verb.
             let first = sql
                 .lines()
@@ -136,7 +225,62 @@ pub fn classify(statement: &DFStatement) -> StatementKind {
         },
         DFStatement::CopyTo(_) => StatementKind::Write("COPY TO a file".into()),
         DFStatement::CreateExternalTable(_) => StatementKind::Write("CREATE EXTERNAL TABLE".into()),
-        DFStatement::Reset(_) => StatementKind::Transaction("RESET"),
+        DFStatement::Reset(ResetStatement::Variable(name)) => reset(name),
+    }
+}
+
+fn reset(name: &ObjectName) -> StatementKind {
+    let name = name.to_string().to_ascii_lowercase();
+    StatementKind::Reset((name != "all").then_some(name))
+}
+
+fn classify_declare(stmts: &[datafusion::sql::sqlparser::ast::Declare]) -> StatementKind {
+    let [declare] = stmts else {
+        return StatementKind::Unsupported("DECLARE of several cursors".into());
+    };
+    let (Some(DeclareType::Cursor), Some(query), [name]) = (
+        &declare.declare_type,
+        &declare.for_query,
+        declare.names.as_slice(),
+    ) else {
+        return StatementKind::Unsupported("this form of DECLARE".into());
+    };
+    if declare.scroll == Some(true) {
+        return StatementKind::Unsupported("SCROLL cursors (tautan cursors are NO SCROLL)".into());
+    }
+    match classify_sql(&Statement::Query(query.clone())) {
+        StatementKind::Query => StatementKind::Declare {
+            name: name.value.clone(),
+            query: query.clone(),
+        },
+        other => other,
+    }
+}
+
+fn fetch_count(limit: &Value) -> Option<u64> {
+    match limit {
+        Value::Number(n, _) => n.parse().ok(),
+        _ => None,
+    }
+}
+
+fn classify_fetch(name: &str, direction: &FetchDirection) -> StatementKind {
+    let count = match direction {
+        FetchDirection::Next => Some(Some(1)),
+        FetchDirection::All | FetchDirection::ForwardAll => Some(None),
+        FetchDirection::Count { limit } => fetch_count(&limit.value).map(Some),
+        FetchDirection::Forward { limit: None } => Some(Some(1)),
+        FetchDirection::Forward { limit: Some(l) } => fetch_count(&l.value).map(Some),
+        _ => None,
+    };
+    match count {
+        Some(count) => StatementKind::Fetch {
+            name: name.to_string(),
+            count,
+        },
+        None => StatementKind::Unsupported(
+            "this FETCH direction (tautan cursors are forward-only)".into(),
+        ),
     }
 }
 
@@ -163,7 +307,25 @@ fn classify_sql(s: &Statement) -> StatementKind {
         Statement::Rollback { .. } => StatementKind::Transaction("ROLLBACK"),
         Statement::Savepoint { .. } => StatementKind::Transaction("SAVEPOINT"),
         Statement::ReleaseSavepoint { .. } => StatementKind::Transaction("RELEASE"),
-        Statement::Discard { .. } => StatementKind::Transaction("DISCARD ALL"),
+        Statement::Discard { .. } => StatementKind::Reset(None),
+        Statement::Reset(r) => match &r.reset {
+            datafusion::sql::sqlparser::ast::Reset::ALL => StatementKind::Reset(None),
+            datafusion::sql::sqlparser::ast::Reset::ConfigurationParameter(name) => reset(name),
+        },
+        Statement::Declare { stmts } => classify_declare(stmts),
+        Statement::Fetch {
+            name,
+            direction,
+            into: None,
+            ..
+        } => classify_fetch(&name.value, direction),
+        Statement::Close { cursor } => StatementKind::Close(match cursor {
+            CloseCursor::All => None,
+            CloseCursor::Specific { name } => Some(name.value.clone()),
+        }),
+        Statement::LISTEN { .. } => StatementKind::Transaction("LISTEN"),
+        Statement::UNLISTEN { .. } => StatementKind::Transaction("UNLISTEN"),
+        Statement::Deallocate { .. } => StatementKind::Transaction("DEALLOCATE"),
         Statement::Set(set) => classify_set(set, s),
         Statement::Copy { to: true, .. } => {
             StatementKind::Unsupported("COPY ... TO STDOUT (use a SELECT)".into())
@@ -261,5 +423,57 @@ mod tests {
             kind("SHOW search_path"),
             StatementKind::Show("search_path".into())
         );
+        assert_eq!(kind("RESET ALL"), StatementKind::Reset(None));
+        assert_eq!(kind("DISCARD ALL"), StatementKind::Reset(None));
+        assert_eq!(
+            kind("RESET application_name"),
+            StatementKind::Reset(Some("application_name".into()))
+        );
+        assert_eq!(kind("UNLISTEN *"), StatementKind::Transaction("UNLISTEN"));
+        assert_eq!(kind("CLOSE ALL"), StatementKind::Close(None));
+        assert_eq!(kind("CLOSE c1"), StatementKind::Close(Some("c1".into())));
+    }
+
+    #[test]
+    fn cursors() {
+        assert!(matches!(
+            kind(r#"DECLARE "c 1" NO SCROLL CURSOR WITHOUT HOLD FOR SELECT 1"#),
+            StatementKind::Declare { name, .. } if name == "c 1"
+        ));
+        assert!(matches!(
+            kind("DECLARE c CURSOR FOR SELECT * FROM t FOR UPDATE"),
+            StatementKind::Write(_)
+        ));
+        assert_eq!(
+            kind(r#"FETCH FORWARD 2000 FROM "c 1""#),
+            StatementKind::Fetch {
+                name: "c 1".into(),
+                count: Some(2000)
+            }
+        );
+        assert_eq!(
+            kind("FETCH ALL FROM c"),
+            StatementKind::Fetch {
+                name: "c".into(),
+                count: None
+            }
+        );
+        assert!(matches!(
+            kind("FETCH BACKWARD 1 FROM c"),
+            StatementKind::Unsupported(_)
+        ));
+    }
+
+    #[test]
+    fn catalog_queries_are_rewritten_and_others_are_not() {
+        let rewritten = |sql: &str| match parse(sql) {
+            Ok(mut s) => s.remove(0).to_string(),
+            Err(e) => panic!("{sql}: {e}"),
+        };
+        // Unqualified catalog tables get their schema.
+        assert!(rewritten("SELECT relname FROM pg_class").contains("pg_catalog.pg_class"));
+        // A federation query is left as written.
+        let sql = "SELECT nama FROM ref.kecamatan WHERE kode = ANY(ARRAY['a'])";
+        assert_eq!(rewritten(sql), sql);
     }
 }

@@ -1,6 +1,8 @@
 //! Protocol front ends. One file per protocol.
 
+pub mod cancel;
 pub mod encode;
 pub mod params;
 pub mod postgres;
 pub mod startup;
+pub mod tls;

@@ -8,7 +8,6 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::logical_expr::LogicalPlan;
 use futures::Sink;
-use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
@@ -22,12 +21,14 @@ use pgwire::api::{
     RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::response::TransactionStatus;
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 use tokio::net::TcpListener;
 
 use crate::engine::{Engine, Prepared, Session};
 use crate::error::QueryError;
+use crate::server::cancel::{Canceller, LiveSessions};
 use crate::server::encode::{fields, row_stream, to_pg_error};
 use crate::server::params;
 use crate::server::startup::ScramStartup;
@@ -113,6 +114,66 @@ async fn run_query<C: ClientInfo>(
     )))
 }
 
+/// Whether the statement ends a transaction block (the only statements a
+/// failed transaction accepts).
+fn ends_transaction(prepared: &Prepared) -> bool {
+    matches!(prepared, Prepared::Command { tag, .. } if tag == "COMMIT" || tag == "ROLLBACK")
+}
+
+/// Runs a prepared statement and answers it, for both protocols.
+async fn respond<C: ClientInfo>(
+    client: &C,
+    session: &Session,
+    prepared: &Prepared,
+    format: &Format,
+    params: Option<datafusion::common::ParamValues>,
+) -> PgWireResult<Response> {
+    match prepared {
+        Prepared::Query(plan) => run_query(client, session, plan.clone(), format, params).await,
+        Prepared::Command {
+            show: Some((name, value)),
+            ..
+        } => {
+            // Re-read: SET may have run since Parse.
+            let current = session.setting(name).unwrap_or_else(|| value.clone());
+            show_response(name, &current)
+        }
+        Prepared::Command { tag, .. } => {
+            if ends_transaction(prepared) {
+                // Cursors are WITHOUT HOLD; a failed block ends in ROLLBACK.
+                session.close(None).await.map_err(to_pg_error)?;
+                if client.transaction_status() == TransactionStatus::Error {
+                    return Ok(command_response("ROLLBACK"));
+                }
+            }
+            Ok(command_response(tag))
+        }
+        Prepared::Declare { name, plan } => {
+            session
+                .declare(name, plan.clone())
+                .await
+                .map_err(to_pg_error)?;
+            Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+        }
+        Prepared::Fetch { name, count, .. } => {
+            let stream = session.fetch(name, *count).await.map_err(to_pg_error)?;
+            let schema = Arc::new(fields(
+                &stream.schema(),
+                format,
+                Some(format_options(client)),
+            )?);
+            let mut response = QueryResponse::new(schema.clone(), row_stream(stream, schema));
+            response.set_command_tag("FETCH");
+            Ok(Response::Query(response))
+        }
+        Prepared::Close(name) => {
+            session.close(name.as_deref()).await.map_err(to_pg_error)?;
+            Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
+        }
+        Prepared::Empty => Ok(Response::EmptyQuery),
+    }
+}
+
 #[async_trait]
 impl SimpleQueryHandler for Handlers {
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
@@ -130,21 +191,33 @@ impl SimpleQueryHandler for Handlers {
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
+        let mut failed = client.transaction_status() == TransactionStatus::Error;
         let mut responses = Vec::new();
         for statement in statements {
+            if failed {
+                // Inside a failed block only COMMIT/ROLLBACK are accepted,
+                // and both roll back.
+                use crate::statement::{classify, StatementKind};
+                match classify(&statement) {
+                    StatementKind::Transaction("COMMIT")
+                    | StatementKind::Transaction("ROLLBACK") => {
+                        session.close(None).await.map_err(to_pg_error)?;
+                        responses.push(command_response("ROLLBACK"));
+                        failed = false;
+                        continue;
+                    }
+                    _ => {
+                        responses.push(Response::Error(Box::new(error_info(
+                            QueryError::in_failed_transaction(),
+                        ))));
+                        break;
+                    }
+                }
+            }
             let result = match session.prepare(statement).await {
-                Ok(Prepared::Query(plan)) => {
-                    run_query(client, &session, plan, &Format::UnifiedText, None).await
+                Ok(prepared) => {
+                    respond(client, &session, &prepared, &Format::UnifiedText, None).await
                 }
-                Ok(Prepared::Command {
-                    tag,
-                    show: Some((name, value)),
-                }) => {
-                    let _ = tag;
-                    show_response(&name, &value)
-                }
-                Ok(Prepared::Command { tag, show: None }) => Ok(command_response(&tag)),
-                Ok(Prepared::Empty) => Ok(Response::EmptyQuery),
                 Err(e) => Err(to_pg_error(e)),
             };
             match result {
@@ -189,6 +262,15 @@ impl QueryParser for Parser {
         let Some(statement) = statements.pop() else {
             return Ok(None);
         };
+        if client.transaction_status() == TransactionStatus::Error {
+            use crate::statement::{classify, StatementKind};
+            if !matches!(
+                classify(&statement),
+                StatementKind::Transaction("COMMIT") | StatementKind::Transaction("ROLLBACK")
+            ) {
+                return Err(to_pg_error(QueryError::in_failed_transaction()));
+            }
+        }
         let prepared = session.prepare(statement).await.map_err(to_pg_error)?;
         Ok(Some(ParsedStatement {
             sql: sql.to_string(),
@@ -223,6 +305,7 @@ impl QueryParser for Parser {
                 &format,
                 None,
             ),
+            Prepared::Fetch { schema, .. } => fields(schema, &format, None),
             _ => Ok(vec![]),
         }
     }
@@ -250,7 +333,8 @@ impl ExtendedQueryHandler for Handlers {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session(client)?;
-        match &portal.statement.statement.prepared {
+        let prepared = &portal.statement.statement.prepared;
+        let values = match prepared {
             Prepared::Query(plan) => {
                 let inferred = params::parameter_types(plan).map_err(to_pg_error)?;
                 let binary: Vec<bool> = (0..portal.parameters.len())
@@ -263,27 +347,18 @@ impl ExtendedQueryHandler for Handlers {
                     &inferred,
                 )
                 .map_err(to_pg_error)?;
-                let values = (!inferred.is_empty()).then_some(values);
-                run_query(
-                    client,
-                    &session,
-                    plan.clone(),
-                    &portal.result_column_format,
-                    values,
-                )
-                .await
+                (!inferred.is_empty()).then_some(values)
             }
-            Prepared::Command {
-                show: Some((name, value)),
-                ..
-            } => {
-                // Re-read: SET may have run since Parse.
-                let current = session.setting(name).unwrap_or_else(|| value.clone());
-                show_response(name, &current)
-            }
-            Prepared::Command { tag, .. } => Ok(command_response(tag)),
-            Prepared::Empty => Ok(Response::EmptyQuery),
-        }
+            _ => None,
+        };
+        respond(
+            client,
+            &session,
+            prepared,
+            &portal.result_column_format,
+            values,
+        )
+        .await
     }
 
     async fn do_describe_statement<C>(
@@ -341,6 +416,7 @@ pub struct Factory {
     handlers: Arc<Handlers>,
     connections: Arc<ConnectionManager>,
     pids: Arc<RandomPidSecretKeyGenerator>,
+    sessions: Arc<LiveSessions>,
 }
 
 impl PgWireServerHandlers for Factory {
@@ -357,16 +433,34 @@ impl PgWireServerHandlers for Factory {
             self.engine.clone(),
             self.connections.clone(),
             self.pids.clone(),
+            self.sessions.clone(),
         ))
     }
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
-        Arc::new(DefaultCancelHandler::new(self.connections.clone()))
+        Arc::new(Canceller {
+            connections: self.connections.clone(),
+            sessions: self.sessions.clone(),
+        })
     }
 }
 
-/// Serves the federation on `listener` until the task is dropped.
+/// Serves the federation on `listener` until the task is dropped. With
+/// `[server] tls_cert`/`tls_key` set, clients may negotiate TLS.
 pub async fn serve(engine: Arc<Engine>, listener: TcpListener) -> std::io::Result<()> {
+    let tls = match (
+        &engine.config.server.tls_cert,
+        &engine.config.server.tls_key,
+    ) {
+        (Some(cert), Some(key)) => Some(
+            crate::server::tls::acceptor(
+                &engine.config.resolve_path(cert),
+                &engine.config.resolve_path(key),
+            )
+            .map_err(std::io::Error::other)?,
+        ),
+        _ => None,
+    };
     let factory = Arc::new(Factory {
         engine,
         handlers: Arc::new(Handlers {
@@ -374,13 +468,15 @@ pub async fn serve(engine: Arc<Engine>, listener: TcpListener) -> std::io::Resul
         }),
         connections: Arc::new(ConnectionManager::new()),
         pids: Arc::new(RandomPidSecretKeyGenerator::default()),
+        sessions: Arc::new(LiveSessions::default()),
     });
     loop {
         let (socket, peer) = listener.accept().await?;
         let _ = socket.set_nodelay(true);
         let factory = factory.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = pgwire::tokio::process_socket(socket, None, factory).await {
+            if let Err(e) = pgwire::tokio::process_socket(socket, tls, factory).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

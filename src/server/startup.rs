@@ -26,6 +26,7 @@ use tokio::sync::Mutex;
 
 use crate::auth::{ScramError, ScramExchange, ScramVerifier};
 use crate::engine::{Engine, Session};
+use crate::server::cancel::LiveSessions;
 
 /// Where the exchange stands.
 enum Step {
@@ -42,6 +43,7 @@ pub struct ScramStartup {
     engine: Arc<Engine>,
     connections: Arc<ConnectionManager>,
     pids: Arc<RandomPidSecretKeyGenerator>,
+    sessions: Arc<LiveSessions>,
     step: Mutex<Step>,
 }
 
@@ -51,11 +53,13 @@ impl ScramStartup {
         engine: Arc<Engine>,
         connections: Arc<ConnectionManager>,
         pids: Arc<RandomPidSecretKeyGenerator>,
+        sessions: Arc<LiveSessions>,
     ) -> Self {
         Self {
             engine,
             connections,
             pids,
+            sessions,
             step: Mutex::new(Step::Initial),
         }
     }
@@ -77,7 +81,7 @@ impl ServerParameterProvider for Parameters {
             .unwrap_or_default();
         let params = [
             ("server_version", crate::SERVER_VERSION.to_string()),
-            ("server_version_num", "160000".to_string()),
+            ("server_version_num", crate::SERVER_VERSION_NUM.to_string()),
             ("server_encoding", "UTF8".to_string()),
             ("client_encoding", "UTF8".to_string()),
             ("DateStyle", "ISO, MDY".to_string()),
@@ -187,10 +191,12 @@ impl StartupHandler for ScramStartup {
                             .await?;
                         let (pid, key) = self.pids.generate(client);
                         client.set_pid_and_secret_key(pid, key.clone());
+                        let secret = key.to_bytes().to_vec();
                         let (handle, guard) = self.connections.register(pid, key);
                         client.session_extensions().insert(handle);
                         client.session_extensions().insert(guard);
                         let session: Arc<Session> = Arc::new(self.engine.session(&user));
+                        self.sessions.register(pid, secret, &session);
                         client.session_extensions().insert(session);
                         tracing::info!(user = %user, peer = %client.socket_addr(), "login");
                         finish_authentication(client, &Parameters).await?;

@@ -85,8 +85,19 @@ impl Server {
     }
 
     /// Runs psql against the server; returns (exit ok, stdout, stderr).
-    pub fn psql(&self, (user, password): (&str, &str), args: &[&str]) -> (bool, String, String) {
+    pub fn psql(&self, login: (&str, &str), args: &[&str]) -> (bool, String, String) {
+        self.psql_env(login, &[], args)
+    }
+
+    /// [`Server::psql`] with extra environment variables (`PGSSLMODE`, ...).
+    pub fn psql_env(
+        &self,
+        (user, password): (&str, &str),
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> (bool, String, String) {
         let out = std::process::Command::new("psql")
+            .envs(env.iter().copied())
             .args([
                 "-X",
                 "-h",

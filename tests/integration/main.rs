@@ -2,6 +2,7 @@
 //! MariaDB (loaded by `sql/load.sh`), real clients (tokio-postgres, psql,
 //! the `tautan` binary).
 
+mod clients;
 mod common;
 mod e2e;
 mod grants;

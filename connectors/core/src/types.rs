@@ -16,6 +16,17 @@ pub const SOURCE_TYPE_KEY: &str = "tautan.source_type";
 /// Field metadata key holding the column comment from the source.
 pub const COMMENT_KEY: &str = "tautan.comment";
 
+/// Field metadata key marking a column of the source's primary key (value:
+/// its 1-based position in the key).
+pub const PRIMARY_KEY: &str = "tautan.primary_key";
+
+/// `field` marked as the `position`-th column (1-based) of the primary key.
+pub fn in_primary_key(field: Field, position: usize) -> Field {
+    let mut md = field.metadata().clone();
+    md.insert(PRIMARY_KEY.to_string(), position.to_string());
+    field.with_metadata(md)
+}
+
 /// Builds a nullable field with the source type (and optionally the pg type
 /// and comment) recorded in its metadata.
 pub fn field(

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, Schema, TimeUnit};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
-use tautan_connector::types::field;
+use tautan_connector::types::{field, in_primary_key};
 use tautan_connector::{LinkError, RemoteTableDef, SourceDialect};
 
 use crate::my_error;
@@ -36,10 +36,14 @@ const SYSTEM_DATABASES: &[&str] = &["mysql", "information_schema", "performance_
 
 const TABLES_SQL: &str = "
 SELECT c.TABLE_SCHEMA, c.TABLE_NAME, t.TABLE_TYPE, c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE,
-       c.IS_NULLABLE, c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.COLUMN_COMMENT, t.TABLE_COMMENT
+       c.IS_NULLABLE, c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.COLUMN_COMMENT, t.TABLE_COMMENT,
+       CAST(k.ORDINAL_POSITION AS CHAR) AS pk_position
 FROM information_schema.COLUMNS c
 JOIN information_schema.TABLES t
   ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
+LEFT JOIN information_schema.KEY_COLUMN_USAGE k
+  ON k.TABLE_SCHEMA = c.TABLE_SCHEMA AND k.TABLE_NAME = c.TABLE_NAME
+ AND k.COLUMN_NAME = c.COLUMN_NAME AND k.CONSTRAINT_NAME = 'PRIMARY'
 WHERE c.TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')
 ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION";
 
@@ -196,6 +200,7 @@ pub async fn tables(
         let scale: Option<u64> = row.get_opt(8).and_then(|r| r.ok()).flatten();
         let column_comment = get(9);
         let table_comment = get(10);
+        let pk_position: Option<usize> = get(11).parse().ok();
 
         let same = matches!(&current, Some((s, t, _, _)) if *s == schema && *t == table);
         if !same {
@@ -219,14 +224,18 @@ pub async fn tables(
                 (DataType::Utf8, None, format!("CAST({quoted} AS CHAR)"))
             }
         };
-        fields.push(field(
+        let mut f = field(
             &column,
             arrow_type,
             nullable,
             &column_type,
             tag,
             Some(column_comment.as_str()),
-        ));
+        );
+        if let Some(position) = pk_position {
+            f = in_primary_key(f, position);
+        }
+        fields.push(f);
         exprs.push(expr);
     }
     finish(current.take(), &mut fields, &mut exprs, &mut out);

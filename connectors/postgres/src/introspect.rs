@@ -26,7 +26,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, Schema, TimeUnit};
-use tautan_connector::types::field;
+use tautan_connector::types::{field, in_primary_key};
 use tautan_connector::{LinkError, RemoteTableDef, SourceDialect};
 
 use crate::pg_error;
@@ -41,7 +41,10 @@ SELECT n.nspname::text, c.relname::text, c.relkind::text,
        format_type(a.atttypid, a.atttypmod) AS declared,
        NOT a.attnotnull AS nullable,
        obj_description(c.oid, 'pg_class') AS table_comment,
-       col_description(c.oid, a.attnum) AS column_comment
+       col_description(c.oid, a.attnum) AS column_comment,
+       (SELECT array_position(i.indkey::int2[], a.attnum)
+          FROM pg_catalog.pg_index i
+         WHERE i.indrelid = c.oid AND i.indisprimary) AS pk_position
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -100,6 +103,7 @@ pub async fn tables(
         let nullable: bool = row.get(10);
         let table_comment: Option<String> = row.get(11);
         let column_comment: Option<String> = row.get(12);
+        let pk_position: Option<i32> = row.get(13);
 
         let same = matches!(&current, Some((s, t, _, _)) if *s == schema && *t == table);
         if !same {
@@ -128,14 +132,18 @@ pub async fn tables(
                 (DataType::Utf8, None, format!("{quoted}::text"))
             }
         };
-        fields.push(field(
+        let mut f = field(
             &column,
             data_type,
             nullable,
             &declared,
             pg_type,
             column_comment.as_deref(),
-        ));
+        );
+        if let Some(position) = pk_position.and_then(|p| usize::try_from(p).ok()) {
+            f = in_primary_key(f, position);
+        }
+        fields.push(f);
         exprs.push(expr);
     }
     flush(current.take(), &mut fields, &mut exprs);
