@@ -46,4 +46,10 @@ fi
 bash sql/load.sh
 psql -h 127.0.0.1 -U postgres -d tautan_uji -qc 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements'
 
-cargo test --workspace --all-targets --no-fail-fast "$@" 2>&1
+status=0
+cargo test --workspace --all-targets --no-fail-fast "$@" 2>&1 || status=1
+
+# Real client libraries (psycopg2/3, asyncpg, SQLAlchemy, pgcli, pgJDBC)
+# against the tautan binary the tests just built.
+bash tests/clients/run.sh "$CARGO_TARGET_DIR/debug/tautan" || status=1
+exit $status

@@ -67,9 +67,323 @@ pub fn install(ctx: &SessionContext, database: &str, user: &str, settings: Setti
             catalog.register_schema("pg_catalog", Arc::new(facts))?;
         }
     }
+    for udf in compat_functions() {
+        ctx.register_udf(udf);
+    }
+    ctx.register_udf(ScalarUDF::new_from_impl(JsonBuildObject::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(ExpandArray::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(If::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(Version::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(CurrentSetting::new(settings)));
     Ok(())
+}
+
+/// A text function of one or two text arguments, row by row.
+fn text_udf(
+    name: &str,
+    inputs: Vec<DataType>,
+    f: impl Fn(&[Option<&str>]) -> Option<String> + Send + Sync + 'static,
+) -> ScalarUDF {
+    let arity = inputs.len();
+    datafusion::logical_expr::create_udf(
+        name,
+        inputs,
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let rows = args
+                .iter()
+                .find_map(|a| match a {
+                    ColumnarValue::Array(a) => Some(a.len()),
+                    _ => None,
+                })
+                .unwrap_or(1);
+            let arrays = args
+                .iter()
+                .map(|a| Ok(cast(&a.to_array(rows)?, &DataType::Utf8)?))
+                .collect::<Result<Vec<ArrayRef>>>()?;
+            let texts: Vec<&StringArray> = arrays
+                .iter()
+                .filter_map(|a| a.as_any().downcast_ref::<StringArray>())
+                .collect();
+            let mut out = Vec::with_capacity(rows);
+            for row in 0..rows {
+                let values: Vec<Option<&str>> = (0..arity)
+                    .map(|i| {
+                        texts
+                            .get(i)
+                            .filter(|t| t.is_valid(row))
+                            .map(|t| t.value(row))
+                    })
+                    .collect();
+                out.push(f(&values));
+            }
+            let array: ArrayRef = Arc::new(StringArray::from(out));
+            if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+                Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                    &array, 0,
+                )?))
+            } else {
+                Ok(ColumnarValue::Array(array))
+            }
+        }),
+    )
+}
+
+/// `pattern` of `LIKE pattern ESCAPE 'c'` rewritten for DataFusion, whose
+/// LIKE escapes with backslash only (see `statement::compat_parse`).
+pub fn like_escape_to_backslash(pattern: &str, escape: char) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c == escape {
+            out.push('\\');
+            if let Some(next) = chars.next() {
+                out.push(next);
+            }
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Functions clients call that neither DataFusion nor the catalog crate
+/// has: session housekeeping with nothing to do in a read-only federation,
+/// and display helpers.
+fn compat_functions() -> Vec<ScalarUDF> {
+    vec![
+        // asyncpg's pool reset; tautan takes no advisory locks.
+        text_udf("pg_advisory_unlock_all", vec![], |_| None),
+        // No sequences behind remote columns.
+        text_udf(
+            "pg_get_serial_sequence",
+            vec![DataType::Utf8, DataType::Utf8],
+            |_| None,
+        ),
+        // One collation (C): every collation is visible.
+        datafusion::logical_expr::create_udf(
+            "pg_collation_is_visible",
+            vec![DataType::Int64],
+            DataType::Boolean,
+            Volatility::Immutable,
+            Arc::new(|_: &[ColumnarValue]| {
+                Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))
+            }),
+        ),
+        // Index definitions have no text form here (the indexes are the
+        // sources' primary keys, listed in pg_index/pg_constraint).
+        text_udf(
+            "pg_get_indexdef",
+            vec![DataType::Int64, DataType::Int64, DataType::Boolean],
+            |_| None,
+        ),
+        text_udf("pg_size_pretty", vec![DataType::Int64], |v| {
+            let bytes: i64 = v.first().copied().flatten()?.parse().ok()?;
+            Some(size_pretty(bytes))
+        }),
+        text_udf(
+            "tautan_like_escape",
+            vec![DataType::Utf8, DataType::Utf8],
+            |v| {
+                let pattern = v.first().copied().flatten()?;
+                let escape = v.get(1).copied().flatten()?.chars().next();
+                Some(match escape {
+                    Some(e) => like_escape_to_backslash(pattern, e),
+                    None => pattern.to_string(),
+                })
+            },
+        ),
+    ]
+}
+
+/// `json_build_object(key, value, ...)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonBuildObject {
+    signature: Signature,
+}
+
+impl JsonBuildObject {
+    fn new() -> Self {
+        Self {
+            signature: Signature::variadic_any(Volatility::Immutable),
+        }
+    }
+}
+
+fn json_value(v: &ScalarValue) -> serde_json::Value {
+    if v.is_null() {
+        return serde_json::Value::Null;
+    }
+    let text = v.to_string();
+    match v.data_type() {
+        DataType::Boolean => serde_json::Value::Bool(text == "true"),
+        t if t.is_numeric() => {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        }
+        _ => serde_json::Value::String(text),
+    }
+}
+
+impl ScalarUDFImpl for JsonBuildObject {
+    fn name(&self) -> &str {
+        "json_build_object"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        if !args.args.len().is_multiple_of(2) {
+            return exec_err!("json_build_object needs key/value pairs");
+        }
+        let arrays = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows))
+            .collect::<Result<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let mut object = serde_json::Map::new();
+            for pair in arrays.chunks(2) {
+                let key = ScalarValue::try_from_array(&pair[0], row)?.to_string();
+                let value = ScalarValue::try_from_array(&pair[1], row)?;
+                object.insert(key, json_value(&value));
+            }
+            out.push(serde_json::Value::Object(object).to_string());
+        }
+        let array: ArrayRef = Arc::new(StringArray::from(out));
+        Ok(ColumnarValue::Array(array))
+    }
+}
+
+/// `tautan_expandarray(int2[])`: `[{x, n}]` for each element `x` at 1-based
+/// position `n`; `information_schema._pg_expandarray` is rewritten to
+/// `unnest` of it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ExpandArray {
+    signature: Signature,
+}
+
+impl ExpandArray {
+    fn new() -> Self {
+        Self {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+
+    fn item() -> DataType {
+        DataType::Struct(
+            vec![
+                Field::new("x", DataType::Int64, true),
+                Field::new("n", DataType::Int64, false),
+            ]
+            .into(),
+        )
+    }
+}
+
+impl ScalarUDFImpl for ExpandArray {
+    fn name(&self) -> &str {
+        "tautan_expandarray"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::new_list(Self::item(), true))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{Int64Array, ListArray, StructArray};
+        let Some(arg) = args.args.first() else {
+            return exec_err!("tautan_expandarray needs an array");
+        };
+        let input = arg.to_array(args.number_rows)?;
+        let input = cast(&input, &DataType::new_list(DataType::Int64, true))?;
+        let Some(list) = input.as_list_opt::<i32>() else {
+            return exec_err!("tautan_expandarray needs an array");
+        };
+        let xs = list.values().clone();
+        let mut ns = vec![0i64; xs.len()];
+        for row in 0..list.len() {
+            let start = list.value_offsets()[row] as usize;
+            let end = list.value_offsets()[row + 1] as usize;
+            for (k, n) in ns.iter_mut().enumerate().take(end).skip(start) {
+                *n = (k - start + 1) as i64;
+            }
+        }
+        let DataType::Struct(fields) = Self::item() else {
+            return exec_err!("struct type");
+        };
+        let items = StructArray::try_new(fields, vec![xs, Arc::new(Int64Array::from(ns))], None)?;
+        let out = ListArray::try_new(
+            Arc::new(Field::new_list_field(Self::item(), true)),
+            list.offsets().clone(),
+            Arc::new(items),
+            list.nulls().cloned(),
+        )?;
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// `tautan_if(condition, value)`: `value` where `condition` is true, else
+/// NULL (what `CASE WHEN condition THEN (subquery) END` in client catalog
+/// queries is rewritten to).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct If {
+    signature: Signature,
+}
+
+impl If {
+    fn new() -> Self {
+        Self {
+            signature: Signature::any(2, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for If {
+    fn name(&self) -> &str {
+        "tautan_if"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(args.get(1).cloned().unwrap_or(DataType::Null))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let [condition, value] = args.args.as_slice() else {
+            return exec_err!("tautan_if takes a condition and a value");
+        };
+        let condition = cast(&condition.to_array(rows)?, &DataType::Boolean)?;
+        let Some(mask) = condition.as_boolean_opt() else {
+            return exec_err!("tautan_if: condition is not boolean");
+        };
+        let value = value.to_array(rows)?;
+        let nulls = new_null_array(value.data_type(), rows);
+        let mask: BooleanArray = mask.iter().map(|c| Some(c == Some(true))).collect();
+        let out = datafusion::arrow::compute::kernels::zip::zip(&mask, &value, &nulls)?;
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// `pg_size_pretty`: bytes in kB, MB, GB, TB as PostgreSQL rounds them.
+fn size_pretty(bytes: i64) -> String {
+    let mut value = bytes;
+    for unit in ["bytes", "kB", "MB", "GB", "TB"] {
+        if value.abs() < 10 * 1024 || unit == "TB" {
+            return format!("{value} {unit}");
+        }
+        value = (value + 512) / 1024;
+    }
+    format!("{value} PB")
 }
 
 /// `pg_roles` as the connected user sees it: itself.
@@ -299,28 +613,78 @@ async fn oids_by_name(
 
 /// The rows of `base` followed by `extra` columns (by name; missing ones
 /// NULL), all under `base`'s schema made nullable.
-fn nullable(schema: &SchemaRef) -> SchemaRef {
+/// Columns PostgreSQL types `int2vector`/`int2[]`, which clients
+/// `unnest`: lists here, whatever the catalog crate's export says.
+const KEY_COLUMNS: &[&str] = &["conkey", "confkey", "indkey", "indoption"];
+
+/// `oidvector` columns of `pg_index`, which clients `unnest` too.
+const OID_VECTOR_COLUMNS: &[&str] = &["indclass", "indcollation"];
+
+/// Catalog tables whose exported rows describe PostgreSQL's own system
+/// tables, which tautan does not have: only the sources' rows are kept.
+const REPLACED_TABLES: &[&str] = &["pg_constraint", "pg_index"];
+
+/// Columns PostgreSQL has that the catalog crate's tables lack, which
+/// clients select (SQLAlchemy reads `pg_class.reloptions`).
+fn missing_columns(table: &str) -> Vec<Field> {
+    match table {
+        "pg_class" => vec![
+            Field::new("reloptions", DataType::new_list(DataType::Utf8, true), true),
+            Field::new("relacl", DataType::Utf8, true),
+        ],
+        _ => vec![],
+    }
+}
+
+/// `schema` of catalog table `table` with every column nullable, key
+/// columns as int2 lists, and the columns it lacks added.
+fn nullable(table: &str, schema: &SchemaRef) -> SchemaRef {
+    let missing = missing_columns(table)
+        .into_iter()
+        .filter(|f| schema.field_with_name(f.name()).is_err());
     Arc::new(Schema::new(
         schema
             .fields()
             .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
+            .map(|f| {
+                let f = f.as_ref().clone().with_nullable(true);
+                if KEY_COLUMNS.contains(&f.name().as_str()) {
+                    f.with_data_type(DataType::new_list(DataType::Int16, true))
+                } else if OID_VECTOR_COLUMNS.contains(&f.name().as_str()) {
+                    f.with_data_type(DataType::new_list(DataType::Int64, true))
+                } else {
+                    f
+                }
+            })
+            .chain(missing)
             .collect::<Vec<Field>>(),
     ))
 }
 
 async fn extended(
+    name: &str,
     base: Arc<dyn TableProvider>,
     rows: usize,
     mut extra: HashMap<&'static str, ArrayRef>,
 ) -> Result<Arc<dyn TableProvider>> {
-    let schema = nullable(&base.schema());
+    let schema = nullable(name, &base.schema());
     let mut batches = Vec::new();
-    for batch in collect_table(base).await? {
-        batches.push(RecordBatch::try_new(
-            schema.clone(),
-            batch.columns().to_vec(),
-        )?);
+    let exported = if REPLACED_TABLES.contains(&name) {
+        vec![]
+    } else {
+        collect_table(base).await?
+    };
+    for batch in exported {
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| match batch.column_by_name(f.name()) {
+                Some(a) if a.data_type() == f.data_type() => Ok(a.clone()),
+                Some(a) => Ok(cast(a, f.data_type())?),
+                None => Ok(new_null_array(f.data_type(), batch.num_rows())),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        batches.push(RecordBatch::try_new(schema.clone(), columns)?);
     }
     if rows > 0 {
         let columns = schema
@@ -362,17 +726,25 @@ fn key_lists(keys: &[&TableFacts]) -> ArrayRef {
 
 impl SourceFacts {
     /// Comments and primary keys of every remote table the user may see.
-    async fn facts(&self) -> Result<Vec<TableFacts>> {
+    /// Also returns the oid `pg_catalog.pg_class` has in this session
+    /// (the `classoid` of table descriptions; clients find it with
+    /// `'pg_catalog.pg_class'::regclass`).
+    async fn facts(&self) -> Result<(Vec<TableFacts>, i32)> {
         let (Some(classes), Some(namespaces)) = (
             self.inner.table("pg_class").await?,
             self.inner.table("pg_namespace").await?,
         ) else {
-            return Ok(vec![]);
+            return Ok((vec![], PG_CLASS_OID));
         };
         let namespaces = oids_by_name(namespaces, "oid", &["nspname"]).await?;
         let classes = oids_by_name(classes, "oid", &["relnamespace", "relname"]).await?;
+        let class_oid = namespaces
+            .get(&["pg_catalog".to_string()][..])
+            .and_then(|ns| classes.get(&[ns.to_string(), "pg_class".to_string()][..]))
+            .copied()
+            .unwrap_or(PG_CLASS_OID);
         let Some(catalog) = self.catalogs.catalog(&self.database) else {
-            return Ok(vec![]);
+            return Ok((vec![], class_oid));
         };
         let mut out = Vec::new();
         for schema_name in catalog.schema_names() {
@@ -418,7 +790,7 @@ impl SourceFacts {
                 });
             }
         }
-        Ok(out)
+        Ok((out, class_oid))
     }
 }
 
@@ -446,7 +818,7 @@ impl SchemaProvider for SourceFacts {
         // Computed when scanned, not when looked up: the catalog crate looks
         // tables up (for their schemas) while it builds pg_class itself.
         Ok(Some(Arc::new(WithFacts {
-            schema: nullable(&base.schema()),
+            schema: nullable(&lower, &base.schema()),
             name: lower,
             base,
             source: self.clone(),
@@ -493,7 +865,7 @@ impl SourceFacts {
         base: Arc<dyn TableProvider>,
     ) -> Result<Arc<dyn TableProvider>> {
         let lower = name;
-        let facts = self.facts().await?;
+        let (facts, class_oid) = self.facts().await?;
         let keyed: Vec<(usize, &TableFacts)> = facts
             .iter()
             .filter(|t| !t.primary_key.is_empty())
@@ -523,7 +895,7 @@ impl SourceFacts {
                 }
                 let rows = objoid.len();
                 extra.insert("objoid", ints(objoid));
-                extra.insert("classoid", ints(vec![PG_CLASS_OID; rows]));
+                extra.insert("classoid", ints(vec![class_oid; rows]));
                 extra.insert("objsubid", ints(objsubid));
                 extra.insert("description", strings(text));
                 rows
@@ -636,6 +1008,6 @@ impl SourceFacts {
                 n
             }
         };
-        extended(base, rows, extra).await
+        extended(lower, base, rows, extra).await
     }
 }

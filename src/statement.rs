@@ -158,13 +158,318 @@ fn is_catalog_query(statement: &Statement) -> bool {
 }
 
 fn compat_parse(sql: &str) -> Option<Vec<DFStatement>> {
-    let statements = COMPAT.parse(sql).ok()?;
-    statements.iter().all(is_catalog_query).then(|| {
+    let mut statements = COMPAT.parse(sql).ok()?;
+    if !statements.iter().all(is_catalog_query) {
+        return None;
+    }
+    for s in &mut statements {
+        rewrite_like_escape(s);
+        rewrite_set_returning(s);
+    }
+    Some(
         statements
             .into_iter()
             .map(|s| DFStatement::Statement(Box::new(s)))
-            .collect()
-    })
+            .collect(),
+    )
+}
+
+/// Set-returning functions of the PostgreSQL catalog that clients call in
+/// a select list, as DataFusion `unnest`s (zipped like PostgreSQL's):
+/// `generate_subscripts(a, 1)` (SQLAlchemy's primary keys) and
+/// `information_schema._pg_expandarray(a)` (pgJDBC's `getPrimaryKeys`).
+fn rewrite_set_returning(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    };
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let parse = |text: &str| {
+        Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(text)
+            .and_then(|mut p| p.parse_expr())
+            .ok()
+    };
+    let _ = visit_expressions_mut(statement, |e| {
+        // `(composite).field`, as PostgreSQL writes access to a row's
+        // field, is DataFusion's `get_field(struct, 'field')`.
+        if let Expr::CompoundFieldAccess { root, access_chain } = e {
+            use datafusion::sql::sqlparser::ast::AccessExpr;
+            if matches!(**root, Expr::Nested(_)) {
+                let mut text = root.to_string();
+                for access in access_chain.iter() {
+                    match access {
+                        AccessExpr::Dot(Expr::Identifier(field)) => {
+                            text =
+                                format!("get_field({text}, '{}')", field.value.replace('\'', "''"));
+                        }
+                        _ => return ControlFlow::Continue(()),
+                    }
+                }
+                if let Some(expr) = parse(&text) {
+                    *e = expr;
+                }
+            }
+            return ControlFlow::Continue(());
+        }
+        // A scalar subquery in a catalog query returns at most one row
+        // (PostgreSQL errors otherwise); DataFusion wants that proved by an
+        // aggregate, so `(SELECT x FROM ... WHERE correlated)` becomes
+        // `(SELECT max(x) ...)`.
+        if let Expr::Subquery(query) = e {
+            // `pg_get_serial_sequence` is NULL here (no sequences behind
+            // remote columns), and so is the oid looked up from it.
+            if query.to_string().contains("pg_get_serial_sequence(") {
+                if let Some(null) = parse("NULL") {
+                    *e = null;
+                }
+                return ControlFlow::Continue(());
+            }
+            aggregate_scalar_subquery(query, &parse);
+            // Predicates on the outer row only (`WHERE outer.flag AND
+            // inner.k = outer.k`) stop DataFusion's decorrelation; they
+            // move out: `tautan_if(outer.flag, (SELECT ... WHERE inner.k =
+            // outer.k))`.
+            if let Some(outer) = take_outer_predicates(query, &parse) {
+                let text = format!("tautan_if({outer}, ({query}))");
+                if let Some(expr) = parse(&text) {
+                    *e = expr;
+                }
+            }
+            return ControlFlow::Continue(());
+        }
+        // `CASE WHEN c THEN (SELECT ...) [ELSE NULL] END`: DataFusion does
+        // not decorrelate subqueries under CASE, but does under a function
+        // call, so this becomes `tautan_if(c, (SELECT ...))`.
+        if let Expr::Case {
+            operand: None,
+            conditions,
+            else_result,
+            ..
+        } = e
+        {
+            let else_null = match else_result {
+                None => true,
+                Some(v) => v.to_string().eq_ignore_ascii_case("null"),
+            };
+            if let ([branch], true) = (conditions.as_slice(), else_null) {
+                if matches!(branch.result, Expr::Subquery(_)) {
+                    let text = format!("tautan_if({}, {})", branch.condition, branch.result);
+                    if let Some(expr) = parse(&text) {
+                        *e = expr;
+                    }
+                }
+            }
+            return ControlFlow::Continue(());
+        }
+        let Expr::Function(f) = e else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let name = f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.to_ascii_lowercase())
+            .unwrap_or_default();
+        let FunctionArguments::List(list) = &f.args else {
+            return ControlFlow::Continue(());
+        };
+        let first = match list.args.first() {
+            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) => a.to_string(),
+            _ => return ControlFlow::Continue(()),
+        };
+        let text = match name.as_str() {
+            "generate_subscripts" => {
+                format!("unnest(range(1, CAST(cardinality({first}) AS BIGINT) + 1))")
+            }
+            "_pg_expandarray" => format!("unnest(tautan_expandarray({first}))"),
+            _ => return ControlFlow::Continue(()),
+        };
+        if let Some(expr) = parse(&text) {
+            *e = expr;
+        }
+        ControlFlow::Continue(())
+    });
+}
+
+fn aggregate_scalar_subquery(
+    query: &mut Query,
+    parse: &dyn Fn(&str) -> Option<datafusion::sql::sqlparser::ast::Expr>,
+) {
+    use datafusion::sql::sqlparser::ast::{GroupByExpr, SelectItem};
+    if query.limit_clause.is_some() {
+        return;
+    }
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
+    if grouped || select.projection.len() != 1 || select.having.is_some() {
+        return;
+    }
+    let expr = match &mut select.projection[0] {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+        _ => return,
+    };
+    let text = expr.to_string();
+    let lower = text.to_ascii_lowercase();
+    const AGGREGATES: &[&str] = &[
+        "count(",
+        "max(",
+        "min(",
+        "sum(",
+        "avg(",
+        "array_agg(",
+        "bool_and(",
+        "bool_or(",
+        "string_agg(",
+    ];
+    if AGGREGATES.iter().any(|a| lower.contains(a)) {
+        return;
+    }
+    if let Some(wrapped) = parse(&format!("max({text})")) {
+        *expr = wrapped;
+    }
+}
+
+fn conjuncts(
+    e: &datafusion::sql::sqlparser::ast::Expr,
+) -> Vec<datafusion::sql::sqlparser::ast::Expr> {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr};
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            let mut out = conjuncts(left);
+            out.extend(conjuncts(right));
+            out
+        }
+        Expr::Nested(inner)
+            if matches!(
+                **inner,
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            conjuncts(inner)
+        }
+        other => vec![other.clone()],
+    }
+}
+
+/// Removes from a scalar subquery's WHERE the conjuncts that name only
+/// tables outside its FROM (qualified columns of the outer query) and
+/// returns them AND-ed, if any.
+fn take_outer_predicates(
+    query: &mut Query,
+    parse: &dyn Fn(&str) -> Option<datafusion::sql::sqlparser::ast::Expr>,
+) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::{visit_expressions, Expr, TableFactor};
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    let mut inner: Vec<String> = Vec::new();
+    for t in &select.from {
+        let factors = std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation));
+        for f in factors {
+            if let TableFactor::Table { name, alias, .. } = f {
+                inner.push(name.to_string().to_ascii_lowercase());
+                if let Some(last) = name.0.last().and_then(|p| p.as_ident()) {
+                    inner.push(last.value.to_ascii_lowercase());
+                }
+                if let Some(a) = alias {
+                    inner.push(a.name.value.to_ascii_lowercase());
+                }
+            } else {
+                return None; // derived tables: leave as is
+            }
+        }
+    }
+    let selection = select.selection.as_ref()?;
+    let (mut outer, mut keep) = (Vec::new(), Vec::new());
+    for c in conjuncts(selection) {
+        let mut qualified = 0;
+        let mut only_outer = true;
+        let _ = visit_expressions(&c, |e| {
+            match e {
+                Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                    qualified += 1;
+                    let qualifier = parts[..parts.len() - 1]
+                        .iter()
+                        .map(|p| p.value.to_ascii_lowercase())
+                        .collect::<Vec<_>>()
+                        .join(".");
+                    let last = parts[parts.len() - 2].value.to_ascii_lowercase();
+                    if inner.contains(&qualifier) || inner.contains(&last) {
+                        only_outer = false;
+                    }
+                }
+                Expr::Identifier(_)
+                | Expr::Subquery(_)
+                | Expr::Exists { .. }
+                | Expr::InSubquery { .. } => only_outer = false,
+                _ => {}
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        if qualified > 0 && only_outer {
+            outer.push(c.to_string());
+        } else {
+            keep.push(c.to_string());
+        }
+    }
+    if outer.is_empty() {
+        return None;
+    }
+    select.selection = if keep.is_empty() {
+        None
+    } else {
+        Some(parse(&keep.join(" AND "))?)
+    };
+    Some(outer.join(" AND "))
+}
+
+/// `x LIKE p ESCAPE 'c'` (SQLAlchemy's inspector writes `ESCAPE '/'`)
+/// becomes `x LIKE tautan_like_escape(p, 'c')`: DataFusion's LIKE escapes
+/// with backslash only.
+fn rewrite_like_escape(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr};
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let _ = visit_expressions_mut(statement, |e| {
+        if let Expr::Like {
+            pattern,
+            escape_char,
+            ..
+        }
+        | Expr::ILike {
+            pattern,
+            escape_char,
+            ..
+        } = e
+        {
+            let escape = escape_char.as_ref().map(|v| v.value.clone());
+            if let Some(Value::SingleQuotedString(c)) = escape {
+                if c != "\\" {
+                    let text =
+                        format!("tautan_like_escape({pattern}, '{}')", c.replace('\'', "''"));
+                    if let Ok(expr) = Parser::new(&PostgreSqlDialect {})
+                        .try_with_sql(&text)
+                        .and_then(|mut p| p.parse_expr())
+                    {
+                        **pattern = expr;
+                        *escape_char = None;
+                    }
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// Splits and parses SQL text (PostgreSQL dialect). A statement the parser
@@ -295,13 +600,19 @@ fn classify_sql(s: &Statement) -> StatementKind {
             }
         }
         Statement::ShowTables { .. } | Statement::ShowColumns { .. } => StatementKind::Query,
-        Statement::ShowVariable { variable } => StatementKind::Show(
-            variable
+        Statement::ShowVariable { variable } => {
+            let name = variable
                 .iter()
                 .map(|i| i.value.to_ascii_lowercase())
                 .collect::<Vec<_>>()
-                .join(" "),
-        ),
+                .join(" ");
+            // `SHOW TIME ZONE` is PostgreSQL's spelling of `SHOW timezone`.
+            StatementKind::Show(if name == "time zone" {
+                "timezone".into()
+            } else {
+                name
+            })
+        }
         Statement::StartTransaction { .. } => StatementKind::Transaction("BEGIN"),
         Statement::Commit { .. } => StatementKind::Transaction("COMMIT"),
         Statement::Rollback { .. } => StatementKind::Transaction("ROLLBACK"),
@@ -423,6 +734,10 @@ mod tests {
             kind("SHOW search_path"),
             StatementKind::Show("search_path".into())
         );
+        assert_eq!(
+            kind("SHOW TIME ZONE"),
+            StatementKind::Show("timezone".into())
+        );
         assert_eq!(kind("RESET ALL"), StatementKind::Reset(None));
         assert_eq!(kind("DISCARD ALL"), StatementKind::Reset(None));
         assert_eq!(
@@ -462,6 +777,28 @@ mod tests {
             kind("FETCH BACKWARD 1 FROM c"),
             StatementKind::Unsupported(_)
         ));
+    }
+
+    #[test]
+    fn like_escape_becomes_backslash() {
+        let rewritten = match parse(
+            "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname NOT LIKE 'pg/_' || '%' ESCAPE '/'",
+        ) {
+            Ok(mut s) => s.remove(0).to_string(),
+            Err(e) => panic!("{e}"),
+        };
+        assert!(
+            rewritten.contains("tautan_like_escape(") && !rewritten.contains("ESCAPE"),
+            "{rewritten}"
+        );
+        assert_eq!(
+            crate::pg_catalog::like_escape_to_backslash("pg/_%", '/'),
+            "pg\\_%"
+        );
+        assert_eq!(
+            crate::pg_catalog::like_escape_to_backslash("a\\b//", '/'),
+            "a\\\\b\\/"
+        );
     }
 
     #[test]

