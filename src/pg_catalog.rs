@@ -163,6 +163,14 @@ fn compat_functions() -> Vec<ScalarUDF> {
             vec![DataType::Utf8, DataType::Utf8],
             |_| None,
         ),
+        // Sizes of remote tables are the sources' business: unknown here.
+        datafusion::logical_expr::create_udf(
+            "pg_table_size",
+            vec![DataType::Int64],
+            DataType::Int64,
+            Volatility::Immutable,
+            Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Int64(None)))),
+        ),
         // One collation (C): every collation is visible.
         datafusion::logical_expr::create_udf(
             "pg_collation_is_visible",

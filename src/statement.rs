@@ -164,7 +164,7 @@ fn compat_parse(sql: &str) -> Option<Vec<DFStatement>> {
     }
     for s in &mut statements {
         rewrite_like_escape(s);
-        rewrite_set_returning(s);
+        rewrite_catalog_functions(s);
     }
     Some(
         statements
@@ -174,11 +174,12 @@ fn compat_parse(sql: &str) -> Option<Vec<DFStatement>> {
     )
 }
 
-/// Set-returning functions of the PostgreSQL catalog that clients call in
-/// a select list, as DataFusion `unnest`s (zipped like PostgreSQL's):
-/// `generate_subscripts(a, 1)` (SQLAlchemy's primary keys) and
-/// `information_schema._pg_expandarray(a)` (pgJDBC's `getPrimaryKeys`).
-fn rewrite_set_returning(statement: &mut Statement) {
+/// Catalog functions that read catalog tables, as the SQL they stand for:
+/// `obj_description`/`col_description` as lookups in `pg_description`,
+/// and the set-returning `generate_subscripts(a, 1)` (SQLAlchemy's primary
+/// keys) and `information_schema._pg_expandarray(a)` (pgJDBC's
+/// `getPrimaryKeys`) as DataFusion `unnest`s (zipped like PostgreSQL's).
+fn rewrite_catalog_functions(statement: &mut Statement) {
     use datafusion::sql::sqlparser::ast::{
         visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
     };
@@ -279,7 +280,24 @@ fn rewrite_set_returning(statement: &mut Statement) {
             Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) => a.to_string(),
             _ => return ControlFlow::Continue(()),
         };
+        let second = match list.args.get(1) {
+            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) => Some(a.to_string()),
+            _ => None,
+        };
         let text = match name.as_str() {
+            // Descriptions are rows of pg_description (the sources'
+            // comments, see pg_catalog::SourceFacts).
+            "obj_description" => format!(
+                "(SELECT max(d.description) FROM pg_catalog.pg_description d \
+                 WHERE d.objoid = {first} AND d.objsubid = 0)"
+            ),
+            "col_description" => match second {
+                Some(column) => format!(
+                    "(SELECT max(d.description) FROM pg_catalog.pg_description d \
+                     WHERE d.objoid = {first} AND d.objsubid = {column})"
+                ),
+                None => return ControlFlow::Continue(()),
+            },
             "generate_subscripts" => {
                 format!("unnest(range(1, CAST(cardinality({first}) AS BIGINT) + 1))")
             }

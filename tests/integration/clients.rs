@@ -64,6 +64,11 @@ async fn psql_lists_and_describes_tables() {
         "{out}"
     );
 
+    // Source comments are descriptions (\dt+ reads obj_description).
+    let (ok, out, err) = server.psql(DINKES, &["-c", r#"\dt+ "kesehatan.kesehatan".*"#]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Daftar puskesmas"), "{out}");
+
     let (ok, out, err) = server.psql(DINKES, &["-c", r"\dt ref.*"]);
     assert!(ok, "{err}");
     assert!(out.contains("kecamatan"), "{out}");
@@ -385,6 +390,29 @@ async fn tls_is_negotiated_when_configured() {
         !ok && err.contains("password authentication failed"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gssenc_request_is_refused_cleanly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start().await;
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .expect("connect");
+    // GSSENCRequest: length 8, code 80877104.
+    let mut request = 8i32.to_be_bytes().to_vec();
+    request.extend_from_slice(&80877104i32.to_be_bytes());
+    socket.write_all(&request).await.expect("send");
+    let mut answer = [0u8; 1];
+    socket.read_exact(&mut answer).await.expect("answer");
+    assert_eq!(&answer, b"N", "GSS encryption is declined with N");
+    drop(socket);
+    // And the server goes on serving.
+    let client = server.connect(WALIDATA).await;
+    client
+        .simple_query("SELECT 1")
+        .await
+        .expect("still serving");
 }
 
 #[tokio::test(flavor = "multi_thread")]
