@@ -603,8 +603,7 @@ impl SchemaProvider for MatSchema {
         if !self.visible(name) {
             return Ok(None);
         }
-        let ctx = SessionContext::new();
-        self.pulls.table(name, &ctx.state()).await
+        self.pulls.table(name).await
     }
 
     fn table_exist(&self, name: &str) -> bool {

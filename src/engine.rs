@@ -194,23 +194,9 @@ impl Engine {
     /// link is down now is checked when it runs.
     async fn check_pull_owners(self: &Arc<Self>) -> Result<(), String> {
         for def in self.registry.pulls.defs() {
-            let session = self.pull_session(def);
-            let checked = async {
-                let mut statements = session.parse(&def.config.sql)?;
-                if statements.len() != 1 {
-                    return Err(QueryError::new(
-                        "42601",
-                        "a pull's sql is exactly one query",
-                    ));
-                }
-                match session.prepare(statements.remove(0)).await? {
-                    Prepared::Query(_) => Ok(()),
-                    _ => Err(QueryError::new("42601", "a pull's sql must be a query")),
-                }
-            }
-            .await;
+            let checked = self.pull_session(def).prepare_query(&def.config.sql).await;
             match checked {
-                Ok(()) => {}
+                Ok(_) => {}
                 Err(e) if e.code.starts_with("42") || e.code == "25006" || e.code == "0A000" => {
                     let message = format!(
                         "the query of pull `{}` fails for its owner role `{}`: {e}",
@@ -419,6 +405,19 @@ impl Session {
         crate::statement::parse(sql)
     }
 
+    /// Checks and plans `sql`, which must be exactly one query (a pull's
+    /// query, an export): nothing reaches a source here.
+    pub async fn prepare_query(&self, sql: &str) -> Result<LogicalPlan, QueryError> {
+        let mut statements = self.parse(sql)?;
+        let (Some(statement), true) = (statements.pop(), statements.is_empty()) else {
+            return Err(QueryError::new("42601", "expected exactly one query"));
+        };
+        match self.prepare(statement).await? {
+            Prepared::Query(plan) => Ok(plan),
+            _ => Err(QueryError::new("42601", "expected a query")),
+        }
+    }
+
     /// A session setting's current value.
     pub fn setting(&self, name: &str) -> Option<String> {
         let settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
@@ -502,7 +501,21 @@ impl Session {
         let cursor = cursors
             .get_mut(name)
             .ok_or_else(|| QueryError::no_cursor(name))?;
-        let mut wanted = count.map(|c| c as usize).unwrap_or(usize::MAX);
+        let schema = cursor.schema.clone();
+        let Some(count) = count else {
+            // FETCH ALL: the rest of the cursor streams, it is not collected.
+            let rest = std::mem::replace(
+                &mut cursor.stream,
+                Box::pin(RecordBatchStreamAdapter::new(
+                    schema.clone(),
+                    futures::stream::empty(),
+                )),
+            );
+            let pending = futures::stream::iter(cursor.pending.take().map(Ok));
+            let stream = Box::pin(RecordBatchStreamAdapter::new(schema, pending.chain(rest)));
+            return Ok(self.cancellable(stream));
+        };
+        let mut wanted = usize::try_from(count).unwrap_or(usize::MAX);
         let mut out = Vec::new();
         let mut watch = self.cancel.subscribe();
         watch.mark_unchanged();
@@ -529,7 +542,6 @@ impl Session {
                 out.push(batch);
             }
         }
-        let schema = cursor.schema.clone();
         let batches = futures::stream::iter(out.into_iter().map(Ok));
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
     }

@@ -86,7 +86,8 @@ impl std::fmt::Display for WriteError {
 
 impl std::error::Error for WriteError {}
 
-fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> WriteError {
+/// An I/O failure on `path`, worded for the user.
+pub(crate) fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> WriteError {
     WriteError::Io(format!("{what} {}: {e}", path.display()))
 }
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use tautan::auth::{ScramVerifier, DEFAULT_ITERATIONS};
-use tautan::engine::{Engine, Outcome, Prepared};
+use tautan::engine::{Engine, Outcome};
 use tautan::export::{write_file, FileFormat, Progress};
 use tautan::pulls::run::{run_pull, spawn_scheduler, LogProgress};
 use tracing_subscriber::EnvFilter;
@@ -299,23 +299,7 @@ async fn export(
         return Err(format!("no user `{user}` in {}", config.display()));
     }
     let session = engine.session(user);
-    let plan = async {
-        let mut statements = session.parse(sql)?;
-        if statements.len() != 1 {
-            return Err(tautan::error::QueryError::new(
-                "42601",
-                "export takes exactly one query",
-            ));
-        }
-        match session.prepare(statements.remove(0)).await? {
-            Prepared::Query(plan) => Ok(plan),
-            _ => Err(tautan::error::QueryError::new(
-                "42601",
-                "export takes a query",
-            )),
-        }
-    }
-    .await;
+    let plan = session.prepare_query(sql).await;
     let plan = match plan {
         Ok(p) => p,
         Err(e) => {

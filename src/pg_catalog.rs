@@ -73,7 +73,6 @@ pub fn install(ctx: &SessionContext, database: &str, user: &str, settings: Setti
     ctx.register_udf(ScalarUDF::new_from_impl(JsonBuildObject::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(ExpandArray::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(If::new()));
-    ctx.register_udf(ScalarUDF::new_from_impl(Version::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(CurrentSetting::new(settings)));
     Ok(())
 }
@@ -155,6 +154,7 @@ pub fn like_escape_to_backslash(pattern: &str, escape: char) -> String {
 /// and display helpers.
 fn compat_functions() -> Vec<ScalarUDF> {
     vec![
+        text_udf("version", vec![], |_| Some(version_text())),
         // asyncpg's pool reset; tautan takes no advisory locks.
         text_udf("pg_advisory_unlock_all", vec![], |_| None),
         // No sequences behind remote columns.
@@ -418,37 +418,6 @@ impl PgCatalogContextProvider for ConnectedUser {
             grants: vec![],
             inherited_roles: vec![],
         })
-    }
-}
-
-/// `version()`.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Version {
-    signature: Signature,
-}
-
-impl Version {
-    fn new() -> Self {
-        Self {
-            signature: Signature::exact(vec![], Volatility::Stable),
-        }
-    }
-}
-
-impl ScalarUDFImpl for Version {
-    fn name(&self) -> &str {
-        "version"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Utf8)
-    }
-    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
-            version_text(),
-        ))))
     }
 }
 

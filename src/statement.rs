@@ -183,14 +183,6 @@ fn rewrite_catalog_functions(statement: &mut Statement) {
     use datafusion::sql::sqlparser::ast::{
         visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
     };
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-    let parse = |text: &str| {
-        Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(text)
-            .and_then(|mut p| p.parse_expr())
-            .ok()
-    };
     let _ = visit_expressions_mut(statement, |e| {
         // `(composite).field`, as PostgreSQL writes access to a row's
         // field, is DataFusion's `get_field(struct, 'field')`.
@@ -207,7 +199,7 @@ fn rewrite_catalog_functions(statement: &mut Statement) {
                         _ => return ControlFlow::Continue(()),
                     }
                 }
-                if let Some(expr) = parse(&text) {
+                if let Some(expr) = parse_expr(&text) {
                     *e = expr;
                 }
             }
@@ -221,19 +213,19 @@ fn rewrite_catalog_functions(statement: &mut Statement) {
             // `pg_get_serial_sequence` is NULL here (no sequences behind
             // remote columns), and so is the oid looked up from it.
             if query.to_string().contains("pg_get_serial_sequence(") {
-                if let Some(null) = parse("NULL") {
+                if let Some(null) = parse_expr("NULL") {
                     *e = null;
                 }
                 return ControlFlow::Continue(());
             }
-            aggregate_scalar_subquery(query, &parse);
+            aggregate_scalar_subquery(query);
             // Predicates on the outer row only (`WHERE outer.flag AND
             // inner.k = outer.k`) stop DataFusion's decorrelation; they
             // move out: `tautan_if(outer.flag, (SELECT ... WHERE inner.k =
             // outer.k))`.
-            if let Some(outer) = take_outer_predicates(query, &parse) {
+            if let Some(outer) = take_outer_predicates(query) {
                 let text = format!("tautan_if({outer}, ({query}))");
-                if let Some(expr) = parse(&text) {
+                if let Some(expr) = parse_expr(&text) {
                     *e = expr;
                 }
             }
@@ -256,7 +248,7 @@ fn rewrite_catalog_functions(statement: &mut Statement) {
             if let ([branch], true) = (conditions.as_slice(), else_null) {
                 if matches!(branch.result, Expr::Subquery(_)) {
                     let text = format!("tautan_if({}, {})", branch.condition, branch.result);
-                    if let Some(expr) = parse(&text) {
+                    if let Some(expr) = parse_expr(&text) {
                         *e = expr;
                     }
                 }
@@ -304,17 +296,14 @@ fn rewrite_catalog_functions(statement: &mut Statement) {
             "_pg_expandarray" => format!("unnest(tautan_expandarray({first}))"),
             _ => return ControlFlow::Continue(()),
         };
-        if let Some(expr) = parse(&text) {
+        if let Some(expr) = parse_expr(&text) {
             *e = expr;
         }
         ControlFlow::Continue(())
     });
 }
 
-fn aggregate_scalar_subquery(
-    query: &mut Query,
-    parse: &dyn Fn(&str) -> Option<datafusion::sql::sqlparser::ast::Expr>,
-) {
+fn aggregate_scalar_subquery(query: &mut Query) {
     use datafusion::sql::sqlparser::ast::{GroupByExpr, SelectItem};
     if query.limit_clause.is_some() {
         return;
@@ -346,7 +335,7 @@ fn aggregate_scalar_subquery(
     if AGGREGATES.iter().any(|a| lower.contains(a)) {
         return;
     }
-    if let Some(wrapped) = parse(&format!("max({text})")) {
+    if let Some(wrapped) = parse_expr(&format!("max({text})")) {
         *expr = wrapped;
     }
 }
@@ -383,10 +372,7 @@ fn conjuncts(
 /// Removes from a scalar subquery's WHERE the conjuncts that name only
 /// tables outside its FROM (qualified columns of the outer query) and
 /// returns them AND-ed, if any.
-fn take_outer_predicates(
-    query: &mut Query,
-    parse: &dyn Fn(&str) -> Option<datafusion::sql::sqlparser::ast::Expr>,
-) -> Option<String> {
+fn take_outer_predicates(query: &mut Query) -> Option<String> {
     use datafusion::sql::sqlparser::ast::{visit_expressions, Expr, TableFactor};
     let SetExpr::Select(select) = query.body.as_mut() else {
         return None;
@@ -447,9 +433,20 @@ fn take_outer_predicates(
     select.selection = if keep.is_empty() {
         None
     } else {
-        Some(parse(&keep.join(" AND "))?)
+        Some(parse_expr(&keep.join(" AND "))?)
     };
     Some(outer.join(" AND "))
+}
+
+/// One SQL expression, for the rewrites above: they build their
+/// replacement as text and parse it back.
+fn parse_expr(text: &str) -> Option<datafusion::sql::sqlparser::ast::Expr> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
 }
 
 /// `x LIKE p ESCAPE 'c'` (SQLAlchemy's inspector writes `ESCAPE '/'`)
@@ -457,8 +454,6 @@ fn take_outer_predicates(
 /// with backslash only.
 fn rewrite_like_escape(statement: &mut Statement) {
     use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr};
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
     let _ = visit_expressions_mut(statement, |e| {
         if let Expr::Like {
             pattern,
@@ -476,10 +471,7 @@ fn rewrite_like_escape(statement: &mut Statement) {
                 if c != "\\" {
                     let text =
                         format!("tautan_like_escape({pattern}, '{}')", c.replace('\'', "''"));
-                    if let Ok(expr) = Parser::new(&PostgreSqlDialect {})
-                        .try_with_sql(&text)
-                        .and_then(|mut p| p.parse_expr())
-                    {
+                    if let Some(expr) = parse_expr(&text) {
                         **pattern = expr;
                         *escape_char = None;
                     }
@@ -535,6 +527,15 @@ pub fn parse(sql: &str) -> Result<Vec<DFStatement>, crate::error::QueryError> {
             }
         }
     }
+}
+
+/// Whether `statement` ends a transaction block (COMMIT or ROLLBACK): the
+/// only statements a failed block accepts.
+pub fn ends_block(statement: &DFStatement) -> bool {
+    matches!(
+        classify(statement),
+        StatementKind::Transaction("COMMIT") | StatementKind::Transaction("ROLLBACK")
+    )
 }
 
 /// Classifies one parsed statement.

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use datafusion::catalog::{Session as CatalogSession, TableProvider};
+use datafusion::catalog::TableProvider;
 use datafusion::error::Result;
 
 use crate::config::{FederationConfig, PullConfig};
@@ -157,11 +157,7 @@ impl Pulls {
     /// The current snapshot of `name` as a table, or `None` when the pull
     /// has none yet. Reads `current.json` each time, so a snapshot published
     /// by another process (`tautan pull`) is served at once.
-    pub async fn table(
-        &self,
-        name: &str,
-        state: &dyn CatalogSession,
-    ) -> Result<Option<Arc<dyn TableProvider>>> {
+    pub async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         if !self.defs.contains_key(name) {
             return Ok(None);
         }
@@ -174,8 +170,11 @@ impl Pulls {
                 return Ok(Some(table.clone()));
             }
         }
+        // A new snapshot: its schema is read once, then the provider cached.
         let path = dir.snapshot_path(current.id);
-        let table = tautan_files::open_table(state, &path, tautan_files::FileKind::Parquet).await?;
+        let state = datafusion::prelude::SessionContext::new().state();
+        let table =
+            tautan_files::open_table(&state, &path, tautan_files::FileKind::Parquet).await?;
         self.lock_tables()
             .insert(name.to_string(), (current.id, table.clone()));
         Ok(Some(table))

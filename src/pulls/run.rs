@@ -26,7 +26,7 @@ use datafusion::prelude::{ident, lit, DataFrame, ParquetReadOptions, SessionCont
 use super::store::{now_us, Current, PullDir, RunState, Status};
 use super::PullDef;
 use crate::config::PullMode;
-use crate::engine::{Engine, Prepared};
+use crate::engine::Engine;
 use crate::error::QueryError;
 use crate::export::{write_file, FileFormat, Progress, WriteError, Written};
 
@@ -216,13 +216,7 @@ async fn attempt(
     progress: &dyn Progress,
 ) -> Result<(u64, Option<Written>), AttemptError> {
     let session = engine.pull_session(def);
-    let mut statements = session.parse(&def.config.sql)?;
-    let (Some(statement), true) = (statements.pop(), statements.is_empty()) else {
-        return Err(QueryError::new("42601", "a pull's sql is exactly one query").into());
-    };
-    let Prepared::Query(plan) = session.prepare(statement).await? else {
-        return Err(QueryError::new("42601", "a pull's sql must be a query").into());
-    };
+    let plan = session.prepare_query(&def.config.sql).await?;
     let previous = dir.current();
     let id = dir.next_id();
     let target = dir.snapshot_path(id);

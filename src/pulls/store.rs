@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::export::{write_atomic, WriteError};
+use crate::export::{io, write_atomic, WriteError};
 
 /// The snapshot being served.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,10 +96,6 @@ pub struct PullDir {
 #[derive(Debug)]
 pub struct RunLock {
     _file: File,
-}
-
-fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> WriteError {
-    WriteError::Io(format!("{what} {}: {e}", path.display()))
 }
 
 impl PullDir {

@@ -197,22 +197,16 @@ impl SimpleQueryHandler for Handlers {
             if failed {
                 // Inside a failed block only COMMIT/ROLLBACK are accepted,
                 // and both roll back.
-                use crate::statement::{classify, StatementKind};
-                match classify(&statement) {
-                    StatementKind::Transaction("COMMIT")
-                    | StatementKind::Transaction("ROLLBACK") => {
-                        session.close(None).await.map_err(to_pg_error)?;
-                        responses.push(command_response("ROLLBACK"));
-                        failed = false;
-                        continue;
-                    }
-                    _ => {
-                        responses.push(Response::Error(Box::new(error_info(
-                            QueryError::in_failed_transaction(),
-                        ))));
-                        break;
-                    }
+                if !crate::statement::ends_block(&statement) {
+                    responses.push(Response::Error(Box::new(error_info(
+                        QueryError::in_failed_transaction(),
+                    ))));
+                    break;
                 }
+                session.close(None).await.map_err(to_pg_error)?;
+                responses.push(command_response("ROLLBACK"));
+                failed = false;
+                continue;
             }
             let result = match session.prepare(statement).await {
                 Ok(prepared) => {
@@ -262,14 +256,10 @@ impl QueryParser for Parser {
         let Some(statement) = statements.pop() else {
             return Ok(None);
         };
-        if client.transaction_status() == TransactionStatus::Error {
-            use crate::statement::{classify, StatementKind};
-            if !matches!(
-                classify(&statement),
-                StatementKind::Transaction("COMMIT") | StatementKind::Transaction("ROLLBACK")
-            ) {
-                return Err(to_pg_error(QueryError::in_failed_transaction()));
-            }
+        if client.transaction_status() == TransactionStatus::Error
+            && !crate::statement::ends_block(&statement)
+        {
+            return Err(to_pg_error(QueryError::in_failed_transaction()));
         }
         let prepared = session.prepare(statement).await.map_err(to_pg_error)?;
         Ok(Some(ParsedStatement {

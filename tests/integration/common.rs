@@ -40,22 +40,7 @@ pub struct Server {
 /// Starts a server on an ephemeral port with the shipped config plus
 /// `extra_links`.
 pub async fn start_with(extra_links: &str) -> Server {
-    let path = repo().join("federation.toml");
-    let config = FederationConfig::parse(&config_text(extra_links), &path).expect("config");
-    let engine = Engine::start(config).await.expect("engine");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let e = engine.clone();
-    let task = tokio::spawn(async move {
-        let _ = tautan::server::postgres::serve(e, listener).await;
-    });
-    Server {
-        port,
-        engine,
-        _task: task,
-    }
+    start_config(&config_text(extra_links)).await
 }
 
 pub async fn start() -> Server {
