@@ -4,7 +4,7 @@
 //! A statement goes through [`Session::prepare`]:
 //!
 //! 1. parse (PostgreSQL dialect);
-//! 2. [`statement::classify`]: writes refused (25006), session commands
+//! 2. [`crate::statement::classify`]: writes refused (25006), session commands
 //!    answered without touching any source;
 //! 3. every table reference (CTEs, subqueries, UNION, joins) resolved and
 //!    checked against the user's grants — invisible tables are 42P01 —

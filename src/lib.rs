@@ -13,9 +13,10 @@
 //! | parse, refuse writes | [`statement`] |
 //! | grant check on every table name | [`grants`], [`engine`] |
 //! | the catalog tree the user may see | [`catalog`] |
+//! | what PostgreSQL clients browse (`pg_catalog`) | [`pg_catalog`] |
 //! | planning, pushdown into each source | [`engine`], `tautan_connector::pushdown` |
 //! | reading sources | `connectors/*` crates |
-//! | streaming rows to the client | [`server::postgres`] |
+//! | streaming rows to the client, cancel | [`server::postgres`], [`server::cancel`] |
 //! | scheduled snapshots served as `mat.*` | [`pulls`], [`export`] |
 
 pub mod auth;
