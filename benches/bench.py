@@ -165,9 +165,19 @@ def values_equal(a, b, approx):
 
 
 def parse_directives(text):
-    """`-- compare: rowcount` / `-- compare: approx col1 col2` lines of a query file."""
-    d = {"rowcount": False, "approx": set()}
+    """Directive lines of a query file: `-- compare: rowcount`, `-- compare: approx col1 col2`,
+    `-- only: tautan,floor` (the systems that run it), `-- tautan-setting: SET ...` (run first
+    in tautan's session)."""
+    d = {"rowcount": False, "approx": set(), "only": None, "tautan_settings": []}
     for line in text.splitlines():
+        m = re.match(r"\s*--\s*only:\s*(.*)", line)
+        if m:
+            d["only"] = {x.strip() for x in m.group(1).split(",") if x.strip()}
+            continue
+        m = re.match(r"\s*--\s*tautan-setting:\s*(.*)", line)
+        if m:
+            d["tautan_settings"].append(m.group(1).strip())
+            continue
         m = re.match(r"\s*--\s*compare:\s*(.*)", line)
         if not m:
             continue
@@ -309,10 +319,17 @@ class WireSystem:
 
     # --- W1: psql, rows to /dev/null
 
-    def psql_cmd(self, sql):
-        return ["psql", "-X", "-q", "-At", "-h", self.host, "-p", str(self.port), "-U", self.user, "-d", self.dbname, "-c", sql]
+    def psql_cmd(self, sql, settings=()):
+        cmd = ["psql", "-X", "-q", "-At", "-h", self.host, "-p", str(self.port), "-U", self.user, "-d", self.dbname]
+        for s in settings:
+            cmd += ["-c", s]
+        return cmd + ["-c", sql]
 
-    def scan(self, sql, timeout, count):
+    def scan(self, sql, timeout, count, settings=()):
+        # The same client and format as the floor: binary COPY through psql to
+        # /dev/null. The warm-up copies text instead, to count the rows.
+        fmt = "" if count else " (FORMAT binary)"
+        sql = f"COPY ({sql}) TO STDOUT{fmt}"
         env = dict(os.environ)
         if self.password:
             env["PGPASSWORD"] = self.password
@@ -324,7 +341,7 @@ class WireSystem:
         elif self.name == "fdw":
             sampler = PidSampler(lambda: find_backend(app))
             sampler.start()
-        out = run_client(self.psql_cmd(sql), env, timeout, count)
+        out = run_client(self.psql_cmd(sql, settings), env, timeout, count)
         if out.status == "timeout" and self.name == "fdw":
             cancel_backend(app)
         if self.server_pid:
@@ -424,9 +441,26 @@ def kill_group(p):
 
 
 class FloorSystem:
-    """The sources themselves: PostgreSQL's binary COPY, MariaDB's client in --quick mode."""
+    """The sources themselves. W1: PostgreSQL's binary COPY, MariaDB's client in --quick mode.
+    W3: the same query run on its source directly (psycopg on PostgreSQL, the mariadb client)."""
 
     name = FLOOR
+
+    def __init__(self):
+        self.pg = WireSystem(FLOOR, tpch.PG["host"], tpch.PG["port"], tpch.RO_USER, tpch.DB_A, tpch.RO_PASSWORD)
+
+    def close(self):
+        self.pg.close()
+
+    def query(self, sql, timeout, table):
+        if tpch.PLACEMENT[table] == "a":
+            return self.pg.query(sql, timeout)
+        cmd = [
+            "mariadb", "--quick", "-N", "-B", "-h", tpch.MY["host"], "-P", str(tpch.MY["port"]),
+            "-u", tpch.RO_USER, f"-p{tpch.RO_PASSWORD}", tpch.DB_B, "-e", sql,
+        ]
+        out = run_client(cmd, dict(os.environ), timeout, True)
+        return out
 
     def scan(self, sql, timeout, count, table):
         if tpch.PLACEMENT[table] == "a":
@@ -753,8 +787,12 @@ def run_one(system, workload, name, text, sf, runs, timeout, oracle, counts):
 
     def execute(count):
         if system.name == FLOOR:
-            return system.scan(sql, timeout, count, scan_table(text))
+            if is_scan:
+                return system.scan(sql, timeout, count, scan_table(text))
+            return system.query(sql, timeout, scan_table(text))
         if is_scan:
+            if system.name == "tautan":
+                return system.scan(sql, timeout, count, settings=directives["tautan_settings"])
             return system.scan(sql, timeout, count)
         return system.query(sql, timeout)
 
@@ -775,6 +813,8 @@ def run_one(system, workload, name, text, sf, runs, timeout, oracle, counts):
         else:
             rec["correct"] = False
             rec["mismatch"] = f"{out.nrows} rows, oracle has {want}"
+    elif out.rows is None:
+        rec["correct"] = None  # the MariaDB floor's CLI: rows counted, not compared
     else:
         ocols, orows = oracle.answer(name, tpch.render(text, "oracle", sf))
         why = compare(orows, list(out.rows), ocols, directives)
@@ -945,6 +985,9 @@ def main(argv=None):
     def run_system(system, items):
         t_sys = time.time()
         for w, n in items:
+            only = parse_directives(texts[n])["only"]
+            if only is not None and system.name not in only:
+                continue
             rec = run_one(system, w, n, texts[n], sf, args.runs, args.timeout, oracle, counts)
             results.append(rec)
             med = rec.get("median_s")
@@ -1000,8 +1043,12 @@ def main(argv=None):
                 run_system(wire, items)
             finally:
                 wire.close()
-    if not args.no_floor and "W1" in selected:
-        run_system(FloorSystem(), [(w, n) for w, n in plan if w == "W1"])
+    if not args.no_floor and ("W1" in selected or "W3" in selected):
+        floor = FloorSystem()
+        try:
+            run_system(floor, [(w, n) for w, n in plan if w in ("W1", "W3")])
+        finally:
+            floor.close()
     save()
 
     wrong = [r for r in results if r.get("status") == "wrong"]

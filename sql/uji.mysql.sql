@@ -49,6 +49,8 @@ INSERT INTO semua_tipe VALUES
 
 CREATE TABLE `Data Penting` (`Kode Wilayah` varchar(10), `NilaiBesar` int, `back``tick` varchar(5));
 INSERT INTO `Data Penting` VALUES ('31.71', 10, 'a'), ('32.01', 20, 'b'), ('it''s', 30, 'c');
+-- A backslash and an upper-case twin ('a' = 'A' under the collation).
+INSERT INTO `Data Penting` VALUES (CONCAT('a', CHAR(92 USING utf8mb4), 'b'), 40, 'A');
 
 CREATE TABLE angka (id bigint PRIMARY KEY, grup int NOT NULL, label varchar(30) NOT NULL);
 INSERT INTO angka SELECT seq, seq % 100, CONCAT('label-', seq) FROM seq_1_to_50000;

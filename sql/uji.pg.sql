@@ -45,6 +45,8 @@ INSERT INTO semua_tipe VALUES
 CREATE SCHEMA "Skema Campuran";
 CREATE TABLE "Skema Campuran"."Data Penting" ("Kode Wilayah" text, "NilaiBesar" int4, "quote""d" text);
 INSERT INTO "Skema Campuran"."Data Penting" VALUES ('31.71', 10, 'a'), ('32.01', 20, 'b'), ('it''s', 30, 'c');
+-- A backslash (literal: standard_conforming_strings) and an upper-case twin.
+INSERT INTO "Skema Campuran"."Data Penting" VALUES ('a\b', 40, 'A');
 
 -- A larger table for streaming and pushdown checks.
 CREATE TABLE angka (id int8 PRIMARY KEY, grup int4 NOT NULL, nilai numeric(12,2) NOT NULL, label text NOT NULL);

@@ -35,6 +35,7 @@ use datafusion::catalog::{
 };
 use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
+use tautan_connector::federation::LinkFederation;
 use tautan_connector::{LinkRef, RemoteTable};
 
 use crate::grants::{Access, TableAccess};
@@ -251,11 +252,11 @@ impl LinkEntry {
                     .await
                     .map_err(|e| (e.to_string(), e.client_sqlstate().to_string()))?;
                 let mut schemas: BTreeMap<String, TableMap> = BTreeMap::new();
+                let federation = LinkFederation::new(link.clone());
                 for def in defs {
                     let name = def.name.clone();
                     let schema = def.schema.clone();
-                    let table: Arc<dyn TableProvider> =
-                        Arc::new(RemoteTable::new(link.clone(), def));
+                    let table = federation.table(RemoteTable::new(link.clone(), def));
                     schemas.entry(schema).or_default().insert(name, table);
                 }
                 Ok(schemas.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())

@@ -35,7 +35,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
-use tautan_connector::LinkRef;
+use tautan_connector::{LinkRef, ScanOptions};
 use tautan_mysql::{MySqlConfig, MySqlLink};
 use tautan_postgres::{PostgresConfig, PostgresLink};
 
@@ -51,6 +51,15 @@ use crate::statement::{classify, StatementKind};
 
 /// How often links that are down are contacted again in the background.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The session setting for how many parts a large full scan is split into
+/// (PostgreSQL page ranges on one snapshot; 1 turns splitting off).
+pub const SCAN_PARTS_SETTING: &str = "tautan.scan_parts";
+/// Parts per scan unless the session says otherwise: one per core of the
+/// machine tautan was sized for, as DataFusion's `target_partitions`.
+const DEFAULT_SCAN_PARTS: usize = 2;
+/// The most parts a session may ask for.
+const MAX_SCAN_PARTS: usize = 16;
 
 /// The running federation.
 #[derive(Debug)]
@@ -256,11 +265,14 @@ impl Engine {
     /// A session reading with `access`.
     pub fn session_with(self: &Arc<Self>, access: Access) -> Session {
         let access = Arc::new(access);
+        let scan = Arc::new(ScanOptions::new(DEFAULT_SCAN_PARTS));
         let config = SessionConfig::new()
+            .with_extension(scan.clone())
             .with_default_catalog_and_schema(&self.registry.database, PUBLIC_SCHEMA)
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
             .with_target_partitions(2);
+        let settings: Settings = Arc::new(Mutex::new(default_settings()));
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_catalog_list(Arc::new(UserCatalogList::new(
@@ -268,9 +280,10 @@ impl Engine {
                 access.clone(),
             )))
             .with_default_features()
+            .with_optimizer_rules(crate::pushdown::optimizer_rules(settings.clone()))
+            .with_query_planner(crate::pushdown::query_planner())
             .build();
         let ctx = SessionContext::new_with_state(state);
-        let settings: Settings = Arc::new(Mutex::new(default_settings()));
         if let Err(e) = crate::pg_catalog::install(
             &ctx,
             &self.registry.database,
@@ -285,6 +298,7 @@ impl Engine {
             access,
             ctx,
             settings,
+            scan,
             cursors: tokio::sync::Mutex::new(BTreeMap::new()),
             cancel,
         }
@@ -319,6 +333,8 @@ fn default_settings() -> BTreeMap<String, String> {
         ("transaction_read_only", "on"),
         ("default_transaction_read_only", "on"),
         ("transaction isolation level", "read committed"),
+        (crate::pushdown::SETTING, "on"),
+        (SCAN_PARTS_SETTING, "2"), // DEFAULT_SCAN_PARTS
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -342,6 +358,8 @@ pub struct Session {
     access: Arc<Access>,
     ctx: SessionContext,
     settings: Settings,
+    /// Scan options DataFusion hands to table scans (`tautan.scan_parts`).
+    scan: Arc<ScanOptions>,
     cursors: tokio::sync::Mutex<BTreeMap<String, Cursor>>,
     /// Bumped by [`Session::cancel`]; running streams watch it.
     cancel: tokio::sync::watch::Sender<u64>,
@@ -385,6 +403,13 @@ pub enum Prepared {
     },
     /// `CLOSE name` / `CLOSE ALL` (`None`).
     Close(Option<String>),
+    /// `COPY ... TO STDOUT`: a checked, planned query answered as COPY data.
+    CopyOut {
+        /// The checked, planned query.
+        plan: LogicalPlan,
+        /// Format and its options.
+        options: crate::statement::CopyOptions,
+    },
     /// Nothing (an empty statement).
     Empty,
 }
@@ -427,6 +452,9 @@ impl Session {
     /// `RESET name`, or `RESET ALL` with `None`.
     fn reset(&self, name: Option<&str>) {
         let defaults = default_settings();
+        if name.is_none() || name == Some(SCAN_PARTS_SETTING) {
+            self.scan.set_parts(DEFAULT_SCAN_PARTS);
+        }
         let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
         match name {
             None => *settings = defaults,
@@ -604,11 +632,35 @@ impl Session {
                 })
             }
             StatementKind::Close(name) => Ok(Prepared::Close(name)),
+            StatementKind::CopyOut { query, options } => {
+                let inner = DFStatement::Statement(Box::new(
+                    datafusion::sql::sqlparser::ast::Statement::Query(query),
+                ));
+                match Box::pin(self.prepare(inner)).await? {
+                    Prepared::Query(plan) => Ok(Prepared::CopyOut { plan, options }),
+                    _ => Err(QueryError::new("42601", "COPY needs a query")),
+                }
+            }
             StatementKind::Set { name, value } => {
                 if (name == "transaction_read_only" || name == "default_transaction_read_only")
                     && matches!(value.to_ascii_lowercase().as_str(), "off" | "false" | "0")
                 {
                     return Err(QueryError::read_only("SET transaction_read_only = off"));
+                }
+                if name == SCAN_PARTS_SETTING {
+                    let parts = value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=MAX_SCAN_PARTS).contains(n))
+                        .ok_or_else(|| {
+                            QueryError::new(
+                                "22023",
+                                format!(
+                                    "invalid value for parameter \"{SCAN_PARTS_SETTING}\": \"{value}\" (1 to {MAX_SCAN_PARTS})"
+                                ),
+                            )
+                        })?;
+                    self.scan.set_parts(parts);
                 }
                 let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
                 settings.insert(name, value);
@@ -690,6 +742,19 @@ impl Session {
         let database = &self.engine.registry.database;
         let mut denied: Option<QueryError> = None;
         let _ = plan.apply_with_subqueries(|node| {
+            // A sub-plan sent whole to a link keeps its scans inside.
+            if let LogicalPlan::Extension(ext) = node {
+                if let Some(fed) = ext
+                    .node
+                    .as_any()
+                    .downcast_ref::<datafusion_federation::FederatedPlanNode>()
+                {
+                    if let Err(e) = self.check_columns(&fed.plan) {
+                        denied = Some(e);
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+            }
             if let LogicalPlan::TableScan(scan) = node {
                 let resolved = scan.table_name.clone().resolve(database, PUBLIC_SCHEMA);
                 let name = self.engine.registry.grant_name(
@@ -751,7 +816,8 @@ impl Session {
         let mut out = Vec::new();
         for stmt in self.parse(sql)? {
             match self.prepare(stmt).await? {
-                Prepared::Query(plan) => {
+                // The CLI shows COPY's rows as a table.
+                Prepared::Query(plan) | Prepared::CopyOut { plan, .. } => {
                     let schema = plan.schema().inner().clone();
                     let stream = self.execute(plan, None).await?;
                     let batches = datafusion::physical_plan::common::collect(stream).await?;

@@ -14,7 +14,9 @@
 //! | grant check on every table name | [`grants`], [`engine`] |
 //! | the catalog tree the user may see | [`catalog`] |
 //! | what PostgreSQL clients browse (`pg_catalog`) | [`pg_catalog`] |
-//! | planning, pushdown into each source | [`engine`], `tautan_connector::pushdown` |
+//! | planning | [`engine`] |
+//! | whole sub-plans sent to one link | [`pushdown`], `tautan_connector::federation` |
+//! | scan pushdown (projection, filters, limit) | `tautan_connector::pushdown` |
 //! | reading sources | `connectors/*` crates |
 //! | streaming rows to the client, cancel | [`server::postgres`], [`server::cancel`] |
 //! | scheduled snapshots served as `mat.*` | [`pulls`], [`export`] |
@@ -28,6 +30,7 @@ pub mod export;
 pub mod grants;
 pub mod pg_catalog;
 pub mod pulls;
+pub mod pushdown;
 pub mod server;
 pub mod statement;
 

@@ -738,7 +738,8 @@ impl SourceFacts {
                 let Some(table) = schema.table(&name).await? else {
                     continue;
                 };
-                let Some(remote) = table.downcast_ref::<tautan_connector::RemoteTable>() else {
+                let Some(remote) = tautan_connector::federation::remote_table(table.as_ref())
+                else {
                     continue;
                 };
                 let Some(&oid) = classes.get(&[namespace.to_string(), name.clone()][..]) else {

@@ -48,10 +48,42 @@ pub enum StatementKind {
     },
     /// `CLOSE name`, or `CLOSE ALL` (`None`).
     Close(Option<String>),
+    /// `COPY (query) TO STDOUT` / `COPY table [(cols)] TO STDOUT`: a read,
+    /// answered as a COPY-out stream.
+    CopyOut {
+        /// The query whose rows are copied.
+        query: Box<Query>,
+        /// Format and its options.
+        options: CopyOptions,
+    },
     /// A statement that would write: refused with 25006.
     Write(String),
     /// A statement tautan does not support (0A000).
     Unsupported(String),
+}
+
+/// The format of a `COPY ... TO STDOUT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFormat {
+    /// Tab-separated text with backslash escapes (the default).
+    Text,
+    /// Comma-separated values.
+    Csv,
+    /// PostgreSQL's binary COPY format.
+    Binary,
+}
+
+/// Options of a `COPY ... TO STDOUT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyOptions {
+    /// Output format.
+    pub format: CopyFormat,
+    /// Whether a header line with the column names comes first (text, CSV).
+    pub header: bool,
+    /// Column delimiter (text, CSV); the format's default when `None`.
+    pub delimiter: Option<char>,
+    /// How NULL is written (text, CSV); the format's default when `None`.
+    pub null: Option<String>,
 }
 
 /// The first keyword(s) of a statement, for messages.
@@ -489,6 +521,9 @@ pub fn parse(sql: &str) -> Result<Vec<DFStatement>, crate::error::QueryError> {
     use datafusion::sql::parser::DFParserBuilder;
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     let dialect = PostgreSqlDialect {};
+    if let Some(copy) = parse_copy_to_stdout(sql) {
+        return Ok(copy);
+    }
     match DFParserBuilder::new(sql)
         .with_dialect(&dialect)
         .build()
@@ -526,6 +561,114 @@ pub fn parse(sql: &str) -> Result<Vec<DFStatement>, crate::error::QueryError> {
                 Err(crate::error::QueryError::new("42601", e.to_string()))
             }
         }
+    }
+}
+
+/// `COPY ... TO STDOUT` statements, which DataFusion's parser reads as its
+/// own `COPY ... TO 'file'` and rejects: parsed by sqlparser directly.
+fn parse_copy_to_stdout(sql: &str) -> Option<Vec<DFStatement>> {
+    use datafusion::sql::sqlparser::ast::CopyTarget;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let head = sql.trim_start().get(..4)?;
+    if !head.eq_ignore_ascii_case("copy") {
+        return None;
+    }
+    let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let all_out = !statements.is_empty()
+        && statements.iter().all(|s| {
+            matches!(
+                s,
+                Statement::Copy {
+                    to: true,
+                    target: CopyTarget::Stdout,
+                    ..
+                }
+            )
+        });
+    all_out.then(|| {
+        statements
+            .into_iter()
+            .map(|s| DFStatement::Statement(Box::new(s)))
+            .collect()
+    })
+}
+
+/// The query and options of `COPY ... TO STDOUT`.
+fn classify_copy_out(
+    source: &datafusion::sql::sqlparser::ast::CopySource,
+    options: &[datafusion::sql::sqlparser::ast::CopyOption],
+    legacy: &[datafusion::sql::sqlparser::ast::CopyLegacyOption],
+) -> StatementKind {
+    use datafusion::sql::sqlparser::ast::{CopyLegacyOption, CopyOption, CopySource};
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let query = match source {
+        CopySource::Query(q) => q.clone(),
+        CopySource::Table {
+            table_name,
+            columns,
+        } => {
+            let cols = if columns.is_empty() {
+                "*".to_string()
+            } else {
+                columns
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let text = format!("SELECT {cols} FROM {table_name}");
+            match Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(&text)
+                .and_then(|mut p| p.parse_query())
+            {
+                Ok(q) => q,
+                Err(e) => return StatementKind::Unsupported(format!("COPY of {table_name}: {e}")),
+            }
+        }
+    };
+    let mut out = CopyOptions {
+        format: CopyFormat::Text,
+        header: false,
+        delimiter: None,
+        null: None,
+    };
+    for o in options {
+        match o {
+            CopyOption::Format(f) => {
+                out.format = match f.value.to_ascii_lowercase().as_str() {
+                    "text" => CopyFormat::Text,
+                    "csv" => CopyFormat::Csv,
+                    "binary" => CopyFormat::Binary,
+                    other => return StatementKind::Unsupported(format!("COPY format \"{other}\"")),
+                }
+            }
+            CopyOption::Header(h) => out.header = *h,
+            CopyOption::Delimiter(d) => out.delimiter = Some(*d),
+            CopyOption::Null(n) => out.null = Some(n.clone()),
+            CopyOption::Encoding(e)
+                if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
+            other => return StatementKind::Unsupported(format!("COPY option {other}")),
+        }
+    }
+    for o in legacy {
+        match o {
+            CopyLegacyOption::Binary => out.format = CopyFormat::Binary,
+            CopyLegacyOption::Csv(_) => out.format = CopyFormat::Csv,
+            CopyLegacyOption::Delimiter(d) => out.delimiter = Some(*d),
+            CopyLegacyOption::Null(n) => out.null = Some(n.clone()),
+            other => return StatementKind::Unsupported(format!("COPY option {other}")),
+        }
+    }
+    if out.format == CopyFormat::Binary
+        && (out.header || out.delimiter.is_some() || out.null.is_some())
+    {
+        return StatementKind::Unsupported("HEADER, DELIMITER or NULL with FORMAT binary".into());
+    }
+    StatementKind::CopyOut {
+        query,
+        options: out,
     }
 }
 
@@ -657,8 +800,16 @@ fn classify_sql(s: &Statement) -> StatementKind {
         Statement::UNLISTEN { .. } => StatementKind::Transaction("UNLISTEN"),
         Statement::Deallocate { .. } => StatementKind::Transaction("DEALLOCATE"),
         Statement::Set(set) => classify_set(set, s),
+        Statement::Copy {
+            to: true,
+            target: datafusion::sql::sqlparser::ast::CopyTarget::Stdout,
+            source,
+            options,
+            legacy_options,
+            ..
+        } => classify_copy_out(source, options, legacy_options),
         Statement::Copy { to: true, .. } => {
-            StatementKind::Unsupported("COPY ... TO STDOUT (use a SELECT)".into())
+            StatementKind::Write("COPY TO a file or program".into())
         }
         Statement::Explain { .. } | Statement::ExplainTable { .. } => {
             StatementKind::Unsupported("this form of EXPLAIN".into())

@@ -4,22 +4,26 @@
 //! wraps it for the columns whose PostgreSQL type Arrow cannot express on its
 //! own (tagged `tautan.pg_type` by the connectors): `uuid`, `json`, `jsonb`
 //! are reported with their own type OIDs and, in binary format, encoded as
-//! PostgreSQL sends them.
+//! PostgreSQL sends them. The same row encoding feeds DataRows (queries)
+//! and CopyData (`COPY ... TO STDOUT`, [`copy_response`]).
 
 use std::error::Error;
 use std::sync::Arc;
 
 use arrow_pg::datatypes::field_into_pg_type;
-use arrow_pg::encoder::encode_value;
+use arrow_pg::encoder::{encode_value, Encoder};
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 use pgwire::api::portal::Format;
-use pgwire::api::results::{DataRowEncoder, FieldInfo};
+use pgwire::api::results::{
+    CopyCsvOptions, CopyEncoder, CopyResponse, CopyTextOptions, DataRowEncoder, FieldInfo,
+};
 use pgwire::api::Type;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::CopyData;
 use pgwire::messages::data::DataRow;
 use pgwire::types::format::FormatOptions;
 use pgwire::types::ToSqlText;
@@ -27,6 +31,7 @@ use postgres_types::{IsNull, ToSql};
 use tautan_connector::types::PG_TYPE_KEY;
 
 use crate::error::QueryError;
+use crate::statement::{CopyFormat, CopyOptions};
 
 /// A PostgreSQL type tautan encodes itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,21 +133,25 @@ impl ToSqlText for Raw<'_> {
 }
 
 fn encode_batch(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> PgWireResult<Vec<DataRow>> {
+    let mut encoder = DataRowEncoder::new(fields.clone());
+    encode_rows(batch, fields, &mut encoder)
+}
+
+/// Encodes every row of `batch` with `encoder` (DataRows or COPY rows).
+fn encode_rows<E: Encoder>(
+    batch: &RecordBatch,
+    fields: &[FieldInfo],
+    encoder: &mut E,
+) -> PgWireResult<Vec<E::Item>> {
     let schema = batch.schema();
     let specials: Vec<Option<Special>> = schema.fields().iter().map(|f| special(f)).collect();
-    let mut encoder = DataRowEncoder::new(fields.clone());
     let mut rows = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         for (col, array) in batch.columns().iter().enumerate() {
             let pg_field = &fields[col];
             if array.is_null(row) {
                 // Checked here for every type: arrow-pg does not for all of them.
-                encoder.encode_field_with_type_and_format(
-                    &None::<i8>,
-                    pg_field.datatype(),
-                    pg_field.format(),
-                    pg_field.format_options(),
-                )?;
+                encoder.encode_field(&None::<i8>, pg_field)?;
                 continue;
             }
             match specials[col] {
@@ -152,19 +161,116 @@ fn encode_batch(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> PgWireResu
                         text: strings.value(row),
                         kind,
                     });
-                    encoder.encode_field_with_type_and_format(
-                        &value,
-                        pg_field.datatype(),
-                        pg_field.format(),
-                        pg_field.format_options(),
-                    )?;
+                    encoder.encode_field(&value, pg_field)?;
                 }
-                None => encode_value(&mut encoder, array, row, schema.field(col), pg_field)?,
+                None => encode_value(encoder, array, row, schema.field(col), pg_field)?,
             }
         }
         rows.push(encoder.take_row());
     }
     Ok(rows)
+}
+
+/// The binary COPY header (signature, flags, extension length).
+const BINARY_COPY_HEADER: &[u8] = b"PGCOPY\n\xFF\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+
+/// The answer to `COPY ... TO STDOUT`: a header line when asked for, then
+/// one CopyData per row in the format asked for, read from the sources as
+/// the client takes them.
+pub fn copy_response(
+    batches: datafusion::execution::SendableRecordBatchStream,
+    options: &CopyOptions,
+) -> PgWireResult<CopyResponse> {
+    let schema = batches.schema();
+    let binary = options.format == CopyFormat::Binary;
+    let format = if binary {
+        Format::UnifiedBinary
+    } else {
+        Format::UnifiedText
+    };
+    let infos = Arc::new(fields(&schema, &format, None)?);
+    let delimiter = options
+        .delimiter
+        .unwrap_or(if options.format == CopyFormat::Csv {
+            ','
+        } else {
+            '\t'
+        });
+    let mut encoder = match options.format {
+        CopyFormat::Binary => CopyEncoder::new_binary(infos.clone()),
+        CopyFormat::Text => CopyEncoder::new_text(
+            infos.clone(),
+            CopyTextOptions {
+                delimiter: delimiter.to_string().into(),
+                null_string: options.null.clone().unwrap_or_else(|| "\\N".into()).into(),
+            },
+        ),
+        CopyFormat::Csv => CopyEncoder::new_csv(
+            infos.clone(),
+            CopyCsvOptions {
+                delimiter: delimiter.to_string().into(),
+                null_string: options.null.clone().unwrap_or_default().into(),
+                ..Default::default()
+            },
+        ),
+    };
+    let mut head = Vec::new();
+    if options.header {
+        let names: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| header_name(f.name(), options.format, delimiter))
+            .collect();
+        let line = format!("{}\n", names.join(&delimiter.to_string()));
+        head.push(Ok(CopyData::new(bytes::Bytes::from(line))));
+    }
+    let rows_sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = rows_sent.clone();
+    let body = batches
+        .map(move |batch| -> Vec<PgWireResult<CopyData>> {
+            match batch {
+                Ok(b) => match encode_rows(&b, &infos, &mut encoder) {
+                    Ok(rows) => {
+                        counted.fetch_add(rows.len(), std::sync::atomic::Ordering::Relaxed);
+                        rows.into_iter().map(Ok).collect()
+                    }
+                    Err(e) => vec![Err(e)],
+                },
+                Err(e) => vec![Err(to_pg_error(QueryError::from(e)))],
+            }
+        })
+        .chain(futures::stream::once(async move {
+            // The encoder writes the binary header before the first row;
+            // with no rows it is sent on its own (pgwire then counts it as
+            // a row in the COPY tag).
+            if binary && rows_sent.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                vec![Ok(CopyData::new(bytes::Bytes::from_static(
+                    BINARY_COPY_HEADER,
+                )))]
+            } else {
+                vec![]
+            }
+        }))
+        .flat_map(futures::stream::iter);
+    let stream = futures::stream::iter(head).chain(body);
+    Ok(CopyResponse::new(
+        if binary { 1 } else { 0 },
+        schema.fields().len(),
+        stream,
+    ))
+}
+
+/// A column name on a header line (quoted in CSV when it must be).
+fn header_name(name: &str, format: CopyFormat, delimiter: char) -> String {
+    let needs_quotes = name.contains(delimiter)
+        || name.contains('"')
+        || name.contains('\n')
+        || name.contains('\r');
+    if format == CopyFormat::Csv && needs_quotes {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    } else {
+        name.to_string()
+    }
 }
 
 /// Turns a stream of batches into a stream of DataRows, lazily: a batch is

@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 use crate::engine::{Engine, Prepared, Session};
 use crate::error::QueryError;
 use crate::server::cancel::{Canceller, LiveSessions};
-use crate::server::encode::{fields, row_stream, to_pg_error};
+use crate::server::encode::{copy_response, fields, row_stream, to_pg_error};
 use crate::server::params;
 use crate::server::startup::ScramStartup;
 
@@ -169,6 +169,13 @@ async fn respond<C: ClientInfo>(
         Prepared::Close(name) => {
             session.close(name.as_deref()).await.map_err(to_pg_error)?;
             Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
+        }
+        Prepared::CopyOut { plan, options } => {
+            let stream = session
+                .execute(plan.clone(), params)
+                .await
+                .map_err(to_pg_error)?;
+            Ok(Response::CopyOut(copy_response(stream, options)?))
         }
         Prepared::Empty => Ok(Response::EmptyQuery),
     }

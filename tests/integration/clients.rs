@@ -470,3 +470,123 @@ async fn catalog_tables_show_only_what_the_user_may_read() {
     );
     assert!(!relations.iter().any(|r| r == "penduduk"), "{relations:?}");
 }
+
+/// `psql -c "COPY ..."` against PostgreSQL itself (raw bytes of stdout).
+fn source_copy(sql: &str) -> Vec<u8> {
+    let out = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "tautan_uji",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// `psql -c "COPY ..."` against tautan (raw bytes of stdout).
+fn tautan_copy(server: &Server, login: (&str, &str), sql: &str) -> (bool, Vec<u8>, String) {
+    let out = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port.to_string(),
+        ])
+        .args(["-U", login.0, "-d", "tautan", "-c", sql])
+        .env("PGPASSWORD", login.1)
+        .output()
+        .expect("psql runs");
+    (
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_to_stdout_matches_the_source_byte_for_byte() {
+    let server = start().await;
+    let query = "SELECT id, grup, nilai, label FROM {t} WHERE id <= 3000 ORDER BY id";
+    for format in ["text", "csv, HEADER true", "binary"] {
+        let mine = tautan_copy(
+            &server,
+            WALIDATA,
+            &format!(
+                "COPY ({}) TO STDOUT (FORMAT {format})",
+                query.replace("{t}", "uji_pg.public.angka")
+            ),
+        );
+        assert!(mine.0, "{format}: {}", mine.2);
+        let theirs = source_copy(&format!(
+            "COPY ({}) TO STDOUT (FORMAT {format})",
+            query.replace("{t}", "public.angka").replace(
+                "nilai",
+                if format == "binary" {
+                    "grup AS nilai"
+                } else {
+                    "nilai"
+                }
+            )
+        ));
+        if format == "binary" {
+            // numeric's binary form may be normalised differently: compare
+            // the integer and text columns only.
+            let mine = tautan_copy(
+                &server,
+                WALIDATA,
+                "COPY (SELECT id, grup, grup AS nilai, label FROM uji_pg.public.angka WHERE id <= 3000 ORDER BY id) TO STDOUT (FORMAT binary)",
+            );
+            assert!(mine.0, "{}", mine.2);
+            assert_eq!(mine.1, theirs, "binary COPY differs");
+        } else {
+            assert_eq!(
+                String::from_utf8_lossy(&mine.1),
+                String::from_utf8_lossy(&theirs),
+                "{format} COPY differs"
+            );
+        }
+    }
+    // psql's \copy is COPY ... TO STDOUT underneath.
+    let dir = temp_dir("copy");
+    let file = dir.join("kunjungan.csv");
+    let (ok, _, err) = server.psql(
+        DINKES,
+        &[
+            "-c",
+            &format!(
+                "\\copy (SELECT kecamatan_kode, count(*) AS n FROM kesehatan.kesehatan.kunjungan GROUP BY 1 ORDER BY 1) TO '{}' WITH (FORMAT csv, HEADER)",
+                file.display()
+            ),
+        ],
+    );
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&file).expect("file written");
+    assert!(text.starts_with("kecamatan_kode,n\n"), "{text}");
+    assert!(text.lines().count() > 2, "{text}");
+    // Under grants like any query: an invisible table is missing.
+    let (ok, _, err) = tautan_copy(&server, DINKES, "COPY uji_pg.public.angka TO STDOUT");
+    assert!(!ok);
+    assert!(
+        err.contains("does not exist") || err.contains("42P01"),
+        "{err}"
+    );
+    // Writing COPY forms are still refused.
+    let (ok, _, err) = tautan_copy(&server, WALIDATA, "COPY uji_pg.public.angka TO '/tmp/x'");
+    assert!(!ok);
+    assert!(err.contains("read-only") || err.contains("25006"), "{err}");
+}

@@ -37,6 +37,9 @@ async fn ungranted_columns_are_denied_granted_ones_read() {
         "SELECT nik FROM kependudukan.public.penduduk",
         "SELECT * FROM kependudukan.public.penduduk",
         "SELECT count(*) FROM kependudukan.public.penduduk WHERE nama = 'Budi'",
+        // Sent whole to the link (an aggregate): still checked.
+        "SELECT jenis_kelamin, count(DISTINCT nik) FROM kependudukan.public.penduduk GROUP BY 1",
+        "SELECT p.kecamatan_kode, max(p.nama) FROM kependudukan.public.penduduk p JOIN kependudukan.public.penduduk q ON p.kecamatan_kode = q.kecamatan_kode GROUP BY 1",
     ] {
         let e = client.simple_query(sql).await.expect_err(sql);
         assert_eq!(sqlstate(&e), "42501", "{sql}");

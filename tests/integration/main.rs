@@ -8,5 +8,6 @@ mod e2e;
 mod grants;
 mod links;
 mod pulls;
+mod pushdown;
 mod readonly;
 mod types;

@@ -14,40 +14,68 @@ use datafusion::physical_plan::{
     PlanProperties, ReplaceChildrenOptions,
 };
 
-use crate::LinkRef;
+use crate::{LinkRef, SnapshotShare};
 
 /// Sends one SQL statement to a link and streams the answer. `EXPLAIN`
 /// shows the link and the exact SQL.
 pub struct RemoteScanExec {
     link: LinkRef,
-    sql: String,
+    /// One statement per partition.
+    sqls: Vec<String>,
     schema: SchemaRef,
+    /// Shared by the parts of a split scan (one snapshot).
+    share: Option<SnapshotShare>,
     properties: Arc<PlanProperties>,
 }
 
 impl RemoteScanExec {
     /// A scan of `link` running `sql`, producing `schema`.
     pub fn new(link: LinkRef, sql: String, schema: SchemaRef) -> Self {
+        Self::build(link, vec![sql], schema, None)
+    }
+
+    /// A scan split into parts, one partition each, all reading the
+    /// snapshot `share` stands for (see [`Link::split_scan`](crate::Link::split_scan)).
+    pub fn split(
+        link: LinkRef,
+        sqls: Vec<String>,
+        schema: SchemaRef,
+        share: SnapshotShare,
+    ) -> Self {
+        Self::build(link, sqls, schema, Some(share))
+    }
+
+    fn build(
+        link: LinkRef,
+        sqls: Vec<String>,
+        schema: SchemaRef,
+        share: Option<SnapshotShare>,
+    ) -> Self {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(1),
+            Partitioning::UnknownPartitioning(sqls.len().max(1)),
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
         Self {
             link,
-            sql,
+            sqls,
             schema,
+            share,
             properties,
         }
     }
 
-    /// The SQL this scan sends.
+    /// The statement of the first (often only) part.
     pub fn sql(&self) -> &str {
-        &self.sql
+        self.sqls.first().map(String::as_str).unwrap_or_default()
     }
 
-    /// The name of the link this scan reads.
+    /// The statement of every part.
+    pub fn sqls(&self) -> &[String] {
+        &self.sqls
+    }
+
     pub fn link_name(&self) -> &str {
         self.link.name()
     }
@@ -57,19 +85,29 @@ impl fmt::Debug for RemoteScanExec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteScanExec")
             .field("link", &self.link.name())
-            .field("sql", &self.sql)
+            .field("sqls", &self.sqls)
             .finish()
     }
 }
 
 impl DisplayAs for RemoteScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "RemoteScanExec: link={} sql={}",
-            self.link.name(),
-            self.sql
-        )
+        if self.sqls.len() == 1 {
+            write!(
+                f,
+                "RemoteScanExec: link={} sql={}",
+                self.link.name(),
+                self.sql()
+            )
+        } else {
+            write!(
+                f,
+                "RemoteScanExec: link={} parts={} sql={}",
+                self.link.name(),
+                self.sqls.len(),
+                self.sqls.join(" | ")
+            )
+        }
     }
 }
 
@@ -113,10 +151,21 @@ impl ExecutionPlan for RemoteScanExec {
 
     fn execute(
         &self,
-        _partition: usize,
+        partition: usize,
         _context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        tracing::debug!(link = self.link.name(), sql = %self.sql, "remote scan");
-        Ok(self.link.execute(self.sql.clone(), self.schema.clone()))
+        let sql = self.sqls.get(partition).ok_or_else(|| {
+            datafusion::error::DataFusionError::Internal(format!(
+                "RemoteScanExec has {} partitions, asked for {partition}",
+                self.sqls.len()
+            ))
+        })?;
+        tracing::debug!(link = self.link.name(), partition, sql = %sql, "remote scan");
+        Ok(match &self.share {
+            Some(share) => self
+                .link
+                .execute_part(sql.clone(), self.schema.clone(), share),
+            None => self.link.execute(sql.clone(), self.schema.clone()),
+        })
     }
 }

@@ -14,15 +14,21 @@
 //! [`TableProvider`](datafusion::catalog::TableProvider): projections,
 //! filters the source can evaluate, and `LIMIT` are written into the SQL sent
 //! to the source ([`pushdown`]), and [`RemoteScanExec`] streams the answer.
+//! A large full scan may be split into parts that run in parallel on one
+//! snapshot of the source ([`Link::split_scan`], [`ScanOptions`]); whole
+//! sub-plans go to a link through [`federation`].
 
 pub mod error;
 pub mod exec;
+pub mod federation;
 pub mod pushdown;
 pub mod stream;
 pub mod table;
 pub mod types;
 
+use std::any::Any;
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -52,6 +58,50 @@ pub struct RemoteTableDef {
     pub is_view: bool,
     /// Remote table comment, if any.
     pub comment: Option<String>,
+    /// Heap pages the source estimated when the table was introspected
+    /// (PostgreSQL tables and materialized views; `None` elsewhere). Large
+    /// tables are split into page ranges for parallel scans.
+    pub pages: Option<u64>,
+}
+
+/// A full scan split into disjoint parts ([`Link::split_scan`]).
+pub struct SplitScan {
+    /// One predicate per part, to be AND-ed into the scan's `WHERE`; the
+    /// parts together cover the table exactly once.
+    pub predicates: Vec<String>,
+    /// What the parts share so they read one snapshot of the source; handed
+    /// back to [`Link::execute_part`].
+    pub share: SnapshotShare,
+}
+
+/// Link-specific state shared by the parts of one split scan (on
+/// PostgreSQL: the exported snapshot and the transaction holding it).
+pub type SnapshotShare = Arc<dyn Any + Send + Sync>;
+
+/// Per-session scan options, kept as an extension of DataFusion's session
+/// config (`SessionConfig::with_extension`).
+#[derive(Debug)]
+pub struct ScanOptions {
+    parts: AtomicUsize,
+}
+
+impl ScanOptions {
+    /// Options splitting large scans into at most `parts` parts.
+    pub fn new(parts: usize) -> Self {
+        Self {
+            parts: AtomicUsize::new(parts.max(1)),
+        }
+    }
+
+    /// Most parts a large full scan is split into (1: never split).
+    pub fn parts(&self) -> usize {
+        self.parts.load(Ordering::Relaxed)
+    }
+
+    /// Changes [`Self::parts`] (`SET tautan.scan_parts = n`).
+    pub fn set_parts(&self, parts: usize) {
+        self.parts.store(parts.max(1), Ordering::Relaxed)
+    }
 }
 
 /// What `tautan check` reports for a reachable link.
@@ -88,6 +138,25 @@ pub trait Link: Send + Sync + Debug {
     /// and streams its rows as batches of `schema`. Connecting happens when
     /// the stream is first polled, never before.
     fn execute(&self, sql: String, schema: SchemaRef) -> SendableRecordBatchStream;
+
+    /// Splits a full scan of `def` into at most `parts` parts that can run
+    /// in parallel and read one snapshot; `None` when this link or table
+    /// does not split (the default).
+    fn split_scan(&self, def: &RemoteTableDef, parts: usize) -> Option<SplitScan> {
+        let _ = (def, parts);
+        None
+    }
+
+    /// Runs one part of a split scan (`sql` already carries its predicate).
+    fn execute_part(
+        &self,
+        sql: String,
+        schema: SchemaRef,
+        share: &SnapshotShare,
+    ) -> SendableRecordBatchStream {
+        let _ = share;
+        self.execute(sql, schema)
+    }
 }
 
 /// Shared handle to a link.

@@ -40,10 +40,92 @@ impl SourceDialect {
         format!("{}.{}", self.quote_ident(schema), self.quote_ident(table))
     }
 
-    fn unparser_dialect(&self) -> Arc<dyn Dialect> {
+    /// DataFusion's unparser dialect for this source. A T-SQL source would
+    /// add a variant here with a `CustomDialect` (bracket quoting, `TOP`),
+    /// plus its arms in [`Self::cast_type`] and [`Self::decodable`].
+    pub fn unparser_dialect(&self) -> Arc<dyn Dialect> {
         match self {
             SourceDialect::Postgres => Arc::new(PostgreSqlDialect {}),
             SourceDialect::MySql => Arc::new(MySqlDialect {}),
+        }
+    }
+
+    /// The type to cast an output column of `data_type` to, so that the
+    /// source sends it in the form the link's decoder reads for that Arrow
+    /// type; `None` when there is no such decoder.
+    pub fn cast_type(&self, data_type: &DataType) -> Option<String> {
+        use datafusion::arrow::datatypes::{IntervalUnit, TimeUnit};
+        let pg = match data_type {
+            DataType::Boolean => "boolean".to_string(),
+            DataType::Int16 => "int2".into(),
+            DataType::Int32 => "int4".into(),
+            DataType::Int64 => "int8".into(),
+            DataType::Float32 => "float4".into(),
+            DataType::Float64 => "float8".into(),
+            DataType::Decimal128(p, s) if *s >= 0 => format!("numeric({p},{s})"),
+            DataType::Utf8 | DataType::LargeUtf8 => "text".into(),
+            DataType::Date32 => "date".into(),
+            DataType::Time64(TimeUnit::Microsecond) => "time".into(),
+            DataType::Timestamp(TimeUnit::Microsecond, None) => "timestamp".into(),
+            DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => "timestamptz".into(),
+            DataType::Binary => "bytea".into(),
+            DataType::Interval(IntervalUnit::MonthDayNano) => "interval".into(),
+            _ => return None,
+        };
+        match self {
+            SourceDialect::Postgres => Some(pg),
+            // MySQL values carry their own type; the decoder converts.
+            SourceDialect::MySql => match data_type {
+                DataType::Interval(_) | DataType::Time64(_) => None,
+                _ => Some(pg),
+            },
+        }
+    }
+
+    /// Wraps a statement whose result should have `schema` so the link's
+    /// decoder can read it: on PostgreSQL every column is cast to the type
+    /// [`Self::cast_type`] names (binary COPY carries no types); MySQL rows
+    /// carry typed values, so the statement is sent as it is. Returns the
+    /// SQL and the schema to decode with (column tags removed: the values
+    /// are plain after the casts).
+    pub fn decodable(&self, query: &str, schema: &Schema) -> Result<(String, Arc<Schema>)> {
+        let wire = Arc::new(Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_metadata(Default::default()))
+                .collect::<Vec<_>>(),
+        ));
+        match self {
+            SourceDialect::MySql => Ok((query.to_string(), wire)),
+            SourceDialect::Postgres => {
+                if schema.fields().is_empty() {
+                    return Err(datafusion::error::DataFusionError::NotImplemented(
+                        "a sub-plan without output columns".into(),
+                    ));
+                }
+                let mut casts = Vec::with_capacity(schema.fields().len());
+                let mut names = Vec::with_capacity(schema.fields().len());
+                for (i, f) in schema.fields().iter().enumerate() {
+                    let ty = self.cast_type(f.data_type()).ok_or_else(|| {
+                        datafusion::error::DataFusionError::NotImplemented(format!(
+                            "no decoder for {} ({})",
+                            f.name(),
+                            f.data_type()
+                        ))
+                    })?;
+                    casts.push(format!("CAST(q.c{i} AS {ty})"));
+                    names.push(format!("c{i}"));
+                }
+                Ok((
+                    format!(
+                        "SELECT {} FROM ({query}) AS q({})",
+                        casts.join(", "),
+                        names.join(", ")
+                    ),
+                    wire,
+                ))
+            }
         }
     }
 
@@ -282,6 +364,9 @@ pub struct ScanSql<'a> {
     pub filters: &'a [Expr],
     /// Row limit, when every filter was pushed exactly.
     pub limit: Option<usize>,
+    /// The part of a split scan this statement reads (a predicate from
+    /// [`Link::split_scan`](crate::Link::split_scan)), if any.
+    pub part: Option<&'a str>,
 }
 
 impl ScanSql<'_> {
@@ -303,7 +388,10 @@ impl ScanSql<'_> {
         }
         sql.push_str(" FROM ");
         sql.push_str(&self.dialect.qualified(self.schema, self.table));
-        let mut predicates = Vec::with_capacity(self.filters.len());
+        let mut predicates = Vec::with_capacity(self.filters.len() + 1);
+        if let Some(part) = self.part {
+            predicates.push(format!("({part})"));
+        }
         for f in self.filters {
             let text = self.dialect.expr_to_sql(f).ok_or_else(|| {
                 datafusion::error::DataFusionError::Internal(format!(
@@ -408,6 +496,7 @@ mod tests {
             projection: Some(&[1]),
             filters: &filters,
             limit: Some(5),
+            part: None,
         }
         .to_sql()
         .unwrap();

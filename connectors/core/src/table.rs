@@ -11,7 +11,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::pushdown::ScanSql;
-use crate::{LinkRef, RemoteScanExec, RemoteTableDef};
+use crate::{LinkRef, RemoteScanExec, RemoteTableDef, ScanOptions};
 
 /// A table of a link. Planning uses only the cached schema; the source is
 /// contacted when the plan executes.
@@ -45,6 +45,11 @@ impl RemoteTable {
     /// The table as the link described it.
     pub fn def(&self) -> &RemoteTableDef {
         &self.def
+    }
+
+    /// Whether every column is read as it is (none through a cast).
+    pub fn all_columns_plain(&self) -> bool {
+        self.pushable.iter().all(|p| *p)
     }
 
     /// The link this table belongs to.
@@ -82,7 +87,7 @@ impl TableProvider for RemoteTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
@@ -99,23 +104,49 @@ impl TableProvider for RemoteTable {
                 TableProviderFilterPushDown::Unsupported => all_exact = false,
             }
         }
-        let sql = ScanSql {
-            dialect: self.link.dialect(),
-            schema: &self.def.schema,
-            table: &self.def.name,
-            select_exprs: &self.def.select_exprs,
-            projection: projection.map(Vec::as_slice),
-            filters: &pushed,
-            limit: if all_exact { limit } else { None },
-        }
-        .to_sql()?;
+        let wanted_limit = limit;
+        let limit = if all_exact { limit } else { None };
+        let write = |part: Option<&str>| {
+            ScanSql {
+                dialect: self.link.dialect(),
+                schema: &self.def.schema,
+                table: &self.def.name,
+                select_exprs: &self.def.select_exprs,
+                projection: projection.map(Vec::as_slice),
+                filters: &pushed,
+                limit,
+                part,
+            }
+            .to_sql()
+        };
         let schema = match projection {
             Some(p) => Arc::new(self.def.arrow_schema.project(p)?),
             None => self.def.arrow_schema.clone(),
         };
+        // A scan without a limit may be split into parts read in parallel.
+        let parts = state
+            .config()
+            .get_extension::<ScanOptions>()
+            .map(|o| o.parts())
+            .unwrap_or(1);
+        if wanted_limit.is_none() && parts > 1 {
+            if let Some(split) = self.link.split_scan(&self.def, parts) {
+                let sqls = split
+                    .predicates
+                    .iter()
+                    .map(|p| write(Some(p)))
+                    .collect::<Result<Vec<_>>>()?;
+                return Ok(Arc::new(RemoteScanExec::split(
+                    self.link.clone(),
+                    sqls,
+                    schema,
+                    split.share,
+                )));
+            }
+        }
         Ok(Arc::new(RemoteScanExec::new(
             self.link.clone(),
-            sql,
+            write(None)?,
             schema,
         )))
     }

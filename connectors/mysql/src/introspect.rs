@@ -173,6 +173,7 @@ pub async fn tables(
                 select_exprs: std::mem::take(exprs),
                 is_view,
                 comment,
+                pages: None,
             });
         }
     };

@@ -44,7 +44,8 @@ SELECT n.nspname::text, c.relname::text, c.relkind::text,
        col_description(c.oid, a.attnum) AS column_comment,
        (SELECT array_position(i.indkey::int2[], a.attnum)
           FROM pg_catalog.pg_index i
-         WHERE i.indrelid = c.oid AND i.indisprimary) AS pk_position
+         WHERE i.indrelid = c.oid AND i.indisprimary) AS pk_position,
+       c.relpages::int8 AS pages
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -57,6 +58,9 @@ WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')
   AND has_table_privilege(c.oid, 'SELECT')
   AND (cardinality($1::text[]) = 0 OR n.nspname = ANY($1::text[]))
 ORDER BY n.nspname, c.relname, a.attnum";
+
+/// The table being read: schema, name, is a view, comment, heap pages.
+type Current = (String, String, bool, Option<String>, Option<u64>);
 
 /// Lists the tables of `schemas` (all readable ones when empty).
 pub async fn tables(
@@ -71,13 +75,11 @@ pub async fn tables(
     let mut out: Vec<RemoteTableDef> = Vec::new();
     let mut fields: Vec<Field> = Vec::new();
     let dialect = SourceDialect::Postgres;
-    let mut current: Option<(String, String, bool, Option<String>)> = None;
+    let mut current: Option<Current> = None;
     let mut exprs: Vec<String> = Vec::new();
 
-    let mut flush = |cur: Option<(String, String, bool, Option<String>)>,
-                     fields: &mut Vec<Field>,
-                     exprs: &mut Vec<String>| {
-        if let Some((schema, name, is_view, comment)) = cur {
+    let mut flush = |cur: Option<Current>, fields: &mut Vec<Field>, exprs: &mut Vec<String>| {
+        if let Some((schema, name, is_view, comment, pages)) = cur {
             out.push(RemoteTableDef {
                 schema,
                 name,
@@ -85,6 +87,7 @@ pub async fn tables(
                 select_exprs: std::mem::take(exprs),
                 is_view,
                 comment,
+                pages,
             });
         }
     };
@@ -104,11 +107,20 @@ pub async fn tables(
         let table_comment: Option<String> = row.get(11);
         let column_comment: Option<String> = row.get(12);
         let pk_position: Option<i32> = row.get(13);
+        let pages: i64 = row.get(14);
 
-        let same = matches!(&current, Some((s, t, _, _)) if *s == schema && *t == table);
+        let same = matches!(&current, Some((s, t, ..)) if *s == schema && *t == table);
         if !same {
             flush(current.take(), &mut fields, &mut exprs);
-            current = Some((schema.clone(), table.clone(), relkind == "v", table_comment));
+            // Only heap relations have page ranges (ctid).
+            let pages = matches!(relkind.as_str(), "r" | "m").then(|| pages.max(0) as u64);
+            current = Some((
+                schema.clone(),
+                table.clone(),
+                relkind == "v",
+                table_comment,
+                pages,
+            ));
         }
         let quoted = dialect.quote_ident(&column);
         let mapped = map_type(

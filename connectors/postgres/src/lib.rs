@@ -5,11 +5,15 @@
 //! refuses writes whatever SQL reaches it. Tables are introspected from
 //! `pg_catalog` ([`introspect`]) and read with
 //! `COPY (SELECT ...) TO STDOUT (FORMAT binary)`, decoded straight into Arrow
-//! builders ([`copy`]).
+//! builders ([`copy`]). A large table's full scan is split into page
+//! (`ctid`) ranges read in parallel by several connections that all import
+//! one exported snapshot ([`snapshot`]), so the parts see the same data.
 
 pub mod copy;
 pub mod introspect;
+pub mod snapshot;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,7 +23,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use futures::StreamExt;
 use tautan_connector::stream::spawn_reader;
 use tautan_connector::{
-    Link, LinkError, LinkErrorKind, ProbeReport, RemoteTableDef, SourceDialect,
+    Link, LinkError, LinkErrorKind, ProbeReport, RemoteTableDef, SnapshotShare, SourceDialect,
+    SplitScan,
 };
 use tokio_postgres::NoTls;
 
@@ -175,41 +180,92 @@ impl Link for PostgresLink {
     }
 
     fn execute(&self, sql: String, schema: SchemaRef) -> SendableRecordBatchStream {
-        let pool = self.pool.clone();
-        let link = self.name.clone();
-        spawn_reader(schema.clone(), move |tx| async move {
-            let client = pool.get().await.map_err(|e| pool_error(&link, e))?;
-            // If this task is dropped mid-stream (client went away, query
-            // cancelled), the guard closes the connection instead of
-            // returning it to the pool: the server then stops the COPY.
-            let mut guard = ConnectionGuard(Some(client));
-            let copy_sql = format!("COPY ({sql}) TO STDOUT (FORMAT binary)");
-            let Some(client) = guard.0.as_ref() else {
-                return Ok(());
-            };
-            let stream = client
-                .copy_out(copy_sql.as_str())
+        copy_scan(self.pool.clone(), self.name.clone(), sql, schema, None)
+    }
+
+    fn split_scan(&self, def: &RemoteTableDef, parts: usize) -> Option<SplitScan> {
+        // One connection holds the snapshot while the parts import it.
+        let parts = parts.min(self.config.pool_size.saturating_sub(1));
+        let predicates = snapshot::page_ranges(def.pages?, parts)?;
+        let share: SnapshotShare = Arc::new(snapshot::ExportedSnapshot::new(
+            self.pool.clone(),
+            self.name.clone(),
+            predicates.len(),
+        ));
+        Some(SplitScan { predicates, share })
+    }
+
+    fn execute_part(
+        &self,
+        sql: String,
+        schema: SchemaRef,
+        share: &SnapshotShare,
+    ) -> SendableRecordBatchStream {
+        let snapshot = share.clone().downcast::<snapshot::ExportedSnapshot>().ok();
+        copy_scan(self.pool.clone(), self.name.clone(), sql, schema, snapshot)
+    }
+}
+
+/// Streams `COPY (sql) TO STDOUT (FORMAT binary)` decoded into batches of
+/// `schema`; inside a transaction on `snapshot` when given.
+fn copy_scan(
+    pool: Pool,
+    link: String,
+    sql: String,
+    schema: SchemaRef,
+    snapshot: Option<Arc<snapshot::ExportedSnapshot>>,
+) -> SendableRecordBatchStream {
+    spawn_reader(schema.clone(), move |tx| async move {
+        // Counts this part as started whatever happens below, so the
+        // exporting transaction ends once every part has imported.
+        let ticket = snapshot.as_ref().map(|s| s.ticket());
+        let client = pool.get().await.map_err(|e| pool_error(&link, e))?;
+        // If this task is dropped mid-stream (client went away, query
+        // cancelled), the guard closes the connection instead of
+        // returning it to the pool: the server then stops the COPY.
+        let mut guard = ConnectionGuard(Some(client));
+        let Some(client) = guard.0.as_ref() else {
+            return Ok(());
+        };
+        if let (Some(snapshot), Some(ticket)) = (&snapshot, ticket) {
+            let id = snapshot.id().await?;
+            client
+                .batch_execute(&format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{id}'"
+                ))
                 .await
                 .map_err(|e| pg_error(&link, e))?;
-            futures::pin_mut!(stream);
-            let mut decoder = copy::CopyDecoder::new(&link, schema)?;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| pg_error(&link, e))?;
-                for batch in decoder.push(&chunk)? {
-                    if !tx.send(batch).await {
-                        return Ok(()); // consumer gone: guard closes the connection
-                    }
-                }
-            }
-            if let Some(batch) = decoder.finish()? {
+            drop(ticket);
+        }
+        let copy_sql = format!("COPY ({sql}) TO STDOUT (FORMAT binary)");
+        let stream = client
+            .copy_out(copy_sql.as_str())
+            .await
+            .map_err(|e| pg_error(&link, e))?;
+        futures::pin_mut!(stream);
+        let mut decoder = copy::CopyDecoder::new(&link, schema)?;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| pg_error(&link, e))?;
+            for batch in decoder.push(&chunk)? {
                 if !tx.send(batch).await {
-                    return Ok(());
+                    return Ok(()); // consumer gone: guard closes the connection
                 }
             }
-            guard.release();
-            Ok(())
-        })
-    }
+        }
+        if let Some(batch) = decoder.finish()? {
+            if !tx.send(batch).await {
+                return Ok(());
+            }
+        }
+        if snapshot.is_some() {
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| pg_error(&link, e))?;
+        }
+        guard.release();
+        Ok(())
+    })
 }
 
 /// Holds a pooled connection during a scan; unless released after a clean

@@ -1,0 +1,488 @@
+//! Whole sub-plans sent to one link as one statement.
+//!
+//! [`datafusion_federation`] finds the largest sub-plans whose tables all
+//! live in one link and hands each to that link's [`SQLExecutor`], which
+//! DataFusion's unparser turns into SQL. This module is tautan's side of
+//! that contract:
+//!
+//! - [`LinkFederation::table`] wraps a link's table so the federation
+//!   optimizer rule recognises it, keeping the plain [`RemoteTable`] as the
+//!   fallback for scans that are not part of a larger sub-plan (those keep
+//!   their own projection/filter/limit pushdown);
+//! - [`LinkExecutor`]'s logical optimizer hook decides how much of a
+//!   candidate sub-plan the link runs **exactly as DataFusion would**
+//!   ([`split`]): string order depends on collations, MySQL compares strings
+//!   case-insensitively and turns integer division into decimals, so such
+//!   nodes stay in DataFusion and only their inputs are sent;
+//! - [`LinkExecutor`]'s `execute` casts every output column of the unparsed
+//!   statement to the type its decoder expects
+//!   ([`SourceDialect::decodable`]).
+
+use std::any::Any;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, JoinType, NullEquality, ScalarValue, TableReference};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{
+    Distinct, Expr, ExprSchemable, Extension, LogicalPlan, Operator, Projection,
+};
+use datafusion::physical_plan::PhysicalExpr;
+use datafusion::sql::unparser::dialect::Dialect;
+use datafusion::sql::unparser::Unparser;
+use datafusion_federation::sql::{
+    LogicalOptimizer, RemoteTable as FederatedTable, SQLExecutor, SQLFederationProvider,
+    SQLTableSource,
+};
+use datafusion_federation::{FederatedPlanNode, FederatedTableProviderAdaptor, FederationPlanner};
+
+use crate::{LinkRef, RemoteTable, SourceDialect};
+
+/// One link as a federation target: its executor and the provider the
+/// optimizer rule groups its tables by.
+#[derive(Debug)]
+pub struct LinkFederation {
+    provider: Arc<SQLFederationProvider>,
+}
+
+impl LinkFederation {
+    /// The federation target for `link`.
+    pub fn new(link: LinkRef) -> Self {
+        let executor = Arc::new(LinkExecutor { link });
+        Self {
+            provider: Arc::new(SQLFederationProvider::new(executor)),
+        }
+    }
+
+    /// `table` as the optimizer rule sees it. Tables with a column read
+    /// through a cast (its remote type differs from the Arrow one) are not
+    /// offered: a sub-plan would compare the remote values, not the ones
+    /// clients see.
+    pub fn table(&self, table: RemoteTable) -> Arc<dyn TableProvider> {
+        if !table.all_columns_plain() {
+            return Arc::new(table);
+        }
+        let def = table.def();
+        let remote = FederatedTable::new(
+            TableReference::partial(def.schema.as_str(), def.name.as_str()).into(),
+            def.arrow_schema.clone(),
+        );
+        let source = SQLTableSource::new_with_table(self.provider.clone(), Arc::new(remote));
+        Arc::new(FederatedTableProviderAdaptor::new_with_provider(
+            Arc::new(source),
+            Arc::new(table),
+        ))
+    }
+}
+
+/// The [`RemoteTable`] behind a provider from [`LinkFederation::table`]
+/// (or the provider itself when it is one).
+pub fn remote_table(provider: &dyn TableProvider) -> Option<&RemoteTable> {
+    let any: &dyn Any = provider;
+    if let Some(t) = any.downcast_ref::<RemoteTable>() {
+        return Some(t);
+    }
+    let adaptor = any.downcast_ref::<FederatedTableProviderAdaptor>()?;
+    let inner: &dyn Any = adaptor.table_provider.as_deref()?;
+    inner.downcast_ref::<RemoteTable>()
+}
+
+/// Runs unparsed sub-plans on one link.
+pub struct LinkExecutor {
+    link: LinkRef,
+}
+
+#[async_trait]
+impl SQLExecutor for LinkExecutor {
+    fn name(&self) -> &str {
+        self.link.name()
+    }
+
+    fn compute_context(&self) -> Option<String> {
+        // Unique per link: two links never share a sub-plan.
+        Some(format!("tautan-link:{}", self.link.name()))
+    }
+
+    fn dialect(&self) -> Arc<dyn Dialect> {
+        self.link.dialect().unparser_dialect()
+    }
+
+    fn logical_optimizer(&self) -> Option<LogicalOptimizer> {
+        let dialect = self.link.dialect();
+        Some(Box::new(move |plan| split(plan, dialect)))
+    }
+
+    fn execute(
+        &self,
+        query: &str,
+        schema: SchemaRef,
+        _filters: &[Arc<dyn PhysicalExpr>],
+    ) -> Result<SendableRecordBatchStream> {
+        let (sql, wire) = self.link.dialect().decodable(query, &schema)?;
+        tracing::debug!(link = self.link.name(), sql = %sql, "remote sub-plan");
+        Ok(self.link.execute(sql, wire))
+    }
+
+    async fn table_names(&self) -> Result<Vec<String>> {
+        Err(DataFusionError::NotImplemented(
+            "tables of a link are listed by its catalog".into(),
+        ))
+    }
+
+    async fn get_table_schema(&self, table_name: &str) -> Result<SchemaRef> {
+        Err(DataFusionError::NotImplemented(format!(
+            "schema of {table_name} comes from the link's catalog"
+        )))
+    }
+}
+
+/// Takes the sub-plan the federation rule offers (a `Federated` extension
+/// node) and keeps federated only the parts `dialect` runs exactly as
+/// DataFusion would; the rest is handed back to DataFusion.
+pub fn split(plan: LogicalPlan, dialect: SourceDialect) -> Result<LogicalPlan> {
+    let LogicalPlan::Extension(Extension { node }) = &plan else {
+        return Ok(plan);
+    };
+    let Some(fed) = node.as_any().downcast_ref::<FederatedPlanNode>() else {
+        return Ok(plan);
+    };
+    let splitter = Splitter {
+        dialect,
+        planner: fed.planner.clone(),
+    };
+    splitter.split(fed.plan.clone(), true)
+}
+
+struct Splitter {
+    dialect: SourceDialect,
+    planner: Arc<dyn FederationPlanner>,
+}
+
+impl Splitter {
+    fn split(&self, plan: LogicalPlan, is_root: bool) -> Result<LogicalPlan> {
+        if worth_sending(&plan)? && self.runs_exactly(&plan)? && self.unparses(&plan) {
+            let plan = if is_root {
+                plan
+            } else {
+                with_projection(plan)?
+            };
+            return Ok(LogicalPlan::Extension(Extension {
+                node: Arc::new(FederatedPlanNode::new(plan, self.planner.clone())),
+            }));
+        }
+        let inputs: Vec<LogicalPlan> = plan.inputs().into_iter().cloned().collect();
+        if inputs.is_empty() {
+            return Ok(plan);
+        }
+        let inputs = inputs
+            .into_iter()
+            .map(|p| self.split(p, false))
+            .collect::<Result<Vec<_>>>()?;
+        plan.with_new_exprs(plan.expressions(), inputs)
+    }
+
+    fn unparses(&self, plan: &LogicalPlan) -> bool {
+        let dialect = self.dialect.unparser_dialect();
+        Unparser::new(dialect.as_ref()).plan_to_sql(plan).is_ok()
+    }
+
+    /// Whether every node and expression of `plan` (subqueries included)
+    /// gives the same rows on the link as in DataFusion, and its output
+    /// columns can be decoded.
+    fn runs_exactly(&self, plan: &LogicalPlan) -> Result<bool> {
+        if !plan
+            .schema()
+            .fields()
+            .iter()
+            .all(|f| self.dialect.cast_type(f.data_type()).is_some())
+        {
+            return Ok(false);
+        }
+        let mut ok = true;
+        let mut root = true;
+        plan.apply_with_subqueries(|node| {
+            // Below the top, the unparser cannot refer back to an unnamed
+            // computed column (`SELECT DISTINCT a % 7`): keep those here.
+            let named = root || !has_unnamed_expression(node);
+            root = false;
+            ok = named && self.node_ok(node).unwrap_or(false);
+            Ok(if ok {
+                TreeNodeRecursion::Continue
+            } else {
+                TreeNodeRecursion::Stop
+            })
+        })?;
+        Ok(ok)
+    }
+
+    fn node_ok(&self, node: &LogicalPlan) -> Result<bool> {
+        let mysql = self.dialect == SourceDialect::MySql;
+        // `SELECT FROM t` (no columns, e.g. under count(*)) is PostgreSQL
+        // only.
+        if mysql && node.schema().fields().is_empty() {
+            return Ok(false);
+        }
+        Ok(match node {
+            LogicalPlan::Projection(p) => self.exprs_ok(&p.expr, p.input.schema())?,
+            LogicalPlan::Filter(f) => self.expr_ok(&f.predicate, f.input.schema())?,
+            LogicalPlan::Aggregate(a) => {
+                let schema = a.input.schema();
+                // MySQL groups strings by collation ('a' and 'A' together).
+                let keys_ok = !mysql || !self.any_string(&a.group_expr, schema)?;
+                keys_ok
+                    && self.exprs_ok(&a.group_expr, schema)?
+                    && self.exprs_ok(&a.aggr_expr, schema)?
+            }
+            LogicalPlan::Sort(s) => {
+                // String order follows the source's collation; MySQL cannot
+                // write NULLS FIRST/LAST.
+                let schema = s.input.schema();
+                let exprs: Vec<Expr> = s.expr.iter().map(|e| e.expr.clone()).collect();
+                !mysql && !self.any_string(&exprs, schema)? && self.exprs_ok(&exprs, schema)?
+            }
+            LogicalPlan::Join(j) => {
+                let schema = j.left.schema().join(j.right.schema())?;
+                let mut exprs: Vec<Expr> = Vec::new();
+                for (l, r) in &j.on {
+                    exprs.push(l.clone());
+                    exprs.push(r.clone());
+                }
+                // Semi and anti joins are written as EXISTS by the
+                // unparser, which drops filters pushed into the scans of
+                // the subquery side (DataFusion 55): kept here.
+                let exists_form = matches!(
+                    j.join_type,
+                    JoinType::LeftSemi
+                        | JoinType::LeftAnti
+                        | JoinType::RightSemi
+                        | JoinType::RightAnti
+                        | JoinType::LeftMark
+                        | JoinType::RightMark
+                );
+                !exists_form
+                    && j.null_equality == NullEquality::NullEqualsNothing
+                    && !j.null_aware
+                    && (!mysql || !self.any_string(&exprs, &schema)?)
+                    && self.exprs_ok(&exprs, &schema)?
+                    && match &j.filter {
+                        Some(f) => self.expr_ok(f, &schema)?,
+                        None => true,
+                    }
+            }
+            LogicalPlan::Distinct(Distinct::All(input)) => {
+                !mysql
+                    || !input
+                        .schema()
+                        .fields()
+                        .iter()
+                        .any(|f| is_string(f.data_type()))
+            }
+            LogicalPlan::TableScan(t) => {
+                let schema =
+                    DFSchema::try_from_qualified_schema(t.table_name.clone(), &t.source.schema())?;
+                self.exprs_ok(&t.filters, &schema)?
+            }
+            LogicalPlan::SubqueryAlias(_)
+            | LogicalPlan::Limit(_)
+            | LogicalPlan::Union(_)
+            | LogicalPlan::Subquery(_)
+            | LogicalPlan::EmptyRelation(_) => true,
+            _ => false,
+        })
+    }
+
+    fn any_string(&self, exprs: &[Expr], schema: &DFSchema) -> Result<bool> {
+        for e in exprs {
+            if is_string(&e.get_type(schema)?) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn exprs_ok(&self, exprs: &[Expr], schema: &DFSchema) -> Result<bool> {
+        for e in exprs {
+            if !self.expr_ok(e, schema)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn expr_ok(&self, expr: &Expr, schema: &DFSchema) -> Result<bool> {
+        let mut ok = true;
+        expr.apply(|e| {
+            ok = self.one_expr_ok(e, schema).unwrap_or(false);
+            Ok(if ok {
+                TreeNodeRecursion::Continue
+            } else {
+                TreeNodeRecursion::Stop
+            })
+        })?;
+        Ok(ok)
+    }
+
+    /// One expression node (its children are visited separately).
+    fn one_expr_ok(&self, e: &Expr, schema: &DFSchema) -> Result<bool> {
+        let pg = self.dialect == SourceDialect::Postgres;
+        let string = |x: &Expr| -> Result<bool> { Ok(is_string(&x.get_type(schema)?)) };
+        Ok(match e {
+            Expr::Column(_)
+            | Expr::Alias(_)
+            | Expr::Not(_)
+            | Expr::Negative(_)
+            | Expr::IsNull(_)
+            | Expr::IsNotNull(_)
+            | Expr::IsTrue(_)
+            | Expr::IsFalse(_)
+            | Expr::IsNotTrue(_)
+            | Expr::IsNotFalse(_)
+            | Expr::Case(_)
+            | Expr::ScalarSubquery(_)
+            | Expr::Exists(_)
+            | Expr::OuterReferenceColumn(..) => true,
+            Expr::Literal(v, _) => self.literal_ok(v),
+            Expr::BinaryExpr(b) => match b.op {
+                Operator::And | Operator::Or => true,
+                Operator::Eq | Operator::NotEq => pg || !string(&b.left)?,
+                Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq => {
+                    !string(&b.left)? && !string(&b.right)?
+                }
+                Operator::Plus | Operator::Minus | Operator::Multiply => true,
+                // MySQL's `/` gives decimals even for integers.
+                Operator::Divide | Operator::Modulo => pg,
+                // MySQL's `||` is OR.
+                Operator::StringConcat => pg,
+                _ => false,
+            },
+            Expr::Between(b) => !string(&b.expr)?,
+            Expr::InList(l) => pg || !string(&l.expr)?,
+            Expr::InSubquery(s) => pg || !string(&s.expr)?,
+            // PostgreSQL's LIKE is case-sensitive, as DataFusion's.
+            Expr::Like(l) => pg && !l.case_insensitive,
+            Expr::Cast(c) => {
+                let from = c.expr.get_type(schema)?;
+                match c.field.data_type() {
+                    DataType::Utf8 | DataType::LargeUtf8 => is_string(&from),
+                    to => {
+                        self.dialect.cast_type(to).is_some()
+                            && (to.is_numeric()
+                                || matches!(to, DataType::Date32 | DataType::Boolean))
+                            && !is_string(&from)
+                    }
+                }
+            }
+            Expr::ScalarFunction(f) => {
+                let name = f.name();
+                let both = matches!(name, "coalesce" | "nullif" | "abs");
+                let pg_only = matches!(
+                    name,
+                    "date_part"
+                        | "substr"
+                        | "substring"
+                        | "upper"
+                        | "lower"
+                        | "length"
+                        | "character_length"
+                        | "char_length"
+                        | "btrim"
+                        | "ltrim"
+                        | "rtrim"
+                        | "concat"
+                );
+                both || (pg && pg_only)
+            }
+            Expr::AggregateFunction(a) => {
+                let name = a.func.name();
+                let p = &a.params;
+                let known = matches!(name, "count" | "sum" | "avg" | "min" | "max");
+                let plain = p.filter.is_none() && p.order_by.is_empty();
+                let distinct_ok = !p.distinct || name == "count";
+                // min/max of strings follow the collation.
+                let order_ok =
+                    !matches!(name, "min" | "max") || !self.any_string(&p.args, schema)?;
+                known && plain && distinct_ok && order_ok
+            }
+            _ => false,
+        })
+    }
+
+    fn literal_ok(&self, v: &ScalarValue) -> bool {
+        let pg = self.dialect == SourceDialect::Postgres;
+        match v {
+            ScalarValue::Null
+            | ScalarValue::Boolean(_)
+            | ScalarValue::Int8(_)
+            | ScalarValue::Int16(_)
+            | ScalarValue::Int32(_)
+            | ScalarValue::Int64(_)
+            | ScalarValue::Float32(_)
+            | ScalarValue::Float64(_)
+            | ScalarValue::Decimal128(..)
+            | ScalarValue::Utf8(_)
+            | ScalarValue::LargeUtf8(_)
+            | ScalarValue::Utf8View(_)
+            | ScalarValue::Date32(_) => true,
+            ScalarValue::TimestampMicrosecond(_, None)
+            | ScalarValue::TimestampMillisecond(_, None)
+            | ScalarValue::TimestampSecond(_, None) => true,
+            ScalarValue::TimestampMicrosecond(_, Some(_))
+            | ScalarValue::IntervalYearMonth(_)
+            | ScalarValue::IntervalDayTime(_)
+            | ScalarValue::IntervalMonthDayNano(_) => pg,
+            _ => false,
+        }
+    }
+}
+
+/// A projection computing a column it does not name.
+fn has_unnamed_expression(node: &LogicalPlan) -> bool {
+    match node {
+        LogicalPlan::Projection(p) => p
+            .expr
+            .iter()
+            .any(|e| !matches!(e, Expr::Column(_) | Expr::Alias(_))),
+        _ => false,
+    }
+}
+
+fn is_string(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// Whether `plan` does more than a table scan already does (projection,
+/// filters, limit): only then is it worth sending as a whole.
+fn worth_sending(plan: &LogicalPlan) -> Result<bool> {
+    plan.exists(|p| {
+        Ok(matches!(
+            p,
+            LogicalPlan::Join(_)
+                | LogicalPlan::Aggregate(_)
+                | LogicalPlan::Distinct(_)
+                | LogicalPlan::Sort(_)
+                | LogicalPlan::Union(_)
+        ))
+    })
+}
+
+/// A projection on top names every output column (what the unparser needs
+/// for a sub-plan inside a larger query).
+fn with_projection(plan: LogicalPlan) -> Result<LogicalPlan> {
+    if matches!(plan, LogicalPlan::Projection(_)) {
+        return Ok(plan);
+    }
+    let exprs = plan
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect::<Vec<_>>();
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        Arc::new(plan),
+    )?))
+}

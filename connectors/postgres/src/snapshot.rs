@@ -1,0 +1,187 @@
+//! Parallel parts of one scan that read one snapshot.
+//!
+//! A large table is split into page ranges ([`page_ranges`]): PostgreSQL
+//! answers `ctid >= '(a,0)' AND ctid < '(b,0)'` with a TID range scan that
+//! reads only those pages. Each part runs on its own connection; for the
+//! parts to see the same rows, one connection opens a `REPEATABLE READ`
+//! transaction and exports its snapshot (`pg_export_snapshot()`), and every
+//! part starts its own transaction with `SET TRANSACTION SNAPSHOT`. The
+//! exporting transaction must stay open until the last part has imported
+//! the snapshot; [`ExportedSnapshot`] counts the parts with [`Ticket`]s and
+//! ends it then.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use deadpool_postgres::{Object, Pool};
+use tautan_connector::LinkError;
+use tokio::sync::OnceCell;
+
+use crate::{pg_error, pool_error};
+
+/// Tables smaller than this many pages (8 MiB at the default block size)
+/// are read in one part: a second connection would cost more than it saves.
+pub const MIN_SPLIT_PAGES: u64 = 1024;
+
+/// Predicates splitting a table of about `pages` heap pages into `parts`
+/// page ranges, or `None` when it is not worth splitting. The first range
+/// has no lower bound and the last no upper bound, so the ranges cover the
+/// table exactly once even when the page estimate is stale.
+pub fn page_ranges(pages: u64, parts: usize) -> Option<Vec<String>> {
+    if parts < 2 || pages < MIN_SPLIT_PAGES {
+        return None;
+    }
+    let parts = parts as u64;
+    let bounds: Vec<u64> = (1..parts).map(|i| pages * i / parts).collect();
+    let mut out = Vec::with_capacity(parts as usize);
+    for i in 0..parts as usize {
+        let lower = i.checked_sub(1).map(|j| bounds[j]);
+        let upper = bounds.get(i).copied();
+        out.push(match (lower, upper) {
+            (None, Some(u)) => format!("ctid < '({u},0)'::tid"),
+            (Some(l), Some(u)) => format!("ctid >= '({l},0)'::tid AND ctid < '({u},0)'::tid"),
+            (Some(l), None) => format!("ctid >= '({l},0)'::tid"),
+            (None, None) => return None,
+        });
+    }
+    Some(out)
+}
+
+/// The snapshot the parts of one scan share, exported on first use.
+pub struct ExportedSnapshot {
+    pool: Pool,
+    link: String,
+    /// Parts that have not yet imported the snapshot (or given up).
+    waiting: AtomicUsize,
+    id: OnceCell<String>,
+    exporter: Mutex<Option<Exporter>>,
+}
+
+impl ExportedSnapshot {
+    /// A snapshot to be shared by `parts` parts; nothing is contacted yet.
+    pub fn new(pool: Pool, link: String, parts: usize) -> Self {
+        Self {
+            pool,
+            link,
+            waiting: AtomicUsize::new(parts),
+            id: OnceCell::new(),
+            exporter: Mutex::new(None),
+        }
+    }
+
+    /// Registers one part; dropping the ticket says the part has imported
+    /// the snapshot (or will never need it).
+    pub fn ticket(self: &Arc<Self>) -> Ticket {
+        Ticket(self.clone())
+    }
+
+    /// The snapshot id, exporting it on the first call.
+    pub async fn id(&self) -> Result<String, LinkError> {
+        self.id
+            .get_or_try_init(|| async {
+                let client = self
+                    .pool
+                    .get()
+                    .await
+                    .map_err(|e| pool_error(&self.link, e))?;
+                let mut exporter = Exporter(Some(client));
+                let Some(c) = exporter.0.as_ref() else {
+                    return Err(LinkError::new(
+                        &self.link,
+                        tautan_connector::LinkErrorKind::Unavailable,
+                        "no connection to export a snapshot",
+                    ));
+                };
+                c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await
+                    .map_err(|e| pg_error(&self.link, e))?;
+                let row = c
+                    .query_one("SELECT pg_export_snapshot()", &[])
+                    .await
+                    .map_err(|e| pg_error(&self.link, e))?;
+                let id: String = row.try_get(0).map_err(|e| pg_error(&self.link, e))?;
+                // Only quote-free ids are ever spliced into SQL.
+                if !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+                    return Err(LinkError::new(
+                        &self.link,
+                        tautan_connector::LinkErrorKind::Query,
+                        format!("unexpected snapshot id {id:?}"),
+                    ));
+                }
+                let mut slot = self.exporter.lock().unwrap_or_else(|p| p.into_inner());
+                *slot = exporter.0.take().map(|c| Exporter(Some(c)));
+                Ok(id)
+            })
+            .await
+            .cloned()
+    }
+
+    fn part_done(&self) {
+        if self.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let exporter = self
+                .exporter
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(exporter) = exporter {
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => {
+                        rt.spawn(exporter.finish());
+                    }
+                    Err(_) => drop(exporter),
+                }
+            }
+        }
+    }
+}
+
+/// One part's claim on the exporting transaction.
+pub struct Ticket(Arc<ExportedSnapshot>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.part_done();
+    }
+}
+
+/// The connection holding the exported snapshot. Ended with `COMMIT` when
+/// every part has imported it; if dropped otherwise, the connection is
+/// closed rather than returned to the pool with a transaction open.
+struct Exporter(Option<Object>);
+
+impl Exporter {
+    async fn finish(mut self) {
+        if let Some(client) = self.0.take() {
+            if client.batch_execute("COMMIT").await.is_err() {
+                drop(Object::take(client));
+            }
+        }
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(Object::take(client));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_the_table_once() {
+        assert_eq!(page_ranges(100, 2), None, "small tables are not split");
+        assert_eq!(page_ranges(5000, 1), None);
+        assert_eq!(
+            page_ranges(3000, 3).unwrap(),
+            vec![
+                "ctid < '(1000,0)'::tid",
+                "ctid >= '(1000,0)'::tid AND ctid < '(2000,0)'::tid",
+                "ctid >= '(2000,0)'::tid",
+            ]
+        );
+    }
+}

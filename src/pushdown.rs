@@ -1,0 +1,90 @@
+//! Where a plan's single-link sub-plans are sent to their link.
+//!
+//! [`SubPlanPushdown`] wraps datafusion-federation's
+//! [`FederationOptimizerRule`]: it runs last in each optimizer pass (after
+//! DataFusion has pruned columns and pushed filters into scans, so the SQL a
+//! link receives names only what the query needs), can be turned off per
+//! session with `SET tautan.pushdown = off` (scans then still push their
+//! projection, filters and limit), and turns the rule's "not implemented"
+//! answers into "nothing federated" instead of a failed query. Which parts
+//! of a sub-plan a link may run is decided per dialect in
+//! [`tautan_connector::federation`].
+
+use std::sync::Arc;
+
+use datafusion::common::tree_node::Transformed;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::context::QueryPlanner;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::optimizer::optimizer::Optimizer;
+use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
+use datafusion_federation::{FederatedQueryPlanner, FederationOptimizerRule};
+
+use crate::pg_catalog::Settings;
+
+/// The session setting that switches sub-plan pushdown (`on`/`off`).
+pub const SETTING: &str = "tautan.pushdown";
+
+/// DataFusion's optimizer rules with [`SubPlanPushdown`] appended.
+pub fn optimizer_rules(settings: Settings) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    let mut rules = Optimizer::new().rules;
+    rules.push(Arc::new(SubPlanPushdown {
+        inner: FederationOptimizerRule::new(),
+        settings,
+    }));
+    rules
+}
+
+/// The physical planner that turns federated sub-plans into remote scans.
+pub fn query_planner() -> Arc<dyn QueryPlanner + Send + Sync> {
+    Arc::new(FederatedQueryPlanner::new())
+}
+
+/// Sends each largest single-link sub-plan to its link (see the module
+/// docs).
+#[derive(Debug)]
+pub struct SubPlanPushdown {
+    inner: FederationOptimizerRule,
+    settings: Settings,
+}
+
+impl SubPlanPushdown {
+    fn enabled(&self) -> bool {
+        let settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        !matches!(
+            settings
+                .get(SETTING)
+                .map(|v| v.to_ascii_lowercase())
+                .as_deref(),
+            Some("off" | "false" | "0" | "no")
+        )
+    }
+}
+
+impl OptimizerRule for SubPlanPushdown {
+    fn name(&self) -> &str {
+        "tautan_subplan_pushdown"
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        if !self.enabled() {
+            return Ok(Transformed::no(plan));
+        }
+        match self.inner.rewrite(plan.clone(), config) {
+            Ok(t) => Ok(t),
+            Err(DataFusionError::NotImplemented(what)) => {
+                tracing::debug!(%what, "sub-plan pushdown skipped");
+                Ok(Transformed::no(plan))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
