@@ -99,6 +99,46 @@ def geomean(xs):
     return math.exp(sum(math.log(x) for x in xs) / len(xs))
 
 
+def target_lines(by, w2, both_ok):
+    """Rows of the targets table; a target whose inputs are missing is left out."""
+    def med(wl, q, s):
+        r = by.get((wl, q, s))
+        return r.get("median_s") if r and r.get("status") == "ok" else None
+
+    rows = []
+
+    def row(what, value, ok):
+        rows.append(f"| {what} | {value} | {'yes' if ok else '**no**'} |")
+
+    t, f = med("W1", "w1_lineitem_all", "tautan"), med("W1", "w1_lineitem_all", "floor")
+    if t and f:
+        row("W1: PostgreSQL full scan within 1.15× of the binary COPY floor", f"{t:.2f} s ÷ {f:.2f} s = {t / f:.2f}×", t / f <= 1.15)
+    one = med("W1", "w1_lineitem_all_1part", "tautan")
+    if t and one:
+        row("W1: 2 parallel page ranges at least 1.5× faster than 1", f"{one:.2f} s ÷ {t:.2f} s = {one / t:.2f}×", one / t >= 1.5)
+    correct = [by.get(("W2", q, "tautan"), {}).get("correct") for q in w2]
+    if w2:
+        n_ok = sum(1 for c in correct if c)
+        row("W2: all 22 answers correct", f"{n_ok} of {len(w2)}", n_ok == len(w2) == 22)
+    tt = sum(med("W2", q, "tautan") or 0 for q in both_ok)
+    for s, factor, what in [("duckdb", 1.0, "below DuckDB's"), ("fdw", 3.0, "at least 3× below postgres_fdw's")]:
+        other = [med("W2", q, s) for q in both_ok]
+        if both_ok and all(other):
+            o = sum(other)
+            row(f"W2: tautan's total {what} (over the queries all systems answered)", f"{tt:.1f} s vs {o:.1f} s ({o / tt:.2f}×)", o >= factor * tt if factor > 1 else tt < o)
+    worst = None
+    for q in w2:
+        a, b = med("W2", q, "tautan"), med("W2", q, "duckdb")
+        if a and b and (worst is None or a / b > worst[1]):
+            worst = (q, a / b)
+    if worst:
+        row("W2: no query slower than 2× DuckDB's", f"worst {worst[0]}: {worst[1]:.2f}×", worst[1] <= 2.0)
+    a, b = med("W3", "w3_filter_lineitem", "tautan"), med("W3", "w3_filter_lineitem", "floor")
+    if a and b:
+        row("W3: selective filter within 1.2× of the query on the source", f"{a:.3f} s ÷ {b:.3f} s = {a / b:.2f}×", a / b <= 1.2)
+    return rows
+
+
 def render_md(meta, results, chart_rel, json_rel):
     timeout = meta["timeout_s"]
     for r in results:
@@ -165,6 +205,17 @@ def render_md(meta, results, chart_rel, json_rel):
     w(f"¹ Over the {len(both_ok)} W2 queries that every system that ran answered correctly within the timeout"
       + (f" (left out: {', '.join(missing)})." if missing else "."))
     w("")
+
+    # The issue's targets, computed from this run
+    targets = target_lines(by, w2, both_ok)
+    if targets:
+        w("## Targets (issue 3), from this run")
+        w("")
+        w("| target | measured | met |")
+        w("|---|---|---|")
+        for t in targets:
+            w(t)
+        w("")
 
     # Per workload
     for wl in ["W1", "W2", "W3"]:

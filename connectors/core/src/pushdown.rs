@@ -485,6 +485,29 @@ mod tests {
     }
 
     #[test]
+    fn sub_plans_are_cast_to_what_the_decoder_reads() {
+        let s = Schema::new(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("total", DataType::Decimal128(25, 2), true),
+            Field::new("nama", DataType::Utf8, true)
+                .with_metadata([("tautan.pg_type".to_string(), "uuid".to_string())].into()),
+        ]);
+        let (sql, wire) = SourceDialect::Postgres
+            .decodable("SELECT count(*), sum(x), y FROM t GROUP BY y", &s)
+            .unwrap();
+        assert_eq!(
+            sql,
+            "SELECT CAST(q.c0 AS int8), CAST(q.c1 AS numeric(25,2)), CAST(q.c2 AS text) \
+             FROM (SELECT count(*), sum(x), y FROM t GROUP BY y) AS q(c0, c1, c2)"
+        );
+        // Tags are dropped: the text cast is decoded as text, not uuid.
+        assert!(wire.field(2).metadata().is_empty());
+        let (sql, _) = SourceDialect::MySql.decodable("SELECT 1", &s).unwrap();
+        assert_eq!(sql, "SELECT 1");
+        assert_eq!(SourceDialect::Postgres.cast_type(&DataType::UInt64), None);
+    }
+
+    #[test]
     fn scan_sql_has_projection_filters_and_limit() {
         let exprs = vec!["\"id\"".to_string(), "\"Nama Lengkap\"".to_string()];
         let filters = vec![col("id").gt(lit(10i64))];
