@@ -50,14 +50,24 @@ const AGREE: &[&str] = &[
     // PostgreSQL: aggregates, HAVING, ORDER BY + LIMIT, DISTINCT, joins,
     // IN / EXISTS subqueries, string keys.
     "SELECT grup, count(*), sum(nilai), min(id), max(id), avg(id) FROM uji_pg.public.angka GROUP BY grup HAVING count(*) > 1000",
+    // An aggregate on top of what is sent, its group column first.
+    "SELECT label, sum(grup) FROM uji_pg.public.angka WHERE id < 100 GROUP BY label ORDER BY label",
+    "SELECT grup, sum(id) FROM uji_pg.public.angka GROUP BY grup",
     "SELECT grup, sum(nilai) AS s FROM uji_pg.public.angka GROUP BY grup ORDER BY s DESC, grup LIMIT 5",
+    // TPC-H Q1's shape: nested arithmetic inside aggregates, ordered by a string.
+    "SELECT label, sum(nilai * (1 - grup)) AS a, sum(nilai * (1 - grup) * (1 + id)) AS b, avg(nilai), count(*) FROM uji_pg.public.angka WHERE id < 500 GROUP BY label ORDER BY label",
     "SELECT id, nilai FROM uji_pg.public.angka ORDER BY nilai DESC, id LIMIT 7",
     "SELECT DISTINCT grup % 7 FROM uji_pg.public.angka",
     "SELECT a.grup, d.\"Kode Wilayah\", count(*) FROM uji_pg.public.angka a JOIN uji_pg.\"Skema Campuran\".\"Data Penting\" d ON a.grup = d.\"NilaiBesar\" GROUP BY 1, 2",
     "SELECT count(*) FROM uji_pg.public.angka WHERE grup IN (SELECT \"NilaiBesar\" FROM uji_pg.\"Skema Campuran\".\"Data Penting\" WHERE \"quote\"\"d\" = 'a')",
+    // TPC-H Q12's join: the filtered side is a projection under the join.
+    "SELECT d.\"quote\"\"d\", count(*) FROM uji_pg.\"Skema Campuran\".\"Data Penting\" d JOIN uji_pg.public.angka a ON a.grup = d.\"NilaiBesar\" WHERE a.id > a.grup AND a.label IN ('label-110', 'label-220') AND a.id < 3000 GROUP BY 1",
     "SELECT a.id FROM uji_pg.public.angka a WHERE EXISTS (SELECT 1 FROM uji_pg.\"Skema Campuran\".\"Data Penting\" d WHERE d.\"NilaiBesar\" = a.id)",
     "SELECT a.id FROM uji_pg.public.angka a WHERE a.id < 50 AND NOT EXISTS (SELECT 1 FROM uji_pg.\"Skema Campuran\".\"Data Penting\" d WHERE d.\"NilaiBesar\" = a.id)",
     "SELECT label, count(*) FROM uji_pg.public.angka WHERE id < 1000 GROUP BY label ORDER BY label LIMIT 3",
+    // TPC-H Q12's shape: a join, CASE over strings inside sums, column
+    // comparisons, grouped and ordered by a string.
+    "SELECT d.\"quote\"\"d\", sum(CASE WHEN d.\"Kode Wilayah\" = 'it''s' OR d.\"Kode Wilayah\" = '31.71' THEN 1 ELSE 0 END) AS hi, sum(CASE WHEN d.\"Kode Wilayah\" <> 'it''s' AND d.\"Kode Wilayah\" <> '31.71' THEN 1 ELSE 0 END) AS lo FROM uji_pg.public.angka a, uji_pg.\"Skema Campuran\".\"Data Penting\" d WHERE a.grup = d.\"NilaiBesar\" AND a.grup < a.id AND a.id < 5000 GROUP BY d.\"quote\"\"d\" ORDER BY d.\"quote\"\"d\"",
     "SELECT max(label), min(label) FROM uji_pg.public.angka",
     "SELECT id, row_number() OVER (PARTITION BY grup ORDER BY id) FROM uji_pg.public.angka WHERE id < 300",
     "SELECT grup, count(*) FROM uji_pg.public.angka WHERE label LIKE 'label-1%' GROUP BY grup",

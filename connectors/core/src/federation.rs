@@ -165,7 +165,10 @@ struct Splitter {
 impl Splitter {
     fn split(&self, plan: LogicalPlan, is_root: bool) -> Result<LogicalPlan> {
         if worth_sending(&plan)? && self.runs_exactly(&plan)? && self.unparses(&plan) {
-            let plan = if is_root {
+            // An aggregate on top is written with its aggregates before
+            // its group columns: a projection restores the planned order
+            // (the decoder reads columns by position).
+            let plan = if is_root && !matches!(plan, LogicalPlan::Aggregate(_)) {
                 plan
             } else {
                 with_projection(plan)?
@@ -207,7 +210,10 @@ impl Splitter {
         plan.apply_with_subqueries(|node| {
             // Below the top, the unparser cannot refer back to an unnamed
             // computed column (`SELECT DISTINCT a % 7`): keep those here.
-            let named = root || !has_unnamed_expression(node);
+            // An aggregate whose output names hold nested arithmetic
+            // (`sum(a * (1 - b))`): datafusion-federation's table renaming
+            // rewrites those names inconsistently (0.5.8): not sent.
+            let named = (root || !has_unnamed_expression(node)) && !has_nested_arithmetic(node);
             root = false;
             ok = named && self.node_ok(node).unwrap_or(false);
             Ok(if ok {
@@ -263,7 +269,13 @@ impl Splitter {
                         | JoinType::LeftMark
                         | JoinType::RightMark
                 );
+                // A projection under a join becomes a derived table named
+                // "derived_projection" while the join condition still
+                // names the table (DataFusion 55 unparser): kept here.
+                let projected_input = matches!(j.left.as_ref(), LogicalPlan::Projection(_))
+                    || matches!(j.right.as_ref(), LogicalPlan::Projection(_));
                 !exists_form
+                    && !projected_input
                     && j.null_equality == NullEquality::NullEqualsNothing
                     && !j.null_aware
                     && (!mysql || !self.any_string(&exprs, &schema)?)
@@ -448,6 +460,25 @@ fn has_unnamed_expression(node: &LogicalPlan) -> bool {
             .any(|e| !matches!(e, Expr::Column(_) | Expr::Alias(_))),
         _ => false,
     }
+}
+
+/// An aggregate computing over nested arithmetic (`sum(a * (1 - b))`).
+fn has_nested_arithmetic(node: &LogicalPlan) -> bool {
+    let LogicalPlan::Aggregate(a) = node else {
+        return false;
+    };
+    a.aggr_expr.iter().any(|e| {
+        // Two binary operators in one aggregate, whatever lies between
+        // them (casts included).
+        let mut operators = 0;
+        let _ = e.apply(|x| {
+            if matches!(x, Expr::BinaryExpr(_)) {
+                operators += 1;
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        operators >= 2
+    })
 }
 
 fn is_string(t: &DataType) -> bool {

@@ -108,8 +108,10 @@ pub(crate) fn my_error(link: &str, e: mysql_async::Error) -> LinkError {
             let msg = s.message.clone();
             let state = s.state.clone();
             let mut err = LinkError::new(link, kind, msg);
-            if kind == LinkErrorKind::Query && state == "25006" {
-                err = err.with_sqlstate("25006");
+            // 25006: read-only; 42xxx: the statement itself was rejected
+            // (syntax, unknown column): the client sees MySQL's SQLSTATE.
+            if kind == LinkErrorKind::Query && (state == "25006" || state.starts_with("42")) {
+                err = err.with_sqlstate(state);
             }
             err.with_source(e)
         }
