@@ -334,10 +334,13 @@ fn default_settings() -> BTreeMap<String, String> {
         ("default_transaction_read_only", "on"),
         ("transaction isolation level", "read committed"),
         (crate::pushdown::SETTING, "on"),
-        (SCAN_PARTS_SETTING, "2"), // DEFAULT_SCAN_PARTS
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain([(
+        SCAN_PARTS_SETTING.to_string(),
+        DEFAULT_SCAN_PARTS.to_string(),
+    )])
     .collect()
 }
 

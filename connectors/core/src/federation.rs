@@ -326,16 +326,8 @@ impl Splitter {
     }
 
     fn expr_ok(&self, expr: &Expr, schema: &DFSchema) -> Result<bool> {
-        let mut ok = true;
-        expr.apply(|e| {
-            ok = self.one_expr_ok(e, schema).unwrap_or(false);
-            Ok(if ok {
-                TreeNodeRecursion::Continue
-            } else {
-                TreeNodeRecursion::Stop
-            })
-        })?;
-        Ok(ok)
+        let refused = expr.exists(|e| Ok(!self.one_expr_ok(e, schema).unwrap_or(false)))?;
+        Ok(!refused)
     }
 
     /// One expression node (its children are visited separately).
