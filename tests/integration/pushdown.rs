@@ -65,6 +65,10 @@ const AGREE: &[&str] = &[
     "SELECT a.id FROM uji_pg.public.angka a WHERE EXISTS (SELECT 1 FROM uji_pg.\"Skema Campuran\".\"Data Penting\" d WHERE d.\"NilaiBesar\" = a.id)",
     "SELECT a.id FROM uji_pg.public.angka a WHERE a.id < 50 AND NOT EXISTS (SELECT 1 FROM uji_pg.\"Skema Campuran\".\"Data Penting\" d WHERE d.\"NilaiBesar\" = a.id)",
     "SELECT label, count(*) FROM uji_pg.public.angka WHERE id < 1000 GROUP BY label ORDER BY label LIMIT 3",
+    // A grouped aggregate under a join (TPC-H Q17's shape): a derived table.
+    "SELECT count(*) FROM uji_pg.public.angka a JOIN (SELECT grup, avg(nilai) AS rata FROM uji_pg.public.angka WHERE id < 20000 GROUP BY grup) g ON a.grup = g.grup WHERE a.nilai < g.rata",
+    // The same over a near-unique key: kept in DataFusion (wide aggregate).
+    "SELECT count(*) FROM uji_pg.public.angka a JOIN (SELECT id, max(nilai) AS m FROM uji_pg.public.angka GROUP BY id) g ON a.id = g.id WHERE a.nilai = g.m",
     // TPC-H Q12's shape: a join, CASE over strings inside sums, column
     // comparisons, grouped and ordered by a string.
     "SELECT d.\"quote\"\"d\", sum(CASE WHEN d.\"Kode Wilayah\" = 'it''s' OR d.\"Kode Wilayah\" = '31.71' THEN 1 ELSE 0 END) AS hi, sum(CASE WHEN d.\"Kode Wilayah\" <> 'it''s' AND d.\"Kode Wilayah\" <> '31.71' THEN 1 ELSE 0 END) AS lo FROM uji_pg.public.angka a, uji_pg.\"Skema Campuran\".\"Data Penting\" d WHERE a.grup = d.\"NilaiBesar\" AND a.grup < a.id AND a.id < 5000 GROUP BY d.\"quote\"\"d\" ORDER BY d.\"quote\"\"d\"",
@@ -323,4 +327,69 @@ async fn names_and_literals_are_quoted_by_each_dialect() {
     )
     .await;
     assert_eq!(got, vec![vec![Some("40".into())]]);
+}
+
+#[tokio::test]
+async fn joins_over_derived_tables_are_sent_with_names_of_their_own() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    // TPC-H Q12's join: the filtered side, not aliased by the query,
+    // reaches the join as a projection (the unparser's derived table).
+    let alias = format!("turunan_{}", std::process::id());
+    let sql = format!(
+        "SELECT d.\"NilaiBesar\", count(*) AS {alias} FROM uji_pg.\"Skema Campuran\".\"Data Penting\" d \
+         JOIN uji_pg.public.angka ON angka.grup = d.\"NilaiBesar\" \
+         WHERE angka.id > angka.grup AND angka.label IN ('label-110', 'label-220') AND angka.id < 3000 GROUP BY 1"
+    );
+    let plan = explain(&client, &sql).await;
+    let sent = plan
+        .lines()
+        .find(|l| l.contains("name=uji_pg"))
+        .unwrap_or_else(|| panic!("no uji_pg sub-plan in:\n{plan}"));
+    assert!(
+        sent.contains("JOIN") && sent.contains("tautan_d1"),
+        "{sent}"
+    );
+    let got = rows(&client, &sql).await;
+    set_pushdown(&client, false).await;
+    assert_eq!(got, rows(&client, &sql).await, "{sql}");
+    assert!(!got.is_empty(), "{sql}");
+    let seen = pg_statements(&alias).await;
+    assert!(
+        seen.iter()
+            .any(|(q, n)| q.contains("JOIN") && *n == got.len() as i64),
+        "join not sent as one statement: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn aggregates_with_a_group_per_few_rows_stay_in_datafusion() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    // `angka` is analyzed by its fixture: 200,000 rows, `id` unique,
+    // `grup` with few values.
+    let wide = explain(
+        &client,
+        "SELECT id, max(nilai) FROM uji_pg.public.angka GROUP BY id",
+    )
+    .await;
+    assert!(!wide.contains("name=uji_pg"), "{wide}");
+    assert!(wide.contains("RemoteScanExec: link=uji_pg"), "{wide}");
+    let narrow = explain(
+        &client,
+        "SELECT grup, max(nilai) FROM uji_pg.public.angka GROUP BY grup",
+    )
+    .await;
+    let sent = narrow
+        .lines()
+        .find(|l| l.contains("name=uji_pg"))
+        .unwrap_or_else(|| panic!("no uji_pg sub-plan in:\n{narrow}"));
+    assert!(sent.contains("GROUP BY"), "{sent}");
+    // A HAVING above keeps only the groups it selects (TPC-H Q18): sent.
+    let filtered = explain(
+        &client,
+        "SELECT id FROM uji_pg.public.angka GROUP BY id HAVING max(nilai) > 10",
+    )
+    .await;
+    assert!(filtered.contains("name=uji_pg"), "{filtered}");
 }

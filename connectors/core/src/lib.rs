@@ -62,6 +62,28 @@ pub struct RemoteTableDef {
     /// (PostgreSQL tables and materialized views; `None` elsewhere). Large
     /// tables are split into page ranges for parallel scans.
     pub pages: Option<u64>,
+    /// What the source estimated about the table's contents at
+    /// introspection; used to decide what is worth sending to it.
+    pub estimates: TableEstimates,
+}
+
+/// Row and distinct-value estimates a source keeps for a table
+/// (PostgreSQL: `pg_class.reltuples`, `pg_stats.n_distinct`). Empty when
+/// the source has none (never analyzed, MySQL).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableEstimates {
+    /// Estimated rows.
+    pub rows: Option<f64>,
+    /// Estimated distinct values per column, in schema order (absolute
+    /// counts; an empty vector when unknown for every column).
+    pub distinct: Vec<Option<f64>>,
+}
+
+impl TableEstimates {
+    /// Estimated distinct values of column `index`.
+    pub fn distinct(&self, index: usize) -> Option<f64> {
+        self.distinct.get(index).copied().flatten()
+    }
 }
 
 /// A full scan split into disjoint parts ([`Link::split_scan`]).

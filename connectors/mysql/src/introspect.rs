@@ -174,6 +174,7 @@ pub async fn tables(
                 is_view,
                 comment,
                 pages: None,
+                estimates: Default::default(),
             });
         }
     };

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, Schema, TimeUnit};
 use tautan_connector::types::{field, in_primary_key};
-use tautan_connector::{LinkError, RemoteTableDef, SourceDialect};
+use tautan_connector::{LinkError, RemoteTableDef, SourceDialect, TableEstimates};
 
 use crate::pg_error;
 
@@ -45,7 +45,11 @@ SELECT n.nspname::text, c.relname::text, c.relkind::text,
        (SELECT array_position(i.indkey::int2[], a.attnum)
           FROM pg_catalog.pg_index i
          WHERE i.indrelid = c.oid AND i.indisprimary) AS pk_position,
-       c.relpages::int8 AS pages
+       c.relpages::int8 AS pages,
+       c.reltuples::float8 AS reltuples,
+       (SELECT s.n_distinct::float8 FROM pg_catalog.pg_stats s
+         WHERE s.schemaname = n.nspname AND s.tablename = c.relname
+           AND s.attname = a.attname AND NOT s.inherited) AS n_distinct
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -59,8 +63,16 @@ WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')
   AND (cardinality($1::text[]) = 0 OR n.nspname = ANY($1::text[]))
 ORDER BY n.nspname, c.relname, a.attnum";
 
-/// The table being read: schema, name, is a view, comment, heap pages.
-type Current = (String, String, bool, Option<String>, Option<u64>);
+/// The table being read: schema, name, is a view, comment, heap pages,
+/// estimated rows.
+type Current = (
+    String,
+    String,
+    bool,
+    Option<String>,
+    Option<u64>,
+    Option<f64>,
+);
 
 /// Lists the tables of `schemas` (all readable ones when empty).
 pub async fn tables(
@@ -77,9 +89,13 @@ pub async fn tables(
     let dialect = SourceDialect::Postgres;
     let mut current: Option<Current> = None;
     let mut exprs: Vec<String> = Vec::new();
+    let mut distinct: Vec<Option<f64>> = Vec::new();
 
-    let mut flush = |cur: Option<Current>, fields: &mut Vec<Field>, exprs: &mut Vec<String>| {
-        if let Some((schema, name, is_view, comment, pages)) = cur {
+    let mut flush = |cur: Option<Current>,
+                     fields: &mut Vec<Field>,
+                     exprs: &mut Vec<String>,
+                     distinct: &mut Vec<Option<f64>>| {
+        if let Some((schema, name, is_view, comment, pages, rows)) = cur {
             out.push(RemoteTableDef {
                 schema,
                 name,
@@ -88,6 +104,10 @@ pub async fn tables(
                 is_view,
                 comment,
                 pages,
+                estimates: TableEstimates {
+                    rows,
+                    distinct: std::mem::take(distinct),
+                },
             });
         }
     };
@@ -108,20 +128,26 @@ pub async fn tables(
         let column_comment: Option<String> = row.get(12);
         let pk_position: Option<i32> = row.get(13);
         let pages: i64 = row.get(14);
+        let reltuples: f64 = row.get(15);
+        let n_distinct: Option<f64> = row.get(16);
 
         let same = matches!(&current, Some((s, t, ..)) if *s == schema && *t == table);
         if !same {
-            flush(current.take(), &mut fields, &mut exprs);
+            flush(current.take(), &mut fields, &mut exprs, &mut distinct);
             // Only heap relations have page ranges (ctid).
-            let pages = matches!(relkind.as_str(), "r" | "m").then(|| pages.max(0) as u64);
+            let heap = matches!(relkind.as_str(), "r" | "m");
+            let pages = heap.then(|| pages.max(0) as u64);
             current = Some((
                 schema.clone(),
                 table.clone(),
                 relkind == "v",
                 table_comment,
                 pages,
+                heap.then_some(reltuples).and_then(estimated_rows),
             ));
         }
+        let rows = current.as_ref().and_then(|c| c.5);
+        distinct.push(n_distinct.and_then(|d| absolute_distinct(d, rows)));
         let quoted = dialect.quote_ident(&column);
         let mapped = map_type(
             &typname,
@@ -158,8 +184,26 @@ pub async fn tables(
         fields.push(f);
         exprs.push(expr);
     }
-    flush(current.take(), &mut fields, &mut exprs);
+    flush(current.take(), &mut fields, &mut exprs, &mut distinct);
     Ok(out)
+}
+
+/// `pg_class.reltuples` as an estimate: negative (PostgreSQL 14+) means
+/// never vacuumed or analyzed.
+fn estimated_rows(reltuples: f64) -> Option<f64> {
+    (reltuples >= 0.0 && reltuples.is_finite()).then_some(reltuples)
+}
+
+/// `pg_stats.n_distinct` as a count: a negative value is minus the
+/// fraction of rows that are distinct.
+fn absolute_distinct(n_distinct: f64, rows: Option<f64>) -> Option<f64> {
+    if !n_distinct.is_finite() {
+        None
+    } else if n_distinct >= 0.0 {
+        Some(n_distinct)
+    } else {
+        rows.map(|r| (-n_distinct * r).max(1.0))
+    }
 }
 
 /// How one column is read.
@@ -257,6 +301,19 @@ mod tests {
             map_type("numeric", "b", (60 << 16 | 2) + 4, None, None),
             Mapped::Cast(DataType::Utf8, "text")
         );
+    }
+
+    #[test]
+    fn estimates_from_pg_stats() {
+        // Never analyzed (PostgreSQL 14+ says -1).
+        assert_eq!(estimated_rows(-1.0), None);
+        assert_eq!(estimated_rows(6_001_215.0), Some(6_001_215.0));
+        // n_distinct: a count, or minus the distinct fraction of the rows.
+        assert_eq!(absolute_distinct(3.0, Some(1000.0)), Some(3.0));
+        assert_eq!(absolute_distinct(-1.0, Some(1000.0)), Some(1000.0));
+        assert_eq!(absolute_distinct(-0.25, Some(1000.0)), Some(250.0));
+        assert_eq!(absolute_distinct(-0.25, None), None);
+        assert_eq!(absolute_distinct(f64::NAN, Some(1000.0)), None);
     }
 
     #[test]
