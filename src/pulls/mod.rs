@@ -13,12 +13,16 @@ pub mod run;
 pub mod schedule;
 pub mod store;
 
+mod lease;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use datafusion::catalog::TableProvider;
 use datafusion::error::Result;
+
+use lease::{LeasedSnapshot, Readers};
 
 use crate::config::{FederationConfig, PullConfig};
 use schedule::Schedule;
@@ -58,6 +62,8 @@ pub struct Pulls {
     /// Table providers per (pull, snapshot id), so a snapshot's schema is
     /// read once.
     tables: Mutex<SnapshotTables>,
+    /// Snapshots queries are reading now (kept past the retention).
+    readers: Arc<Readers>,
 }
 
 /// Each pull's table provider, with the snapshot id it reads.
@@ -90,6 +96,7 @@ impl Pulls {
             data_dir: cfg.resolve_path(&cfg.materialize.data_dir),
             permits: Arc::new(tokio::sync::Semaphore::new(cfg.materialize.max_concurrent)),
             tables: Mutex::new(BTreeMap::new()),
+            readers: Arc::default(),
         }
     }
 
@@ -173,11 +180,25 @@ impl Pulls {
         // A new snapshot: its schema is read once, then the provider cached.
         let path = dir.snapshot_path(current.id);
         let state = datafusion::prelude::SessionContext::new().state();
-        let table =
-            tautan_files::open_table(&state, &path, tautan_files::FileKind::Parquet).await?;
+        let file = tautan_files::open_table(&state, &path, tautan_files::FileKind::Parquet).await?;
+        let retention = self.defs.get(name).map_or(1, |d| d.config.retention);
+        let table: Arc<dyn TableProvider> = Arc::new(LeasedSnapshot::new(
+            file,
+            self.readers.clone(),
+            dir,
+            name,
+            current.id,
+            retention,
+        ));
         self.lock_tables()
             .insert(name.to_string(), (current.id, table.clone()));
         Ok(Some(table))
+    }
+
+    /// Whether a query of this process is reading snapshot `id` of pull
+    /// `name` now.
+    pub fn reading(&self, name: &str, id: u64) -> bool {
+        self.readers.reading(name, id)
     }
 
     fn lock_tables(&self) -> std::sync::MutexGuard<'_, SnapshotTables> {

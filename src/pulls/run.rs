@@ -230,7 +230,7 @@ async fn attempt(
             progress,
         )
         .await?;
-        publish(dir, def, id, written, None)?;
+        publish(engine, dir, def, id, written, None)?;
         return Ok((written.rows, Some(written)));
     }
 
@@ -297,7 +297,7 @@ async fn attempt(
     .await?;
     let _ = std::fs::remove_file(&delta_path);
     let highest = highest(&local, &target, &watermark).await?;
-    publish(dir, def, id, written, highest)?;
+    publish(engine, dir, def, id, written, highest)?;
     Ok((delta.rows, Some(written)))
 }
 
@@ -330,6 +330,7 @@ async fn highest(
 }
 
 fn publish(
+    engine: &Engine,
     dir: &PullDir,
     def: &PullDef,
     id: u64,
@@ -345,6 +346,7 @@ fn publish(
             watermark,
         },
         def.config.retention,
+        &|old| engine.registry.pulls.reading(&def.name, old),
     )?;
     Ok(())
 }

@@ -10,8 +10,9 @@
 //! A run writes a new snapshot file (as `.partial`, renamed when complete),
 //! then swaps `current.json` atomically: readers see the old snapshot or the
 //! new one, never a partial one. Old snapshots beyond the retention are
-//! removed, except the one just replaced, which a query planned a moment
-//! earlier may still be reading. [`PullDir::recover`] (run under the lock)
+//! removed, except the one just replaced and those a query of this process
+//! is reading (their readers prune them when done, see
+//! [`super::Pulls::table`]). [`PullDir::recover`] (run under the lock)
 //! removes what a crashed run left behind.
 
 use std::fs::File;
@@ -195,21 +196,42 @@ impl PullDir {
     }
 
     /// Makes `next` the served snapshot (atomic swap of `current.json`),
-    /// then removes snapshots beyond `retention`, keeping the one replaced.
-    pub fn publish(&self, next: &Current, retention: usize) -> Result<(), WriteError> {
-        let previous = self.current().map(|c| c.id);
+    /// then removes snapshots beyond `retention` ([`PullDir::prune`]).
+    pub fn publish(
+        &self,
+        next: &Current,
+        retention: usize,
+        in_use: &dyn Fn(u64) -> bool,
+    ) -> Result<(), WriteError> {
         self.write_json("current.json", next)?;
+        self.prune(retention, in_use);
+        Ok(())
+    }
+
+    /// Removes the snapshots beyond the newest `retention`, keeping the
+    /// served one, the one it replaced (a query planned a moment before the
+    /// swap may still open it) and those `in_use` says a query is reading.
+    pub fn prune(&self, retention: usize, in_use: &dyn Fn(u64) -> bool) {
+        let Some(current) = self.current().map(|c| c.id) else {
+            return;
+        };
         let ids = self.snapshot_ids();
+        let replaced = ids.iter().copied().filter(|id| *id < current).max();
         let keep_from = ids.len().saturating_sub(retention.max(1));
-        for (i, id) in ids.iter().enumerate() {
-            if i < keep_from && Some(*id) != previous && *id != next.id {
-                let path = self.snapshot_path(*id);
-                if let Err(e) = std::fs::remove_file(&path) {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot remove old snapshot");
+        for (i, id) in ids.iter().copied().enumerate() {
+            if i >= keep_from || id == current || Some(id) == replaced || in_use(id) {
+                continue;
+            }
+            let path = self.snapshot_path(id);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                // Another prune (a reader finishing) got there first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove old snapshot")
                 }
             }
         }
-        Ok(())
     }
 
     /// Cleans up after a run that died: partial files, snapshots written
@@ -284,11 +306,21 @@ mod tests {
         let _l = d.try_lock().expect("lock").expect("free");
         for id in 1..=4 {
             let c = snapshot(&d, id);
-            d.publish(&c, 1).expect("publish");
+            d.publish(&c, 1, &|_| false).expect("publish");
         }
         assert_eq!(d.snapshot_ids(), vec![3, 4]);
         assert_eq!(d.current().map(|c| c.id), Some(4));
         assert_eq!(d.next_id(), 5);
+        // A snapshot being read stays past the retention until its reader
+        // is done, then goes at the next prune.
+        let reading = 4;
+        for id in 5..=6 {
+            let c = snapshot(&d, id);
+            d.publish(&c, 1, &|id| id == reading).expect("publish");
+        }
+        assert_eq!(d.snapshot_ids(), vec![4, 5, 6]);
+        d.prune(1, &|_| false);
+        assert_eq!(d.snapshot_ids(), vec![5, 6]);
     }
 
     #[test]
@@ -296,7 +328,7 @@ mod tests {
         let d = dir("recover");
         let _l = d.try_lock().expect("lock").expect("free");
         let c = snapshot(&d, 1);
-        d.publish(&c, 3).expect("publish");
+        d.publish(&c, 3, &|_| false).expect("publish");
         snapshot(&d, 2); // written, never published
         std::fs::write(
             d.root()
