@@ -393,3 +393,23 @@ async fn aggregates_with_a_group_per_few_rows_stay_in_datafusion() {
     .await;
     assert!(filtered.contains("name=uji_pg"), "{filtered}");
 }
+
+#[tokio::test]
+async fn from_lists_across_links_are_joined_not_crossed() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    // TPC-H q02's shape: two tables of one link and one of another in a
+    // FROM list, and a scalar subquery. DataFusion turns the FROM list into
+    // joins over two optimizer passes; sub-plan pushdown must not leave
+    // the two MariaDB tables as a cross join in between.
+    let sql = "SELECT m.id, a.nilai FROM uji_my.tautan_uji.angka m, uji_my.tautan_uji.\"Data Penting\" d, uji_pg.public.angka a \
+               WHERE m.id = a.id AND d.\"NilaiBesar\" = a.grup AND m.id < 5000 \
+               AND a.nilai = (SELECT min(a2.nilai) FROM uji_pg.public.angka a2 WHERE a2.id = m.id)";
+    let plan = explain(&client, sql).await;
+    assert!(!plan.contains("Cross Join"), "{plan}");
+    assert!(!plan.contains("CrossJoinExec"), "{plan}");
+    let on = rows(&client, sql).await;
+    set_pushdown(&client, false).await;
+    assert_eq!(on, rows(&client, sql).await, "{sql}");
+    assert!(!on.is_empty(), "{sql}");
+}

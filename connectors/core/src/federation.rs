@@ -281,7 +281,13 @@ impl Splitter {
                 // (DataFusion 55 unparser); `name_derived_tables` aliases
                 // them, and keeps these only where it could not.
                 let derived_input = is_unnamed_derived(&j.left) || is_unnamed_derived(&j.right);
+                // A join without keys is a cross join DataFusion has not
+                // yet turned into joins (the rule runs in every optimizer
+                // pass): sent, it would fix the join order of the FROM
+                // list (TPC-H q02: part × supplier, 8 million rows).
+                let cross = j.on.is_empty();
                 !exists_form
+                    && !cross
                     && !derived_input
                     && j.null_equality == NullEquality::NullEqualsNothing
                     && !j.null_aware
