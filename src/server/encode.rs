@@ -30,6 +30,7 @@ use pgwire::types::ToSqlText;
 use postgres_types::{IsNull, ToSql};
 use tautan_connector::types::PG_TYPE_KEY;
 
+use super::copy_binary::{self, BinaryCopyWriter};
 use crate::error::QueryError;
 use crate::statement::{CopyFormat, CopyOptions};
 
@@ -144,35 +145,45 @@ fn encode_rows<E: Encoder>(
     encoder: &mut E,
 ) -> PgWireResult<Vec<E::Item>> {
     let schema = batch.schema();
-    let specials: Vec<Option<Special>> = schema.fields().iter().map(|f| special(f)).collect();
     let mut rows = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         for (col, array) in batch.columns().iter().enumerate() {
-            let pg_field = &fields[col];
-            if array.is_null(row) {
-                // Checked here for every type: arrow-pg does not for all of them.
-                encoder.encode_field(&None::<i8>, pg_field)?;
-                continue;
-            }
-            match specials[col] {
-                Some(kind) => {
-                    let strings = array.as_string::<i32>();
-                    let value = (!strings.is_null(row)).then(|| Raw {
-                        text: strings.value(row),
-                        kind,
-                    });
-                    encoder.encode_field(&value, pg_field)?;
-                }
-                None => encode_value(encoder, array, row, schema.field(col), pg_field)?,
-            }
+            encode_field(encoder, array, row, schema.field(col), &fields[col])?;
         }
         rows.push(encoder.take_row());
     }
     Ok(rows)
 }
 
-/// The binary COPY header (signature, flags, extension length).
-const BINARY_COPY_HEADER: &[u8] = b"PGCOPY\n\xFF\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+/// Whether tautan encodes this column itself (uuid, json, jsonb).
+pub(super) fn is_special(field: &datafusion::arrow::datatypes::Field) -> bool {
+    special(field).is_some()
+}
+
+/// Encodes one value of `array` with `encoder`.
+pub(super) fn encode_field<E: Encoder>(
+    encoder: &mut E,
+    array: &datafusion::arrow::array::ArrayRef,
+    row: usize,
+    field: &datafusion::arrow::datatypes::Field,
+    pg_field: &FieldInfo,
+) -> PgWireResult<()> {
+    if array.is_null(row) {
+        // Checked here for every type: arrow-pg does not for all of them.
+        return encoder.encode_field(&None::<i8>, pg_field);
+    }
+    match special(field) {
+        Some(kind) => {
+            let strings = array.as_string::<i32>();
+            let value = (!strings.is_null(row)).then(|| Raw {
+                text: strings.value(row),
+                kind,
+            });
+            encoder.encode_field(&value, pg_field)
+        }
+        None => encode_value(encoder, array, row, field, pg_field),
+    }
+}
 
 /// The answer to `COPY ... TO STDOUT`: a header line when asked for, then
 /// one CopyData per row in the format asked for, read from the sources as
@@ -196,23 +207,23 @@ pub fn copy_response(
         } else {
             '\t'
         });
-    let mut encoder = match options.format {
-        CopyFormat::Binary => CopyEncoder::new_binary(infos.clone()),
-        CopyFormat::Text => CopyEncoder::new_text(
+    let mut writer = match options.format {
+        CopyFormat::Binary => CopyWriter::Binary(BinaryCopyWriter::new(infos.clone())),
+        CopyFormat::Text => CopyWriter::Text(CopyEncoder::new_text(
             infos.clone(),
             CopyTextOptions {
                 delimiter: delimiter.to_string().into(),
                 null_string: options.null.clone().unwrap_or_else(|| "\\N".into()).into(),
             },
-        ),
-        CopyFormat::Csv => CopyEncoder::new_csv(
+        )),
+        CopyFormat::Csv => CopyWriter::Text(CopyEncoder::new_csv(
             infos.clone(),
             CopyCsvOptions {
                 delimiter: delimiter.to_string().into(),
                 null_string: options.null.clone().unwrap_or_default().into(),
                 ..Default::default()
             },
-        ),
+        )),
     };
     let mut head = Vec::new();
     if options.header {
@@ -229,7 +240,7 @@ pub fn copy_response(
     let body = batches
         .map(move |batch| -> Vec<PgWireResult<CopyData>> {
             match batch {
-                Ok(b) => match encode_rows(&b, &infos, &mut encoder) {
+                Ok(b) => match writer.rows(&b, &infos) {
                     Ok(rows) => {
                         counted.fetch_add(rows.len(), std::sync::atomic::Ordering::Relaxed);
                         rows.into_iter().map(Ok).collect()
@@ -240,12 +251,12 @@ pub fn copy_response(
             }
         })
         .chain(futures::stream::once(async move {
-            // The encoder writes the binary header before the first row;
+            // The writer puts the binary header before the first row;
             // with no rows it is sent on its own (pgwire then counts it as
             // a row in the COPY tag).
             if binary && rows_sent.load(std::sync::atomic::Ordering::Relaxed) == 0 {
                 vec![Ok(CopyData::new(bytes::Bytes::from_static(
-                    BINARY_COPY_HEADER,
+                    copy_binary::HEADER,
                 )))]
             } else {
                 vec![]
@@ -258,6 +269,22 @@ pub fn copy_response(
         schema.fields().len(),
         stream,
     ))
+}
+
+/// Rows of a COPY answer: binary ones written by tautan from Arrow
+/// arrays, text and CSV ones through arrow-pg and pgwire.
+enum CopyWriter {
+    Binary(BinaryCopyWriter),
+    Text(CopyEncoder),
+}
+
+impl CopyWriter {
+    fn rows(&mut self, batch: &RecordBatch, fields: &[FieldInfo]) -> PgWireResult<Vec<CopyData>> {
+        match self {
+            CopyWriter::Binary(w) => w.rows(batch),
+            CopyWriter::Text(e) => encode_rows(batch, fields, e),
+        }
+    }
 }
 
 /// A column name on a header line (quoted in CSV when it must be).

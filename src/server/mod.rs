@@ -1,6 +1,7 @@
 //! Protocol front ends. One file per protocol.
 
 pub mod cancel;
+pub mod copy_binary;
 pub mod encode;
 pub mod params;
 pub mod postgres;
