@@ -219,7 +219,15 @@ pub fn put_numeric(buf: &mut BytesMut, value: i128, scale: u16) {
     // Align the fraction to whole base-10000 digits.
     let pad = (4 - scale % 4) % 4;
     let fraction_digits = i32::from((scale + pad) / 4);
-    let mut digits: Vec<i16> = Vec::with_capacity(12);
+    // Least significant first; at most 11 for Decimal128 (no allocation).
+    let mut groups = [0i16; 12];
+    let mut len = 0;
+    let mut push = |d: i16| {
+        if len < groups.len() {
+            groups[len] = d;
+            len += 1;
+        }
+    };
     if pad > 0 {
         // At most 38 digits plus 3 of padding: fits u128 (39 digits).
         match magnitude.checked_mul(10u128.pow(u32::from(pad))) {
@@ -228,17 +236,28 @@ pub fn put_numeric(buf: &mut BytesMut, value: i128, scale: u16) {
                 // Cannot happen for Decimal128's 38 digits; keep the value
                 // exact by splitting off the last digit group first.
                 let low = (magnitude % 10u128.pow(u32::from(4 - pad))) as i16;
-                digits.push(low * 10i16.pow(u32::from(pad)));
+                push(low * 10i16.pow(u32::from(pad)));
                 magnitude /= 10u128.pow(u32::from(4 - pad));
             }
         }
     }
-    while magnitude > 0 {
-        digits.push((magnitude % 10_000) as i16);
-        magnitude /= 10_000;
+    match u64::try_from(magnitude) {
+        // Most values: 64-bit divisions.
+        Ok(mut small) => {
+            while small > 0 {
+                push((small % 10_000) as i16);
+                small /= 10_000;
+            }
+        }
+        Err(_) => {
+            while magnitude > 0 {
+                push((magnitude % 10_000) as i16);
+                magnitude /= 10_000;
+            }
+        }
     }
-    // `digits` is least significant first; weight is the power of 10000
-    // of the most significant one.
+    let digits = &groups[..len];
+    // Weight is the power of 10000 of the most significant digit.
     let weight = digits.len() as i32 - fraction_digits - 1;
     let trailing = digits.iter().take_while(|d| **d == 0).count();
     let significant = &digits[trailing..];

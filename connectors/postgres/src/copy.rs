@@ -486,14 +486,25 @@ pub fn numeric_to_i128(v: &[u8], scale: i8) -> Result<i128, String> {
         return Err("numeric value truncated".into());
     }
     let overflow = || format!("numeric value does not fit decimal(38,{scale})");
-    let mut acc: i128 = 0;
-    for i in 0..ndigits as usize {
-        let d = be_i16(&v[8 + 2 * i..10 + 2 * i]) as i128;
-        acc = acc
-            .checked_mul(10_000)
-            .and_then(|a| a.checked_add(d))
-            .ok_or_else(overflow)?;
-    }
+    let digit = |i: usize| be_i16(&v[8 + 2 * i..10 + 2 * i]);
+    let acc: i128 = if ndigits <= 4 {
+        // Up to 16 decimal digits (most values): 64-bit arithmetic.
+        let mut small: u64 = 0;
+        for i in 0..ndigits.max(0) as usize {
+            let d = u64::try_from(digit(i)).map_err(|_| "numeric digit out of range")?;
+            small = small * 10_000 + d;
+        }
+        i128::from(small)
+    } else {
+        let mut acc: i128 = 0;
+        for i in 0..ndigits as usize {
+            acc = acc
+                .checked_mul(10_000)
+                .and_then(|a| a.checked_add(i128::from(digit(i))))
+                .ok_or_else(overflow)?;
+        }
+        acc
+    };
     // acc is the value times 10^exp10.
     let exp10 = 4 * (ndigits - 1 - weight);
     let shift = scale as i32 - exp10;
