@@ -47,10 +47,9 @@ impl Readers {
     }
 }
 
-/// One scan's hold on a snapshot; released (and the pull pruned, if it was
-/// the last hold) when dropped.
+/// Which snapshot of which pull, and how to prune its folder.
 #[derive(Debug)]
-pub struct Lease {
+struct Snapshot {
     readers: Arc<Readers>,
     dir: PullDir,
     pull: String,
@@ -58,44 +57,47 @@ pub struct Lease {
     retention: usize,
 }
 
+impl Snapshot {
+    fn key(&self) -> (String, u64) {
+        (self.pull.clone(), self.id)
+    }
+}
+
+/// One scan's hold on a snapshot; released (and the pull pruned, if it was
+/// the last hold) when dropped.
+#[derive(Debug)]
+pub struct Lease {
+    snapshot: Arc<Snapshot>,
+}
+
 impl Lease {
-    fn take(snapshot: &LeasedSnapshot) -> Arc<Self> {
-        *snapshot
-            .readers
-            .lock()
-            .entry((snapshot.pull.clone(), snapshot.id))
-            .or_insert(0) += 1;
+    fn take(snapshot: &Arc<Snapshot>) -> Arc<Self> {
+        *snapshot.readers.lock().entry(snapshot.key()).or_insert(0) += 1;
         Arc::new(Self {
-            readers: snapshot.readers.clone(),
-            dir: snapshot.dir.clone(),
-            pull: snapshot.pull.clone(),
-            id: snapshot.id,
-            retention: snapshot.retention,
+            snapshot: snapshot.clone(),
         })
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        let s = &self.snapshot;
         let last = {
-            let mut counts = self.readers.lock();
-            let key = (self.pull.clone(), self.id);
-            match counts.get_mut(&key) {
+            let mut counts = s.readers.lock();
+            match counts.get_mut(&s.key()) {
                 Some(n) if *n > 1 => {
                     *n -= 1;
                     false
                 }
                 _ => {
-                    counts.remove(&key);
+                    counts.remove(&s.key());
                     true
                 }
             }
         };
         if last {
-            let readers = self.readers.clone();
-            let pull = self.pull.clone();
-            self.dir
-                .prune(self.retention, &|id| readers.reading(&pull, id));
+            s.dir
+                .prune(s.retention, &|id| s.readers.reading(&s.pull, id));
         }
     }
 }
@@ -105,11 +107,7 @@ impl Drop for Lease {
 #[derive(Debug)]
 pub struct LeasedSnapshot {
     file: Arc<dyn TableProvider>,
-    readers: Arc<Readers>,
-    dir: PullDir,
-    pull: String,
-    id: u64,
-    retention: usize,
+    snapshot: Arc<Snapshot>,
 }
 
 impl LeasedSnapshot {
@@ -124,11 +122,13 @@ impl LeasedSnapshot {
     ) -> Self {
         Self {
             file,
-            readers,
-            dir,
-            pull: pull.to_string(),
-            id,
-            retention,
+            snapshot: Arc::new(Snapshot {
+                readers,
+                dir,
+                pull: pull.to_string(),
+                id,
+                retention,
+            }),
         }
     }
 }
@@ -158,7 +158,7 @@ impl TableProvider for LeasedSnapshot {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         // Taken before the file is looked at: from here on no prune removes it.
-        let lease = Lease::take(self);
+        let lease = Lease::take(&self.snapshot);
         let input = self.file.scan(state, projection, filters, limit).await?;
         Ok(Arc::new(LeasedExec::new(input, lease)))
     }
@@ -189,7 +189,7 @@ impl DisplayAs for LeasedExec {
         write!(
             f,
             "SnapshotLeaseExec: pull={} snapshot={}",
-            self.lease.pull, self.lease.id
+            self.lease.snapshot.pull, self.lease.snapshot.id
         )
     }
 }

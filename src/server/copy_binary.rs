@@ -21,7 +21,8 @@ use datafusion::arrow::array::{
     StringViewArray,
 };
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    DataType, Date32Type, Decimal128Type, Field, Float32Type, Float64Type, Int16Type, Int32Type,
+    Int64Type,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::FieldInfo;
@@ -129,13 +130,7 @@ impl BinaryCopyWriter {
         for row in 0..n {
             buf.put_i16(count);
             for (col, column) in columns.iter().enumerate() {
-                match column {
-                    Column::Other(array) => {
-                        let mut sink = FieldSink { buf: &mut buf };
-                        encode_field(&mut sink, array, row, schema.field(col), &self.fields[col])?;
-                    }
-                    fast => write_value(&mut buf, fast, row),
-                }
+                write_value(&mut buf, column, row, schema.field(col), &self.fields[col])?;
             }
             ends.push(buf.len());
         }
@@ -150,8 +145,15 @@ impl BinaryCopyWriter {
     }
 }
 
-/// Writes one value (length and bytes, or -1 for NULL) of a fast column.
-fn write_value(buf: &mut BytesMut, column: &Column<'_>, row: usize) {
+/// Writes one value (length and bytes, or -1 for NULL); `field` and
+/// `pg_field` describe the column for arrow-pg.
+fn write_value(
+    buf: &mut BytesMut,
+    column: &Column<'_>,
+    row: usize,
+    field: &Field,
+    pg_field: &FieldInfo,
+) -> PgWireResult<()> {
     macro_rules! fixed {
         ($a:expr, $len:expr, $put:ident) => {{
             if $a.is_null(row) {
@@ -206,8 +208,11 @@ fn write_value(buf: &mut BytesMut, column: &Column<'_>, row: usize) {
                 buf.put_i32(a.value(row).saturating_sub(PG_EPOCH_DAYS));
             }
         }
-        Column::Other(_) => buf.put_i32(-1),
+        Column::Other(array) => {
+            encode_field(&mut FieldSink { buf }, array, row, field, pg_field)?;
+        }
     }
+    Ok(())
 }
 
 /// Writes `value / 10^scale` as PostgreSQL's binary `numeric` (length

@@ -46,6 +46,14 @@ async fn explain(client: &Client, sql: &str) -> String {
         .join("\n")
 }
 
+/// The line of an EXPLAIN that shows what `link` receives (its federated
+/// sub-plan); fails the test when there is none.
+fn sent_to<'a>(plan: &'a str, link: &str) -> &'a str {
+    plan.lines()
+        .find(|l| l.contains(&format!("name={link} ")))
+        .unwrap_or_else(|| panic!("no {link} sub-plan in:\n{plan}"))
+}
+
 const AGREE: &[&str] = &[
     // PostgreSQL: aggregates, HAVING, ORDER BY + LIMIT, DISTINCT, joins,
     // IN / EXISTS subqueries, string keys.
@@ -201,19 +209,13 @@ async fn explain_shows_the_sql_each_link_receives() {
          JOIN (SELECT grup, count(*) AS n FROM uji_my.tautan_uji.angka GROUP BY grup) m ON p.grup = m.grup",
     )
     .await;
-    let pg = plan
-        .lines()
-        .find(|l| l.contains("name=uji_pg"))
-        .unwrap_or_else(|| panic!("no uji_pg sub-plan in:\n{plan}"));
+    let pg = sent_to(&plan, "uji_pg");
     assert!(
         pg.contains("GROUP BY \"angka\".\"grup\"") || pg.contains("GROUP BY"),
         "{pg}"
     );
     assert!(pg.contains("FROM \"public\".\"angka\""), "{pg}");
-    let my = plan
-        .lines()
-        .find(|l| l.contains("name=uji_my"))
-        .unwrap_or_else(|| panic!("no uji_my sub-plan in:\n{plan}"));
+    let my = sent_to(&plan, "uji_my");
     assert!(my.contains("FROM `tautan_uji`.`angka`"), "{my}");
     assert!(my.contains("GROUP BY"), "{my}");
 
@@ -342,10 +344,7 @@ async fn joins_over_derived_tables_are_sent_with_names_of_their_own() {
          WHERE angka.id > angka.grup AND angka.label IN ('label-110', 'label-220') AND angka.id < 3000 GROUP BY 1"
     );
     let plan = explain(&client, &sql).await;
-    let sent = plan
-        .lines()
-        .find(|l| l.contains("name=uji_pg"))
-        .unwrap_or_else(|| panic!("no uji_pg sub-plan in:\n{plan}"));
+    let sent = sent_to(&plan, "uji_pg");
     assert!(
         sent.contains("JOIN") && sent.contains("tautan_d1"),
         "{sent}"
@@ -380,10 +379,7 @@ async fn aggregates_with_a_group_per_few_rows_stay_in_datafusion() {
         "SELECT grup, max(nilai) FROM uji_pg.public.angka GROUP BY grup",
     )
     .await;
-    let sent = narrow
-        .lines()
-        .find(|l| l.contains("name=uji_pg"))
-        .unwrap_or_else(|| panic!("no uji_pg sub-plan in:\n{narrow}"));
+    let sent = sent_to(&narrow, "uji_pg");
     assert!(sent.contains("GROUP BY"), "{sent}");
     // A HAVING above keeps only the groups it selects (TPC-H Q18): sent.
     let filtered = explain(

@@ -25,11 +25,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::catalog::TableProvider;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, JoinType, NullEquality, ScalarValue, TableReference};
 use datafusion::datasource::source_as_provider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::expr_rewriter::replace_col;
 use datafusion::logical_expr::{
     Distinct, Expr, ExprSchemable, Extension, LogicalPlan, Operator, Projection, SubqueryAlias,
 };
@@ -166,12 +167,15 @@ struct Splitter {
 
 impl Splitter {
     fn split(&self, plan: LogicalPlan, is_root: bool) -> Result<LogicalPlan> {
-        let candidate = name_derived_tables(&plan)?;
-        if worth_sending(&candidate)?
-            && !wide_aggregate(&candidate)
-            && self.runs_exactly(&candidate)?
-            && self.unparses(&candidate)
-        {
+        // The cheap checks first: naming derived tables rebuilds the plan.
+        let mut candidate = None;
+        if worth_sending(&plan)? && !wide_aggregate(&plan) {
+            let named = name_derived_tables(&plan)?;
+            if self.runs_exactly(&named)? && self.unparses(&named) {
+                candidate = Some(named);
+            }
+        }
+        if let Some(candidate) = candidate {
             // An aggregate on top is written with its aggregates before
             // its group columns: a projection restores the planned order
             // (the decoder reads columns by position).
@@ -518,28 +522,25 @@ fn worth_sending(plan: &LogicalPlan) -> Result<bool> {
 /// would need renaming too); [`Splitter::node_ok`] keeps those joins
 /// local.
 fn name_derived_tables(plan: &LogicalPlan) -> Result<LogicalPlan> {
-    let mut has_subquery = false;
-    plan.apply_with_subqueries(|node| {
-        has_subquery |= node.expressions().iter().any(|e| {
-            e.exists(|x| {
-                Ok(matches!(
-                    x,
-                    Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_)
-                ))
-            })
-            .unwrap_or(true)
-        });
-        Ok(TreeNodeRecursion::Continue)
+    let has_subquery = plan.exists(|node| {
+        node.expressions().iter().try_fold(false, |found, e| {
+            Ok(found
+                || e.exists(|x| {
+                    Ok(matches!(
+                        x,
+                        Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_)
+                    ))
+                })?)
+        })
     })?;
     if has_subquery {
         return Ok(plan.clone());
     }
-    let mut renamer = DerivedTableNamer::default();
-    let renamed = renamer.rename(plan)?;
-    let planned: Vec<(Option<&TableReference>, &Arc<Field>)> = plan.schema().iter().collect();
+    let renamed = DerivedTableNamer::default().rename(plan)?;
     if renamed.schema().columns() == plan.schema().columns() {
         return Ok(renamed);
     }
+    let planned: Vec<(Option<&TableReference>, &Arc<Field>)> = plan.schema().iter().collect();
     // Give the columns their planned names back: in the projection on top
     // when there is one (a second projection would turn it into a derived
     // table its own qualifiers cannot reach), else in a new one.
@@ -591,19 +592,11 @@ impl DerivedTableNamer {
                 .map(|input| self.alias_if_derived(input))
                 .collect::<Result<Vec<_>>>()?;
         }
+        let renames: HashMap<&Column, &Column> = self.renames.iter().collect();
         let exprs = plan
             .expressions()
             .into_iter()
-            .map(|e| {
-                e.transform(|x| match x {
-                    Expr::Column(c) => Ok(match self.renames.get(&c) {
-                        Some(to) => Transformed::yes(Expr::Column(to.clone())),
-                        None => Transformed::no(Expr::Column(c)),
-                    }),
-                    other => Ok(Transformed::no(other)),
-                })
-                .map(|t| t.data)
-            })
+            .map(|e| replace_col(e, &renames))
             .collect::<Result<Vec<_>>>()?;
         let rebuilt = plan.with_new_exprs(exprs, inputs)?;
         // Output names built from renamed inputs (`sum(tautan_d1.x)`)
