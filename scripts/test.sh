@@ -3,7 +3,9 @@
 # clients. On a fresh Debian machine it installs and starts what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tautan-target}
+# The same ./target the README's `cargo run` uses, unless told otherwise
+# (.ci/run keeps its build under ~/.cache so later runs are incremental).
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 need_apt=()
@@ -42,6 +44,10 @@ if ! my_up; then
   fi
   my_up || mariadb -uroot -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
 fi
+
+# Every in-process test server keeps its own pooled MariaDB connections
+# (idle ones for a minute): more than MariaDB's default 151 at once.
+mariadb -h 127.0.0.1 -uroot -e "SET GLOBAL max_connections = 1000"
 
 bash sql/load.sh
 psql -h 127.0.0.1 -U postgres -d tautan_uji -qc 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements'

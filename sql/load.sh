@@ -20,9 +20,14 @@ DO $$ BEGIN
 END $$;
 SQL
 psql -X -q -v ON_ERROR_STOP=1 -d kependudukan -f "$here/kependudukan.pg.sql"
-psql -X -q -v ON_ERROR_STOP=1 -d kependudukan <<'SQL'
+# Least privilege (README, "A least-privilege account"): SELECT on the
+# exposed tables, nothing else. PostgreSQL lets every role create large
+# objects, even in a READ ONLY transaction: revoked from PUBLIC here.
+least_privilege_pg="REVOKE EXECUTE ON FUNCTION lo_create(oid), lo_creat(integer), lo_from_bytea(oid, bytea) FROM PUBLIC;"
+psql -X -q -v ON_ERROR_STOP=1 -d kependudukan <<SQL
 GRANT USAGE ON SCHEMA public TO tautan_ro;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO tautan_ro;
+$least_privilege_pg
 SQL
 
 my < "$here/kesehatan.mysql.sql"
@@ -40,9 +45,10 @@ psql -X -q -v ON_ERROR_STOP=1 -d postgres <<'SQL'
 SELECT 'CREATE DATABASE tautan_uji' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'tautan_uji')\gexec
 SQL
 psql -X -q -v ON_ERROR_STOP=1 -d tautan_uji -f "$here/uji.pg.sql" 2>&1 | grep -v NOTICE || true
-psql -X -q -v ON_ERROR_STOP=1 -d tautan_uji <<'SQL'
+psql -X -q -v ON_ERROR_STOP=1 -d tautan_uji <<SQL
 GRANT USAGE ON SCHEMA public, "Skema Campuran" TO tautan_ro;
 GRANT SELECT ON ALL TABLES IN SCHEMA public, "Skema Campuran" TO tautan_ro;
+$least_privilege_pg
 SQL
 my < "$here/uji.mysql.sql"
 my -e "GRANT SELECT ON tautan_uji.* TO 'tautan_ro'@'localhost', 'tautan_ro'@'127.0.0.1'"

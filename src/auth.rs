@@ -90,16 +90,57 @@ impl ScramVerifier {
         })
     }
 
-    /// A verifier no password matches, for unknown users (so that the
-    /// exchange does not reveal whether a user exists).
-    pub fn impossible() -> Self {
+    /// The verifier an unknown user is answered with, so that the exchange
+    /// does not reveal whether a user exists. Like PostgreSQL's
+    /// `mock_scram_secret`: the salt is derived from a server secret and
+    /// the user name ([`mock_salt`]), so every attempt as the same name
+    /// gets the same salt, as a real user does; the iteration count is the
+    /// default; the keys (derived the same way) match no proof. The
+    /// exchange then runs exactly as for a real user: the same messages,
+    /// and the proof checked with the same HMAC and SHA-256 work (neither
+    /// path runs PBKDF2 at login: a real user's keys are stored).
+    pub fn mock(secret: &[u8; 32], user: &str) -> Self {
+        let key = |label: &[u8]| {
+            let mut msg = label.to_vec();
+            msg.extend_from_slice(user.as_bytes());
+            hmac(secret, &msg)
+        };
         Self {
             iterations: DEFAULT_ITERATIONS,
-            salt: rand::random::<[u8; 16]>().to_vec(),
-            stored_key: rand::random(),
-            server_key: rand::random(),
+            salt: mock_salt(secret, user).to_vec(),
+            stored_key: key(b"tautan mock StoredKey\0"),
+            server_key: key(b"tautan mock ServerKey\0"),
         }
     }
+}
+
+/// The salt of user `user` when no stored one applies: the first 16 bytes
+/// of HMAC-SHA-256(secret, user) (PostgreSQL's `scram_mock_salt` hashes
+/// the name with a cluster nonce).
+pub fn mock_salt(secret: &[u8; 32], user: &str) -> [u8; 16] {
+    let mut msg = b"tautan mock salt\0".to_vec();
+    msg.extend_from_slice(user.as_bytes());
+    let mac = hmac(secret, &msg);
+    let mut salt = [0u8; 16];
+    salt.copy_from_slice(&mac[..16]);
+    salt
+}
+
+/// The server secret mock salts are derived from: SHA-256 over what only
+/// the server knows and what stays the same across restarts — every
+/// user's stored verifier and, for users whose password comes from the
+/// environment, that password — so an unknown user's salt is as stable
+/// as a real one's (PostgreSQL keeps its nonce in `pg_control`).
+pub fn mock_secret<'a>(secrets: impl IntoIterator<Item = (&'a str, &'a str)>) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(b"tautan mock secret\0");
+    for (user, secret) in secrets {
+        hash.update((user.len() as u64).to_be_bytes());
+        hash.update(user.as_bytes());
+        hash.update((secret.len() as u64).to_be_bytes());
+        hash.update(secret.as_bytes());
+    }
+    hash.finalize().into()
 }
 
 impl std::fmt::Display for ScramVerifier {
@@ -252,6 +293,30 @@ mod tests {
         );
         let wrong = client_final.replace("p=dH", "p=dX");
         assert!(ex.finish(&wrong).is_err());
+    }
+
+    #[test]
+    fn mock_verifiers_are_stable_per_user_and_match_no_proof() {
+        let secret = mock_secret([("walidata", "SCRAM-SHA-256$4096:...")]);
+        let a = ScramVerifier::mock(&secret, "nobody");
+        assert_eq!(a, ScramVerifier::mock(&secret, "nobody"));
+        assert_ne!(a.salt, ScramVerifier::mock(&secret, "somebody").salt);
+        assert_ne!(a.salt, ScramVerifier::mock(&[0; 32], "nobody").salt);
+        assert_eq!((a.salt.len(), a.iterations), (16, DEFAULT_ITERATIONS));
+        // The exchange answers like a real user's, and the proof fails.
+        let real = ScramVerifier::new("pencil", DEFAULT_ITERATIONS);
+        let first = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
+        let (_, real_first) = ScramExchange::start(first, real).unwrap();
+        let (ex, mock_first) = ScramExchange::start(first, a).unwrap();
+        let shape = |m: &str| {
+            m.split(',')
+                .map(|p| p.split_once('=').map(|(k, v)| (k.to_string(), v.len())))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shape(&real_first), shape(&mock_first));
+        let proof = B64.encode([7u8; 32]);
+        let client_final = format!("c=biws,r={},p={proof}", ex.nonce);
+        assert_eq!(ex.finish(&client_final), Err(ScramError::WrongPassword));
     }
 
     #[test]

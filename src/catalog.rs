@@ -177,6 +177,11 @@ impl LinkEntry {
     /// marked down with the reason; its last table list is kept.
     pub async fn refresh(&self) -> LinkStatus {
         let _one_at_a_time = self.refresh_lock.lock().await;
+        self.refresh_now().await
+    }
+
+    /// [`Self::refresh`], with `refresh_lock` already held.
+    async fn refresh_now(&self) -> LinkStatus {
         let result = tokio::time::timeout(self.timeout * 2, self.load()).await;
         let result = match result {
             Ok(r) => r,
@@ -219,16 +224,31 @@ impl LinkEntry {
     }
 
     /// Makes sure a query can use the link: a link that is down is
-    /// contacted again (at most every half second) before giving up.
+    /// contacted again (at most every half second) before giving up. One
+    /// attempt at a time: queries that arrive while one is under way take
+    /// its answer instead of each trying (and waiting) in turn.
     pub async fn ensure_up(&self) -> std::result::Result<(), (String, String)> {
         let state = self.state();
-        if state.status == LinkStatus::Up {
+        if state.status == LinkStatus::Up && self.failure_since_check(&state).is_none() {
             return Ok(());
         }
         let recent = state
             .checked_instant
             .is_some_and(|t| t.elapsed() < RETRY_AFTER);
-        if !recent && self.refresh().await == LinkStatus::Up {
+        if !recent {
+            let asked = Instant::now();
+            let _one_at_a_time = self.refresh_lock.lock().await;
+            let answered_meanwhile = self.state().checked_instant.is_some_and(|t| t >= asked);
+            let status = if answered_meanwhile {
+                self.state().status
+            } else {
+                self.refresh_now().await
+            };
+            if status == LinkStatus::Up {
+                return Ok(());
+            }
+        } else if state.status == LinkStatus::Up {
+            // Checked moments ago and up: the failure is older news.
             return Ok(());
         }
         let state = self.state();
@@ -238,6 +258,19 @@ impl LinkEntry {
                 .unwrap_or_else(|| format!("link \"{}\" is unavailable", self.name)),
             state.sqlstate.unwrap_or_else(|| "08001".into()),
         ))
+    }
+
+    /// The last failure a statement met at the source after the link was
+    /// last checked (the link is then *degraded*: the next query checks
+    /// it again first, once for everyone waiting).
+    pub fn failure_since_check(
+        &self,
+        state: &LinkState,
+    ) -> Option<tautan_connector::health::Failure> {
+        self.remote()
+            .and_then(|r| r.health())
+            .and_then(|h| h.last_failure())
+            .filter(|f| state.checked_at.is_none_or(|c| f.at > c))
     }
 
     async fn load(&self) -> std::result::Result<SchemaMap, (String, String)> {
@@ -328,6 +361,24 @@ impl Registry {
             }
         }
         (catalog, schema)
+    }
+
+    /// Whether the table (as resolved: a link or the federation's
+    /// database, either spelling) has a column of that name, whatever any
+    /// user may read of it.
+    pub fn has_column(&self, catalog: &str, schema: &str, table: &str, column: &str) -> bool {
+        let (catalog, schema) = self.locate(catalog, schema);
+        let provider = if let Some(link) = self.link(catalog) {
+            link.state()
+                .schemas
+                .get(schema)
+                .and_then(|t| t.get(table).cloned())
+        } else if catalog == self.database && schema == REF_SCHEMA {
+            self.reference().get(table).cloned()
+        } else {
+            None
+        };
+        provider.is_some_and(|p| p.schema().field_with_name(column).is_ok())
     }
 
     /// The grant name of a resolved table reference: `[schema, table]` in
@@ -506,6 +557,24 @@ impl CatalogProvider for DefaultCatalog {
         datafusion::common::not_impl_err!("schemas come from federation.toml only")
     }
 
+    /// Only `pg_catalog` can go: it refers back to this catalog list (it
+    /// is computed from it), so the session drops it when it ends, or the
+    /// two would keep each other alive (~5 MB per session, never freed).
+    fn deregister_schema(
+        &self,
+        name: &str,
+        _cascade: bool,
+    ) -> Result<Option<Arc<dyn SchemaProvider>>> {
+        if name != "pg_catalog" {
+            return datafusion::common::not_impl_err!("schemas come from federation.toml only");
+        }
+        let mut slot = match self.pg_catalog.write() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        Ok(slot.take())
+    }
+
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         if let Some((link, inner)) = name.split_once('.') {
             return self.link_catalog(link)?.schema(inner);
@@ -562,10 +631,17 @@ impl SchemaProvider for FilteredSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        if !self.visible(name) {
+        let mut full = self.prefix.clone();
+        full.push(name.to_string());
+        let Some(table) = self.tables.get(name) else {
             return Ok(None);
-        }
-        Ok(self.tables.get(name).cloned())
+        };
+        Ok(match self.access.table(&full) {
+            TableAccess::Invisible => None,
+            TableAccess::All => Some(table.clone()),
+            // Only the granted columns exist for this user.
+            TableAccess::Columns(granted) => Some(crate::columns::granted_view(table, &granted)),
+        })
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -647,12 +723,28 @@ impl SystemSchema {
         let mut tables = vec![];
         let mut checked = vec![];
         let mut description = vec![];
+        let mut in_use = vec![];
+        let mut queued = vec![];
         for l in links {
             let s = l.state();
             name.push(l.name.clone());
             kind.push(l.kind.to_string());
-            status.push(s.status.as_str().to_string());
-            error.push(s.error.clone());
+            let health = l.remote().and_then(|r| r.health());
+            // A statement that found the source unreachable or stalled
+            // since the link was last checked: degraded, with why.
+            let failure = l.failure_since_check(&s);
+            match (&failure, s.status) {
+                (Some(f), LinkStatus::Up) => {
+                    status.push("degraded".to_string());
+                    error.push(Some(f.message.clone()));
+                }
+                _ => {
+                    status.push(s.status.as_str().to_string());
+                    error.push(s.error.clone());
+                }
+            }
+            in_use.push(health.map(|h| h.in_use() as i64));
+            queued.push(health.map(|h| h.queued() as i64));
             let n: usize = s
                 .schemas
                 .iter()
@@ -687,6 +779,8 @@ impl SystemSchema {
                     true,
                 ),
                 Field::new("description", DataType::Utf8, true),
+                Field::new("connections_in_use", DataType::Int64, true),
+                Field::new("queued", DataType::Int64, true),
             ],
             vec![
                 Arc::new(StringArray::from(name)),
@@ -696,6 +790,8 @@ impl SystemSchema {
                 Arc::new(Int64Array::from(tables)),
                 Arc::new(TimestampMicrosecondArray::from(checked).with_timezone("+00:00")),
                 Arc::new(StringArray::from(description)),
+                Arc::new(Int64Array::from(in_use)),
+                Arc::new(Int64Array::from(queued)),
             ],
         )
     }
@@ -721,7 +817,14 @@ impl SystemSchema {
             schema_col.push(sch.to_string());
             table.push(t.to_string());
             kind.push(k.to_string());
-            columns.push(p.schema().fields().len() as i64);
+            // The columns this user sees.
+            let visible = p
+                .schema()
+                .fields()
+                .iter()
+                .filter(|f| acc.allows_column(f.name()))
+                .count();
+            columns.push(visible as i64);
             access_col.push(match acc {
                 TableAccess::Columns(c) => c.into_iter().collect::<Vec<_>>().join(", "),
                 _ => "all columns".to_string(),

@@ -38,6 +38,10 @@ pub struct FederationConfig {
     /// Scheduled materialized pulls, by name (`mat.<name>`).
     #[serde(default)]
     pub pulls: BTreeMap<String, Spanned<PullConfig>>,
+    /// The tamper-evident audit log: defaults for `tautan audit …` (the
+    /// engine does not write it yet).
+    #[serde(default)]
+    pub audit: Option<AuditConfig>,
     /// Folder the config was read from; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -66,6 +70,69 @@ pub struct ServerConfig {
     /// PEM private key for TLS.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+    /// Memory all statements together may hold, in MiB (sorts,
+    /// aggregates and joins spill to disk beyond their share).
+    #[serde(default = "default_memory_limit_mb")]
+    pub memory_limit_mb: usize,
+    /// Memory one session's statement may hold, in MiB.
+    #[serde(default = "default_query_memory_mb")]
+    pub query_memory_mb: usize,
+    /// Where spilled sorts and aggregates go (the system's temporary
+    /// folder when unset).
+    #[serde(default)]
+    pub spill_dir: Option<PathBuf>,
+    /// Longest any statement may run, in milliseconds, whatever a session
+    /// sets (0: no maximum).
+    #[serde(default)]
+    pub statement_timeout_max_ms: u64,
+    /// Connections open at once, logged in or not (PostgreSQL's
+    /// `max_connections`); one more is told 53300 and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections one user may hold at once, unless the user sets their
+    /// own `max_connections` (0: no limit but the server's).
+    #[serde(default = "default_max_connections_per_user")]
+    pub max_connections_per_user: usize,
+    /// Statements one user may run at once across their sessions (an open
+    /// cursor counts), unless the user sets their own `max_statements`.
+    #[serde(default = "default_max_statements_per_user")]
+    pub max_statements_per_user: usize,
+    /// How long a statement waits for one of its user's slots before
+    /// failing with 53300, in milliseconds.
+    #[serde(default = "default_statement_queue_timeout_ms")]
+    pub statement_queue_timeout_ms: u64,
+    /// How long a client has to log in, TLS negotiation included, in
+    /// milliseconds (PostgreSQL's `authentication_timeout`).
+    #[serde(default = "default_authentication_timeout_ms")]
+    pub authentication_timeout_ms: u64,
+}
+
+fn default_max_connections() -> usize {
+    200
+}
+
+fn default_max_connections_per_user() -> usize {
+    50
+}
+
+fn default_max_statements_per_user() -> usize {
+    16
+}
+
+fn default_statement_queue_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_authentication_timeout_ms() -> u64 {
+    60_000
+}
+
+fn default_memory_limit_mb() -> usize {
+    2048
+}
+
+fn default_query_memory_mb() -> usize {
+    512
 }
 
 fn default_listen() -> String {
@@ -83,6 +150,15 @@ impl Default for ServerConfig {
             database: default_database(),
             tls_cert: None,
             tls_key: None,
+            memory_limit_mb: default_memory_limit_mb(),
+            query_memory_mb: default_query_memory_mb(),
+            spill_dir: None,
+            statement_timeout_max_ms: 0,
+            max_connections: default_max_connections(),
+            max_connections_per_user: default_max_connections_per_user(),
+            max_statements_per_user: default_max_statements_per_user(),
+            statement_queue_timeout_ms: default_statement_queue_timeout_ms(),
+            authentication_timeout_ms: default_authentication_timeout_ms(),
         }
     }
 }
@@ -115,6 +191,18 @@ pub enum LinkConfig {
         /// Connection timeout in milliseconds.
         #[serde(default = "default_connect_timeout_ms")]
         connect_timeout_ms: u64,
+        /// Longest wait in line when every connection is busy, in
+        /// milliseconds (then SQLSTATE 53300).
+        #[serde(default = "default_queue_timeout_ms")]
+        queue_timeout_ms: u64,
+        /// Longest a statement may run at the source, in milliseconds
+        /// (0: the source's own setting).
+        #[serde(default = "default_statement_timeout_ms")]
+        statement_timeout_ms: u64,
+        /// Milliseconds without data from the source before it is pinged
+        /// on a new connection (a stalled source ends the statement).
+        #[serde(default = "default_stall_timeout_ms")]
+        stall_timeout_ms: u64,
         /// Free-text description (agency, contact).
         description: Option<String>,
     },
@@ -140,6 +228,18 @@ pub enum LinkConfig {
         /// Connection timeout in milliseconds.
         #[serde(default = "default_connect_timeout_ms")]
         connect_timeout_ms: u64,
+        /// Longest wait in line when every connection is busy, in
+        /// milliseconds (then SQLSTATE 53300).
+        #[serde(default = "default_queue_timeout_ms")]
+        queue_timeout_ms: u64,
+        /// Longest a statement may run at the source, in milliseconds
+        /// (0: the source's own setting).
+        #[serde(default = "default_statement_timeout_ms")]
+        statement_timeout_ms: u64,
+        /// Milliseconds without data from the source before it is pinged
+        /// on a new connection (a stalled source ends the statement).
+        #[serde(default = "default_stall_timeout_ms")]
+        stall_timeout_ms: u64,
         /// Free-text description.
         description: Option<String>,
     },
@@ -171,6 +271,30 @@ impl LinkConfig {
         }
     }
 
+    /// Queue, statement and stall timeouts (database links).
+    pub fn limits(&self) -> tautan_connector::health::Limits {
+        match self {
+            LinkConfig::Postgres {
+                queue_timeout_ms,
+                statement_timeout_ms,
+                stall_timeout_ms,
+                ..
+            }
+            | LinkConfig::Mysql {
+                queue_timeout_ms,
+                statement_timeout_ms,
+                stall_timeout_ms,
+                ..
+            } => tautan_connector::health::Limits {
+                queue_timeout: Duration::from_millis(*queue_timeout_ms),
+                statement_timeout: (*statement_timeout_ms > 0)
+                    .then(|| Duration::from_millis(*statement_timeout_ms)),
+                stall_timeout: Duration::from_millis((*stall_timeout_ms).max(100)),
+            },
+            LinkConfig::Files { .. } => Default::default(),
+        }
+    }
+
     /// The connection timeout.
     pub fn connect_timeout(&self) -> Duration {
         match self {
@@ -197,6 +321,15 @@ fn default_pool_size() -> usize {
 fn default_connect_timeout_ms() -> u64 {
     3000
 }
+fn default_queue_timeout_ms() -> u64 {
+    10_000
+}
+fn default_statement_timeout_ms() -> u64 {
+    15 * 60 * 1000
+}
+fn default_stall_timeout_ms() -> u64 {
+    10_000
+}
 
 /// Reference data: every file in the folder is a table `ref.<file stem>`.
 #[derive(Debug, Deserialize)]
@@ -218,6 +351,17 @@ pub struct UserConfig {
     /// Roles the user holds.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// The user's default `statement_timeout`, in milliseconds (0: none).
+    #[serde(default)]
+    pub statement_timeout_ms: u64,
+    /// Connections this user may hold at once (0: no limit but the
+    /// server's); `[server] max_connections_per_user` when absent.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Statements this user may run at once; `[server]
+    /// max_statements_per_user` when absent.
+    #[serde(default)]
+    pub max_statements: Option<usize>,
 }
 
 /// SELECT on tables matching patterns, for one role.
@@ -260,6 +404,48 @@ impl Default for MaterializeConfig {
             max_concurrent: default_max_concurrent(),
         }
     }
+}
+
+/// `[audit]`: where the audit log lives and how it checkpoints. Paths are
+/// relative to the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The log folder (segments, `checkpoints.jsonl`, `witnesses.jsonl`).
+    #[serde(default = "default_audit_dir")]
+    pub dir: PathBuf,
+    /// The custodian's Ed25519 private key (PKCS#8 PEM, as `tautan keygen`
+    /// writes); its public key is read from `<key>.pub`.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Where the latest checkpoint is also written; keep it outside `dir`
+    /// (ideally on another machine's mount), so a rollback of the folder
+    /// shows.
+    #[serde(default)]
+    pub external_checkpoint: Option<PathBuf>,
+    /// A checkpoint every this many records (0: never by count).
+    #[serde(default = "default_checkpoint_every_records")]
+    pub checkpoint_every_records: u64,
+    /// A checkpoint this many seconds after the last one when records were
+    /// added (0: never by time).
+    #[serde(default = "default_checkpoint_every_secs")]
+    pub checkpoint_every_secs: u64,
+    /// A new segment before one grows beyond this many MiB (and every UTC day).
+    #[serde(default = "default_segment_max_mb")]
+    pub segment_max_mb: u64,
+}
+
+fn default_audit_dir() -> PathBuf {
+    PathBuf::from("audit")
+}
+fn default_checkpoint_every_records() -> u64 {
+    10_000
+}
+fn default_checkpoint_every_secs() -> u64 {
+    60
+}
+fn default_segment_max_mb() -> u64 {
+    64
 }
 
 /// How a pull refreshes its table.
@@ -570,6 +756,29 @@ impl FederationConfig {
                 message: "tls_cert and tls_key go together: set both or neither".into(),
             });
         }
+        if let Some(audit) = &self.audit {
+            let line = text.find("[audit]").map(|at| line_of(text, at));
+            let at = |key: &str, message: &str| ConfigError {
+                path: self.path.clone(),
+                line,
+                key: Some(format!("audit.{key}")),
+                message: message.into(),
+            };
+            if audit.segment_max_mb == 0 {
+                return Err(at("segment_max_mb", "must be at least 1"));
+            }
+            if let Some(ext) = &audit.external_checkpoint {
+                if self
+                    .resolve_path(ext)
+                    .starts_with(self.resolve_path(&audit.dir))
+                {
+                    return Err(at(
+                        "external_checkpoint",
+                        "must be outside the log folder (`dir`): a rollback of the folder would take it along",
+                    ));
+                }
+            }
+        }
         if self.materialize.max_concurrent == 0 {
             return Err(ConfigError {
                 path: self.path.clone(),
@@ -628,6 +837,29 @@ mod tests {
         let shown = e.to_string();
         assert!(shown.starts_with("f.toml:"), "{shown}");
         assert!(shown.contains("pasword"), "{shown}");
+    }
+
+    #[test]
+    fn audit_section_defaults_and_checks() {
+        let cfg =
+            FederationConfig::parse("[audit]\nkey = \"k.pem\"\n", Path::new("f.toml")).unwrap();
+        let a = cfg.audit.unwrap();
+        assert_eq!(a.dir, PathBuf::from("audit"));
+        assert_eq!(a.checkpoint_every_records, 10_000);
+        assert_eq!(a.checkpoint_every_secs, 60);
+        assert_eq!(a.segment_max_mb, 64);
+        assert!(FederationConfig::parse("", Path::new("f.toml"))
+            .unwrap()
+            .audit
+            .is_none());
+        let e = FederationConfig::parse("[audit]\ndri = \"x\"\n", Path::new("f.toml")).unwrap_err();
+        assert!(e.to_string().contains("dri"), "{e}");
+        let e = FederationConfig::parse(
+            "[audit]\ndir = \"a\"\nexternal_checkpoint = \"a/latest.json\"\n",
+            Path::new("f.toml"),
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("audit.external_checkpoint"));
     }
 
     #[test]

@@ -70,6 +70,12 @@ pub struct Engine {
     pub registry: Arc<Registry>,
     grants: Grants,
     verifiers: BTreeMap<String, ScramVerifier>,
+    /// Memory shared by every session, and spill space.
+    pub budget: crate::budget::Budget,
+    /// Connection and statement limits.
+    pub admission: Arc<crate::admission::Admission>,
+    /// What unknown users' SCRAM salts are derived from.
+    mock_secret: [u8; 32],
 }
 
 fn build_link(name: &str, cfg: &LinkConfig, base: &FederationConfig) -> LinkSource {
@@ -97,6 +103,7 @@ fn build_link(name: &str, cfg: &LinkConfig, base: &FederationConfig) -> LinkSour
                     schemas: schemas.clone(),
                     pool_size: *pool_size,
                     connect_timeout: cfg.connect_timeout(),
+                    limits: cfg.limits(),
                 },
             )
             .map_err(|e| e.to_string())?;
@@ -123,6 +130,7 @@ fn build_link(name: &str, cfg: &LinkConfig, base: &FederationConfig) -> LinkSour
                     databases: databases.clone(),
                     pool_size: *pool_size,
                     connect_timeout: cfg.connect_timeout(),
+                    limits: cfg.limits(),
                 },
             )
             .map_err(|e| e.to_string())?;
@@ -169,30 +177,64 @@ impl Engine {
         });
         registry.refresh_all().await;
 
-        let mut verifiers = BTreeMap::new();
+        // Each user's secret: a stored verifier, or a password from the
+        // environment. The mock secret (unknown users' salts) is derived
+        // from all of them, and so are the salts of environment passwords:
+        // every salt a login sees is the same from one restart to the next.
+        let mut secrets: Vec<(String, Result<ScramVerifier, String>)> = Vec::new();
         for (name, user) in &config.users {
             let u = user.get_ref();
-            let v = match (&u.password, &u.password_env) {
-                (Some(text), _) => ScramVerifier::parse(text).ok(),
+            match (&u.password, &u.password_env) {
+                (Some(text), _) => {
+                    if let Ok(v) = ScramVerifier::parse(text) {
+                        secrets.push((name.clone(), Ok(v)));
+                    }
+                }
                 (None, Some(var)) => match std::env::var(var) {
-                    Ok(p) => Some(ScramVerifier::new(&p, DEFAULT_ITERATIONS)),
+                    Ok(p) => secrets.push((name.clone(), Err(p))),
                     Err(_) => {
                         tracing::warn!(user = %name, var = %var, "password variable not set; user cannot log in");
-                        None
                     }
                 },
-                (None, None) => None,
-            };
-            if let Some(v) = v {
-                verifiers.insert(name.clone(), v);
+                (None, None) => {}
             }
         }
+        let texts: Vec<(String, String)> = secrets
+            .iter()
+            .map(|(name, s)| {
+                let text = match s {
+                    Ok(v) => v.to_string(),
+                    Err(password) => password.clone(),
+                };
+                (name.clone(), text)
+            })
+            .collect();
+        let mock_secret =
+            crate::auth::mock_secret(texts.iter().map(|(u, t)| (u.as_str(), t.as_str())));
+        let mut verifiers = BTreeMap::new();
+        for (name, secret) in secrets {
+            let v = match secret {
+                Ok(v) => v,
+                Err(password) => ScramVerifier::with_salt(
+                    &password,
+                    &crate::auth::mock_salt(&mock_secret, &name),
+                    DEFAULT_ITERATIONS,
+                ),
+            };
+            verifiers.insert(name, v);
+        }
         let grants = Grants::from_config(&config);
+        let budget = crate::budget::Budget::new(&config.server)
+            .map_err(|e| format!("[server] memory and spill settings: {e}"))?;
+        let admission = Arc::new(crate::admission::Admission::new(&config));
         let engine = Arc::new(Engine {
             config,
             registry,
             grants,
             verifiers,
+            budget,
+            admission,
+            mock_secret,
         });
         engine.check_pull_owners().await?;
         Ok(engine)
@@ -257,6 +299,16 @@ impl Engine {
         self.verifiers.get(user).cloned()
     }
 
+    /// What a login as `user` is checked against: the user's verifier, or
+    /// for a user that does not exist (or cannot log in) a mock one with a
+    /// stable salt ([`ScramVerifier::mock`]). `true` when it is real.
+    pub fn login_verifier(&self, user: &str) -> (ScramVerifier, bool) {
+        match self.verifiers.get(user) {
+            Some(v) => (v.clone(), true),
+            None => (ScramVerifier::mock(&self.mock_secret, user), false),
+        }
+    }
+
     /// A session for an authenticated user.
     pub fn session(self: &Arc<Self>, user: &str) -> Session {
         self.session_with(self.grants.access(user))
@@ -272,18 +324,24 @@ impl Engine {
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
             .with_target_partitions(2);
-        let settings: Settings = Arc::new(Mutex::new(default_settings()));
+        let defaults = self.session_defaults(&access.user);
+        let settings: Settings = Arc::new(Mutex::new(defaults.clone()));
         let state = SessionStateBuilder::new()
             .with_config(config)
+            .with_runtime_env(self.budget.session_runtime())
             .with_catalog_list(Arc::new(UserCatalogList::new(
                 self.registry.clone(),
                 access.clone(),
             )))
             .with_default_features()
+            .with_analyzer_rules(analyzer_rules())
             .with_optimizer_rules(crate::pushdown::optimizer_rules(settings.clone()))
             .with_query_planner(crate::pushdown::query_planner())
             .build();
         let ctx = SessionContext::new_with_state(state);
+        for udf in crate::budget::bounded_functions(&ctx.state()) {
+            ctx.register_udf(udf);
+        }
         if let Err(e) = crate::pg_catalog::install(
             &ctx,
             &self.registry.database,
@@ -292,17 +350,55 @@ impl Engine {
         ) {
             tracing::warn!(error = %e, "pg_catalog not available in this session");
         }
+        crate::privileges::install(&ctx, self.registry.clone(), access.clone());
         let (cancel, _) = tokio::sync::watch::channel(0u64);
         Session {
             engine: self.clone(),
             access,
             ctx,
             settings,
+            defaults,
             scan,
             cursors: tokio::sync::Mutex::new(BTreeMap::new()),
             cancel,
         }
     }
+}
+
+impl Engine {
+    /// The settings a session of `user` starts with (and RESET returns
+    /// to): the federation's, with the user's own statement timeout.
+    fn session_defaults(&self, user: &str) -> BTreeMap<String, String> {
+        let mut defaults = default_settings();
+        let own = self
+            .config
+            .users
+            .get(user)
+            .map(|u| u.get_ref().statement_timeout_ms)
+            .filter(|ms| *ms > 0);
+        if let Some(ms) = own {
+            defaults.insert("statement_timeout".into(), ms.to_string());
+        }
+        defaults
+    }
+
+    /// Longest any statement may run (`[server] statement_timeout_max_ms`).
+    fn statement_timeout_max(&self) -> Option<std::time::Duration> {
+        let ms = self.config.server.statement_timeout_max_ms;
+        (ms > 0).then(|| std::time::Duration::from_millis(ms))
+    }
+}
+
+/// DataFusion's analyzer rules, with PostgreSQL's reading of quoted
+/// literals ([`crate::pg_input::UnknownLiterals`]) before type coercion.
+fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
+    let mut rules = datafusion::optimizer::Analyzer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "type_coercion")
+        .unwrap_or(0);
+    rules.insert(at, Arc::new(crate::pg_input::UnknownLiterals));
+    rules
 }
 
 /// The settings a session starts with, and `RESET` returns to.
@@ -361,11 +457,24 @@ pub struct Session {
     access: Arc<Access>,
     ctx: SessionContext,
     settings: Settings,
+    /// What RESET returns the settings to.
+    defaults: BTreeMap<String, String>,
     /// Scan options DataFusion hands to table scans (`tautan.scan_parts`).
     scan: Arc<ScanOptions>,
     cursors: tokio::sync::Mutex<BTreeMap<String, Cursor>>,
     /// Bumped by [`Session::cancel`]; running streams watch it.
     cancel: tokio::sync::watch::Sender<u64>,
+}
+
+/// A session's `pg_catalog` is computed from its catalog list, which holds
+/// it: the cycle is cut here, or neither would ever be freed.
+impl Drop for Session {
+    fn drop(&mut self) {
+        let database = &self.engine.registry.database;
+        if let Some(catalog) = self.ctx.catalog(database) {
+            let _ = catalog.deregister_schema("pg_catalog", false);
+        }
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -452,9 +561,39 @@ impl Session {
         settings.get(&name.to_ascii_lowercase()).cloned()
     }
 
+    /// `SET name = value` (also a startup parameter or a `-c` in the
+    /// startup `options`): refused for settings that would make the
+    /// session writable, checked for tautan's own.
+    pub fn set(&self, name: &str, value: &str) -> Result<(), QueryError> {
+        let name = name.to_ascii_lowercase();
+        if (name == "transaction_read_only" || name == "default_transaction_read_only")
+            && matches!(value.to_ascii_lowercase().as_str(), "off" | "false" | "0")
+        {
+            return Err(QueryError::read_only("SET transaction_read_only = off"));
+        }
+        if name == SCAN_PARTS_SETTING {
+            let parts = value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_SCAN_PARTS).contains(n))
+                .ok_or_else(|| {
+                    QueryError::new(
+                        "22023",
+                        format!(
+                            "invalid value for parameter \"{SCAN_PARTS_SETTING}\": \"{value}\" (1 to {MAX_SCAN_PARTS})"
+                        ),
+                    )
+                })?;
+            self.scan.set_parts(parts);
+        }
+        let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        settings.insert(name, value.to_string());
+        Ok(())
+    }
+
     /// `RESET name`, or `RESET ALL` with `None`.
     fn reset(&self, name: Option<&str>) {
-        let defaults = default_settings();
+        let defaults = self.defaults.clone();
         if name.is_none() || name == Some(SCAN_PARTS_SETTING) {
             self.scan.set_parts(DEFAULT_SCAN_PARTS);
         }
@@ -476,18 +615,39 @@ impl Session {
         self.cancel.send_modify(|generation| *generation += 1);
     }
 
-    /// `stream`, ended with 57014 when [`Session::cancel`] is called.
+    /// `stream`, ended with 57014 when [`Session::cancel`] is called or
+    /// the statement timeout passes; ending it drops the stream, which
+    /// cancels what it started at the sources.
     fn cancellable(&self, stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
         let schema = stream.schema();
         let mut watch = self.cancel.subscribe();
         watch.mark_unchanged();
-        let guarded = futures::stream::unfold(Some((stream, watch)), |state| async move {
+        let timeout = crate::budget::statement_timeout(
+            self.setting("statement_timeout").as_deref(),
+            self.engine.statement_timeout_max(),
+        );
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let guarded = futures::stream::unfold(Some((stream, watch)), move |state| async move {
             let (mut stream, mut watch) = state?;
+            let expired = async move {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => futures::future::pending().await,
+                }
+            };
             tokio::select! {
                 item = stream.next() => item.map(|item| (item, Some((stream, watch)))),
                 _ = watch.changed() => {
                     tracing::info!("statement cancelled by the client");
                     let e = datafusion::error::DataFusionError::External(Box::new(QueryError::cancelled()));
+                    Some((Err(e), None))
+                }
+                _ = expired => {
+                    tracing::info!(timeout = ?timeout, "statement timeout");
+                    let e = datafusion::error::DataFusionError::External(Box::new(QueryError::new(
+                        "57014",
+                        "canceling statement due to statement timeout",
+                    )));
                     Some((Err(e), None))
                 }
             }
@@ -505,17 +665,17 @@ impl Session {
             ));
         }
         let schema = plan.schema().inner().clone();
-        let stream = self
-            .ctx
-            .execute_logical_plan(plan)
-            .await?
-            .execute_stream()
-            .await?;
+        let slot = self.engine.admission.statement(&self.access.user).await?;
+        let ctx = self.ctx.clone();
+        let stream = crate::executor::start(crate::limits::OnPlanStack::new(async move {
+            Ok::<_, QueryError>(ctx.execute_logical_plan(plan).await?.execute_stream().await?)
+        }))
+        .await?;
         cursors.insert(
             name.to_string(),
             Cursor {
                 schema,
-                stream,
+                stream: holding(stream, slot),
                 pending: None,
             },
         );
@@ -591,7 +751,13 @@ impl Session {
     }
 
     /// Checks and plans one statement. Nothing reaches a source here.
+    /// Planning runs on a stack segment of its own
+    /// ([`crate::limits::OnPlanStack`]).
     pub async fn prepare(&self, statement: DFStatement) -> Result<Prepared, QueryError> {
+        crate::limits::OnPlanStack::new(self.prepare_here(statement)).await
+    }
+
+    async fn prepare_here(&self, statement: DFStatement) -> Result<Prepared, QueryError> {
         match classify(&statement) {
             StatementKind::Write(what) => Err(QueryError::read_only(&what)),
             StatementKind::Unsupported(what) => {
@@ -612,11 +778,13 @@ impl Session {
                     show: None,
                 })
             }
-            StatementKind::Declare { name, query } => {
+            StatementKind::Declare { name } => {
+                let query = crate::statement::take_query(statement)
+                    .ok_or_else(|| QueryError::new("42601", "DECLARE needs a query"))?;
                 let inner = DFStatement::Statement(Box::new(
                     datafusion::sql::sqlparser::ast::Statement::Query(query),
                 ));
-                match Box::pin(self.prepare(inner)).await? {
+                match Box::pin(self.prepare_here(inner)).await? {
                     Prepared::Query(plan) => Ok(Prepared::Declare { name, plan }),
                     _ => Err(QueryError::new("42601", "DECLARE needs a query")),
                 }
@@ -635,38 +803,19 @@ impl Session {
                 })
             }
             StatementKind::Close(name) => Ok(Prepared::Close(name)),
-            StatementKind::CopyOut { query, options } => {
+            StatementKind::CopyOut { options } => {
+                let query = crate::statement::take_query(statement)
+                    .ok_or_else(|| QueryError::new("42601", "COPY needs a query"))?;
                 let inner = DFStatement::Statement(Box::new(
                     datafusion::sql::sqlparser::ast::Statement::Query(query),
                 ));
-                match Box::pin(self.prepare(inner)).await? {
+                match Box::pin(self.prepare_here(inner)).await? {
                     Prepared::Query(plan) => Ok(Prepared::CopyOut { plan, options }),
                     _ => Err(QueryError::new("42601", "COPY needs a query")),
                 }
             }
             StatementKind::Set { name, value } => {
-                if (name == "transaction_read_only" || name == "default_transaction_read_only")
-                    && matches!(value.to_ascii_lowercase().as_str(), "off" | "false" | "0")
-                {
-                    return Err(QueryError::read_only("SET transaction_read_only = off"));
-                }
-                if name == SCAN_PARTS_SETTING {
-                    let parts = value
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|n| (1..=MAX_SCAN_PARTS).contains(n))
-                        .ok_or_else(|| {
-                            QueryError::new(
-                                "22023",
-                                format!(
-                                    "invalid value for parameter \"{SCAN_PARTS_SETTING}\": \"{value}\" (1 to {MAX_SCAN_PARTS})"
-                                ),
-                            )
-                        })?;
-                    self.scan.set_parts(parts);
-                }
-                let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
-                settings.insert(name, value);
+                self.set(&name, &value)?;
                 Ok(Prepared::Command {
                     tag: "SET".into(),
                     show: None,
@@ -688,7 +837,14 @@ impl Session {
                 let state = self.ctx.state();
                 let references = state.resolve_table_references(&statement)?;
                 self.check_tables(&references).await?;
-                let plan = state.statement_to_plan(statement).await?;
+                let plan = match state.statement_to_plan(statement).await {
+                    Ok(plan) => plan,
+                    Err(e) => {
+                        return Err(self
+                            .denied_column(&e, &references)
+                            .unwrap_or_else(|| e.into()))
+                    }
+                };
                 let optimized = state.optimize(&plan)?;
                 self.check_columns(&optimized)?;
                 Ok(Prepared::Query(plan))
@@ -737,6 +893,49 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// A column the planner did not find because the user may not read it:
+    /// a table granted in part shows only its granted columns
+    /// ([`crate::columns`]), so naming another of its columns fails to
+    /// resolve. When the name is a real column of such a table in the
+    /// statement, the answer is PostgreSQL's 42501 for it, as before
+    /// (naming only what the user typed); an unknown name stays 42703.
+    fn denied_column(
+        &self,
+        error: &datafusion::error::DataFusionError,
+        references: &[TableReference],
+    ) -> Option<QueryError> {
+        use datafusion::common::SchemaError;
+        use datafusion::error::DataFusionError;
+        let DataFusionError::SchemaError(e, _) = error.find_root() else {
+            return None;
+        };
+        let SchemaError::FieldNotFound { field, .. } = e.as_ref() else {
+            return None;
+        };
+        let database = &self.engine.registry.database;
+        references.iter().find_map(|r| {
+            let resolved = r.clone().resolve(database, PUBLIC_SCHEMA);
+            let (catalog, schema, table) = (
+                resolved.catalog.as_ref(),
+                resolved.schema.as_ref(),
+                resolved.table.as_ref(),
+            );
+            let name = self.engine.registry.grant_name(catalog, schema, table);
+            match self.access.table(&name) {
+                TableAccess::Columns(granted)
+                    if !granted.contains(&field.name)
+                        && self
+                            .engine
+                            .registry
+                            .has_column(catalog, schema, table, &field.name) =>
+                {
+                    Some(QueryError::column_denied(&field.name, &display_name(&name)))
+                }
+                _ => None,
+            }
+        })
     }
 
     /// Column grants, on the optimized plan: each scan's projection and the
@@ -805,12 +1004,20 @@ impl Session {
         plan: LogicalPlan,
         params: Option<ParamValues>,
     ) -> Result<SendableRecordBatchStream, QueryError> {
-        let plan = match params {
-            Some(p) => plan.replace_params_with_values(&p)?,
-            None => plan,
-        };
-        let df = self.ctx.execute_logical_plan(plan).await?;
-        Ok(self.cancellable(df.execute_stream().await?))
+        let slot = self.engine.admission.statement(&self.access.user).await?;
+        // Planned and run on the statement runtime, physical planning on
+        // a stack segment of its own, as in `prepare`.
+        let ctx = self.ctx.clone();
+        let stream = crate::executor::start(crate::limits::OnPlanStack::new(async move {
+            let plan = match params {
+                Some(p) => plan.replace_params_with_values(&p)?,
+                None => plan,
+            };
+            let df = ctx.execute_logical_plan(plan).await?;
+            Ok::<_, QueryError>(df.execute_stream().await?)
+        }))
+        .await?;
+        Ok(self.cancellable(holding(stream, slot)))
     }
 
     /// Checks, plans and runs every statement of `sql`, collecting results
@@ -846,6 +1053,19 @@ impl Session {
         }
         Ok(out)
     }
+}
+
+/// `stream`, holding the statement's slot until it ends or is dropped.
+fn holding(
+    stream: SendableRecordBatchStream,
+    slot: crate::admission::StatementSlot,
+) -> SendableRecordBatchStream {
+    let schema = stream.schema();
+    let held = stream.map(move |batch| {
+        let _held = &slot;
+        batch
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, held))
 }
 
 /// A collected result of [`Session::run`].

@@ -12,6 +12,8 @@ pub struct QueryError {
     pub code: String,
     /// Human-readable message.
     pub message: String,
+    /// What the user could do about it (PostgreSQL's HINT field).
+    pub hint: Option<String>,
 }
 
 impl QueryError {
@@ -20,7 +22,23 @@ impl QueryError {
         Self {
             code: code.to_string(),
             message: message.into(),
+            hint: None,
         }
+    }
+
+    /// The same error with a hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// 54001, PostgreSQL's answer to a statement nested too deeply for its
+    /// stack: tautan refuses it before planning (see [`crate::limits`]).
+    pub fn stack_depth_exceeded() -> Self {
+        Self::new("54001", "stack depth limit exceeded").with_hint(format!(
+            "Simplify the statement: tautan accepts expressions, subqueries and joins nested at most {} deep.",
+            crate::limits::MAX_DEPTH
+        ))
     }
 
     /// 42P01, worded like PostgreSQL, for tables that do not exist *or* that
@@ -120,11 +138,28 @@ impl From<DataFusionError> for QueryError {
                 }
             }
         }
-        let message = text
+        // PostgreSQL's wording for a column that is not there. DataFusion's
+        // lists every column in scope ("Valid fields are …"), which named
+        // columns a user may not read (and PostgreSQL never lists them).
+        if let DataFusionError::SchemaError(se, _) = root {
+            if let datafusion::common::SchemaError::FieldNotFound { field, .. } = se.as_ref() {
+                let message = match &field.relation {
+                    Some(relation) => format!("column {relation}.{} does not exist", field.name),
+                    None => format!("column \"{}\" does not exist", field.name),
+                };
+                return QueryError::new("42703", message);
+            }
+        }
+        let mut message = text
             .strip_prefix("Error during planning: ")
             .or_else(|| text.strip_prefix("SQL error: "))
             .unwrap_or(&text)
             .to_string();
+        // Wherever else DataFusion appends the columns in scope.
+        if let Some(at) = message.find("Valid fields are") {
+            message.truncate(at);
+            message = message.trim_end().to_string();
+        }
         QueryError::new(code, message)
     }
 }

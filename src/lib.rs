@@ -10,25 +10,37 @@
 //! |---|---|
 //! | configuration (`federation.toml`) | [`config`] |
 //! | login (SCRAM-SHA-256) | [`auth`], [`server::postgres`] |
-//! | parse, refuse writes | [`statement`] |
+//! | parse, refuse writes, bound nesting | [`statement`], [`limits`] |
 //! | grant check on every table name | [`grants`], [`engine`] |
-//! | the catalog tree the user may see | [`catalog`] |
+//! | the catalog tree the user may see (granted columns only) | [`catalog`], [`columns`] |
 //! | what PostgreSQL clients browse (`pg_catalog`) | [`pg_catalog`] |
+//! | PostgreSQL's reading of quoted literals (bool, bytea, interval) | [`pg_input`] |
 //! | planning | [`engine`] |
 //! | whole sub-plans sent to one link | [`pushdown`], `tautan_connector::federation` |
 //! | scan pushdown (projection, filters, limit) | `tautan_connector::pushdown` |
+//! | source SQL sealed and guarded before it leaves | `tautan_connector::sql` |
 //! | reading sources | `connectors/*` crates |
+//! | memory budget, bounded functions, statement timeout | [`budget`] |
 //! | streaming rows to the client, cancel | [`server::postgres`], [`server::cancel`] |
 //! | scheduled snapshots served as `mat.*` | [`pulls`], [`export`] |
+//! | tamper-evident audit log (not yet wired into queries) | [`audit`] |
 
+pub mod admission;
+pub mod audit;
 pub mod auth;
+pub mod budget;
 pub mod catalog;
+pub mod columns;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod executor;
 pub mod export;
 pub mod grants;
+pub mod limits;
 pub mod pg_catalog;
+pub mod pg_input;
+pub mod privileges;
 pub mod pulls;
 pub mod pushdown;
 pub mod server;

@@ -1,10 +1,12 @@
 //! `tautan`: the command line. Thin on purpose; the work is in the library.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use datafusion::arrow::util::pretty::pretty_format_batches;
+use tautan::audit;
 use tautan::auth::{ScramVerifier, DEFAULT_ITERATIONS};
 use tautan::engine::{Engine, Outcome};
 use tautan::export::{write_file, FileFormat, Progress};
@@ -73,6 +75,106 @@ enum Command {
     },
     /// Print a SCRAM-SHA-256 verifier for a password read from standard input.
     Passwd,
+    /// Make an Ed25519 key pair: <out> (private, PKCS#8 PEM) and <out>.pub.
+    Keygen {
+        /// The private key file to write (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the whole log: exit 0 intact, 1 tampered (first bad record printed).
+    Verify {
+        /// The log folder (default: `[audit] dir`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The custodian's public key (default: `<[audit] key>.pub`).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// The external checkpoint copy (default: `[audit] external_checkpoint`).
+        #[arg(long)]
+        external: Option<PathBuf>,
+        /// A trusted witness's public key (repeatable).
+        #[arg(long = "witness-key")]
+        witness_keys: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an inclusion proof of record <seq> (JSON).
+    Prove {
+        /// The record.
+        seq: u64,
+        /// The log folder (default: `[audit] dir`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Check an inclusion proof with only the custodian's public key.
+    CheckProof {
+        /// The proof file.
+        proof: PathBuf,
+        /// The custodian's public key.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Countersign the latest checkpoint with a producer's private key.
+    Witness {
+        /// The producer's private key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The log folder (default: `[audit] dir`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The witness's name (default: the key file's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// The custodian's public key, to check the checkpoint's signature
+        /// (default: `<[audit] key>.pub` when configured).
+        #[arg(long)]
+        custodian_key: Option<PathBuf>,
+        /// Also write the countersigned checkpoint here (keep it: it is an
+        /// `--external` for a later verify).
+        #[arg(long)]
+        save: Option<PathBuf>,
+    },
+    /// Synthetic appends through the real appender (benches, crash tests).
+    #[command(hide = true)]
+    Load {
+        /// The log folder (default: `[audit] dir`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The custodian's private key (default: `[audit] key`).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Appends in all.
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        /// Concurrent appenders.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Intents left without completion.
+        #[arg(long, default_value_t = 0)]
+        hold_open: usize,
+        /// A checkpoint every this many records.
+        #[arg(long)]
+        checkpoint_every: Option<u64>,
+        /// The external checkpoint path.
+        #[arg(long)]
+        external: Option<PathBuf>,
+        /// Segment size limit in MiB.
+        #[arg(long)]
+        segment_max_mb: Option<u64>,
+        /// Print `ack <seq> <kind>` per acknowledged append.
+        #[arg(long)]
+        print_acks: bool,
+    },
 }
 
 fn init_tracing() {
@@ -80,6 +182,9 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal: log files and journald
+        // get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
@@ -175,6 +280,143 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             format,
             sql,
         } => export(&cli.config, &user, &output, format, &sql).await,
+        Command::Keygen { out } => {
+            audit::cli::keygen(&out, &mut std::io::stdout()).map_err(|e| e.to_string())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { command } => audit_command(&cli.config, command)
+            .await
+            .map_err(|e| e.to_string()),
+    }
+}
+
+async fn audit_command(
+    config: &std::path::Path,
+    command: AuditCommand,
+) -> Result<ExitCode, String> {
+    use audit::cli;
+    // `[audit]` of the config, read only when a flag is left out.
+    let defaults = || cli::Defaults::load(config);
+    let code = |ok: bool| {
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
+    };
+    let mut out = std::io::stdout();
+    let e = |e: audit::AuditError| e.to_string();
+    match command {
+        AuditCommand::Verify {
+            dir,
+            key,
+            external,
+            witness_keys,
+            json,
+        } => {
+            let d = if dir.is_some() && key.is_some() {
+                cli::Defaults::default()
+            } else {
+                defaults()?
+            };
+            let dir = d.dir(dir).map_err(e)?;
+            let key = d.public_key(key).map_err(e)?;
+            let external = d.external(external);
+            let ok = cli::run_verify(
+                &dir,
+                &key,
+                external.as_deref(),
+                &witness_keys,
+                json,
+                &mut out,
+            )
+            .map_err(e)?;
+            Ok(code(ok))
+        }
+        AuditCommand::Prove { seq, dir } => {
+            let d = if dir.is_some() {
+                cli::Defaults::default()
+            } else {
+                defaults()?
+            };
+            cli::run_prove(&d.dir(dir).map_err(e)?, seq, &mut out).map_err(e)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::CheckProof { proof, key } => Ok(code(
+            cli::run_check_proof(&proof, &key, &mut out).map_err(e)?,
+        )),
+        AuditCommand::Witness {
+            key,
+            dir,
+            name,
+            custodian_key,
+            save,
+        } => {
+            let d = if dir.is_some() && custodian_key.is_some() {
+                cli::Defaults::default()
+            } else {
+                defaults()?
+            };
+            let dir = d.dir(dir).map_err(e)?;
+            let custodian = custodian_key.or_else(|| d.public_key(None).ok());
+            let name = name.unwrap_or_else(|| {
+                key.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "witness".into())
+            });
+            cli::run_witness(
+                &dir,
+                &key,
+                &name,
+                custodian.as_deref(),
+                save.as_deref(),
+                &mut out,
+            )
+            .map_err(e)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Load {
+            dir,
+            key,
+            count,
+            concurrency,
+            hold_open,
+            checkpoint_every,
+            external,
+            segment_max_mb,
+            print_acks,
+        } => {
+            let d = if dir.is_some() && key.is_some() {
+                cli::Defaults::default()
+            } else {
+                defaults()?
+            };
+            let dir = d.dir(dir).map_err(e)?;
+            let mut opts = d.options(key).map_err(e)?;
+            if let Some(n) = checkpoint_every {
+                opts.checkpoint_every_records = n;
+            }
+            if external.is_some() {
+                opts.external_checkpoint = external;
+            }
+            if let Some(mb) = segment_max_mb {
+                opts.segment_max_bytes = mb.saturating_mul(1024 * 1024);
+            }
+            let log = std::sync::Arc::new(audit::AuditLog::open(&dir, opts).map_err(e)?);
+            let spec = cli::LoadSpec {
+                count,
+                concurrency,
+                hold_open,
+                print_acks,
+            };
+            let stats = cli::run_load(log.clone(), spec).await.map_err(e)?;
+            log.close().await.map_err(e)?;
+            println!(
+                "{}",
+                serde_json::to_string(&stats).map_err(|err| err.to_string())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -368,6 +610,11 @@ async fn check(path: &std::path::Path) -> Result<ExitCode, String> {
                         p.user,
                         p.server_version.lines().next().unwrap_or_default()
                     );
+                    // Warnings, not failures: the producer's DBA decides
+                    // (README: "A least-privilege account").
+                    for excess in &p.excess_privileges {
+                        println!("  warning: {excess}");
+                    }
                 }
                 Err(e) => {
                     failures += 1;

@@ -74,7 +74,29 @@ pub fn install(ctx: &SessionContext, database: &str, user: &str, settings: Setti
     ctx.register_udf(ScalarUDF::new_from_impl(ExpandArray::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(If::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(CurrentSetting::new(settings)));
+    #[cfg(debug_assertions)]
+    ctx.register_udf(debug_panic());
     Ok(())
+}
+
+/// `tautan_debug_panic(message)`: panics while the statement runs. Debug
+/// builds only: the integration tests use it to check that a panic ends
+/// one statement (XX000), not the session, the server or the process.
+#[cfg(debug_assertions)]
+fn debug_panic() -> ScalarUDF {
+    datafusion::logical_expr::create_udf(
+        "tautan_debug_panic",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Volatile,
+        Arc::new(|args: &[ColumnarValue]| {
+            let message = match args.first() {
+                Some(ColumnarValue::Scalar(ScalarValue::Utf8(Some(m)))) => m.clone(),
+                _ => "tautan_debug_panic".to_string(),
+            };
+            panic!("{message}")
+        }),
+    )
 }
 
 /// A text function of one or two text arguments, row by row.
@@ -508,6 +530,21 @@ impl ScalarUDFImpl for CurrentSetting {
     }
 }
 
+/// Catalog tables served empty: roles' secrets and memberships, user
+/// mappings and subscriptions (connection strings), statistics (sampled
+/// values), large objects. The crate fills some of them from a sample
+/// PostgreSQL instance.
+const EMPTIED_TABLES: &[&str] = &[
+    "pg_authid",
+    "pg_auth_members",
+    "pg_user_mapping",
+    "pg_subscription",
+    "pg_statistic",
+    "pg_statistic_ext_data",
+    "pg_largeobject",
+    "pg_db_role_setting",
+];
+
 /// `oid` of `pg_class` itself, the `classoid` of table descriptions.
 const PG_CLASS_OID: i32 = 1259;
 /// Oids of the synthetic primary-key indexes and constraints, above what
@@ -784,6 +821,16 @@ impl SchemaProvider for SourceFacts {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let lower = name.to_ascii_lowercase();
+        if EMPTIED_TABLES.contains(&lower.as_str()) {
+            // The catalog crate's fixture rows (a `postgres` role with a
+            // SCRAM verifier, role memberships, a sample instance's column
+            // statistics): tautan has none of these to show.
+            let Some(base) = self.inner.table(name).await? else {
+                return Ok(None);
+            };
+            let schema = base.schema();
+            return Ok(Some(Arc::new(MemTable::try_new(schema, vec![vec![]])?)));
+        }
         if !matches!(
             lower.as_str(),
             "pg_description" | "pg_constraint" | "pg_index" | "pg_class"

@@ -11,7 +11,10 @@ use datafusion::sql::sqlparser::ast::{
     CloseCursor, DeclareType, FetchDirection, ObjectName, Query, SetExpr, Statement, Value, Visit,
     Visitor,
 };
+use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+
+use crate::limits::{Shape, TautanDialect, PARSER_RECURSION_LIMIT};
 
 /// How the engine handles a statement.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,11 +36,11 @@ pub enum StatementKind {
     /// `RESET name`, `RESET ALL` (`None`), `DISCARD ALL`.
     Reset(Option<String>),
     /// `DECLARE name [NO SCROLL] CURSOR [WITHOUT HOLD] FOR query`.
+    /// The query is taken from the statement by [`take_query`] (not
+    /// copied: a query can be [`crate::limits::MAX_DEPTH`] deep).
     Declare {
         /// Cursor name.
         name: String,
-        /// The query it reads.
-        query: Box<Query>,
     },
     /// `FETCH [FORWARD] n | NEXT | ALL FROM name`: `count` is `None` for ALL.
     Fetch {
@@ -50,9 +53,8 @@ pub enum StatementKind {
     Close(Option<String>),
     /// `COPY (query) TO STDOUT` / `COPY table [(cols)] TO STDOUT`: a read,
     /// answered as a COPY-out stream.
+    /// The query is taken from the statement by [`take_query`].
     CopyOut {
-        /// The query whose rows are copied.
-        query: Box<Query>,
         /// Format and its options.
         options: CopyOptions,
     },
@@ -189,14 +191,39 @@ fn is_catalog_query(statement: &Statement) -> bool {
     all_catalog
 }
 
-fn compat_parse(sql: &str) -> Option<Vec<DFStatement>> {
-    let mut statements = COMPAT.parse(sql).ok()?;
+/// The compatibility parser's reading of `sql` (rewritten for DataFusion),
+/// if every statement only reads the catalog. It is plain sqlparser, with
+/// the exponential alternatives [`crate::limits::TautanDialect`] removes,
+/// so it only sees statements nested at most `max_nesting` deep.
+fn compat_parse(sql: &str, shape: Shape, max_nesting: usize) -> Option<Vec<DFStatement>> {
+    if shape.nesting > max_nesting {
+        return None;
+    }
+    let statements = COMPAT.parse(sql).ok()?;
+    finish_compat(statements)
+}
+
+/// Statements tautan parsed, through the compatibility parser's rewrites
+/// only (for catalog queries nested too deeply for its own parser).
+fn compat_rewrite(statements: &[DFStatement]) -> Option<Vec<DFStatement>> {
+    let plain = statements
+        .iter()
+        .map(|s| match s {
+            DFStatement::Statement(s) => Some(COMPAT.rewrite(s.as_ref().clone())),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    finish_compat(plain)
+}
+
+fn finish_compat(mut statements: Vec<Statement>) -> Option<Vec<DFStatement>> {
     if !statements.iter().all(is_catalog_query) {
         return None;
     }
     for s in &mut statements {
         rewrite_like_escape(s);
         rewrite_catalog_functions(s);
+        crate::limits::check_sql(s).ok()?;
     }
     Some(
         statements
@@ -221,19 +248,20 @@ fn rewrite_catalog_functions(statement: &mut Statement) {
         if let Expr::CompoundFieldAccess { root, access_chain } = e {
             use datafusion::sql::sqlparser::ast::AccessExpr;
             if matches!(**root, Expr::Nested(_)) {
-                let mut text = root.to_string();
+                let mut built = (**root).clone();
                 for access in access_chain.iter() {
                     match access {
                         AccessExpr::Dot(Expr::Identifier(field)) => {
-                            text =
-                                format!("get_field({text}, '{}')", field.value.replace('\'', "''"));
+                            let name = Expr::value(Value::SingleQuotedString(field.value.clone()));
+                            match template("get_field($1, $2)", vec![built, name]) {
+                                Some(expr) => built = expr,
+                                None => return ControlFlow::Continue(()),
+                            }
                         }
                         _ => return ControlFlow::Continue(()),
                     }
                 }
-                if let Some(expr) = parse_expr(&text) {
-                    *e = expr;
-                }
+                *e = built;
             }
             return ControlFlow::Continue(());
         }
@@ -245,9 +273,7 @@ fn rewrite_catalog_functions(statement: &mut Statement) {
             // `pg_get_serial_sequence` is NULL here (no sequences behind
             // remote columns), and so is the oid looked up from it.
             if query.to_string().contains("pg_get_serial_sequence(") {
-                if let Some(null) = parse_expr("NULL") {
-                    *e = null;
-                }
+                *e = Expr::value(Value::Null);
                 return ControlFlow::Continue(());
             }
             aggregate_scalar_subquery(query);
@@ -256,8 +282,8 @@ fn rewrite_catalog_functions(statement: &mut Statement) {
             // move out: `tautan_if(outer.flag, (SELECT ... WHERE inner.k =
             // outer.k))`.
             if let Some(outer) = take_outer_predicates(query) {
-                let text = format!("tautan_if({outer}, ({query}))");
-                if let Some(expr) = parse_expr(&text) {
+                let subquery = Expr::Subquery(query.clone());
+                if let Some(expr) = template("tautan_if($1, $2)", vec![outer, subquery]) {
                     *e = expr;
                 }
             }
@@ -279,8 +305,8 @@ fn rewrite_catalog_functions(statement: &mut Statement) {
             };
             if let ([branch], true) = (conditions.as_slice(), else_null) {
                 if matches!(branch.result, Expr::Subquery(_)) {
-                    let text = format!("tautan_if({}, {})", branch.condition, branch.result);
-                    if let Some(expr) = parse_expr(&text) {
+                    let args = vec![branch.condition.clone(), branch.result.clone()];
+                    if let Some(expr) = template("tautan_if($1, $2)", args) {
                         *e = expr;
                     }
                 }
@@ -301,34 +327,37 @@ fn rewrite_catalog_functions(statement: &mut Statement) {
             return ControlFlow::Continue(());
         };
         let first = match list.args.first() {
-            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) => a.to_string(),
+            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) => a.clone(),
             _ => return ControlFlow::Continue(()),
         };
         let second = match list.args.get(1) {
-            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) => Some(a.to_string()),
+            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) => Some(a.clone()),
             _ => None,
         };
-        let text = match name.as_str() {
+        let rewritten = match name.as_str() {
             // Descriptions are rows of pg_description (the sources'
             // comments, see pg_catalog::SourceFacts).
-            "obj_description" => format!(
+            "obj_description" => template(
                 "(SELECT max(d.description) FROM pg_catalog.pg_description d \
-                 WHERE d.objoid = {first} AND d.objsubid = 0)"
+                 WHERE d.objoid = $1 AND d.objsubid = 0)",
+                vec![first],
             ),
             "col_description" => match second {
-                Some(column) => format!(
+                Some(column) => template(
                     "(SELECT max(d.description) FROM pg_catalog.pg_description d \
-                     WHERE d.objoid = {first} AND d.objsubid = {column})"
+                     WHERE d.objoid = $1 AND d.objsubid = $2)",
+                    vec![first, column],
                 ),
                 None => return ControlFlow::Continue(()),
             },
-            "generate_subscripts" => {
-                format!("unnest(range(1, CAST(cardinality({first}) AS BIGINT) + 1))")
-            }
-            "_pg_expandarray" => format!("unnest(tautan_expandarray({first}))"),
+            "generate_subscripts" => template(
+                "unnest(range(1, CAST(cardinality($1) AS BIGINT) + 1))",
+                vec![first],
+            ),
+            "_pg_expandarray" => template("unnest(tautan_expandarray($1))", vec![first]),
             _ => return ControlFlow::Continue(()),
         };
-        if let Some(expr) = parse_expr(&text) {
+        if let Some(expr) = rewritten {
             *e = expr;
         }
         ControlFlow::Continue(())
@@ -367,7 +396,7 @@ fn aggregate_scalar_subquery(query: &mut Query) {
     if AGGREGATES.iter().any(|a| lower.contains(a)) {
         return;
     }
-    if let Some(wrapped) = parse_expr(&format!("max({text})")) {
+    if let Some(wrapped) = template("max($1)", vec![expr.clone()]) {
         *expr = wrapped;
     }
 }
@@ -404,7 +433,7 @@ fn conjuncts(
 /// Removes from a scalar subquery's WHERE the conjuncts that name only
 /// tables outside its FROM (qualified columns of the outer query) and
 /// returns them AND-ed, if any.
-fn take_outer_predicates(query: &mut Query) -> Option<String> {
+fn take_outer_predicates(query: &mut Query) -> Option<datafusion::sql::sqlparser::ast::Expr> {
     use datafusion::sql::sqlparser::ast::{visit_expressions, Expr, TableFactor};
     let SetExpr::Select(select) = query.body.as_mut() else {
         return None;
@@ -454,31 +483,56 @@ fn take_outer_predicates(query: &mut Query) -> Option<String> {
             ControlFlow::<()>::Continue(())
         });
         if qualified > 0 && only_outer {
-            outer.push(c.to_string());
+            outer.push(c);
         } else {
-            keep.push(c.to_string());
+            keep.push(c);
         }
     }
-    if outer.is_empty() {
-        return None;
-    }
-    select.selection = if keep.is_empty() {
-        None
-    } else {
-        Some(parse_expr(&keep.join(" AND "))?)
+    let and = |parts: Vec<Expr>| {
+        parts.into_iter().reduce(|a, b| Expr::BinaryOp {
+            left: Box::new(a),
+            op: datafusion::sql::sqlparser::ast::BinaryOperator::And,
+            right: Box::new(b),
+        })
     };
-    Some(outer.join(" AND "))
+    let outer = and(outer)?;
+    select.selection = and(keep);
+    Some(outer)
 }
 
-/// One SQL expression, for the rewrites above: they build their
-/// replacement as text and parse it back.
-fn parse_expr(text: &str) -> Option<datafusion::sql::sqlparser::ast::Expr> {
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+/// The expression `text` (constant SQL written here, with `$1`, `$2`, ...
+/// where the arguments go) with `args` put in place as syntax trees: the
+/// rewrites above never print a user's expression and parse it back, so
+/// no quoting of theirs is involved.
+fn template(
+    text: &str,
+    args: Vec<datafusion::sql::sqlparser::ast::Expr>,
+) -> Option<datafusion::sql::sqlparser::ast::Expr> {
+    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr};
     use datafusion::sql::sqlparser::parser::Parser;
-    Parser::new(&PostgreSqlDialect {})
+    let dialect = TautanDialect::for_sql(text);
+    let mut expr = Parser::new(&dialect)
+        .with_recursion_limit(PARSER_RECURSION_LIMIT)
         .try_with_sql(text)
         .and_then(|mut p| p.parse_expr())
-        .ok()
+        .ok()?;
+    let mut missing = false;
+    let _ = visit_expressions_mut(&mut expr, |e| {
+        if let Expr::Value(v) = e {
+            if let Value::Placeholder(p) = &v.value {
+                let arg = p
+                    .strip_prefix('$')
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .and_then(|n| args.get(n.wrapping_sub(1)));
+                match arg {
+                    Some(arg) => *e = arg.clone(),
+                    None => missing = true,
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    (!missing).then_some(expr)
 }
 
 /// `x LIKE p ESCAPE 'c'` (SQLAlchemy's inspector writes `ESCAPE '/'`)
@@ -501,9 +555,11 @@ fn rewrite_like_escape(statement: &mut Statement) {
             let escape = escape_char.as_ref().map(|v| v.value.clone());
             if let Some(Value::SingleQuotedString(c)) = escape {
                 if c != "\\" {
-                    let text =
-                        format!("tautan_like_escape({pattern}, '{}')", c.replace('\'', "''"));
-                    if let Some(expr) = parse_expr(&text) {
+                    let args = vec![
+                        (**pattern).clone(),
+                        Expr::value(Value::SingleQuotedString(c)),
+                    ];
+                    if let Some(expr) = template("tautan_like_escape($1, $2)", args) {
                         **pattern = expr;
                         *escape_char = None;
                     }
@@ -517,48 +573,168 @@ fn rewrite_like_escape(statement: &mut Statement) {
 /// Splits and parses SQL text (PostgreSQL dialect). A statement the parser
 /// rejects but that starts like a write is refused as a write (25006), not
 /// as a syntax error: the answer to "may I write?" does not depend on syntax.
+///
+/// Every statement is bounded here, whichever way it arrives (simple query,
+/// Parse, `DECLARE … CURSOR FOR`, `COPY (…) TO STDOUT`, `EXPLAIN`): nesting
+/// at most [`crate::limits::MAX_DEPTH`] and placeholders a Bind can supply
+/// ([`crate::limits`]). Parsing runs on a stack segment of its own.
 pub fn parse(sql: &str) -> Result<Vec<DFStatement>, crate::error::QueryError> {
+    crate::limits::on_parse_stack(|| {
+        let mut statements = parse_bounded(sql)?;
+        for statement in &mut statements {
+            if let DFStatement::Statement(s) = statement {
+                intervals_as_casts(s);
+                negations_as_comparisons(s);
+            }
+        }
+        Ok(statements)
+    })
+}
+
+/// `NOT (x = 'text')` becomes `(x = 'text') = false` when the negated
+/// expression compares with a quoted literal. The same for every boolean
+/// and NULL, but DataFusion's planner types the operand of `NOT` before
+/// [`crate::pg_input`] has given the literal its column's type, and a
+/// boolean, time or interval column compared with text would fail there.
+fn negations_as_comparisons(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        visit_expressions, visit_expressions_mut, BinaryOperator, Expr, UnaryOperator,
+    };
+    let _ = visit_expressions_mut(statement, |e| {
+        if let Expr::UnaryOp {
+            op: UnaryOperator::Not,
+            expr,
+        } = e
+        {
+            let mut quoted = false;
+            let _ = visit_expressions(expr.as_ref(), |x| {
+                if matches!(x, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))) {
+                    quoted = true;
+                }
+                ControlFlow::<()>::Continue(())
+            });
+            if quoted {
+                let operand = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+                *e = Expr::BinaryOp {
+                    left: Box::new(Expr::Nested(Box::new(operand))),
+                    op: BinaryOperator::Eq,
+                    right: Box::new(Expr::value(Value::Boolean(false))),
+                };
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `INTERVAL '1 year 2 mons'` becomes `CAST('1 year 2 mons' AS INTERVAL)`,
+/// which [`crate::pg_input`] reads with PostgreSQL's interval syntax
+/// (DataFusion's own reading of interval literals does not know
+/// PostgreSQL's words, e.g. `mons`). Intervals with a unit after the
+/// quotes (`INTERVAL '1' DAY`) are left to DataFusion.
+fn intervals_as_casts(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, CastKind, DataType, Expr};
+    let _ = visit_expressions_mut(statement, |e| {
+        if let Expr::Interval(interval) = e {
+            let plain = interval.leading_field.is_none()
+                && interval.last_field.is_none()
+                && interval.leading_precision.is_none()
+                && interval.fractional_seconds_precision.is_none();
+            if plain
+                && matches!(&*interval.value, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)))
+            {
+                *e = Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: interval.value.clone(),
+                    data_type: DataType::Interval {
+                        fields: None,
+                        precision: None,
+                    },
+                    array: false,
+                    format: None,
+                };
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// The verb of a statement that starts like a write, if it does.
+fn write_verb(sql: &str) -> Option<String> {
+    // Skip leading comments and parentheses to find the verb.
+    let first = sql
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("--"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let v = verb(first.trim_start_matches('('));
+    let head = v.split_whitespace().next().unwrap_or("");
+    WRITE_VERBS.contains(&head).then_some(v)
+}
+
+fn parse_bounded(sql: &str) -> Result<Vec<DFStatement>, crate::error::QueryError> {
     use datafusion::sql::parser::DFParserBuilder;
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    let dialect = PostgreSqlDialect {};
-    if let Some(copy) = parse_copy_to_stdout(sql) {
+    // Too deep or not, a write is a write; `COPY (…) TO STDOUT` is a read.
+    let copy_out = sql.to_ascii_uppercase().contains("TO STDOUT");
+    let refuse = |e: crate::error::QueryError| match write_verb(sql) {
+        Some(v) if !(copy_out && v == "COPY") => crate::error::QueryError::read_only(&v),
+        _ => e,
+    };
+    let shape = crate::limits::scan(sql).map_err(refuse)?;
+    if let Some(copy) = parse_copy_to_stdout(sql).map_err(refuse)? {
+        for s in &copy {
+            crate::limits::check(s)?;
+        }
         return Ok(copy);
     }
-    match DFParserBuilder::new(sql)
+    let dialect = TautanDialect::for_sql(sql);
+    let parsed = DFParserBuilder::new(sql)
         .with_dialect(&dialect)
+        .with_recursion_limit(PARSER_RECURSION_LIMIT)
         .build()
-        .and_then(|mut p| p.parse_statements())
-    {
+        .and_then(|mut p| p.parse_statements());
+    match parsed {
         Ok(statements) => {
+            let statements: Vec<DFStatement> = statements.into_iter().collect();
+            for s in &statements {
+                crate::limits::check(s).map_err(refuse)?;
+            }
             let catalog_only = !statements.is_empty()
                 && statements.iter().all(|s| match s {
                     DFStatement::Statement(s) => is_catalog_query(s),
                     _ => false,
                 });
             if catalog_only {
-                if let Some(rewritten) = compat_parse(sql) {
+                let rewritten = compat_parse(sql, shape, crate::limits::COMPAT_MAX_NESTING)
+                    .or_else(|| compat_rewrite(&statements));
+                if let Some(rewritten) = rewritten {
                     return Ok(rewritten);
                 }
             }
-            Ok(statements.into_iter().collect())
+            Ok(statements)
         }
         Err(e) => {
-            if let Some(rewritten) = compat_parse(sql) {
+            let bounded = match &e {
+                datafusion::error::DataFusionError::SQL(pe, _) => {
+                    dialect.stopped() || matches!(**pe, ParserError::RecursionLimitExceeded)
+                }
+                _ => dialect.stopped(),
+            };
+            if bounded {
+                let error = match &e {
+                    datafusion::error::DataFusionError::SQL(pe, _) => dialect.error(pe),
+                    _ => crate::error::QueryError::stack_depth_exceeded(),
+                };
+                return Err(refuse(error));
+            }
+            if let Some(rewritten) =
+                compat_parse(sql, shape, crate::limits::COMPAT_FALLBACK_MAX_NESTING)
+            {
                 return Ok(rewritten);
             }
-            // Skip leading comments and parentheses to find the verb.
-            let first = sql
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with("--"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            let v = verb(first.trim_start_matches('('));
-            let head = v.split_whitespace().next().unwrap_or("");
-            if WRITE_VERBS.contains(&head) {
-                Err(crate::error::QueryError::read_only(&v))
-            } else {
-                Err(crate::error::QueryError::new("42601", e.to_string()))
+            match write_verb(sql) {
+                Some(v) => Err(crate::error::QueryError::read_only(&v)),
+                None => Err(crate::error::QueryError::new("42601", e.to_string())),
             }
         }
     }
@@ -566,15 +742,27 @@ pub fn parse(sql: &str) -> Result<Vec<DFStatement>, crate::error::QueryError> {
 
 /// `COPY ... TO STDOUT` statements, which DataFusion's parser reads as its
 /// own `COPY ... TO 'file'` and rejects: parsed by sqlparser directly.
-fn parse_copy_to_stdout(sql: &str) -> Option<Vec<DFStatement>> {
+fn parse_copy_to_stdout(sql: &str) -> Result<Option<Vec<DFStatement>>, crate::error::QueryError> {
     use datafusion::sql::sqlparser::ast::CopyTarget;
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
-    let head = sql.trim_start().get(..4)?;
+    let Some(head) = sql.trim_start().get(..4) else {
+        return Ok(None);
+    };
     if !head.eq_ignore_ascii_case("copy") {
-        return None;
+        return Ok(None);
     }
-    let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let dialect = TautanDialect::for_sql(sql);
+    let statements = match Parser::new(&dialect)
+        .with_recursion_limit(PARSER_RECURSION_LIMIT)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_statements())
+    {
+        Ok(s) => s,
+        Err(e) if dialect.stopped() || matches!(e, ParserError::RecursionLimitExceeded) => {
+            return Err(dialect.error(&e))
+        }
+        Err(_) => return Ok(None),
+    };
     let all_out = !statements.is_empty()
         && statements.iter().all(|s| {
             matches!(
@@ -586,48 +774,82 @@ fn parse_copy_to_stdout(sql: &str) -> Option<Vec<DFStatement>> {
                 }
             )
         });
-    all_out.then(|| {
+    Ok(all_out.then(|| {
         statements
             .into_iter()
             .map(|s| DFStatement::Statement(Box::new(s)))
             .collect()
-    })
+    }))
 }
 
-/// The query and options of `COPY ... TO STDOUT`.
+/// The query `COPY table [(columns)] TO STDOUT` reads.
+fn copy_table_query(
+    table_name: &ObjectName,
+    columns: &[datafusion::sql::sqlparser::ast::Ident],
+) -> Result<Box<Query>, String> {
+    // `SELECT cols FROM table`, with the names put into the tree as they
+    // are (never printed and parsed back).
+    use datafusion::sql::sqlparser::ast::{Expr, SelectItem, TableFactor};
+    use datafusion::sql::sqlparser::parser::Parser;
+    let text = "SELECT * FROM t";
+    let dialect = TautanDialect::for_sql(text);
+    let mut query = Parser::new(&dialect)
+        .with_recursion_limit(PARSER_RECURSION_LIMIT)
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_query())
+        .map_err(|e| format!("COPY of {table_name}: {e}"))?;
+    if let SetExpr::Select(select) = query.body.as_mut() {
+        if !columns.is_empty() {
+            select.projection = columns
+                .iter()
+                .map(|c| SelectItem::UnnamedExpr(Expr::Identifier(c.clone())))
+                .collect();
+        }
+        if let Some(TableFactor::Table { name, .. }) =
+            select.from.first_mut().map(|f| &mut f.relation)
+        {
+            *name = table_name.clone();
+        }
+    }
+    Ok(query)
+}
+
+/// The query of a `DECLARE … CURSOR FOR query` or `COPY (query) TO STDOUT`
+/// (or `COPY table TO STDOUT`), taken out of the statement.
+pub fn take_query(statement: DFStatement) -> Option<Box<Query>> {
+    use datafusion::sql::sqlparser::ast::CopySource;
+    let DFStatement::Statement(s) = statement else {
+        return None;
+    };
+    match *s {
+        Statement::Declare { stmts } => stmts.into_iter().next()?.for_query,
+        Statement::Copy { source, .. } => match source {
+            CopySource::Query(q) => Some(q),
+            CopySource::Table {
+                table_name,
+                columns,
+            } => copy_table_query(&table_name, &columns).ok(),
+        },
+        _ => None,
+    }
+}
+
+/// The options of `COPY ... TO STDOUT`.
 fn classify_copy_out(
     source: &datafusion::sql::sqlparser::ast::CopySource,
     options: &[datafusion::sql::sqlparser::ast::CopyOption],
     legacy: &[datafusion::sql::sqlparser::ast::CopyLegacyOption],
 ) -> StatementKind {
     use datafusion::sql::sqlparser::ast::{CopyLegacyOption, CopyOption, CopySource};
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-    let query = match source {
-        CopySource::Query(q) => q.clone(),
-        CopySource::Table {
-            table_name,
-            columns,
-        } => {
-            let cols = if columns.is_empty() {
-                "*".to_string()
-            } else {
-                columns
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let text = format!("SELECT {cols} FROM {table_name}");
-            match Parser::new(&PostgreSqlDialect {})
-                .try_with_sql(&text)
-                .and_then(|mut p| p.parse_query())
-            {
-                Ok(q) => q,
-                Err(e) => return StatementKind::Unsupported(format!("COPY of {table_name}: {e}")),
-            }
+    if let CopySource::Table {
+        table_name,
+        columns,
+    } = source
+    {
+        if let Err(e) = copy_table_query(table_name, columns) {
+            return StatementKind::Unsupported(e);
         }
-    };
+    }
     let mut out = CopyOptions {
         format: CopyFormat::Text,
         header: false,
@@ -666,10 +888,7 @@ fn classify_copy_out(
     {
         return StatementKind::Unsupported("HEADER, DELIMITER or NULL with FORMAT binary".into());
     }
-    StatementKind::CopyOut {
-        query,
-        options: out,
-    }
+    StatementKind::CopyOut { options: out }
 }
 
 /// Whether `statement` ends a transaction block (COMMIT or ROLLBACK): the
@@ -715,12 +934,13 @@ fn classify_declare(stmts: &[datafusion::sql::sqlparser::ast::Declare]) -> State
     if declare.scroll == Some(true) {
         return StatementKind::Unsupported("SCROLL cursors (tautan cursors are NO SCROLL)".into());
     }
-    match classify_sql(&Statement::Query(query.clone())) {
-        StatementKind::Query => StatementKind::Declare {
+    let mut finder = WriteFinder { found: None };
+    let _ = query.visit(&mut finder);
+    match finder.found {
+        Some(w) => StatementKind::Write(w),
+        None => StatementKind::Declare {
             name: name.value.clone(),
-            query: query.clone(),
         },
-        other => other,
     }
 }
 

@@ -16,13 +16,12 @@ use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array,
-    Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, LargeStringArray, StringArray,
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Decimal128Array, Float32Array,
+    Float64Array, Int16Array, Int32Array, Int64Array, LargeStringArray, StringArray,
     StringViewArray,
 };
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Field, Float32Type, Float64Type, Int16Type, Int32Type,
-    Int64Type,
+    DataType, Decimal128Type, Field, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use pgwire::api::results::FieldInfo;
@@ -35,9 +34,6 @@ use super::encode::{encode_field, is_special};
 
 /// The binary COPY signature, flags and header extension length.
 pub const HEADER: &[u8] = b"PGCOPY\n\xFF\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00";
-
-/// Days from 1970-01-01 (Arrow's epoch) to 2000-01-01 (PostgreSQL's).
-const PG_EPOCH_DAYS: i32 = 10_957;
 
 /// Writes binary COPY rows for one result; the header goes in front of the
 /// first row.
@@ -60,7 +56,6 @@ enum Column<'a> {
     TextView(&'a StringViewArray),
     Bytea(&'a BinaryArray),
     Numeric(&'a Decimal128Array, u16),
-    Date(&'a Date32Array),
     /// Through arrow-pg (and tautan's own uuid/json encodings).
     Other(&'a ArrayRef),
 }
@@ -82,6 +77,8 @@ impl<'a> Column<'a> {
                 Column::Float8(array.as_primitive::<Float64Type>())
             }
             (DataType::Boolean, &Type::BOOL) => Column::Bool(array.as_boolean()),
+            // char(n) is padded back to n characters (values.rs).
+            (DataType::Utf8, &Type::BPCHAR) => Column::Other(array),
             (DataType::Utf8, _) if text => Column::Text(array.as_string::<i32>()),
             (DataType::LargeUtf8, _) if text => Column::LargeText(array.as_string::<i64>()),
             (DataType::Utf8View, _) if text => Column::TextView(array.as_string_view()),
@@ -90,7 +87,8 @@ impl<'a> Column<'a> {
                 array.as_primitive::<Decimal128Type>(),
                 u16::from(scale.unsigned_abs()),
             ),
-            (DataType::Date32, &Type::DATE) => Column::Date(array.as_primitive::<Date32Type>()),
+            // ±infinity dates are PostgreSQL's own sentinels (values.rs).
+            (DataType::Date32, &Type::DATE) => Column::Other(array),
             _ => Column::Other(array),
         }
     }
@@ -198,14 +196,6 @@ fn write_value(
                 buf.put_i32(-1);
             } else {
                 put_numeric(buf, a.value(row), *scale);
-            }
-        }
-        Column::Date(a) => {
-            if a.is_null(row) {
-                buf.put_i32(-1);
-            } else {
-                buf.put_i32(4);
-                buf.put_i32(a.value(row).saturating_sub(PG_EPOCH_DAYS));
             }
         }
         Column::Other(array) => {

@@ -1,10 +1,12 @@
 //! Arrow batches to PostgreSQL rows.
 //!
-//! Value encoding is arrow-pg's, for text and binary formats alike. tautan
-//! wraps it for the columns whose PostgreSQL type Arrow cannot express on its
-//! own (tagged `tautan.pg_type` by the connectors): `uuid`, `json`, `jsonb`
-//! are reported with their own type OIDs and, in binary format, encoded as
-//! PostgreSQL sends them. The same row encoding feeds DataRows (queries)
+//! Value encoding is arrow-pg's, for text and binary formats alike, except
+//! where PostgreSQL writes values otherwise ([`super::values`]: floats,
+//! small unsigned integers, wide decimals, dates and times, intervals,
+//! `char(n)`), and for the columns whose PostgreSQL type Arrow cannot
+//! express on its own (tagged `tautan.pg_type` by the connectors): `uuid`,
+//! `json`, `jsonb` are reported with their own type OIDs and, in binary
+//! format, encoded as PostgreSQL sends them. The same row encoding feeds DataRows (queries)
 //! and CopyData (`COPY ... TO STDOUT`, [`copy_response`]).
 
 use std::error::Error;
@@ -19,7 +21,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 use pgwire::api::portal::Format;
 use pgwire::api::results::{
-    CopyCsvOptions, CopyEncoder, CopyResponse, CopyTextOptions, DataRowEncoder, FieldInfo,
+    CopyEncoder, CopyResponse, CopyTextOptions, DataRowEncoder, FieldFormat, FieldInfo,
 };
 use pgwire::api::Type;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
@@ -31,6 +33,7 @@ use postgres_types::{IsNull, ToSql};
 use tautan_connector::types::PG_TYPE_KEY;
 
 use super::copy_binary::{self, BinaryCopyWriter};
+use super::values::{Kind, Value};
 use crate::error::QueryError;
 use crate::statement::{CopyFormat, CopyOptions};
 
@@ -54,6 +57,20 @@ fn special(field: &datafusion::arrow::datatypes::Field) -> Option<Special> {
     }
 }
 
+/// The format of result column `i`: pgwire's `Format::format_for` indexes
+/// the codes of a Bind and would panic past their end (Bind refuses such a
+/// list; this reads text there anyway).
+fn field_format(format: &Format, i: usize) -> FieldFormat {
+    match format {
+        Format::UnifiedText => FieldFormat::Text,
+        Format::UnifiedBinary => FieldFormat::Binary,
+        Format::Individual(codes) => match codes.get(i) {
+            Some(1) => FieldFormat::Binary,
+            _ => FieldFormat::Text,
+        },
+    }
+}
+
 /// RowDescription fields for an Arrow schema.
 pub fn fields(
     schema: &Schema,
@@ -65,13 +82,20 @@ pub fn fields(
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let ty = match special(f) {
-                Some(Special::Uuid) => Type::UUID,
-                Some(Special::Json) => Type::JSON,
-                Some(Special::Jsonb) => Type::JSONB,
-                None => field_into_pg_type(f)?,
+            let ty = match (special(f), Kind::of(f)) {
+                (Some(Special::Uuid), _) => Type::UUID,
+                (Some(Special::Json), _) => Type::JSON,
+                (Some(Special::Jsonb), _) => Type::JSONB,
+                (None, Some(kind)) => kind.pg_type(f),
+                (None, None)
+                    if f.metadata().get(PG_TYPE_KEY).map(String::as_str) == Some("varchar") =>
+                {
+                    Type::VARCHAR
+                }
+                (None, None) => field_into_pg_type(f)?,
             };
-            let mut info = FieldInfo::new(f.name().clone(), None, None, ty, format.format_for(i));
+            let mut info =
+                FieldInfo::new(f.name().clone(), None, None, ty, field_format(format, i));
             if let Some(o) = &options {
                 info = info.with_format_options(o.clone());
             }
@@ -99,17 +123,7 @@ impl ToSql for Raw<'_> {
                 out.put_u8(1);
                 out.put_slice(self.text.as_bytes());
             }
-            Special::Uuid => {
-                let hex: String = self.text.chars().filter(|c| *c != '-').collect();
-                if hex.len() != 32 {
-                    return Err(format!("invalid uuid {}", self.text).into());
-                }
-                for i in 0..16 {
-                    let byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-                        .map_err(|_| format!("invalid uuid {}", self.text))?;
-                    out.put_u8(byte);
-                }
-            }
+            Special::Uuid => out.put_slice(&uuid_bytes(self.text)?),
         }
         Ok(IsNull::No)
     }
@@ -119,6 +133,30 @@ impl ToSql for Raw<'_> {
     }
 
     postgres_types::to_sql_checked!();
+}
+
+/// The 16 bytes of a uuid written as text (hex digits, hyphens anywhere,
+/// as PostgreSQL's `uuid_in` is lenient about them). Works on bytes, so
+/// text that is not a uuid — non-ASCII included — is an error, never a
+/// slice through a character.
+fn uuid_bytes(text: &str) -> Result<[u8; 16], Box<dyn Error + Sync + Send>> {
+    let invalid = || -> Box<dyn Error + Sync + Send> {
+        format!("invalid input syntax for type uuid: \"{text}\"").into()
+    };
+    let mut out = [0u8; 16];
+    let mut nibbles = text
+        .bytes()
+        .filter(|b| *b != b'-')
+        .map(|b| (b as char).to_digit(16));
+    for byte in out.iter_mut() {
+        let high = nibbles.next().flatten().ok_or_else(invalid)?;
+        let low = nibbles.next().flatten().ok_or_else(invalid)?;
+        *byte = u8::try_from(high * 16 + low).map_err(|_| invalid())?;
+    }
+    if nibbles.next().is_some() {
+        return Err(invalid());
+    }
+    Ok(out)
 }
 
 impl ToSqlText for Raw<'_> {
@@ -148,7 +186,13 @@ fn encode_rows<E: Encoder>(
     let mut rows = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         for (col, array) in batch.columns().iter().enumerate() {
-            encode_field(encoder, array, row, schema.field(col), &fields[col])?;
+            let pg_field = fields.get(col).ok_or_else(|| {
+                to_pg_error(QueryError::new(
+                    "XX000",
+                    "result has more columns than its description",
+                ))
+            })?;
+            encode_field(encoder, array, row, schema.field(col), pg_field)?;
         }
         rows.push(encoder.take_row());
     }
@@ -172,9 +216,17 @@ pub(super) fn encode_field<E: Encoder>(
         // Checked here for every type: arrow-pg does not for all of them.
         return encoder.encode_field(&None::<i8>, pg_field);
     }
+    if let (None, Some(kind)) = (special(field), Kind::of(field)) {
+        return encoder.encode_field(&Value { array, row, kind }, pg_field);
+    }
     match special(field) {
         Some(kind) => {
-            let strings = array.as_string::<i32>();
+            let strings = array.as_string_opt::<i32>().ok_or_else(|| {
+                to_pg_error(QueryError::new(
+                    "XX000",
+                    format!("column {} is not text", field.name()),
+                ))
+            })?;
             let value = (!strings.is_null(row)).then(|| Raw {
                 text: strings.value(row),
                 kind,
@@ -191,6 +243,7 @@ pub(super) fn encode_field<E: Encoder>(
 pub fn copy_response(
     batches: datafusion::execution::SendableRecordBatchStream,
     options: &CopyOptions,
+    format_options: Arc<FormatOptions>,
 ) -> PgWireResult<CopyResponse> {
     let schema = batches.schema();
     let binary = options.format == CopyFormat::Binary;
@@ -199,7 +252,7 @@ pub fn copy_response(
     } else {
         Format::UnifiedText
     };
-    let infos = Arc::new(fields(&schema, &format, None)?);
+    let infos = Arc::new(fields(&schema, &format, Some(format_options))?);
     let delimiter = options
         .delimiter
         .unwrap_or(if options.format == CopyFormat::Csv {
@@ -216,14 +269,11 @@ pub fn copy_response(
                 null_string: options.null.clone().unwrap_or_else(|| "\\N".into()).into(),
             },
         )),
-        CopyFormat::Csv => CopyWriter::Text(CopyEncoder::new_csv(
-            infos.clone(),
-            CopyCsvOptions {
-                delimiter: delimiter.to_string().into(),
-                null_string: options.null.clone().unwrap_or_default().into(),
-                ..Default::default()
-            },
-        )),
+        CopyFormat::Csv => CopyWriter::Csv(CsvWriter {
+            rows: DataRowEncoder::new(infos.clone()),
+            delimiter,
+            null: options.null.clone().unwrap_or_default(),
+        }),
     };
     let mut head = Vec::new();
     if options.header {
@@ -276,6 +326,7 @@ pub fn copy_response(
 enum CopyWriter {
     Binary(BinaryCopyWriter),
     Text(CopyEncoder),
+    Csv(CsvWriter),
 }
 
 impl CopyWriter {
@@ -283,7 +334,66 @@ impl CopyWriter {
         match self {
             CopyWriter::Binary(w) => w.rows(batch),
             CopyWriter::Text(e) => encode_rows(batch, fields, e),
+            CopyWriter::Csv(w) => w.rows(batch, fields),
         }
+    }
+}
+
+/// CSV rows as PostgreSQL writes them: a NULL is the NULL string
+/// unquoted, and a value is quoted when it is empty, equals the NULL
+/// string, or holds the delimiter, a quote or a line break — so an empty
+/// string and a NULL stay apart (pgwire's CSV encoder wrote both alike).
+/// Values are the text forms of the query encoding.
+struct CsvWriter {
+    rows: DataRowEncoder,
+    delimiter: char,
+    null: String,
+}
+
+impl CsvWriter {
+    fn rows(&mut self, batch: &RecordBatch, fields: &[FieldInfo]) -> PgWireResult<Vec<CopyData>> {
+        let rows = encode_rows(batch, fields, &mut self.rows)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut line = BytesMut::new();
+            let mut data = &row.data[..];
+            for i in 0..row.field_count {
+                if i > 0 {
+                    line.put_slice(self.delimiter.to_string().as_bytes());
+                }
+                let (len, rest) = data.split_at_checked(4).unwrap_or((&[0, 0, 0, 0], &[]));
+                let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+                let Ok(len) = usize::try_from(len) else {
+                    // -1: NULL.
+                    line.put_slice(self.null.as_bytes());
+                    data = rest;
+                    continue;
+                };
+                let (value, rest) = rest.split_at_checked(len).unwrap_or((rest, &[]));
+                data = rest;
+                let quote = value.is_empty()
+                    || value == self.null.as_bytes()
+                    || value.iter().any(|b| {
+                        matches!(b, b'"' | b'\n' | b'\r')
+                            || u32::from(*b) == u32::from(self.delimiter)
+                    });
+                if quote {
+                    line.put_u8(b'"');
+                    for b in value {
+                        if *b == b'"' {
+                            line.put_u8(b'"');
+                        }
+                        line.put_u8(*b);
+                    }
+                    line.put_u8(b'"');
+                } else {
+                    line.put_slice(value);
+                }
+            }
+            line.put_u8(b'\n');
+            out.push(CopyData::new(line.freeze()));
+        }
+        Ok(out)
     }
 }
 
@@ -318,11 +428,99 @@ pub fn row_stream(
     })
 }
 
+/// Sends a COPY answer: CopyOutResponse, the CopyData, CopyDone and
+/// `COPY n`. A failure mid-stream is returned, for the caller to answer
+/// with an ErrorResponse (the protocol's way; pgwire's own sender ends with
+/// CopyFail, which clients cannot parse).
+pub async fn send_copy_out<C>(client: &mut C, response: CopyResponse) -> PgWireResult<()>
+where
+    C: futures::Sink<pgwire::messages::PgWireBackendMessage> + Unpin,
+    C::Error: std::fmt::Debug,
+    PgWireError: From<<C as futures::Sink<pgwire::messages::PgWireBackendMessage>>::Error>,
+{
+    use futures::SinkExt;
+    use pgwire::messages::copy::{CopyDone, CopyOutResponse};
+    use pgwire::messages::PgWireBackendMessage;
+    let column_formats = response.column_formats();
+    let CopyResponse {
+        format,
+        columns,
+        mut data_stream,
+        ..
+    } = response;
+    let columns = i16::try_from(columns).unwrap_or(i16::MAX);
+    client
+        .send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+            format,
+            columns,
+            column_formats,
+        )))
+        .await?;
+    let mut rows = 0usize;
+    while let Some(data) = data_stream.next().await {
+        let data = data?;
+        if !data.data.is_empty() {
+            if data.data.as_ref() != [0xFF, 0xFF] {
+                rows += 1;
+            }
+            client.feed(PgWireBackendMessage::CopyData(data)).await?;
+        }
+    }
+    client
+        .send(PgWireBackendMessage::CopyDone(CopyDone::new()))
+        .await?;
+    let tag = pgwire::api::results::Tag::new("COPY").with_rows(rows);
+    client
+        .send(PgWireBackendMessage::CommandComplete(tag.into()))
+        .await?;
+    Ok(())
+}
+
+/// The ErrorResponse fields for a pgwire error (a query error keeps its
+/// SQLSTATE).
+pub fn error_info_of(e: PgWireError) -> ErrorInfo {
+    match e {
+        PgWireError::UserError(info) => *info,
+        other => error_info(QueryError::new("XX000", other.to_string())),
+    }
+}
+
 /// A query error as a PostgreSQL ErrorResponse.
 pub fn to_pg_error(e: QueryError) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".to_string(),
-        e.code,
-        e.message,
-    )))
+    PgWireError::UserError(Box::new(error_info(e)))
+}
+
+/// A query error as pgwire's ErrorResponse fields.
+pub fn error_info(e: QueryError) -> ErrorInfo {
+    let mut info = ErrorInfo::new("ERROR".to_string(), e.code, e.message);
+    info.hint = e.hint;
+    info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_text_that_is_not_a_uuid_is_an_error() {
+        assert_eq!(
+            uuid_bytes("12345678-9abc-DEF0-1234-56789abcdef0").ok(),
+            Some([
+                0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc,
+                0xde, 0xf0
+            ])
+        );
+        // Multi-byte characters where hex digits belong used to slice
+        // through a character and panic.
+        for text in [
+            "é2345678-9abc-def0-1234-56789abcdef",
+            "1234567é9abc-def0-1234-56789abcdef0",
+            "12345678-9abc-def0-1234-56789abcdef00",
+            "12345678",
+            "",
+            "ÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿÿ",
+        ] {
+            assert!(uuid_bytes(text).is_err(), "{text}");
+        }
+    }
 }

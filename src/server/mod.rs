@@ -3,7 +3,9 @@
 pub mod cancel;
 pub mod copy_binary;
 pub mod encode;
+pub mod guard;
 pub mod params;
 pub mod postgres;
 pub mod startup;
 pub mod tls;
+pub mod values;

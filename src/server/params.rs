@@ -3,32 +3,53 @@
 //! A parameter arrives as text or binary, typed by the client or not. It is
 //! decoded by its PostgreSQL type (the client's, or the one DataFusion
 //! inferred) and cast to the Arrow type DataFusion inferred for `$n`.
+//!
+//! Everything here reads client bytes: lengths are checked before a value
+//! is read, arithmetic is checked, and nothing is sized from a number the
+//! client chose (a placeholder `$4000000000` is refused, not allocated).
+//! The errors are PostgreSQL's: 22P03 for a binary value of the wrong
+//! shape, 22008 for a date or timestamp tautan cannot represent (binary
+//! `infinity` included), 42P02 for a placeholder number no Bind can supply.
 
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, TimeUnit};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::logical_expr::LogicalPlan;
 use pgwire::api::Type;
 
 use crate::error::QueryError;
 
-/// Parameter types of a plan, in `$1, $2, ...` order.
+/// The most parameters a statement can have: Bind counts them in 16 bits.
+pub const MAX_PARAMETERS: usize = u16::MAX as usize;
+
+/// The number `n` of a placeholder `$n`, if it is one a Bind message can
+/// supply (1 to [`MAX_PARAMETERS`]); 42P02 otherwise, as PostgreSQL answers
+/// for a parameter that was not bound.
+pub fn parameter_number(name: &str) -> Result<usize, QueryError> {
+    name.strip_prefix('$')
+        .filter(|d| !d.is_empty() && d.len() <= 5 && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse::<usize>().ok())
+        .filter(|n| (1..=MAX_PARAMETERS).contains(n))
+        .ok_or_else(|| no_parameter(name))
+}
+
+/// 42P02, PostgreSQL's answer for `$n` beyond what was bound.
+pub fn no_parameter(name: &str) -> QueryError {
+    QueryError::new("42P02", format!("there is no parameter {name}"))
+}
+
+/// Parameter types of a plan, in `$1, $2, ...` order. The vector is as long
+/// as the highest placeholder number, which is at most [`MAX_PARAMETERS`].
 pub fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>, QueryError> {
     let types = plan.get_parameter_types()?;
-    let mut indexed: Vec<(usize, Option<DataType>)> = types
-        .into_iter()
-        .filter_map(|(name, ty)| {
-            name.trim_start_matches('$')
-                .parse::<usize>()
-                .ok()
-                .map(|i| (i, ty))
-        })
-        .collect();
-    indexed.sort_by_key(|(i, _)| *i);
-    let n = indexed.last().map(|(i, _)| *i).unwrap_or(0);
+    let mut indexed = Vec::with_capacity(types.len());
+    for (name, ty) in types {
+        indexed.push((parameter_number(&name)?, ty));
+    }
+    let n = indexed.iter().map(|(i, _)| *i).max().unwrap_or(0);
     let mut out = vec![None; n];
     for (i, ty) in indexed {
-        if i >= 1 {
-            out[i - 1] = ty;
+        if let Some(slot) = i.checked_sub(1).and_then(|i| out.get_mut(i)) {
+            *slot = ty;
         }
     }
     Ok(out)
@@ -49,40 +70,225 @@ fn bad(i: usize, msg: impl std::fmt::Display) -> QueryError {
     )
 }
 
+/// 22P03, worded like PostgreSQL's.
+fn bad_binary(i: usize) -> QueryError {
+    QueryError::new(
+        "22P03",
+        format!("incorrect binary data format in bind parameter {}", i + 1),
+    )
+}
+
+/// 22008 for a value outside what tautan can represent.
+fn out_of_range(i: usize, what: &str) -> QueryError {
+    QueryError::new(
+        "22008",
+        format!("{what} out of range (bind parameter {})", i + 1),
+    )
+}
+
 fn be<const N: usize>(i: usize, b: &[u8]) -> Result<[u8; N], QueryError> {
-    b.try_into()
-        .map_err(|_| bad(i, format!("expected {N} bytes")))
+    b.try_into().map_err(|_| bad_binary(i))
+}
+
+/// Days from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
+const PG_EPOCH_DAYS: i64 = 10_957;
+/// Microseconds from 1970-01-01 to 2000-01-01.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+/// PostgreSQL's timestamp range in microseconds since 2000-01-01
+/// (4714-11-24 BC to 294277-01-01 AD, exclusive), `MIN_TIMESTAMP` and
+/// `END_TIMESTAMP` in its `datatype/timestamp.h`.
+const PG_MIN_TIMESTAMP: i64 = -211_813_488_000_000_000;
+const PG_END_TIMESTAMP: i64 = 9_223_371_331_200_000_000;
+/// Dates are held to the timestamp range too, so that every date a client
+/// binds can also be compared with a timestamp (PostgreSQL's own date range
+/// goes further, to 5874897 AD).
+const PG_MIN_DATE: i64 = PG_MIN_TIMESTAMP / 86_400_000_000;
+const PG_END_DATE: i64 = PG_END_TIMESTAMP / 86_400_000_000;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// A binary `date` (days since 2000-01-01) as Arrow's days since 1970.
+/// `i32::MIN`/`i32::MAX` are PostgreSQL's `-infinity`/`infinity`, which
+/// Arrow cannot represent: refused, like every date outside the range.
+fn date(i: usize, days: i32) -> Result<ScalarValue, QueryError> {
+    let days = i64::from(days);
+    if !(PG_MIN_DATE..PG_END_DATE).contains(&days) {
+        return Err(out_of_range(i, "date"));
+    }
+    let unix = days
+        .checked_add(PG_EPOCH_DAYS)
+        .and_then(|d| i32::try_from(d).ok())
+        .ok_or_else(|| out_of_range(i, "date"))?;
+    Ok(ScalarValue::Date32(Some(unix)))
+}
+
+/// A binary `timestamp[tz]` (microseconds since 2000-01-01) as
+/// microseconds since 1970. `i64::MIN`/`i64::MAX` are `-infinity` and
+/// `infinity`: refused with 22008.
+fn timestamp(i: usize, micros: i64, tz: Option<&str>) -> Result<ScalarValue, QueryError> {
+    if !(PG_MIN_TIMESTAMP..PG_END_TIMESTAMP).contains(&micros) {
+        return Err(out_of_range(i, "timestamp"));
+    }
+    let unix = micros
+        .checked_add(PG_EPOCH_MICROS)
+        .ok_or_else(|| out_of_range(i, "timestamp"))?;
+    Ok(ScalarValue::TimestampMicrosecond(
+        Some(unix),
+        tz.map(Into::into),
+    ))
+}
+
+/// A binary `numeric`, checked as PostgreSQL's `numeric_recv` checks it:
+/// digit count matching the length, sign, display scale and every base-10000
+/// digit in range. NaN and the infinities have no Decimal128 form.
+fn numeric(i: usize, b: &[u8]) -> Result<ScalarValue, QueryError> {
+    let field = |k: usize| -> Result<u16, QueryError> {
+        b.get(k..k + 2)
+            .and_then(|s| <[u8; 2]>::try_from(s).ok())
+            .map(u16::from_be_bytes)
+            .ok_or_else(|| bad_binary(i))
+    };
+    let ndigits = usize::from(field(0)?);
+    let sign = field(4)?;
+    let dscale = field(6)?;
+    if ndigits > 0x7FFF || b.len() != 8 + 2 * ndigits {
+        return Err(bad_binary(i));
+    }
+    match sign {
+        0x0000 | 0x4000 => {}
+        0xC000 | 0xD000 | 0xF000 => {
+            return Err(QueryError::new(
+                "22003",
+                format!(
+                    "NaN and infinity have no decimal value here (bind parameter {})",
+                    i + 1
+                ),
+            ))
+        }
+        _ => {
+            return Err(QueryError::new(
+                "22P03",
+                format!(
+                    "invalid sign in external \"numeric\" value (bind parameter {})",
+                    i + 1
+                ),
+            ))
+        }
+    }
+    if dscale & 0xC000 != 0 {
+        return Err(QueryError::new(
+            "22P03",
+            format!(
+                "invalid scale in external \"numeric\" value (bind parameter {})",
+                i + 1
+            ),
+        ));
+    }
+    for k in 0..ndigits {
+        if field(8 + 2 * k)? >= 10_000 {
+            return Err(QueryError::new(
+                "22P03",
+                format!(
+                    "invalid digit in external \"numeric\" value (bind parameter {})",
+                    i + 1
+                ),
+            ));
+        }
+    }
+    let scale = i8::try_from(dscale.min(38)).unwrap_or(38);
+    let v = tautan_postgres::copy::numeric_to_i128(b, scale)
+        .map_err(|e| QueryError::new("22003", format!("{e} (bind parameter {})", i + 1)))?;
+    Ok(ScalarValue::Decimal128(Some(v), 38, scale))
+}
+
+/// Text in the client encoding (UTF-8), 22021 otherwise as PostgreSQL.
+fn utf8(i: usize, b: &[u8]) -> Result<String, QueryError> {
+    String::from_utf8(b.to_vec()).map_err(|_| {
+        QueryError::new(
+            "22021",
+            format!(
+                "invalid byte sequence for encoding \"UTF8\" (bind parameter {})",
+                i + 1
+            ),
+        )
+    })
 }
 
 /// Decodes one binary parameter of PostgreSQL type `ty`.
 fn binary(i: usize, ty: &Type, b: &[u8]) -> Result<ScalarValue, QueryError> {
     Ok(match *ty {
-        Type::BOOL => ScalarValue::Boolean(Some(b.first().copied().unwrap_or(0) != 0)),
+        Type::BOOL => match b {
+            [v] => ScalarValue::Boolean(Some(*v != 0)),
+            _ => return Err(bad_binary(i)),
+        },
         Type::INT2 => ScalarValue::Int16(Some(i16::from_be_bytes(be(i, b)?))),
         Type::INT4 => ScalarValue::Int32(Some(i32::from_be_bytes(be(i, b)?))),
         Type::INT8 => ScalarValue::Int64(Some(i64::from_be_bytes(be(i, b)?))),
-        Type::OID => ScalarValue::Int64(Some(u32::from_be_bytes(be(i, b)?) as i64)),
+        Type::OID => ScalarValue::Int64(Some(i64::from(u32::from_be_bytes(be(i, b)?)))),
         Type::FLOAT4 => ScalarValue::Float32(Some(f32::from_be_bytes(be(i, b)?))),
         Type::FLOAT8 => ScalarValue::Float64(Some(f64::from_be_bytes(be(i, b)?))),
-        Type::DATE => ScalarValue::Date32(Some(i32::from_be_bytes(be(i, b)?) + 10_957)),
-        Type::TIMESTAMP => ScalarValue::TimestampMicrosecond(
-            Some(i64::from_be_bytes(be(i, b)?) + 946_684_800_000_000),
-            None,
-        ),
-        Type::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
-            Some(i64::from_be_bytes(be(i, b)?) + 946_684_800_000_000),
-            Some("+00:00".into()),
-        ),
-        Type::BYTEA => ScalarValue::Binary(Some(b.to_vec())),
-        Type::NUMERIC => {
-            if b.len() < 8 {
-                return Err(bad(i, "short numeric"));
+        Type::DATE => date(i, i32::from_be_bytes(be(i, b)?))?,
+        Type::TIMESTAMP => timestamp(i, i64::from_be_bytes(be(i, b)?), None)?,
+        Type::TIMESTAMPTZ => timestamp(i, i64::from_be_bytes(be(i, b)?), Some("+00:00"))?,
+        Type::TIME => {
+            let micros = i64::from_be_bytes(be(i, b)?);
+            if !(0..=MICROS_PER_DAY).contains(&micros) {
+                return Err(out_of_range(i, "time"));
             }
-            let dscale = u16::from_be_bytes([b[6], b[7]]).min(38) as i8;
-            let v = tautan_postgres::copy::numeric_to_i128(b, dscale).map_err(|e| bad(i, e))?;
-            ScalarValue::Decimal128(Some(v), 38, dscale)
+            ScalarValue::Time64Microsecond(Some(micros))
         }
-        _ => ScalarValue::Utf8(Some(String::from_utf8(b.to_vec()).map_err(|e| bad(i, e))?)),
+        Type::INTERVAL => {
+            let raw: [u8; 16] = be(i, b)?;
+            let (mut micros, mut days, mut months) = ([0u8; 8], [0u8; 4], [0u8; 4]);
+            micros.copy_from_slice(&raw[..8]);
+            days.copy_from_slice(&raw[8..12]);
+            months.copy_from_slice(&raw[12..]);
+            let nanos = i64::from_be_bytes(micros)
+                .checked_mul(1000)
+                .ok_or_else(|| out_of_range(i, "interval"))?;
+            ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(
+                i32::from_be_bytes(months),
+                i32::from_be_bytes(days),
+                nanos,
+            )))
+        }
+        Type::UUID => {
+            let raw: [u8; 16] = be(i, b)?;
+            let hex: String = raw.iter().map(|x| format!("{x:02x}")).collect();
+            let (a, rest) = hex.split_at(8);
+            let (b2, rest) = rest.split_at(4);
+            let (c, rest) = rest.split_at(4);
+            let (d, e) = rest.split_at(4);
+            ScalarValue::Utf8(Some(format!("{a}-{b2}-{c}-{d}-{e}")))
+        }
+        Type::JSONB => match b.split_first() {
+            Some((1, rest)) => ScalarValue::Utf8(Some(utf8(i, rest)?)),
+            _ => {
+                return Err(QueryError::new(
+                    "22P03",
+                    format!("unsupported jsonb version number (bind parameter {})", i + 1),
+                ))
+            }
+        },
+        Type::BYTEA => ScalarValue::Binary(Some(b.to_vec())),
+        Type::NUMERIC => numeric(i, b)?,
+        Type::TEXT
+        | Type::VARCHAR
+        | Type::BPCHAR
+        | Type::NAME
+        | Type::UNKNOWN
+        | Type::CHAR
+        | Type::JSON
+        | Type::XML => ScalarValue::Utf8(Some(utf8(i, b)?)),
+        ref other => {
+            return Err(QueryError::new(
+                "0A000",
+                format!(
+                    "binary format for parameters of type {} is not supported (bind parameter {}); send it as text",
+                    other.name(),
+                    i + 1
+                ),
+            ))
+        }
     })
 }
 
@@ -105,9 +311,7 @@ pub fn decode(
         let scalar = match value {
             None => ScalarValue::Null,
             Some(b) if binary_flags.get(i).copied().unwrap_or(false) => binary(i, &declared, b)?,
-            Some(b) => ScalarValue::Utf8(Some(
-                std::str::from_utf8(b).map_err(|e| bad(i, e))?.to_string(),
-            )),
+            Some(b) => ScalarValue::Utf8(Some(utf8(i, b)?)),
         };
         let scalar = match (&target, &scalar) {
             (_, ScalarValue::Null) => match &target {
@@ -136,4 +340,111 @@ fn cast(i: usize, s: &ScalarValue, t: &DataType) -> Result<ScalarValue, QueryErr
         other => other.clone(),
     };
     s.cast_to(&target).map_err(|e| bad(i, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(ty: Type, bytes: &[u8]) -> Result<ScalarValue, QueryError> {
+        binary(0, &ty, bytes)
+    }
+
+    #[test]
+    fn placeholder_numbers_are_bounded() {
+        assert_eq!(parameter_number("$1"), Ok(1));
+        assert_eq!(parameter_number("$65535"), Ok(65_535));
+        for name in [
+            "$0",
+            "$65536",
+            "$4000000000",
+            "$99999999999999999999999",
+            "$x",
+            "$",
+        ] {
+            let e = parameter_number(name).expect_err(name);
+            assert_eq!(e.code, "42P02", "{name}");
+            assert_eq!(e.message, format!("there is no parameter {name}"));
+        }
+    }
+
+    #[test]
+    fn infinite_dates_and_timestamps_are_refused() {
+        for ty in [Type::TIMESTAMP, Type::TIMESTAMPTZ] {
+            for v in [i64::MAX, i64::MIN] {
+                let e = one(ty.clone(), &v.to_be_bytes()).expect_err("infinity");
+                assert_eq!(e.code, "22008");
+                assert!(e.message.starts_with("timestamp out of range"), "{e}");
+            }
+        }
+        for v in [i32::MAX, i32::MIN] {
+            let e = one(Type::DATE, &v.to_be_bytes()).expect_err("infinity");
+            assert_eq!(e.code, "22008");
+        }
+        // 2000-01-02 and 1999-12-31.
+        assert_eq!(
+            one(Type::DATE, &1i32.to_be_bytes()),
+            Ok(ScalarValue::Date32(Some(10_958)))
+        );
+        assert_eq!(
+            one(Type::TIMESTAMP, &(-1i64).to_be_bytes()),
+            Ok(ScalarValue::TimestampMicrosecond(
+                Some(946_684_799_999_999),
+                None
+            ))
+        );
+    }
+
+    #[test]
+    fn malformed_binary_values_are_22p03() {
+        for (ty, bytes) in [
+            (Type::INT4, &[0u8, 1][..]),
+            (Type::INT8, &[0; 9][..]),
+            (Type::BOOL, &[][..]),
+            (Type::BOOL, &[1, 0][..]),
+            (Type::FLOAT8, &[0; 4][..]),
+            (Type::UUID, &[0; 15][..]),
+            (Type::INTERVAL, &[0; 12][..]),
+            (Type::NUMERIC, &[0; 7][..]),
+            // Two digits announced, one sent.
+            (Type::NUMERIC, &[0, 2, 0, 0, 0, 0, 0, 0, 0, 1][..]),
+            // Digit 10000.
+            (Type::NUMERIC, &[0, 1, 0, 0, 0, 0, 0, 0, 0x27, 0x10][..]),
+            (Type::JSONB, &[2, b'{', b'}'][..]),
+        ] {
+            let e = one(ty.clone(), bytes).expect_err(ty.name());
+            assert_eq!(e.code, "22P03", "{}: {e}", ty.name());
+        }
+        let e = one(Type::TEXT, &[0xff, 0xfe]).expect_err("not utf-8");
+        assert_eq!(e.code, "22021");
+        let e = one(Type::POINT, &[0; 16]).expect_err("no binary decoder");
+        assert_eq!(e.code, "0A000");
+    }
+
+    #[test]
+    fn binary_values_decode() {
+        assert_eq!(
+            one(Type::UUID, &[0x12; 16]),
+            Ok(ScalarValue::Utf8(Some(
+                "12121212-1212-1212-1212-121212121212".into()
+            )))
+        );
+        // 12.5 as numeric: ndigits 2, weight 0, sign +, dscale 1: 12, 5000.
+        assert_eq!(
+            one(Type::NUMERIC, &[0, 2, 0, 0, 0, 0, 0, 1, 0, 12, 0x13, 0x88]),
+            Ok(ScalarValue::Decimal128(Some(125), 38, 1))
+        );
+        let e = one(Type::NUMERIC, &[0, 0, 0, 0, 0xC0, 0, 0, 0]).expect_err("NaN");
+        assert_eq!(e.code, "22003");
+        assert_eq!(
+            one(Type::JSONB, b"\x01{}"),
+            Ok(ScalarValue::Utf8(Some("{}".into())))
+        );
+        assert_eq!(
+            one(Type::TIME, &3_600_000_000i64.to_be_bytes()),
+            Ok(ScalarValue::Time64Microsecond(Some(3_600_000_000)))
+        );
+        let e = one(Type::INTERVAL, &[0x7f; 16]).expect_err("interval overflow");
+        assert_eq!(e.code, "22008");
+    }
 }

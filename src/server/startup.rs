@@ -20,11 +20,11 @@ use pgwire::api::{
     RandomPidSecretKeyGenerator,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::startup::Authentication;
+use pgwire::messages::startup::{Authentication, PasswordMessageFamily};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
-use crate::auth::{ScramError, ScramExchange, ScramVerifier};
+use crate::auth::{ScramError, ScramExchange};
 use crate::engine::{Engine, Session};
 use crate::server::cancel::LiveSessions;
 
@@ -149,18 +149,16 @@ impl StartupHandler for ScramStartup {
                 let user = client.metadata().get("user").cloned().unwrap_or_default();
                 match std::mem::replace(&mut *step, Step::Done) {
                     Step::MechanismsSent => {
-                        let initial = msg.into_sasl_initial_response()?;
-                        if initial.auth_method != "SCRAM-SHA-256" {
+                        let (mechanism, data) = sasl_initial_response(msg)?;
+                        if mechanism != "SCRAM-SHA-256" {
                             return Err(protocol(format!(
-                                "unsupported SASL mechanism {}",
-                                initial.auth_method
+                                "unsupported SASL mechanism {mechanism}"
                             )));
                         }
-                        let data = initial.data.unwrap_or_default();
                         let text = String::from_utf8_lossy(&data).to_string();
-                        let verifier = self.engine.verifier(&user);
-                        let known = verifier.is_some();
-                        let verifier = verifier.unwrap_or_else(ScramVerifier::impossible);
+                        // An unknown user gets a mock verifier with a
+                        // stable salt: the same answers as a real user.
+                        let (verifier, known) = self.engine.login_verifier(&user);
                         let (exchange, server_first) = ScramExchange::start(&text, verifier)
                             .map_err(|e| match e {
                                 ScramError::Protocol(m) => protocol(m),
@@ -174,8 +172,7 @@ impl StartupHandler for ScramStartup {
                         *step = Step::Challenged(Box::new(exchange), known.then_some(user));
                     }
                     Step::Challenged(exchange, known_user) => {
-                        let response = msg.into_sasl_response()?;
-                        let text = String::from_utf8_lossy(&response.data).to_string();
+                        let text = String::from_utf8_lossy(&raw_body(msg)?).to_string();
                         let server_final = match (exchange.finish(&text), known_user) {
                             (Ok(f), Some(_)) => f,
                             (Err(ScramError::Protocol(m)), _) => return Err(protocol(m)),
@@ -184,6 +181,18 @@ impl StartupHandler for ScramStartup {
                                 return Err(auth_failed(&user));
                             }
                         };
+                        // The user's own connection limit, checked once
+                        // they are known to be who they say (as PostgreSQL
+                        // checks a role's CONNECTION LIMIT).
+                        let login = self.engine.admission.login(&user).map_err(|e| {
+                            tracing::warn!(user = %user, peer = %client.socket_addr(), limit = e.limit, "login refused: too many connections for the user");
+                            PgWireError::UserError(Box::new(ErrorInfo::new(
+                                "FATAL".into(),
+                                "53300".into(),
+                                e.to_string(),
+                            )))
+                        })?;
+                        client.session_extensions().insert(login);
                         client
                             .send(PgWireBackendMessage::Authentication(
                                 Authentication::SASLFinal(server_final.into_bytes().into()),
@@ -196,6 +205,20 @@ impl StartupHandler for ScramStartup {
                         client.session_extensions().insert(handle);
                         client.session_extensions().insert(guard);
                         let session: Arc<Session> = Arc::new(self.engine.session(&user));
+                        // Settings sent with the startup packet (`options`
+                        // as PGOPTIONS fills it, and plain parameters such
+                        // as asyncpg's server_settings) apply as SET would.
+                        for (name, value) in startup_settings(client.metadata())
+                            .map_err(protocol)?
+                        {
+                            session.set(&name, &value).map_err(|e| {
+                                PgWireError::UserError(Box::new(ErrorInfo::new(
+                                    "FATAL".into(),
+                                    e.code.clone(),
+                                    e.message,
+                                )))
+                            })?;
+                        }
                         self.sessions.register(pid, secret, &session);
                         client.session_extensions().insert(session);
                         tracing::info!(user = %user, peer = %client.socket_addr(), "login");
@@ -204,8 +227,158 @@ impl StartupHandler for ScramStartup {
                     _ => return Err(protocol("unexpected authentication message".into())),
                 }
             }
-            _ => {}
+            // Anything else before the login completes: PostgreSQL ends
+            // the connection ("expected SASL response").
+            _ => {
+                *step = Step::Done;
+                return Err(protocol("expected SASL response".into()));
+            }
         }
         Ok(())
+    }
+}
+
+/// The body of a password-family message as the client sent it.
+fn raw_body(msg: PasswordMessageFamily) -> PgWireResult<bytes::BytesMut> {
+    match msg {
+        PasswordMessageFamily::Raw(body) => Ok(body),
+        _ => Err(protocol("malformed SASL message".into())),
+    }
+}
+
+/// The mechanism and data of a SASLInitialResponse, read here from the raw
+/// body: pgwire's reader panics on a body shorter than its fields or a
+/// data length beyond it.
+fn sasl_initial_response(msg: PasswordMessageFamily) -> PgWireResult<(String, Vec<u8>)> {
+    let body = raw_body(msg)?;
+    let malformed = || protocol("malformed SASL message".into());
+    let end = body.iter().position(|b| *b == 0).ok_or_else(malformed)?;
+    let mechanism = String::from_utf8_lossy(&body[..end]).to_string();
+    let rest = body.get(end + 1..).ok_or_else(malformed)?;
+    let (len, data) = match rest {
+        [a, b, c, d, data @ ..] => (i32::from_be_bytes([*a, *b, *c, *d]), data),
+        _ => return Err(malformed()),
+    };
+    match len {
+        -1 if data.is_empty() => Ok((mechanism, Vec::new())),
+        n if usize::try_from(n).ok() == Some(data.len()) => Ok((mechanism, data.to_vec())),
+        _ => Err(malformed()),
+    }
+}
+
+/// Startup parameters that are not settings.
+const NOT_SETTINGS: &[&str] = &["user", "database", "options", "replication"];
+
+/// The settings a startup packet asks for: every parameter but the ones
+/// naming the connection, and each `-c name=value` / `--name=value` of
+/// `options` (PGOPTIONS), whose words split at blanks not escaped with a
+/// backslash, as PostgreSQL splits them. Anything else in `options` is
+/// refused, as PostgreSQL refuses it.
+pub fn startup_settings(
+    parameters: &HashMap<String, String>,
+) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = parameters
+        .iter()
+        .filter(|(k, _)| !NOT_SETTINGS.contains(&k.as_str()))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    out.sort();
+    let Some(options) = parameters.get("options") else {
+        return Ok(out);
+    };
+    let words = option_words(options);
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        let pair = if word == "-c" {
+            words
+                .next()
+                .ok_or_else(|| "invalid command-line argument for server process: -c".to_string())?
+                .as_str()
+        } else if let Some(rest) = word.strip_prefix("-c") {
+            rest
+        } else if let Some(rest) = word.strip_prefix("--") {
+            rest
+        } else {
+            return Err(format!(
+                "invalid command-line argument for server process: {word}"
+            ));
+        };
+        let (name, value) = pair.split_once('=').ok_or_else(|| {
+            format!("-c {pair} requires a value")
+        })?;
+        out.push((name.replace('-', "_").to_ascii_lowercase(), value.to_string()));
+    }
+    Ok(out)
+}
+
+/// `options` split into words: blanks separate, `\` escapes the next
+/// character.
+fn option_words(options: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    word.push(next);
+                }
+            }
+            c if c.is_ascii_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn options_as_postgresql_reads_them() {
+        let got = startup_settings(&params(&[
+            ("user", "u"),
+            ("database", "tautan"),
+            ("TimeZone", "Asia/Jakarta"),
+            (
+                "options",
+                "-c statement_timeout=5s  -csearch_path=a,b --application-name=my\\ app",
+            ),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            got,
+            vec![
+                ("timezone".to_string(), "Asia/Jakarta".to_string()),
+                ("statement_timeout".to_string(), "5s".to_string()),
+                ("search_path".to_string(), "a,b".to_string()),
+                ("application_name".to_string(), "my app".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn other_switches_are_refused() {
+        for bad in ["-D /tmp", "-c", "-c novalue", "--x"] {
+            assert!(
+                startup_settings(&params(&[("options", bad)])).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -5,13 +5,13 @@
 #
 #   bash tests/clients/run.sh [path-to-tautan-binary] [extra pytest args...]
 #
-# Default binary: ${CARGO_TARGET_DIR:-$HOME/.cache/tautan-target}/debug/tautan
+# Default binary: ${CARGO_TARGET_DIR:-target}/debug/tautan
 # (build it first; this script never runs cargo). The agency databases must
 # be loaded (bash sql/load.sh; scripts/test.sh does it) for the links to be up.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-bin=${1:-${CARGO_TARGET_DIR:-$HOME/.cache/tautan-target}/debug/tautan}
+bin=${1:-${CARGO_TARGET_DIR:-target}/debug/tautan}
 if [ $# -gt 0 ]; then shift; fi
 if [ ! -x "$bin" ]; then
   echo "run.sh: no tautan binary at $bin (cargo build first, or pass its path)" >&2

@@ -589,3 +589,34 @@ async fn copy_to_stdout_matches_the_source_byte_for_byte() {
     assert!(!ok);
     assert!(err.contains("read-only") || err.contains("25006"), "{err}");
 }
+
+/// A COPY whose query fails mid-stream ends with an ErrorResponse the
+/// client reads (SQLSTATE and all), in both protocols, and the session
+/// goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_failing_mid_stream_is_an_error_the_client_reads() {
+    use futures::TryStreamExt;
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let sql =
+        "COPY (SELECT 10 / (id - 3) FROM uji_pg.public.angka WHERE id < 10 ORDER BY id) TO STDOUT";
+    let stream = client.copy_out(sql).await;
+    let e = match stream {
+        Ok(s) => s
+            .try_collect::<Vec<_>>()
+            .await
+            .expect_err("division by zero"),
+        Err(e) => e,
+    };
+    assert_eq!(sqlstate(&e), "22012", "{e:?}");
+    let (ok, _, stderr) = server.psql(WALIDATA, &["-c", sql]);
+    assert!(!ok);
+    assert!(stderr.contains("ERROR:"), "{stderr}");
+    assert!(!stderr.contains("unexpected response"), "{stderr}");
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM ref.kecamatan", &[])
+        .await
+        .expect("the session goes on")
+        .get(0);
+    assert!(n > 0);
+}

@@ -37,6 +37,24 @@ pub struct Server {
     _task: tokio::task::JoinHandle<()>,
 }
 
+/// Every test that started a server also checks, when it ends, that the
+/// guard never had to refuse a statement tautan built (see
+/// `tautan_connector::sql::guard`): legitimate queries, and hostile input
+/// sealed as values, must all pass it.
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Stop serving, so the engine and its pooled source connections go
+        // (MariaDB allows 151 connections; ~60 test servers keep theirs).
+        self._task.abort();
+        let refused = tautan_connector::sql::refused_statements();
+        if refused != 0 && !std::thread::panicking() {
+            panic!(
+                "the source SQL guard refused {refused} statement(s); see the tautan::guard log"
+            );
+        }
+    }
+}
+
 /// Starts a server on an ephemeral port with the shipped config plus
 /// `extra_links`.
 pub async fn start_with(extra_links: &str) -> Server {
@@ -294,4 +312,147 @@ impl Proxy {
             self.generation.send_modify(|g| *g += 1);
         }
     }
+}
+
+/// What a [`FaultProxy`] does to the traffic it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forwards everything.
+    Pass,
+    /// Keeps every connection open and forwards nothing (new ones too):
+    /// a source that hangs.
+    Stall,
+    /// Cuts every open connection and refuses new ones.
+    Refuse,
+    /// Forwards each chunk after this delay.
+    Latency(std::time::Duration),
+}
+
+/// A loopback TCP proxy to `target` that injects [`Fault`]s.
+pub struct FaultProxy {
+    pub port: u16,
+    mode: Arc<tokio::sync::watch::Sender<Fault>>,
+}
+
+impl FaultProxy {
+    pub async fn start(target: &str) -> FaultProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, _) = tokio::sync::watch::channel(Fault::Pass);
+        let mode = Arc::new(tx);
+        let target = target.to_string();
+        let modes = mode.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let now = *modes.borrow();
+                if now == Fault::Refuse {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let watch = modes.subscribe();
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    let (ri, wi) = inbound.into_split();
+                    let (ro, wo) = outbound.into_split();
+                    tokio::select! {
+                        _ = pump(ri, wo, watch.clone()) => {}
+                        _ = pump(ro, wi, watch.clone()) => {}
+                    }
+                });
+            }
+        });
+        FaultProxy { port, mode }
+    }
+
+    pub fn set(&self, fault: Fault) {
+        self.mode.send_replace(fault);
+    }
+}
+
+/// Copies `from` to `to` chunk by chunk, as the proxy's mode says.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut mode: tokio::sync::watch::Receiver<Fault>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        // While stalled, neither read nor write (the peer's kernel keeps
+        // the connection up); leave when the mode changes.
+        loop {
+            let now = *mode.borrow_and_update();
+            match now {
+                Fault::Stall => {
+                    if mode.changed().await.is_err() {
+                        return;
+                    }
+                }
+                Fault::Refuse => return,
+                _ => break,
+            }
+        }
+        let n = tokio::select! {
+            r = from.read(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+            changed = mode.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let now = *mode.borrow();
+        if let Fault::Latency(d) = now {
+            tokio::time::sleep(d).await;
+        }
+        loop {
+            let now = *mode.borrow();
+            match now {
+                Fault::Refuse => return,
+                Fault::Stall => {
+                    if mode.changed().await.is_err() {
+                        return;
+                    }
+                }
+                _ => break,
+            }
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Panics seen on each thread since the test binary started (a hook
+/// installed on first use, chained to the default one). The in-process
+/// server of a `#[tokio::test]` runs on the test's own thread, so a test
+/// compares this thread's count before and after.
+pub fn panics_on_this_thread() -> usize {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static COUNTS: OnceLock<Mutex<HashMap<std::thread::ThreadId, usize>>> = OnceLock::new();
+    let counts = COUNTS.get_or_init(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(counts) = COUNTS.get() {
+                let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+                *counts.entry(std::thread::current().id()).or_default() += 1;
+            }
+            previous(info);
+        }));
+        Mutex::new(HashMap::new())
+    });
+    let counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+    counts
+        .get(&std::thread::current().id())
+        .copied()
+        .unwrap_or(0)
 }

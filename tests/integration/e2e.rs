@@ -170,3 +170,47 @@ fn cli_check_tests_every_link() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("federation.toml:"), "{stderr}");
 }
+
+/// `tautan check` says when a link's account can do more than read, and
+/// is quiet for the least-privilege demo accounts `sql/load.sh` creates.
+#[test]
+fn check_warns_about_accounts_that_can_do_more_than_read() {
+    let out = tautan_cmd().arg("check").output().expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("link kependudukan (postgres): up"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("warning:"), "{stdout}");
+
+    // The same federation, with a link logged in as the superuser.
+    let dir = crate::common::temp_dir("check-privileges");
+    let config = dir.join("federation.toml");
+    // scripts/test.sh gives postgres a password only where trust is off.
+    let password = match std::env::var("PGPASSWORD") {
+        Ok(_) => "password_env = \"PGPASSWORD\"\n",
+        Err(_) => "",
+    };
+    let text = crate::common::config_text(&format!(
+        "[links.terlalu_kuat]\nkind = \"postgres\"\nhost = \"127.0.0.1\"\ndatabase = \"tautan_uji\"\nuser = \"postgres\"\n{password}"
+    ))
+    .replace("path = \"files/dinsos\"", &format!("path = \"{}\"", repo().join("files/dinsos").display()))
+    .replace("path = \"ref\"", &format!("path = \"{}\"", repo().join("ref").display()));
+    std::fs::write(&config, text).expect("config");
+    let out = tautan_cmd()
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let section = stdout
+        .split("link terlalu_kuat")
+        .nth(1)
+        .and_then(|s| s.split("\nlink ").next())
+        .unwrap_or_default();
+    assert!(
+        section.contains("warning: the account is a superuser"),
+        "{stdout}"
+    );
+}

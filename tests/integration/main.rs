@@ -2,12 +2,24 @@
 //! MariaDB (loaded by `sql/load.sh`), real clients (tokio-postgres, psql,
 //! the `tautan` binary).
 
+mod admission;
+mod audit;
+mod budget;
 mod clients;
 mod common;
+mod differential;
 mod e2e;
+mod faults;
+mod fuzz;
 mod grants;
+mod injection;
+mod limits;
 mod links;
+mod metadata;
 mod pulls;
 mod pushdown;
 mod readonly;
+mod robustness;
+mod soak;
 mod types;
+mod wire;

@@ -71,3 +71,137 @@ async fn source_sessions_are_read_only() {
         assert!(report.read_only, "{name} session is not read-only");
     }
 }
+
+/// A session someone changed (read-write, no timeout, another time zone,
+/// backslash escapes) is back to what tautan made it at the next checkout,
+/// on the same connection: pooled sessions are kept *and* reset.
+#[tokio::test]
+async fn pooled_source_sessions_are_reset_on_every_checkout() {
+    use mysql_async::prelude::Queryable;
+    use std::time::Duration;
+    let pg = tautan_postgres::PostgresLink::new(
+        "reset_pg",
+        tautan_postgres::PostgresConfig {
+            host: "127.0.0.1".into(),
+            port: 5432,
+            database: "tautan_uji".into(),
+            user: "tautan_ro".into(),
+            password: Some("tautan-ro".into()),
+            schemas: vec![],
+            pool_size: 1,
+            connect_timeout: Duration::from_secs(5),
+            limits: Default::default(),
+        },
+    )
+    .expect("link");
+    let settings = "SELECT pg_backend_pid(), current_setting('default_transaction_read_only'), \
+                    current_setting('TimeZone'), current_setting('standard_conforming_strings'), \
+                    current_setting('statement_timeout')";
+    let session = pg.checkout().await.expect("checkout");
+    let before = session.query_one(settings, &[]).await.expect("settings");
+    session
+        .batch_execute(
+            "SET default_transaction_read_only = off; SET TimeZone = 'Asia/Jakarta'; \
+             SET standard_conforming_strings = off; SET statement_timeout = 1",
+        )
+        .await
+        .expect("poison");
+    drop(session);
+    let session = pg.checkout().await.expect("checkout");
+    let after = session.query_one(settings, &[]).await.expect("settings");
+    assert_eq!(
+        before.get::<_, i32>(0),
+        after.get::<_, i32>(0),
+        "same connection"
+    );
+    for i in 1..5 {
+        assert_eq!(
+            before.get::<_, String>(i),
+            after.get::<_, String>(i),
+            "setting {i}"
+        );
+    }
+    assert_eq!(after.get::<_, String>(1), "on");
+    assert_eq!(after.get::<_, String>(3), "on");
+
+    let my = tautan_mysql::MySqlLink::new(
+        "reset_my",
+        tautan_mysql::MySqlConfig {
+            host: "127.0.0.1".into(),
+            port: 3306,
+            user: "tautan_ro".into(),
+            password: Some("tautan-ro".into()),
+            databases: vec![],
+            pool_size: 1,
+            connect_timeout: Duration::from_secs(5),
+            limits: Default::default(),
+        },
+    )
+    .expect("link");
+    let settings = "SELECT CONNECTION_ID(), @@tx_read_only, @@time_zone, \
+                    FIND_IN_SET('NO_BACKSLASH_ESCAPES', @@sql_mode) > 0";
+    let mut session = my.checkout().await.expect("checkout");
+    let before: Option<(u64, i64, String, i64)> =
+        session.query_first(settings).await.expect("settings");
+    session
+        .query_drop(
+            "SET SESSION TRANSACTION READ WRITE; SET time_zone = '+07:00'; SET SESSION sql_mode = ''",
+        )
+        .await
+        .expect("poison");
+    drop(session);
+    let mut session = my.checkout().await.expect("checkout");
+    let after: Option<(u64, i64, String, i64)> =
+        session.query_first(settings).await.expect("settings");
+    let (before, after) = (before.expect("row"), after.expect("row"));
+    assert_eq!(before.0, after.0, "same connection");
+    assert_eq!(after, before);
+    assert_eq!((after.1, after.2.as_str(), after.3), (1, "+00:00", 1));
+}
+
+/// Scans reuse MariaDB connections: many queries, few logins.
+#[tokio::test]
+async fn mariadb_connections_are_reused_across_queries() {
+    use mysql_async::prelude::Queryable;
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let mut admin = my_admin().await;
+    let logins = |row: Option<(String, u64)>| row.map(|(_, n)| n).unwrap_or_default();
+    // Warm up: the pool opens its connections.
+    for _ in 0..3 {
+        client
+            .query(
+                "SELECT count(*) FROM uji_my.tautan_uji.angka WHERE id < 10",
+                &[],
+            )
+            .await
+            .expect("query");
+    }
+    let before = logins(
+        admin
+            .query_first("SHOW GLOBAL STATUS LIKE 'Connections'")
+            .await
+            .expect("status"),
+    );
+    for i in 0..40 {
+        client
+            .query(
+                &format!("SELECT id FROM uji_my.tautan_uji.angka WHERE id = {i}"),
+                &[],
+            )
+            .await
+            .expect("query");
+    }
+    let after = logins(
+        admin
+            .query_first("SHOW GLOBAL STATUS LIKE 'Connections'")
+            .await
+            .expect("status"),
+    );
+    // Other tests may log in meanwhile; 40 scans must not each log in.
+    assert!(
+        after - before < 20,
+        "{} logins for 40 scans",
+        after - before
+    );
+}

@@ -11,8 +11,12 @@ pub enum LinkErrorKind {
     /// The source refused the link's credentials. SQLSTATE 08001 as well: to
     /// the data user the link is simply not available.
     Authentication,
-    /// The connection broke while a query was running. SQLSTATE 08006.
+    /// The connection broke (or stalled) while a query was running.
+    /// SQLSTATE 08006.
     ConnectionLost,
+    /// Every connection of the link is busy and the wait in line ran out.
+    /// SQLSTATE 53300 (too many connections): the source is up.
+    Busy,
     /// The source rejected or failed the query. SQLSTATE XX000 unless the
     /// source gave one.
     Query,
@@ -66,6 +70,7 @@ impl LinkError {
         match self.kind {
             LinkErrorKind::Unavailable | LinkErrorKind::Authentication => "08001",
             LinkErrorKind::ConnectionLost => "08006",
+            LinkErrorKind::Busy => "53300",
             LinkErrorKind::Conversion => "22000",
             LinkErrorKind::Config => "F0000",
             LinkErrorKind::Query => self.sqlstate.as_deref().unwrap_or("XX000"),
@@ -79,6 +84,7 @@ impl fmt::Display for LinkError {
             LinkErrorKind::Unavailable => "is unavailable",
             LinkErrorKind::Authentication => "rejected its credentials",
             LinkErrorKind::ConnectionLost => "lost its connection",
+            LinkErrorKind::Busy => "is busy",
             LinkErrorKind::Query => "failed the query",
             LinkErrorKind::Conversion => "returned a value tautan cannot convert",
             LinkErrorKind::Config => "is misconfigured",

@@ -14,14 +14,14 @@ use datafusion::physical_plan::{
     PlanProperties, ReplaceChildrenOptions,
 };
 
-use crate::{LinkRef, SnapshotShare};
+use crate::{LinkRef, SnapshotShare, SourceQuery};
 
 /// Sends one SQL statement to a link and streams the answer. `EXPLAIN`
 /// shows the link and the exact SQL.
 pub struct RemoteScanExec {
     link: LinkRef,
     /// One statement per partition.
-    sqls: Vec<String>,
+    sqls: Vec<SourceQuery>,
     schema: SchemaRef,
     /// Shared by the parts of a split scan (one snapshot).
     share: Option<SnapshotShare>,
@@ -30,7 +30,7 @@ pub struct RemoteScanExec {
 
 impl RemoteScanExec {
     /// A scan of `link` running `sql`, producing `schema`.
-    pub fn new(link: LinkRef, sql: String, schema: SchemaRef) -> Self {
+    pub fn new(link: LinkRef, sql: SourceQuery, schema: SchemaRef) -> Self {
         Self::build(link, vec![sql], schema, None)
     }
 
@@ -38,7 +38,7 @@ impl RemoteScanExec {
     /// snapshot `share` stands for (see [`Link::split_scan`](crate::Link::split_scan)).
     pub fn split(
         link: LinkRef,
-        sqls: Vec<String>,
+        sqls: Vec<SourceQuery>,
         schema: SchemaRef,
         share: SnapshotShare,
     ) -> Self {
@@ -47,7 +47,7 @@ impl RemoteScanExec {
 
     fn build(
         link: LinkRef,
-        sqls: Vec<String>,
+        sqls: Vec<SourceQuery>,
         schema: SchemaRef,
         share: Option<SnapshotShare>,
     ) -> Self {
@@ -68,12 +68,12 @@ impl RemoteScanExec {
 
     /// The statement of the first (often only) part.
     pub fn sql(&self) -> &str {
-        self.sqls.first().map(String::as_str).unwrap_or_default()
+        self.sqls.first().map(SourceQuery::sql).unwrap_or_default()
     }
 
     /// The statement of every part.
-    pub fn sqls(&self) -> &[String] {
-        &self.sqls
+    pub fn sqls(&self) -> impl Iterator<Item = &str> {
+        self.sqls.iter().map(SourceQuery::sql)
     }
 
     pub fn link_name(&self) -> &str {
@@ -85,7 +85,7 @@ impl fmt::Debug for RemoteScanExec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteScanExec")
             .field("link", &self.link.name())
-            .field("sqls", &self.sqls)
+            .field("sqls", &self.sqls().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -105,7 +105,7 @@ impl DisplayAs for RemoteScanExec {
                 "RemoteScanExec: link={} parts={} sql={}",
                 self.link.name(),
                 self.sqls.len(),
-                self.sqls.join(" | ")
+                self.sqls().collect::<Vec<_>>().join(" | ")
             )
         }
     }
@@ -154,18 +154,18 @@ impl ExecutionPlan for RemoteScanExec {
         partition: usize,
         _context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let sql = self.sqls.get(partition).ok_or_else(|| {
+        let query = self.sqls.get(partition).ok_or_else(|| {
             datafusion::error::DataFusionError::Internal(format!(
                 "RemoteScanExec has {} partitions, asked for {partition}",
                 self.sqls.len()
             ))
         })?;
-        tracing::debug!(link = self.link.name(), partition, sql = %sql, "remote scan");
+        tracing::debug!(link = self.link.name(), partition, sql = %query, "remote scan");
         Ok(match &self.share {
             Some(share) => self
                 .link
-                .execute_part(sql.clone(), self.schema.clone(), share),
-            None => self.link.execute(sql.clone(), self.schema.clone()),
+                .execute_part(query.clone(), self.schema.clone(), share),
+            None => self.link.execute(query.clone(), self.schema.clone()),
         })
     }
 }

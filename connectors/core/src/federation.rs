@@ -14,13 +14,15 @@
 //!   ([`split`]): string order depends on collations, MySQL compares strings
 //!   case-insensitively and turns integer division into decimals, so such
 //!   nodes stay in DataFusion and only their inputs are sent;
-//! - [`LinkExecutor`]'s `execute` casts every output column of the unparsed
-//!   statement to the type its decoder expects
-//!   ([`SourceDialect::decodable`]).
+//! - [`LinkExecutor`]'s AST analyzer seals and checks the unparsed
+//!   statement ([`crate::sql`]) — the crate prints the sealed tree, which
+//!   gives exactly the checked text — and its `execute` runs only
+//!   statements its analyzer checked, with every output column cast to the
+//!   type its decoder expects ([`SourceDialect::decodable`]).
 
 use std::any::Any;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
@@ -35,15 +37,16 @@ use datafusion::logical_expr::{
     Distinct, Expr, ExprSchemable, Extension, LogicalPlan, Operator, Projection, SubqueryAlias,
 };
 use datafusion::physical_plan::PhysicalExpr;
+use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::unparser::dialect::Dialect;
 use datafusion::sql::unparser::Unparser;
 use datafusion_federation::sql::{
-    LogicalOptimizer, RemoteTable as FederatedTable, SQLExecutor, SQLFederationProvider,
-    SQLTableSource,
+    AstAnalyzer, LogicalOptimizer, RemoteTable as FederatedTable, SQLExecutor,
+    SQLFederationProvider, SQLTableSource,
 };
 use datafusion_federation::{FederatedPlanNode, FederatedTableProviderAdaptor, FederationPlanner};
 
-use crate::{LinkRef, RemoteTable, SourceDialect};
+use crate::{LinkRef, RemoteTable, SourceDialect, SourceQuery};
 
 /// One link as a federation target: its executor and the provider the
 /// optimizer rule groups its tables by.
@@ -55,7 +58,10 @@ pub struct LinkFederation {
 impl LinkFederation {
     /// The federation target for `link`.
     pub fn new(link: LinkRef) -> Self {
-        let executor = Arc::new(LinkExecutor { link });
+        let executor = Arc::new(LinkExecutor {
+            link,
+            checked: Default::default(),
+        });
         Self {
             provider: Arc::new(SQLFederationProvider::new(executor)),
         }
@@ -97,6 +103,33 @@ pub fn remote_table(provider: &dyn TableProvider) -> Option<&RemoteTable> {
 /// Runs unparsed sub-plans on one link.
 pub struct LinkExecutor {
     link: LinkRef,
+    /// Statements the AST analyzer sealed and checked, by their text:
+    /// `execute` runs only these. datafusion-federation calls the analyzer
+    /// and then `execute` with the printed tree; EXPLAIN calls the
+    /// analyzer alone, so the list is bounded.
+    checked: CheckedStatements,
+}
+
+/// The last few statements [`LinkExecutor`]'s analyzer checked.
+#[derive(Default, Clone)]
+struct CheckedStatements(Arc<Mutex<VecDeque<(String, SourceQuery)>>>);
+
+impl CheckedStatements {
+    const KEEP: usize = 64;
+
+    fn insert(&self, query: SourceQuery) {
+        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if list.len() >= Self::KEEP {
+            list.pop_front();
+        }
+        list.push_back((query.sql().to_string(), query));
+    }
+
+    fn take(&self, sql: &str) -> Option<SourceQuery> {
+        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let at = list.iter().rposition(|(text, _)| text == sql)?;
+        list.remove(at).map(|(_, q)| q)
+    }
 }
 
 #[async_trait]
@@ -119,15 +152,39 @@ impl SQLExecutor for LinkExecutor {
         Some(Box::new(move |plan| split(plan, dialect)))
     }
 
+    fn ast_analyzer(&self) -> Option<AstAnalyzer> {
+        let dialect = self.link.dialect();
+        let checked = self.checked.clone();
+        Some(Box::new(move |statement| {
+            let Statement::Query(query) = statement else {
+                return Err(DataFusionError::Internal(format!(
+                    "a sub-plan unparsed to a statement that is not a query: {statement}"
+                )));
+            };
+            let (sealed, query) = dialect.checked_sealed(*query)?;
+            checked.insert(query);
+            Ok(sealed)
+        }))
+    }
+
     fn execute(
         &self,
         query: &str,
         schema: SchemaRef,
         _filters: &[Arc<dyn PhysicalExpr>],
     ) -> Result<SendableRecordBatchStream> {
-        let (sql, wire) = self.link.dialect().decodable(query, &schema)?;
-        tracing::debug!(link = self.link.name(), sql = %sql, "remote sub-plan");
-        Ok(self.link.execute(sql, wire))
+        let checked = self.checked.take(query).ok_or_else(|| {
+            DataFusionError::Internal(format!(
+                "link {}: refusing a statement its analyzer did not check",
+                self.link.name()
+            ))
+        })?;
+        let (query, wire) = self
+            .link
+            .dialect()
+            .decodable(checked.query().clone(), &schema)?;
+        tracing::debug!(link = self.link.name(), sql = %query, "remote sub-plan");
+        Ok(self.link.execute(query, wire))
     }
 
     async fn table_names(&self) -> Result<Vec<String>> {
@@ -157,7 +214,59 @@ pub fn split(plan: LogicalPlan, dialect: SourceDialect) -> Result<LogicalPlan> {
         dialect,
         planner: fed.planner.clone(),
     };
-    splitter.split(fed.plan.clone(), true)
+    let plan = without_fetch_under_limits(fed.plan.clone())?;
+    splitter.split(without_projections_under_aggregates(plan)?, true)
+}
+
+/// `plan` without the column-only projections right under an aggregate.
+/// The unparser (DataFusion 55) writes such a projection as a derived
+/// table whose columns lose their table names: over a self-join,
+/// `GROUP BY a.id, b.id` became `GROUP BY "id", "id"` ("column reference
+/// is ambiguous" at the source). Without it the aggregate reads the join
+/// directly, in one SELECT, with qualified names.
+fn without_projections_under_aggregates(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::common::tree_node::Transformed;
+    plan.transform_up(|node| {
+        let LogicalPlan::Aggregate(aggregate) = &node else {
+            return Ok(Transformed::no(node));
+        };
+        let LogicalPlan::Projection(projection) = aggregate.input.as_ref() else {
+            return Ok(Transformed::no(node));
+        };
+        if !projection.expr.iter().all(|e| matches!(e, Expr::Column(_))) {
+            return Ok(Transformed::no(node));
+        }
+        let input = projection.input.as_ref().clone();
+        let rebuilt = node.with_new_exprs(node.expressions(), vec![input])?;
+        Ok(Transformed::yes(rebuilt))
+    })
+    .map(|t| t.data)
+}
+
+/// `plan` with the row count of every sort right under a limit left to
+/// the limit. DataFusion gives such a sort the limit's skip + fetch
+/// (`Limit: skip=2, fetch=3` over `Sort: fetch=5`), and its unparser
+/// (DataFusion 55) then writes `LIMIT 5 OFFSET 2`: five rows where the
+/// query asked for three. The limit alone says the same.
+fn without_fetch_under_limits(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::common::tree_node::Transformed;
+    plan.transform_down(|node| {
+        let LogicalPlan::Limit(limit) = &node else {
+            return Ok(Transformed::no(node));
+        };
+        let LogicalPlan::Sort(sort) = limit.input.as_ref() else {
+            return Ok(Transformed::no(node));
+        };
+        if sort.fetch.is_none() {
+            return Ok(Transformed::no(node));
+        }
+        let mut sort = sort.clone();
+        sort.fetch = None;
+        let mut limit = limit.clone();
+        limit.input = Arc::new(LogicalPlan::Sort(sort));
+        Ok(Transformed::yes(LogicalPlan::Limit(limit)))
+    })
+    .map(|t| t.data)
 }
 
 struct Splitter {
@@ -199,9 +308,14 @@ impl Splitter {
         plan.with_new_exprs(plan.expressions(), inputs)
     }
 
+    /// Whether the unparser can write `plan` and the result can be sent
+    /// (sealed and checked, see [`crate::sql`]).
     fn unparses(&self, plan: &LogicalPlan) -> bool {
         let dialect = self.dialect.unparser_dialect();
-        Unparser::new(dialect.as_ref()).plan_to_sql(plan).is_ok()
+        match Unparser::new(dialect.as_ref()).plan_to_sql(plan) {
+            Ok(Statement::Query(query)) => SourceQuery::new(self.dialect, *query).is_ok(),
+            _ => false,
+        }
     }
 
     /// Whether every node and expression of `plan` (subqueries included)
@@ -343,6 +457,9 @@ impl Splitter {
     }
 
     fn expr_ok(&self, expr: &Expr, schema: &DFSchema) -> Result<bool> {
+        if crate::dialect::too_deep(expr) {
+            return Ok(false);
+        }
         let refused = expr.exists(|e| Ok(!self.one_expr_ok(e, schema).unwrap_or(false)))?;
         Ok(!refused)
     }
@@ -350,6 +467,7 @@ impl Splitter {
     /// One expression node (its children are visited separately).
     fn one_expr_ok(&self, e: &Expr, schema: &DFSchema) -> Result<bool> {
         let pg = self.dialect == SourceDialect::Postgres;
+        let mysql = !pg;
         let string = |x: &Expr| -> Result<bool> { Ok(is_string(&x.get_type(schema)?)) };
         Ok(match e {
             Expr::Column(_)
@@ -422,10 +540,16 @@ impl Splitter {
                 let p = &a.params;
                 let known = matches!(name, "count" | "sum" | "avg" | "min" | "max");
                 let plain = p.filter.is_none() && p.order_by.is_empty();
-                let distinct_ok = !p.distinct || name == "count";
-                // min/max of strings follow the collation.
-                let order_ok =
-                    !matches!(name, "min" | "max") || !self.any_string(&p.args, schema)?;
+                // count(DISTINCT text) on MySQL counts by collation
+                // ('a' = 'A', and 'x' = 'x ' even under a binary one).
+                let distinct_ok = !p.distinct
+                    || (name == "count" && !(mysql && self.any_string(&p.args, schema)?));
+                // min/max of strings follow the collation; PostgreSQL has
+                // no min/max of boolean or bytea: only orderable types.
+                let order_ok = !matches!(name, "min" | "max")
+                    || p.args.iter().try_fold(true, |ok, a| {
+                        Ok::<_, DataFusionError>(ok && orderable(&a.get_type(schema)?))
+                    })?;
                 known && plain && distinct_ok && order_ok
             }
             _ => false,
@@ -441,13 +565,15 @@ impl Splitter {
             | ScalarValue::Int16(_)
             | ScalarValue::Int32(_)
             | ScalarValue::Int64(_)
-            | ScalarValue::Float32(_)
-            | ScalarValue::Float64(_)
             | ScalarValue::Decimal128(..)
             | ScalarValue::Utf8(_)
             | ScalarValue::LargeUtf8(_)
             | ScalarValue::Utf8View(_)
             | ScalarValue::Date32(_) => true,
+            // Written as a decimal, a single-precision value is compared
+            // in double precision at the source (3.14 vs 3.1400001...).
+            ScalarValue::Float32(_) => false,
+            ScalarValue::Float64(v) => v.is_none_or(short_float),
             ScalarValue::TimestampMicrosecond(_, None)
             | ScalarValue::TimestampMillisecond(_, None)
             | ScalarValue::TimestampSecond(_, None) => true,
@@ -458,6 +584,14 @@ impl Splitter {
             _ => false,
         }
     }
+}
+
+/// Whether a double is written short enough to be read back exactly by
+/// every source: DataFusion writes doubles without an exponent, so 1e-300
+/// becomes 300 digits, which MariaDB reads as a DECIMAL of at most 65
+/// digits — zero.
+pub fn short_float(v: f64) -> bool {
+    v.is_finite() && v.to_string().len() <= 24
 }
 
 /// A projection computing a column it does not name.
@@ -490,6 +624,17 @@ fn has_nested_arithmetic(node: &LogicalPlan) -> bool {
     })
 }
 
+/// Types whose order (min/max) is the same at every source as in
+/// DataFusion: numbers (but not `real`, compared in single precision
+/// here), dates, times and timestamps.
+fn orderable(t: &DataType) -> bool {
+    (t.is_numeric() && *t != DataType::Float32)
+        || matches!(
+            t,
+            DataType::Date32 | DataType::Time64(_) | DataType::Timestamp(_, _)
+        )
+}
+
 fn is_string(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
@@ -510,10 +655,11 @@ fn worth_sending(plan: &LogicalPlan) -> Result<bool> {
 }
 
 /// `plan` with every join input that the unparser writes as a derived
-/// table (a projection, aggregate, sort, limit, distinct or union) wrapped
-/// in a `SubqueryAlias` of its own (`tautan_d1`, ...), and the columns
-/// above it renamed to match; a projection on top gives the columns back
-/// their planned names, so the result has `plan`'s schema.
+/// table (a projection, aggregate, sort, limit, distinct or union), and
+/// every sort or limit under a projection ([`sorts_below_projection`]),
+/// wrapped in a `SubqueryAlias` of its own (`tautan_d1`, ...), and the
+/// columns above it renamed to match; a projection on top gives the
+/// columns back their planned names, so the result has `plan`'s schema.
 ///
 /// Without it the unparser (DataFusion 55) names such a derived table
 /// `derived_projection` (etc.) while the join condition still says
@@ -586,7 +732,10 @@ impl DerivedTableNamer {
             .into_iter()
             .map(|input| self.rename(input))
             .collect::<Result<Vec<_>>>()?;
-        if matches!(plan, LogicalPlan::Join(_)) {
+        // A filter over a projection (DataFusion's common-subexpression
+        // elimination puts one there) is written as a derived table too.
+        let filters_derived = matches!(plan, LogicalPlan::Filter(f) if matches!(f.input.as_ref(), LogicalPlan::Projection(_)));
+        if matches!(plan, LogicalPlan::Join(_)) || sorts_below_projection(plan) || filters_derived {
             inputs = inputs
                 .into_iter()
                 .map(|input| self.alias_if_derived(input))
@@ -632,6 +781,29 @@ impl DerivedTableNamer {
         }
         Ok(aliased)
     }
+}
+
+/// A projection over a sort or limit that does not end in an aggregate:
+/// `SELECT label … ORDER BY id LIMIT 3` plans as
+/// `Projection(label) → Limit → Sort(id) → …`, which the unparser
+/// (DataFusion 55) writes as a derived table `derived_limit` while the
+/// outer SELECT still says `angka.label`. (Over an aggregate the unparser
+/// folds the sort into the aggregate's SELECT itself.)
+fn sorts_below_projection(plan: &LogicalPlan) -> bool {
+    let LogicalPlan::Projection(p) = plan else {
+        return false;
+    };
+    let mut node = p.input.as_ref();
+    if !matches!(node, LogicalPlan::Sort(_) | LogicalPlan::Limit(_)) {
+        return false;
+    }
+    while let LogicalPlan::Sort(_) | LogicalPlan::Limit(_) = node {
+        match node.inputs().first() {
+            Some(input) => node = input,
+            None => return false,
+        }
+    }
+    !matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_))
 }
 
 /// How many input rows per group a grouped aggregate over one table must

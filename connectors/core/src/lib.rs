@@ -12,16 +12,22 @@
 //!
 //! [`RemoteTable`] turns one remote table into a DataFusion
 //! [`TableProvider`](datafusion::catalog::TableProvider): projections,
-//! filters the source can evaluate, and `LIMIT` are written into the SQL sent
-//! to the source ([`pushdown`]), and [`RemoteScanExec`] streams the answer.
+//! filters the source can evaluate, and `LIMIT` are written into the
+//! statement sent to the source ([`pushdown`]), and [`RemoteScanExec`]
+//! streams the answer. Every statement is a [`SourceQuery`]: built as a
+//! syntax tree, written with tautan's own quoting and checked by a guard
+//! before it leaves ([`sql`]).
 //! A large full scan may be split into parts that run in parallel on one
 //! snapshot of the source ([`Link::split_scan`], [`ScanOptions`]); whole
 //! sub-plans go to a link through [`federation`].
 
+pub mod dialect;
 pub mod error;
 pub mod exec;
 pub mod federation;
+pub mod health;
 pub mod pushdown;
+pub mod sql;
 pub mod stream;
 pub mod table;
 pub mod types;
@@ -34,10 +40,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::sql::sqlparser::ast;
 
+pub use dialect::SourceDialect;
 pub use error::{LinkError, LinkErrorKind};
 pub use exec::RemoteScanExec;
-pub use pushdown::SourceDialect;
+pub use sql::SourceQuery;
 pub use table::RemoteTable;
 
 /// One table (or view) of a link, with its columns mapped to Arrow.
@@ -51,9 +59,9 @@ pub struct RemoteTableDef {
     /// the PostgreSQL type clients should see when Arrow alone cannot say it
     /// (uuid, json, enum, ...).
     pub arrow_schema: SchemaRef,
-    /// For each column, the expression to select it with (usually the quoted
-    /// column name; a cast to text for types with no Arrow mapping).
-    pub select_exprs: Vec<String>,
+    /// For each column, how it is selected (as it is, or through a cast
+    /// for types with no Arrow mapping).
+    pub reads: Vec<ColumnRead>,
     /// `true` for views.
     pub is_view: bool,
     /// Remote table comment, if any.
@@ -65,6 +73,17 @@ pub struct RemoteTableDef {
     /// What the source estimated about the table's contents at
     /// introspection; used to decide what is worth sending to it.
     pub estimates: TableEstimates,
+}
+
+/// How one column of a remote table is selected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnRead {
+    /// As it is: its remote type maps to its Arrow type.
+    Plain,
+    /// Through `CAST(column AS <type>)`, `<type>` a name from the
+    /// connector's own mapping (`text`, `int8`, `CHAR`): types with no Arrow
+    /// mapping are read as text. Filters on such columns stay in DataFusion.
+    Cast(&'static str),
 }
 
 /// Row and distinct-value estimates a source keeps for a table
@@ -90,7 +109,7 @@ impl TableEstimates {
 pub struct SplitScan {
     /// One predicate per part, to be AND-ed into the scan's `WHERE`; the
     /// parts together cover the table exactly once.
-    pub predicates: Vec<String>,
+    pub predicates: Vec<ast::Expr>,
     /// What the parts share so they read one snapshot of the source; handed
     /// back to [`Link::execute_part`].
     pub share: SnapshotShare,
@@ -135,6 +154,9 @@ pub struct ProbeReport {
     pub read_only: bool,
     /// User the link is logged in as.
     pub user: String,
+    /// What the link's account can do beyond reading, one sentence each
+    /// (a least-privilege account has none): `tautan check` prints them.
+    pub excess_privileges: Vec<String>,
 }
 
 /// A read-only connection to one agency's data source.
@@ -156,10 +178,16 @@ pub trait Link: Send + Sync + Debug {
     /// Checks reachability, credentials and that the session is read-only.
     async fn probe(&self) -> Result<ProbeReport, LinkError>;
 
-    /// Runs `sql` (a single `SELECT` produced by [`pushdown`]) on the source
-    /// and streams its rows as batches of `schema`. Connecting happens when
-    /// the stream is first polled, never before.
-    fn execute(&self, sql: String, schema: SchemaRef) -> SendableRecordBatchStream;
+    /// Connections in use, statements waiting and the last source failure
+    /// (`system.links`); `None` for links without a pool.
+    fn health(&self) -> Option<&Arc<health::LinkHealth>> {
+        None
+    }
+
+    /// Runs `query` on the source and streams its rows as batches of
+    /// `schema`. Connecting happens when the stream is first polled, never
+    /// before.
+    fn execute(&self, query: SourceQuery, schema: SchemaRef) -> SendableRecordBatchStream;
 
     /// Splits a full scan of `def` into at most `parts` parts that can run
     /// in parallel and read one snapshot; `None` when this link or table
@@ -169,15 +197,16 @@ pub trait Link: Send + Sync + Debug {
         None
     }
 
-    /// Runs one part of a split scan (`sql` already carries its predicate).
+    /// Runs one part of a split scan (`query` already carries its
+    /// predicate).
     fn execute_part(
         &self,
-        sql: String,
+        query: SourceQuery,
         schema: SchemaRef,
         share: &SnapshotShare,
     ) -> SendableRecordBatchStream {
         let _ = share;
-        self.execute(sql, schema)
+        self.execute(query, schema)
     }
 }
 

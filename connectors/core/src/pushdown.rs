@@ -1,155 +1,23 @@
-//! What a source is asked to do: the SQL text of a pushed-down scan.
+//! What a scan asks a source for: the pushed-down projection, filters and
+//! limit of one remote table, as a statement.
 //!
-//! [`SourceDialect`] decides which filters a source evaluates *exactly* as
-//! DataFusion would (those are removed from the plan), which it can only
-//! narrow down (*inexact*: DataFusion re-checks the rows), and which stay in
-//! DataFusion. Filter expressions are written out by DataFusion's own
-//! unparser in the source's dialect; identifiers are quoted here.
-
-use std::sync::Arc;
+//! [`SourceDialect::classify`] decides which filters a source evaluates
+//! *exactly* as DataFusion would (those are removed from the plan), which
+//! it can only narrow down (*inexact*: DataFusion re-checks the rows), and
+//! which stay in DataFusion. Filter expressions are written by DataFusion's
+//! own unparser in the source's dialect; [`ScanSql`] assembles the
+//! statement as a syntax tree, which [`crate::sql`] seals and checks.
 
 use datafusion::arrow::datatypes::{DataType, Schema};
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, Result, ScalarValue};
+use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
-use datafusion::sql::unparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect};
-use datafusion::sql::unparser::Unparser;
+use datafusion::sql::sqlparser::ast::{self, BinaryOperator, Ident, SelectItem};
 
-/// The SQL dialect of a source, with what tautan knows about its semantics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceDialect {
-    /// PostgreSQL: byte-exact string equality, standard string literals.
-    Postgres,
-    /// MySQL/MariaDB: string comparisons follow the column collation, which
-    /// is usually case- and accent-insensitive, so string predicates can
-    /// only narrow rows down. Sessions run with `NO_BACKSLASH_ESCAPES`.
-    MySql,
-}
+use crate::dialect::{cast, select_query, table_name, table_relation};
+use crate::sql::SourceQuery;
+use crate::{ColumnRead, RemoteTableDef, SourceDialect};
 
 impl SourceDialect {
-    /// Quotes an identifier for this source.
-    pub fn quote_ident(&self, ident: &str) -> String {
-        match self {
-            SourceDialect::Postgres => format!("\"{}\"", ident.replace('"', "\"\"")),
-            SourceDialect::MySql => format!("`{}`", ident.replace('`', "``")),
-        }
-    }
-
-    /// `schema.table`, quoted.
-    pub fn qualified(&self, schema: &str, table: &str) -> String {
-        format!("{}.{}", self.quote_ident(schema), self.quote_ident(table))
-    }
-
-    /// DataFusion's unparser dialect for this source. A T-SQL source would
-    /// add a variant here with a `CustomDialect` (bracket quoting, `TOP`),
-    /// plus its arms in [`Self::cast_type`] and [`Self::decodable`].
-    pub fn unparser_dialect(&self) -> Arc<dyn Dialect> {
-        match self {
-            SourceDialect::Postgres => Arc::new(PostgreSqlDialect {}),
-            SourceDialect::MySql => Arc::new(MySqlDialect {}),
-        }
-    }
-
-    /// The type to cast an output column of `data_type` to, so that the
-    /// source sends it in the form the link's decoder reads for that Arrow
-    /// type; `None` when there is no such decoder.
-    pub fn cast_type(&self, data_type: &DataType) -> Option<String> {
-        use datafusion::arrow::datatypes::{IntervalUnit, TimeUnit};
-        let pg = match data_type {
-            DataType::Boolean => "boolean".to_string(),
-            DataType::Int16 => "int2".into(),
-            DataType::Int32 => "int4".into(),
-            DataType::Int64 => "int8".into(),
-            DataType::Float32 => "float4".into(),
-            DataType::Float64 => "float8".into(),
-            DataType::Decimal128(p, s) if *s >= 0 => format!("numeric({p},{s})"),
-            DataType::Utf8 | DataType::LargeUtf8 => "text".into(),
-            DataType::Date32 => "date".into(),
-            DataType::Time64(TimeUnit::Microsecond) => "time".into(),
-            DataType::Timestamp(TimeUnit::Microsecond, None) => "timestamp".into(),
-            DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => "timestamptz".into(),
-            DataType::Binary => "bytea".into(),
-            DataType::Interval(IntervalUnit::MonthDayNano) => "interval".into(),
-            _ => return None,
-        };
-        match self {
-            SourceDialect::Postgres => Some(pg),
-            // MySQL values carry their own type; the decoder converts.
-            SourceDialect::MySql => match data_type {
-                DataType::Interval(_) | DataType::Time64(_) => None,
-                _ => Some(pg),
-            },
-        }
-    }
-
-    /// Wraps a statement whose result should have `schema` so the link's
-    /// decoder can read it: on PostgreSQL every column is cast to the type
-    /// [`Self::cast_type`] names (binary COPY carries no types); MySQL rows
-    /// carry typed values, so the statement is sent as it is. Returns the
-    /// SQL and the schema to decode with (column tags removed: the values
-    /// are plain after the casts).
-    pub fn decodable(&self, query: &str, schema: &Schema) -> Result<(String, Arc<Schema>)> {
-        let wire = Arc::new(Schema::new(
-            schema
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone().with_metadata(Default::default()))
-                .collect::<Vec<_>>(),
-        ));
-        match self {
-            SourceDialect::MySql => Ok((query.to_string(), wire)),
-            SourceDialect::Postgres => {
-                if schema.fields().is_empty() {
-                    return Err(datafusion::error::DataFusionError::NotImplemented(
-                        "a sub-plan without output columns".into(),
-                    ));
-                }
-                let mut casts = Vec::with_capacity(schema.fields().len());
-                let mut names = Vec::with_capacity(schema.fields().len());
-                for (i, f) in schema.fields().iter().enumerate() {
-                    let ty = self.cast_type(f.data_type()).ok_or_else(|| {
-                        datafusion::error::DataFusionError::NotImplemented(format!(
-                            "no decoder for {} ({})",
-                            f.name(),
-                            f.data_type()
-                        ))
-                    })?;
-                    casts.push(format!("CAST(q.c{i} AS {ty})"));
-                    names.push(format!("c{i}"));
-                }
-                Ok((
-                    format!(
-                        "SELECT {} FROM ({query}) AS q({})",
-                        casts.join(", "),
-                        names.join(", ")
-                    ),
-                    wire,
-                ))
-            }
-        }
-    }
-
-    /// Writes `expr` as SQL for this source, or `None` when it cannot be
-    /// written (the filter then stays in DataFusion).
-    pub fn expr_to_sql(&self, expr: &Expr) -> Option<String> {
-        let unqualified = expr
-            .clone()
-            .transform(|e| match e {
-                Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
-                    c.name,
-                )))),
-                other => Ok(Transformed::no(other)),
-            })
-            .ok()?
-            .data;
-        let dialect = self.unparser_dialect();
-        let unparser = Unparser::new(dialect.as_ref());
-        unparser
-            .expr_to_sql(&unqualified)
-            .ok()
-            .map(|e| e.to_string())
-    }
-
     /// How far this source can take `filter` on a table with `schema`.
     /// `pushable_columns[i]` is false for columns selected through a cast
     /// (their remote type differs from the Arrow one).
@@ -166,7 +34,7 @@ impl SourceDialect {
         }
         .classify(filter);
         match verdict {
-            Some(v) if self.expr_to_sql(filter).is_some() => v,
+            Some(v) if self.expr_to_ast(filter).is_some() => v,
             _ => TableProviderFilterPushDown::Unsupported,
         }
     }
@@ -212,6 +80,7 @@ impl Classifier<'_> {
 
     fn literal_ok(&self, e: &Expr) -> bool {
         match e {
+            Expr::Literal(ScalarValue::Float64(Some(v)), _) => crate::federation::short_float(*v),
             Expr::Literal(v, _) => {
                 !v.is_null()
                     && matches!(
@@ -226,7 +95,6 @@ impl Classifier<'_> {
                             | ScalarValue::UInt32(_)
                             | ScalarValue::UInt64(_)
                             | ScalarValue::Float32(_)
-                            | ScalarValue::Float64(_)
                             | ScalarValue::Decimal128(..)
                             | ScalarValue::Utf8(_)
                             | ScalarValue::Utf8View(_)
@@ -256,8 +124,11 @@ impl Classifier<'_> {
             DataType::Timestamp(_, Some(_)) => self.dialect == SourceDialect::Postgres,
             _ => false,
         };
+        // A `real` column compared with a literal: DataFusion compares in
+        // single precision, the sources in double (3.14 as a float4 is
+        // 3.1400001...), so the source would miss the row.
         let ok_type = is_string
-            || ty.is_numeric()
+            || (ty.is_numeric() && *ty != DataType::Float32)
             || timestamp_ok
             || matches!(ty, DataType::Boolean | DataType::Date32);
         if !ok_type {
@@ -338,7 +209,18 @@ impl Classifier<'_> {
                 }
                 match self.dialect {
                     SourceDialect::Postgres => Some(Exact),
-                    SourceDialect::MySql => Some(Inexact),
+                    // Under NO_BACKSLASH_ESCAPES MySQL's LIKE has no
+                    // escape character, where DataFusion (and PostgreSQL)
+                    // read `\%` as a literal `%`: such patterns stay here.
+                    SourceDialect::MySql => {
+                        let backslash = match like.pattern.as_ref() {
+                            Expr::Literal(v, _) => {
+                                v.try_as_str().flatten().is_none_or(|p| p.contains('\\'))
+                            }
+                            _ => true,
+                        };
+                        (!backslash).then_some(Inexact)
+                    }
                 }
             }
             _ => None,
@@ -351,13 +233,8 @@ impl Classifier<'_> {
 pub struct ScanSql<'a> {
     /// Dialect of the source.
     pub dialect: SourceDialect,
-    /// Remote schema.
-    pub schema: &'a str,
-    /// Remote table.
-    pub table: &'a str,
-    /// Select expression per column of the table (see
-    /// [`RemoteTableDef::select_exprs`](crate::RemoteTableDef)).
-    pub select_exprs: &'a [String],
+    /// The remote table.
+    pub def: &'a RemoteTableDef,
     /// Columns to fetch, by index; `None` for all.
     pub projection: Option<&'a [usize]>,
     /// Filters to send (already classified as pushable).
@@ -366,48 +243,55 @@ pub struct ScanSql<'a> {
     pub limit: Option<usize>,
     /// The part of a split scan this statement reads (a predicate from
     /// [`Link::split_scan`](crate::Link::split_scan)), if any.
-    pub part: Option<&'a str>,
+    pub part: Option<&'a ast::Expr>,
 }
 
 impl ScanSql<'_> {
-    /// The SQL text. An empty projection (e.g. `count(*)`) selects the
-    /// constant `1` so the source still sends one (tiny) value per row.
-    pub fn to_sql(&self) -> Result<String> {
-        let cols: Vec<&str> = match self.projection {
-            Some(p) => p
-                .iter()
-                .filter_map(|&i| self.select_exprs.get(i).map(String::as_str))
-                .collect(),
-            None => self.select_exprs.iter().map(String::as_str).collect(),
-        };
-        let mut sql = String::from("SELECT ");
-        if cols.is_empty() {
-            sql.push('1');
-        } else {
-            sql.push_str(&cols.join(", "));
+    /// The statement, sealed and checked. An empty projection (e.g.
+    /// `count(*)`) selects the constant `1` so the source still sends one
+    /// (tiny) value per row.
+    pub fn to_query(&self) -> Result<SourceQuery> {
+        let fields = self.def.arrow_schema.fields();
+        let all: Vec<usize> = (0..fields.len()).collect();
+        let mut items = Vec::new();
+        for &i in self.projection.unwrap_or(&all) {
+            let (Some(field), Some(read)) = (fields.get(i), self.def.reads.get(i)) else {
+                continue;
+            };
+            let column = ast::Expr::Identifier(Ident::with_quote('"', field.name()));
+            items.push(SelectItem::UnnamedExpr(match read {
+                ColumnRead::Plain => column,
+                ColumnRead::Cast(ty) => cast(column, self.dialect.data_type(ty)?),
+            }));
         }
-        sql.push_str(" FROM ");
-        sql.push_str(&self.dialect.qualified(self.schema, self.table));
+        if items.is_empty() {
+            items.push(SelectItem::UnnamedExpr(ast::Expr::value(
+                ast::Value::Number("1".into(), false),
+            )));
+        }
         let mut predicates = Vec::with_capacity(self.filters.len() + 1);
         if let Some(part) = self.part {
-            predicates.push(format!("({part})"));
+            predicates.push(part.clone());
         }
         for f in self.filters {
-            let text = self.dialect.expr_to_sql(f).ok_or_else(|| {
+            let written = self.dialect.expr_to_ast(f).ok_or_else(|| {
                 datafusion::error::DataFusionError::Internal(format!(
                     "filter {f} was classified pushable but cannot be written as SQL"
                 ))
             })?;
-            predicates.push(format!("({text})"));
+            predicates.push(written);
         }
-        if !predicates.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&predicates.join(" AND "));
-        }
-        if let Some(n) = self.limit {
-            sql.push_str(&format!(" LIMIT {n}"));
-        }
-        Ok(sql)
+        let selection = predicates
+            .into_iter()
+            .map(|p| ast::Expr::Nested(Box::new(p)))
+            .reduce(|a, b| ast::Expr::BinaryOp {
+                left: Box::new(a),
+                op: BinaryOperator::And,
+                right: Box::new(b),
+            });
+        let relation = table_relation(table_name(&self.def.schema, &self.def.name));
+        let query = select_query(items, relation, selection, self.limit)?;
+        self.dialect.checked(query)
     }
 }
 
@@ -416,6 +300,7 @@ mod tests {
     use super::*;
     use datafusion::arrow::datatypes::{Field, TimeUnit};
     use datafusion::prelude::{col, lit};
+    use std::sync::Arc;
 
     fn schema() -> Schema {
         Schema::new(vec![
@@ -423,6 +308,37 @@ mod tests {
             Field::new("Nama Lengkap", DataType::Utf8, true),
             Field::new("aktif", DataType::Boolean, true),
         ])
+    }
+
+    fn def(schema: Schema, reads: Vec<ColumnRead>) -> RemoteTableDef {
+        RemoteTableDef {
+            schema: "public".into(),
+            name: "Penduduk".into(),
+            arrow_schema: Arc::new(schema),
+            reads,
+            is_view: false,
+            comment: None,
+            pages: None,
+            estimates: Default::default(),
+        }
+    }
+
+    fn filter_sql(dialect: SourceDialect, f: &Expr, schema: Schema) -> String {
+        let n = schema.fields().len();
+        let def = def(schema, vec![ColumnRead::Plain; n]);
+        let sql = ScanSql {
+            dialect,
+            def: &def,
+            projection: Some(&[0]),
+            filters: std::slice::from_ref(f),
+            limit: None,
+            part: None,
+        }
+        .to_query()
+        .unwrap()
+        .sql()
+        .to_string();
+        sql.split_once(" WHERE ").unwrap().1.to_string()
     }
 
     #[test]
@@ -442,11 +358,26 @@ mod tests {
     #[test]
     fn quoting_survives_odd_names_and_literals() {
         let f = col("Nama Lengkap").eq(lit("it's"));
-        let pg = SourceDialect::Postgres.expr_to_sql(&f).unwrap();
-        assert_eq!(pg, "(\"Nama Lengkap\" = 'it''s')");
-        let my = SourceDialect::MySql.expr_to_sql(&f).unwrap();
-        assert_eq!(my, "(`Nama Lengkap` = 'it''s')");
-        assert_eq!(SourceDialect::MySql.quote_ident("a`b"), "`a``b`");
+        assert_eq!(
+            filter_sql(SourceDialect::Postgres, &f, schema()),
+            r#"(("Nama Lengkap" = 'it''s'))"#
+        );
+        assert_eq!(
+            filter_sql(SourceDialect::MySql, &f, schema()),
+            "((`Nama Lengkap` = 'it''s'))"
+        );
+        // A quote after a backslash, and a doubled quote, are doubled too.
+        let f = col("Nama Lengkap").eq(lit(r"\'')) OR 1=1 -- ''"));
+        assert_eq!(
+            filter_sql(SourceDialect::MySql, &f, schema()),
+            r"((`Nama Lengkap` = '\'''')) OR 1=1 -- '''''))"
+        );
+        // NUL cannot be sent: the filter stays in DataFusion.
+        let nul = col("Nama Lengkap").eq(lit("a\0b"));
+        assert_eq!(
+            SourceDialect::Postgres.classify(&nul, &schema(), &[true, true, true]),
+            TableProviderFilterPushDown::Unsupported
+        );
     }
 
     #[test]
@@ -466,12 +397,12 @@ mod tests {
         assert_eq!(SourceDialect::Postgres.classify(&f, &s, &all), Exact);
         assert_eq!(SourceDialect::MySql.classify(&f, &s, &all), Exact);
         assert_eq!(
-            SourceDialect::Postgres.expr_to_sql(&f).unwrap(),
-            "(\"t\" > CAST('2026-02-01 00:00:00' AS TIMESTAMP))"
+            filter_sql(SourceDialect::Postgres, &f, s.clone()),
+            r#"(("t" > CAST('2026-02-01 00:00:00' AS TIMESTAMP)))"#
         );
         assert_eq!(
-            SourceDialect::MySql.expr_to_sql(&f).unwrap(),
-            "(`t` > CAST('2026-02-01 00:00:00' AS DATETIME))"
+            filter_sql(SourceDialect::MySql, &f, s.clone()),
+            "((`t` > CAST('2026-02-01 00:00:00' AS DATETIME(6))))"
         );
         let g = col("tz").gt(lit(ScalarValue::TimestampMicrosecond(
             Some(micros),
@@ -486,46 +417,66 @@ mod tests {
 
     #[test]
     fn sub_plans_are_cast_to_what_the_decoder_reads() {
+        use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+        use datafusion::sql::sqlparser::parser::Parser;
         let s = Schema::new(vec![
             Field::new("n", DataType::Int64, false),
             Field::new("total", DataType::Decimal128(25, 2), true),
             Field::new("nama", DataType::Utf8, true)
                 .with_metadata([("tautan.pg_type".to_string(), "uuid".to_string())].into()),
         ]);
+        let inner = |sql: &str| match Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0)
+        {
+            ast::Statement::Query(q) => *q,
+            _ => unreachable!(),
+        };
         let (sql, wire) = SourceDialect::Postgres
-            .decodable("SELECT count(*), sum(x), y FROM t GROUP BY y", &s)
+            .decodable(inner("SELECT count(*), sum(x), y FROM t GROUP BY y"), &s)
             .unwrap();
         assert_eq!(
-            sql,
-            "SELECT CAST(q.c0 AS int8), CAST(q.c1 AS numeric(25,2)), CAST(q.c2 AS text) \
-             FROM (SELECT count(*), sum(x), y FROM t GROUP BY y) AS q(c0, c1, c2)"
+            sql.sql(),
+            "SELECT CAST(q.c0 AS INT8), CAST(q.c1 AS NUMERIC(25,2)), CAST(q.c2 AS TEXT) \
+             FROM (SELECT count(*), sum(x), y FROM t GROUP BY y) AS q (c0, c1, c2)"
         );
         // Tags are dropped: the text cast is decoded as text, not uuid.
         assert!(wire.field(2).metadata().is_empty());
-        let (sql, _) = SourceDialect::MySql.decodable("SELECT 1", &s).unwrap();
-        assert_eq!(sql, "SELECT 1");
+        let (sql, _) = SourceDialect::MySql
+            .decodable(inner("SELECT 1"), &s)
+            .unwrap();
+        assert_eq!(sql.sql(), "SELECT 1");
         assert_eq!(SourceDialect::Postgres.cast_type(&DataType::UInt64), None);
     }
 
     #[test]
     fn scan_sql_has_projection_filters_and_limit() {
-        let exprs = vec!["\"id\"".to_string(), "\"Nama Lengkap\"".to_string()];
+        let def = def(
+            schema(),
+            vec![
+                ColumnRead::Plain,
+                ColumnRead::Cast("text"),
+                ColumnRead::Plain,
+            ],
+        );
         let filters = vec![col("id").gt(lit(10i64))];
         let sql = ScanSql {
             dialect: SourceDialect::Postgres,
-            schema: "public",
-            table: "Penduduk",
-            select_exprs: &exprs,
+            def: &def,
             projection: Some(&[1]),
             filters: &filters,
             limit: Some(5),
             part: None,
         }
-        .to_sql()
+        .to_query()
         .unwrap();
         assert_eq!(
-            sql,
-            "SELECT \"Nama Lengkap\" FROM \"public\".\"Penduduk\" WHERE ((\"id\" > 10)) LIMIT 5"
+            sql.sql(),
+            r#"SELECT CAST("Nama Lengkap" AS TEXT) FROM "public"."Penduduk" WHERE (("id" > 10)) LIMIT 5"#
+        );
+        assert_eq!(
+            sql.copy_binary().unwrap(),
+            format!("COPY ({}) TO STDOUT (FORMAT binary)", sql.sql())
         );
     }
 }

@@ -11,7 +11,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::pushdown::ScanSql;
-use crate::{LinkRef, RemoteScanExec, RemoteTableDef, ScanOptions};
+use crate::{ColumnRead, LinkRef, RemoteScanExec, RemoteTableDef, ScanOptions};
 
 /// A table of a link. Planning uses only the cached schema; the source is
 /// contacted when the plan executes.
@@ -27,13 +27,10 @@ pub struct RemoteTable {
 impl RemoteTable {
     /// Wraps `def` of `link`.
     pub fn new(link: LinkRef, def: RemoteTableDef) -> Self {
-        let dialect = link.dialect();
         let pushable = def
-            .arrow_schema
-            .fields()
+            .reads
             .iter()
-            .zip(&def.select_exprs)
-            .map(|(f, expr)| *expr == dialect.quote_ident(f.name()))
+            .map(|read| *read == ColumnRead::Plain)
             .collect();
         Self {
             link,
@@ -106,18 +103,16 @@ impl TableProvider for RemoteTable {
         }
         let wanted_limit = limit;
         let limit = if all_exact { limit } else { None };
-        let write = |part: Option<&str>| {
+        let write = |part| {
             ScanSql {
                 dialect: self.link.dialect(),
-                schema: &self.def.schema,
-                table: &self.def.name,
-                select_exprs: &self.def.select_exprs,
+                def: &self.def,
                 projection: projection.map(Vec::as_slice),
                 filters: &pushed,
                 limit,
                 part,
             }
-            .to_sql()
+            .to_query()
         };
         let schema = match projection {
             Some(p) => Arc::new(self.def.arrow_schema.project(p)?),

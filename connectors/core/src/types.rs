@@ -20,6 +20,18 @@ pub const COMMENT_KEY: &str = "tautan.comment";
 /// its 1-based position in the key).
 pub const PRIMARY_KEY: &str = "tautan.primary_key";
 
+/// Field metadata key holding PostgreSQL's type modifier of the column
+/// (`atttypmod`: length of `char(n)`/`varchar(n)` + 4, precision and scale
+/// of `numeric(p,s)`), for catalogs and `char(n)` padding.
+pub const PG_TYPMOD_KEY: &str = "tautan.pg_typmod";
+
+/// `field` with its PostgreSQL type modifier recorded.
+pub fn with_typmod(field: Field, typmod: i32) -> Field {
+    let mut md = field.metadata().clone();
+    md.insert(PG_TYPMOD_KEY.to_string(), typmod.to_string());
+    field.with_metadata(md)
+}
+
 /// `field` marked as the `position`-th column (1-based) of the primary key.
 pub fn in_primary_key(field: Field, position: usize) -> Field {
     let mut md = field.metadata().clone();
@@ -47,6 +59,17 @@ pub fn field(
     }
     Field::new(name, data_type, nullable).with_metadata(md)
 }
+
+/// A date of `infinity` (PostgreSQL): Arrow `Date32` has no such value, so
+/// the largest one stands for it, as in PostgreSQL, and sorts the same.
+/// The wire encoders write it back as `infinity`.
+pub const DATE_INFINITY: i32 = i32::MAX;
+/// `-infinity` for dates: the smallest `Date32`.
+pub const DATE_NEG_INFINITY: i32 = i32::MIN;
+/// A timestamp of `infinity`: the largest microsecond timestamp.
+pub const TIMESTAMP_INFINITY: i64 = i64::MAX;
+/// `-infinity` for timestamps: the smallest microsecond timestamp.
+pub const TIMESTAMP_NEG_INFINITY: i64 = i64::MIN;
 
 /// Rows per Arrow batch produced by the row-oriented decoders.
 pub const BATCH_ROWS: usize = 8192;

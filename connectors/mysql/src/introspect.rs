@@ -28,7 +28,7 @@ use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, Schema, TimeUn
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 use tautan_connector::types::{field, in_primary_key};
-use tautan_connector::{LinkError, RemoteTableDef, SourceDialect};
+use tautan_connector::{ColumnRead, LinkError, RemoteTableDef};
 
 use crate::my_error;
 
@@ -155,22 +155,21 @@ pub async fn tables(
         .query(TABLES_SQL)
         .await
         .map_err(|e| my_error(link, e))?;
-    let dialect = SourceDialect::MySql;
     let mut out: Vec<RemoteTableDef> = Vec::new();
     let mut fields: Vec<Field> = Vec::new();
-    let mut exprs: Vec<String> = Vec::new();
+    let mut exprs: Vec<ColumnRead> = Vec::new();
     let mut current: Option<(String, String, bool, Option<String>)> = None;
 
     let finish = |cur: Option<(String, String, bool, Option<String>)>,
                   fields: &mut Vec<Field>,
-                  exprs: &mut Vec<String>,
+                  exprs: &mut Vec<ColumnRead>,
                   out: &mut Vec<RemoteTableDef>| {
         if let Some((schema, name, is_view, comment)) = cur {
             out.push(RemoteTableDef {
                 schema,
                 name,
                 arrow_schema: Arc::new(Schema::new(std::mem::take(fields))),
-                select_exprs: std::mem::take(exprs),
+                reads: std::mem::take(exprs),
                 is_view,
                 comment,
                 pages: None,
@@ -210,9 +209,8 @@ pub async fn tables(
             let comment = Some(table_comment).filter(|c| !c.is_empty());
             current = Some((schema.clone(), table.clone(), table_type == "VIEW", comment));
         }
-        let quoted = dialect.quote_ident(&column);
         let (arrow_type, tag, expr) = match map_type(&data_type, &column_type, precision, scale) {
-            Mapped::Native(dt, tag) => (dt, tag, quoted),
+            Mapped::Native(dt, tag) => (dt, tag, ColumnRead::Plain),
             Mapped::AsText { warn } => {
                 if warn {
                     tracing::warn!(
@@ -223,7 +221,7 @@ pub async fn tables(
                         "no Arrow mapping for this MySQL type; reading it as text"
                     );
                 }
-                (DataType::Utf8, None, format!("CAST({quoted} AS CHAR)"))
+                (DataType::Utf8, None, ColumnRead::Cast("CHAR"))
             }
         };
         let mut f = field(

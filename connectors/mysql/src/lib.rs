@@ -1,13 +1,17 @@
 //! MySQL/MariaDB db link for tautan.
 //!
-//! Connections come from mysql_async's own pool. Every session starts with
+//! Connections come from mysql_async's own pool, kept open between scans
+//! and reset (`COM_RESET_CONNECTION`) whenever one goes back. Every session
+//! — a new one, and every reset one — runs [`SESSION_SETUP`]:
 //! `SET SESSION TRANSACTION READ ONLY` (the server refuses writes), UTC
-//! `time_zone`, and `NO_BACKSLASH_ESCAPES` (so string literals written by
-//! the unparser mean the same as in PostgreSQL). Tables are introspected
-//! from `information_schema` ([`introspect`]) and read with the binary
-//! protocol, row values converted into Arrow builders ([`rows`]).
+//! `time_zone`, utf8mb4, and `NO_BACKSLASH_ESCAPES` (tautan's quoting of
+//! string literals relies on it, see `tautan_connector::sql::quote`).
+//! Tables are introspected from `information_schema` ([`introspect`]) and
+//! read with the binary protocol, row values converted into Arrow builders
+//! ([`rows`]).
 
 pub mod introspect;
+pub mod privileges;
 pub mod rows;
 
 use std::time::Duration;
@@ -15,11 +19,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
+use futures::future::BoxFuture;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+use tautan_connector::health::{watch, Gate, Limits, LinkHealth};
 use tautan_connector::stream::spawn_reader;
 use tautan_connector::{
-    Link, LinkError, LinkErrorKind, ProbeReport, RemoteTableDef, SourceDialect,
+    Link, LinkError, LinkErrorKind, ProbeReport, RemoteTableDef, SourceDialect, SourceQuery,
 };
 
 /// How to reach one MySQL or MariaDB server.
@@ -40,6 +46,8 @@ pub struct MySqlConfig {
     pub pool_size: usize,
     /// How long to wait for a connection before calling the link down.
     pub connect_timeout: Duration,
+    /// Queue, statement and stall timeouts.
+    pub limits: Limits,
 }
 
 /// A read-only link to one MySQL/MariaDB server.
@@ -48,15 +56,23 @@ pub struct MySqlLink {
     name: String,
     config: MySqlConfig,
     pool: Pool,
+    /// How the pool connects: for pings and `KILL QUERY` on connections
+    /// of their own.
+    opts: Opts,
+    gate: Gate,
 }
 
-/// Statements every pooled session runs once, before anything else.
-const SESSION_INIT: &[&str] = &[
+/// Statements every session runs when it is opened and every time it is
+/// reset on its way back to the pool, before anything else.
+pub const SESSION_SETUP: &[&str] = &[
     "SET SESSION TRANSACTION READ ONLY",
     "SET time_zone = '+00:00'",
     "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@sql_mode, ''), 'NO_BACKSLASH_ESCAPES')",
     "SET NAMES utf8mb4",
 ];
+
+/// How long an idle pooled connection is kept open.
+const IDLE_TTL: Duration = Duration::from_secs(60);
 
 impl MySqlLink {
     /// Builds the link and its (lazy) pool; nothing is contacted yet.
@@ -65,20 +81,55 @@ impl MySqlLink {
         let max = config.pool_size.max(1);
         let constraints = PoolConstraints::new(0, max)
             .ok_or_else(|| LinkError::new(&name, LinkErrorKind::Config, "invalid pool size"))?;
+        let mut setup: Vec<String> = SESSION_SETUP.iter().map(|s| s.to_string()).collect();
+        if let Some(t) = config.limits.statement_timeout {
+            // MariaDB only (`/*M!`): MySQL calls it max_execution_time.
+            setup.push(format!(
+                "/*M! SET SESSION max_statement_time = {:.3} */",
+                t.as_secs_f64()
+            ));
+        }
         let opts = OptsBuilder::default()
             .ip_or_hostname(config.host.clone())
             .tcp_port(config.port)
             .user(Some(config.user.clone()))
             .pass(config.password.clone())
             .prefer_socket(false)
-            .init(SESSION_INIT.to_vec())
-            .pool_opts(PoolOpts::default().with_constraints(constraints));
-        let pool = Pool::new(opts);
-        Ok(Self { name, config, pool })
+            .tcp_keepalive(Some(Duration::from_secs(30)))
+            .setup(setup)
+            .pool_opts(
+                PoolOpts::default()
+                    .with_constraints(constraints)
+                    .with_reset_connection(true)
+                    // Idle connections stay open this long (mysql_async's
+                    // default, 0, closes every connection as it returns).
+                    .with_inactive_connection_ttl(IDLE_TTL),
+            );
+        let opts = Opts::from(opts);
+        let pool = Pool::new(opts.clone());
+        let gate = Gate::new(
+            &name,
+            config.pool_size,
+            config.limits.queue_timeout,
+            Default::default(),
+        );
+        Ok(Self {
+            name,
+            config,
+            pool,
+            opts,
+            gate,
+        })
+    }
+
+    /// A pooled session exactly as a scan gets it (set up as
+    /// [`SESSION_SETUP`] says); for `tautan check` and tests.
+    pub async fn checkout(&self) -> Result<Conn, LinkError> {
+        get_conn(&self.name, &self.pool, self.config.connect_timeout).await
     }
 
     async fn conn(&self) -> Result<Conn, LinkError> {
-        get_conn(&self.name, &self.pool, self.config.connect_timeout).await
+        self.checkout().await
     }
 }
 
@@ -94,14 +145,69 @@ async fn get_conn(link: &str, pool: &Pool, timeout: Duration) -> Result<Conn, Li
     }
 }
 
+/// Whether the server answers at all, on a connection of its own.
+fn ping(opts: Opts, link: String) -> BoxFuture<'static, Result<(), LinkError>> {
+    Box::pin(async move {
+        let mut conn = Conn::new(opts).await.map_err(|e| my_error(&link, e))?;
+        let answer = conn.ping().await.map_err(|e| my_error(&link, e));
+        let _ = conn.disconnect().await;
+        answer
+    })
+}
+
+/// Stops a statement at the server unless disarmed: `KILL QUERY <id>` from
+/// a connection of its own (dropping a connection mid-result would
+/// otherwise leave the server running the statement while mysql_async
+/// drains its rows).
+struct KillOnDrop {
+    opts: Option<Opts>,
+    id: u32,
+    /// The statement's place at the link, held until the kill is done.
+    slot: Option<tautan_connector::health::Slot>,
+    /// How long the kill may take (a stalled server gets no more).
+    timeout: Duration,
+}
+
+impl KillOnDrop {
+    fn disarm(&mut self) {
+        self.opts = None;
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let (Some(opts), Ok(runtime)) = (self.opts.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let id = self.id;
+        let slot = self.slot.take();
+        let timeout = self.timeout;
+        runtime.spawn(async move {
+            let kill = async {
+                if let Ok(mut conn) = Conn::new(opts).await {
+                    let _ = conn.query_drop(format!("KILL QUERY {id}")).await;
+                    let _ = conn.disconnect().await;
+                }
+            };
+            let _ = tokio::time::timeout(timeout, kill).await;
+            drop(slot);
+        });
+    }
+}
+
 /// Maps a driver error to a link error a user can act on.
 pub(crate) fn my_error(link: &str, e: mysql_async::Error) -> LinkError {
     use mysql_async::Error as E;
     match &e {
         E::Server(s) => {
-            // 1044/1045: access denied; 1049: unknown database.
+            // 1044/1045: access denied; 1049: unknown database;
+            // 1040/1203: the server (or this account) is at its
+            // connection limit — busy, not down.
             let kind = if matches!(s.code, 1044 | 1045 | 1049 | 1698) {
                 LinkErrorKind::Authentication
+            } else if matches!(s.code, 1040 | 1203) {
+                LinkErrorKind::Busy
             } else {
                 LinkErrorKind::Query
             };
@@ -161,35 +267,68 @@ impl Link for MySqlLink {
                 .await
                 .map_err(|e| my_error(&self.name, e))?,
         };
+        let grants: Vec<String> = conn
+            .query("SHOW GRANTS FOR CURRENT_USER()")
+            .await
+            .map_err(|e| my_error(&self.name, e))?;
         Ok(ProbeReport {
             server_version: version,
             read_only: ro == Some(1),
             user,
+            excess_privileges: privileges::excess(&grants),
         })
     }
 
-    fn execute(&self, sql: String, schema: SchemaRef) -> SendableRecordBatchStream {
+    fn health(&self) -> Option<&std::sync::Arc<LinkHealth>> {
+        Some(self.gate.health())
+    }
+
+    /// Waits for its turn at the link ([`Gate`]), watches every read for a
+    /// stalled source ([`watch`]), and when dropped before the end (a
+    /// cancel, a client gone, a stall) stops the statement at the source
+    /// with `KILL QUERY` from a connection of its own.
+    fn execute(&self, query: SourceQuery, schema: SchemaRef) -> SendableRecordBatchStream {
         let pool = self.pool.clone();
         let link = self.name.clone();
         let timeout = self.config.connect_timeout;
+        let gate = self.gate.clone();
+        let opts = self.opts.clone();
+        let stall = self.config.limits.stall_timeout;
         spawn_reader(schema.clone(), move |tx| async move {
-            let mut conn = get_conn(&link, &pool, timeout).await?;
-            let mut result = conn
-                .exec_iter(sql.as_str(), ())
-                .await
-                .map_err(|e| my_error(&link, e))?;
-            let mut decoder = rows::RowDecoder::new(&link, schema)?;
-            while let Some(row) = result.next().await.map_err(|e| my_error(&link, e))? {
-                if let Some(batch) = decoder.push(row)? {
-                    if !tx.send(batch).await {
-                        return Ok(());
+            let health = gate.health().clone();
+            let outcome = async {
+                let slot = gate.enter().await?;
+                let mut conn = get_conn(&link, &pool, timeout).await?;
+                let mut kill = KillOnDrop {
+                    opts: Some(opts.clone()),
+                    id: conn.id(),
+                    slot: Some(slot),
+                    timeout,
+                };
+                let pinger = || ping(opts.clone(), link.clone());
+                let mut result = watch(&link, conn.exec_iter(query.sql(), ()), stall, pinger)
+                    .await?
+                    .map_err(|e| my_error(&link, e))?;
+                let mut decoder = rows::RowDecoder::new(&link, schema)?;
+                while let Some(row) = watch(&link, result.next(), stall, pinger)
+                    .await?
+                    .map_err(|e| my_error(&link, e))?
+                {
+                    if let Some(batch) = decoder.push(row)? {
+                        if !tx.send(batch).await {
+                            return Ok(()); // consumer gone: the guard kills the rest
+                        }
                     }
                 }
+                kill.disarm();
+                if let Some(batch) = decoder.finish()? {
+                    let _ = tx.send(batch).await;
+                }
+                Ok(())
             }
-            if let Some(batch) = decoder.finish()? {
-                let _ = tx.send(batch).await;
-            }
-            Ok(())
+            .await;
+            health.record(outcome.as_ref().map(|_| ()));
+            outcome
         })
     }
 }

@@ -19,7 +19,10 @@ use datafusion::arrow::datatypes::{
     DataType, Field, IntervalMonthDayNano, IntervalUnit, SchemaRef, TimeUnit,
 };
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use tautan_connector::types::{BATCH_ROWS, PG_TYPE_KEY};
+use tautan_connector::types::{
+    BATCH_ROWS, DATE_INFINITY, DATE_NEG_INFINITY, PG_TYPE_KEY, TIMESTAMP_INFINITY,
+    TIMESTAMP_NEG_INFINITY,
+};
 use tautan_connector::{LinkError, LinkErrorKind};
 
 /// `PGCOPY\n\xff\r\n\0`
@@ -38,8 +41,14 @@ enum Kind {
     Int8,
     Float4,
     Float8,
-    Numeric { scale: i8 },
+    Numeric {
+        scale: i8,
+    },
     Text,
+    /// `char(n)`: trailing blanks are not part of the value in
+    /// PostgreSQL's comparisons, `length` or concatenation; they are
+    /// dropped here and written back on output (the field's typmod).
+    PaddedText,
     Jsonb,
     Uuid,
     Bytea,
@@ -68,6 +77,7 @@ impl Kind {
             DataType::Utf8 => match tag {
                 Some("uuid") => Kind::Uuid,
                 Some("jsonb") => Kind::Jsonb,
+                Some("bpchar") => Kind::PaddedText,
                 _ => Kind::Text,
             },
             DataType::Binary => Kind::Bytea,
@@ -334,6 +344,17 @@ fn append(kind: &Kind, b: &mut dyn ArrayBuilder, v: Option<&[u8]>) -> Result<(),
                 None => b.append_null(),
             }
         }
+        Kind::PaddedText => {
+            let b = builder!(b, StringBuilder);
+            match v {
+                Some(v) => b.append_value(
+                    std::str::from_utf8(v)
+                        .map_err(|e| e.to_string())?
+                        .trim_end_matches(' '),
+                ),
+                None => b.append_null(),
+            }
+        }
         Kind::Jsonb => {
             let b = builder!(b, StringBuilder);
             match v {
@@ -363,10 +384,14 @@ fn append(kind: &Kind, b: &mut dyn ArrayBuilder, v: Option<&[u8]>) -> Result<(),
             match v {
                 Some(v) => {
                     let d = be_i32(fixed(v, 4, "date")?);
-                    if d == i32::MAX || d == i32::MIN {
-                        return Err("infinite dates have no Arrow value".into());
-                    }
-                    b.append_value(d + PG_EPOCH_DAYS)
+                    // ±infinity keep PostgreSQL's own sentinels, the
+                    // largest and smallest values (they sort the same).
+                    let days = match d {
+                        i32::MAX => DATE_INFINITY,
+                        i32::MIN => DATE_NEG_INFINITY,
+                        d => d.checked_add(PG_EPOCH_DAYS).ok_or("date out of range")?,
+                    };
+                    b.append_value(days)
                 }
                 None => b.append_null(),
             }
@@ -383,10 +408,14 @@ fn append(kind: &Kind, b: &mut dyn ArrayBuilder, v: Option<&[u8]>) -> Result<(),
             match v {
                 Some(v) => {
                     let t = be_i64(fixed(v, 8, "timestamp")?);
-                    if t == i64::MAX || t == i64::MIN {
-                        return Err("infinite timestamps have no Arrow value".into());
-                    }
-                    b.append_value(t + PG_EPOCH_MICROS)
+                    let micros = match t {
+                        i64::MAX => TIMESTAMP_INFINITY,
+                        i64::MIN => TIMESTAMP_NEG_INFINITY,
+                        t => t
+                            .checked_add(PG_EPOCH_MICROS)
+                            .ok_or("timestamp out of range")?,
+                    };
+                    b.append_value(micros)
                 }
                 None => b.append_null(),
             }
@@ -487,43 +516,68 @@ pub fn numeric_to_i128(v: &[u8], scale: i8) -> Result<i128, String> {
     }
     let overflow = || format!("numeric value does not fit decimal(38,{scale})");
     let digit = |i: usize| be_i16(&v[8 + 2 * i..10 + 2 * i]);
-    let acc: i128 = if ndigits <= 4 {
-        // Up to 16 decimal digits (most values): 64-bit arithmetic.
+    // Group i (base 10000) is worth 10^(4 * (weight - i)); at `scale`
+    // that is 10^(4 * (weight - i) + scale). Adding each group at its own
+    // power keeps the sum within i128 whenever the value is (a trailing
+    // group's zeros never go through the accumulator).
+    let mut value: i128 = 0;
+    if ndigits <= 4 {
+        // Up to 16 decimal digits (most values): one 64-bit accumulator,
+        // then one power of ten.
         let mut small: u64 = 0;
         for i in 0..ndigits.max(0) as usize {
             let d = u64::try_from(digit(i)).map_err(|_| "numeric digit out of range")?;
+            if d >= 10_000 {
+                return Err("numeric digit out of range".into());
+            }
             small = small * 10_000 + d;
         }
-        i128::from(small)
-    } else {
-        let mut acc: i128 = 0;
-        for i in 0..ndigits as usize {
-            acc = acc
-                .checked_mul(10_000)
-                .and_then(|a| a.checked_add(i128::from(digit(i))))
-                .ok_or_else(overflow)?;
+        let shift = scale as i32 - 4 * (ndigits - 1 - weight);
+        value = if ndigits == 0 {
+            0
+        } else if shift >= 0 {
+            10i128
+                .checked_pow(shift as u32)
+                .and_then(|m| i128::from(small).checked_mul(m))
+                .ok_or_else(overflow)?
+        } else {
+            let div = 10i128.checked_pow((-shift) as u32).unwrap_or(i128::MAX);
+            if i128::from(small) % div != 0 {
+                return Err(format!(
+                    "numeric value has more than {scale} decimal places"
+                ));
+            }
+            i128::from(small) / div
+        };
+    }
+    for i in 0..ndigits.max(0) as usize {
+        if ndigits <= 4 {
+            break;
         }
-        acc
-    };
-    // acc is the value times 10^exp10.
-    let exp10 = 4 * (ndigits - 1 - weight);
-    let shift = scale as i32 - exp10;
-    let mut value = if ndigits == 0 {
-        0
-    } else if shift >= 0 {
-        10i128
-            .checked_pow(shift as u32)
-            .and_then(|m| acc.checked_mul(m))
-            .ok_or_else(overflow)?
-    } else {
-        let div = 10i128.checked_pow((-shift) as u32).ok_or_else(overflow)?;
-        if acc % div != 0 {
-            return Err(format!(
-                "numeric value has more than {scale} decimal places"
-            ));
+        let d = i128::from(digit(i));
+        if !(0..10_000).contains(&d) {
+            return Err("numeric digit out of range".into());
         }
-        acc / div
-    };
+        if d == 0 {
+            continue;
+        }
+        let exponent = 4 * (weight - i as i32) + scale as i32;
+        let term = if exponent >= 0 {
+            10i128
+                .checked_pow(exponent as u32)
+                .and_then(|m| d.checked_mul(m))
+                .ok_or_else(overflow)?
+        } else {
+            let div = 10i128.checked_pow((-exponent) as u32).unwrap_or(i128::MAX);
+            if d % div != 0 {
+                return Err(format!(
+                    "numeric value has more than {scale} decimal places"
+                ));
+            }
+            d / div
+        };
+        value = value.checked_add(term).ok_or_else(overflow)?;
+    }
     if sign == 0x4000 {
         value = -value;
     }
@@ -571,6 +625,20 @@ mod tests {
         assert_eq!(numeric_to_i128(&zero, 3).unwrap(), 0);
         let nan = numeric(0, 0, 0xC000, 0, &[]);
         assert!(numeric_to_i128(&nan, 3).is_err());
+        // 38 digits, the last group of the fraction ending in zeros:
+        // 999999999999999999999999999999999999.99 at scale 2.
+        let mut groups = vec![9999i16; 9];
+        groups.push(9900);
+        let widest = numeric(10, 8, 0x0000, 2, &groups);
+        assert_eq!(
+            numeric_to_i128(&widest, 2).unwrap(),
+            99_999_999_999_999_999_999_999_999_999_999_999_999i128
+        );
+        let negative = numeric(10, 8, 0x4000, 2, &groups);
+        assert_eq!(
+            numeric_to_i128(&negative, 2).unwrap(),
+            -99_999_999_999_999_999_999_999_999_999_999_999_999i128
+        );
     }
 
     #[test]

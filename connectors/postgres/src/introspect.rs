@@ -26,13 +26,10 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, Schema, TimeUnit};
-use tautan_connector::types::{field, in_primary_key};
-use tautan_connector::{LinkError, RemoteTableDef, SourceDialect, TableEstimates};
+use tautan_connector::types::{field, in_primary_key, with_typmod};
+use tautan_connector::{ColumnRead, LinkError, RemoteTableDef, TableEstimates};
 
 use crate::pg_error;
-
-/// Decimal used for `numeric` columns declared without precision.
-pub const UNCONSTRAINED_NUMERIC: DataType = DataType::Decimal128(38, 10);
 
 const TABLES_SQL: &str = "
 SELECT n.nspname::text, c.relname::text, c.relkind::text,
@@ -86,21 +83,20 @@ pub async fn tables(
         .map_err(|e| pg_error(link, e))?;
     let mut out: Vec<RemoteTableDef> = Vec::new();
     let mut fields: Vec<Field> = Vec::new();
-    let dialect = SourceDialect::Postgres;
     let mut current: Option<Current> = None;
-    let mut exprs: Vec<String> = Vec::new();
+    let mut exprs: Vec<ColumnRead> = Vec::new();
     let mut distinct: Vec<Option<f64>> = Vec::new();
 
     let mut flush = |cur: Option<Current>,
                      fields: &mut Vec<Field>,
-                     exprs: &mut Vec<String>,
+                     exprs: &mut Vec<ColumnRead>,
                      distinct: &mut Vec<Option<f64>>| {
         if let Some((schema, name, is_view, comment, pages, rows)) = cur {
             out.push(RemoteTableDef {
                 schema,
                 name,
                 arrow_schema: Arc::new(Schema::new(std::mem::take(fields))),
-                select_exprs: std::mem::take(exprs),
+                reads: std::mem::take(exprs),
                 is_view,
                 comment,
                 pages,
@@ -148,7 +144,6 @@ pub async fn tables(
         }
         let rows = current.as_ref().and_then(|c| c.5);
         distinct.push(n_distinct.and_then(|d| absolute_distinct(d, rows)));
-        let quoted = dialect.quote_ident(&column);
         let mapped = map_type(
             &typname,
             &typtype,
@@ -157,8 +152,8 @@ pub async fn tables(
             elem_type.as_deref(),
         );
         let (data_type, pg_type, expr) = match mapped {
-            Mapped::Native(dt, pg) => (dt, pg, quoted),
-            Mapped::Cast(dt, cast) => (dt, None, format!("{quoted}::{cast}")),
+            Mapped::Native(dt, pg) => (dt, pg, ColumnRead::Plain),
+            Mapped::Cast(dt, cast) => (dt, None, ColumnRead::Cast(cast)),
             Mapped::Fallback => {
                 tracing::warn!(
                     link,
@@ -167,7 +162,7 @@ pub async fn tables(
                     r#type = %declared,
                     "no Arrow mapping for this PostgreSQL type; reading it as text"
                 );
-                (DataType::Utf8, None, format!("{quoted}::text"))
+                (DataType::Utf8, None, ColumnRead::Cast("text"))
             }
         };
         let mut f = field(
@@ -180,6 +175,9 @@ pub async fn tables(
         );
         if let Some(position) = pk_position.and_then(|p| usize::try_from(p).ok()) {
             f = in_primary_key(f, position);
+        }
+        if typmod >= 0 {
+            f = with_typmod(f, typmod);
         }
         fields.push(f);
         exprs.push(expr);
@@ -229,7 +227,10 @@ fn scalar(typname: &str, typtype: &str, typmod: i32) -> Mapped {
         "float8" => Native(DataType::Float64, None),
         "numeric" => {
             if typmod < 0 {
-                Native(UNCONSTRAINED_NUMERIC, None)
+                // Without a declared precision a numeric holds values no
+                // Arrow number does (1e40, 0.1e-30, NaN, ±Infinity): read
+                // exactly, as the text PostgreSQL prints.
+                Cast(DataType::Utf8, "text")
             } else {
                 let precision = ((typmod - 4) >> 16) & 0xffff;
                 let scale = (typmod - 4) & 0xffff;
@@ -241,7 +242,9 @@ fn scalar(typname: &str, typtype: &str, typmod: i32) -> Mapped {
                 }
             }
         }
-        "text" | "varchar" | "bpchar" | "name" | "citext" | "char" => Native(DataType::Utf8, None),
+        "bpchar" => Native(DataType::Utf8, Some("bpchar")),
+        "varchar" => Native(DataType::Utf8, Some("varchar")),
+        "text" | "name" | "citext" | "char" => Native(DataType::Utf8, None),
         "bytea" => Native(DataType::Binary, None),
         "date" => Native(DataType::Date32, None),
         "time" => Native(DataType::Time64(TimeUnit::Microsecond), None),
@@ -295,7 +298,7 @@ mod tests {
         );
         assert_eq!(
             map_type("numeric", "b", -1, None, None),
-            Mapped::Native(UNCONSTRAINED_NUMERIC, None)
+            Mapped::Cast(DataType::Utf8, "text")
         );
         assert_eq!(
             map_type("numeric", "b", (60 << 16 | 2) + 4, None, None),

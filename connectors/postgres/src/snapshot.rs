@@ -13,8 +13,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use datafusion::sql::sqlparser::ast::{self, BinaryOperator, CastKind, Ident};
 use deadpool_postgres::{Object, Pool};
-use tautan_connector::LinkError;
+use tautan_connector::{LinkError, SourceDialect};
 use tokio::sync::OnceCell;
 
 use crate::{pg_error, pool_error};
@@ -27,7 +28,7 @@ pub const MIN_SPLIT_PAGES: u64 = 1024;
 /// page ranges, or `None` when it is not worth splitting. The first range
 /// has no lower bound and the last no upper bound, so the ranges cover the
 /// table exactly once even when the page estimate is stale.
-pub fn page_ranges(pages: u64, parts: usize) -> Option<Vec<String>> {
+pub fn page_ranges(pages: u64, parts: usize) -> Option<Vec<ast::Expr>> {
     if parts < 2 || pages < MIN_SPLIT_PAGES {
         return None;
     }
@@ -37,14 +38,38 @@ pub fn page_ranges(pages: u64, parts: usize) -> Option<Vec<String>> {
     for i in 0..parts as usize {
         let lower = i.checked_sub(1).map(|j| bounds[j]);
         let upper = bounds.get(i).copied();
+        let from = |page| ctid_compare(BinaryOperator::GtEq, page);
+        let to = |page| ctid_compare(BinaryOperator::Lt, page);
         out.push(match (lower, upper) {
-            (None, Some(u)) => format!("ctid < '({u},0)'::tid"),
-            (Some(l), Some(u)) => format!("ctid >= '({l},0)'::tid AND ctid < '({u},0)'::tid"),
-            (Some(l), None) => format!("ctid >= '({l},0)'::tid"),
+            (None, Some(u)) => to(u)?,
+            (Some(l), Some(u)) => ast::Expr::BinaryOp {
+                left: Box::new(from(l)?),
+                op: BinaryOperator::And,
+                right: Box::new(to(u)?),
+            },
+            (Some(l), None) => from(l)?,
             (None, None) => return None,
         });
     }
     Some(out)
+}
+
+/// `ctid <op> '(page,0)'::tid`
+fn ctid_compare(op: BinaryOperator, page: u64) -> Option<ast::Expr> {
+    let tid = ast::Expr::Cast {
+        kind: CastKind::DoubleColon,
+        expr: Box::new(ast::Expr::value(ast::Value::SingleQuotedString(format!(
+            "({page},0)"
+        )))),
+        data_type: SourceDialect::Postgres.data_type("tid").ok()?,
+        array: false,
+        format: None,
+    };
+    Some(ast::Expr::BinaryOp {
+        left: Box::new(ast::Expr::Identifier(Ident::new("ctid"))),
+        op,
+        right: Box::new(tid),
+    })
 }
 
 /// The snapshot the parts of one scan share, exported on first use.
@@ -176,7 +201,11 @@ mod tests {
         assert_eq!(page_ranges(100, 2), None, "small tables are not split");
         assert_eq!(page_ranges(5000, 1), None);
         assert_eq!(
-            page_ranges(3000, 3).unwrap(),
+            page_ranges(3000, 3)
+                .unwrap()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
             vec![
                 "ctid < '(1000,0)'::tid",
                 "ctid >= '(1000,0)'::tid AND ctid < '(2000,0)'::tid",

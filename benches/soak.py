@@ -1,0 +1,291 @@
+"""Soak: many concurrent clients for minutes against `tautan serve` on the
+shipped federation.toml and the demo agencies (bash sql/load.sh).
+
+Each client loops over a mix of the three shapes a custodian's users send —
+a cross-agency join against reference data, a reference lookup, a point
+query on a MariaDB table — with a fresh connection every 50 statements (pools
+and BI tools reconnect too). Reported:
+
+* errors (by SQLSTATE; target 0 — a full link queues, it does not fail),
+* p50/p99 latency per shape,
+* server RSS over time (sampled every 2 s; target flat, under the budget),
+* source connections held by tautan's link account at PostgreSQL and
+  MariaDB (sampled; never above the links' pool_size),
+* MariaDB logins per minute during the run (the `Connections` counter,
+  minus the sampler's own; target: a handful — pooled connections reused).
+
+    python3 benches/soak.py --bin target/debug/tautan --clients 200 --minutes 10
+    python3 benches/soak.py --clients 40 --minutes 1       # a quick look
+
+Writes benches/results/soak.json and benches/results/soak.md (and
+soak.png, RSS over time, when matplotlib is there). Needs psycopg 3
+(tests/clients/setup.sh installs it).
+"""
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+SHAPES = {
+    "join": (
+        "SELECT k.nama, p.penduduk, v.kunjungan FROM ref.kecamatan k "
+        "JOIN (SELECT kecamatan_kode, sum(jumlah) AS penduduk "
+        "FROM kependudukan.public.penduduk_per_kecamatan GROUP BY 1) p ON p.kecamatan_kode = k.kode "
+        "JOIN (SELECT kecamatan_kode, count(*) AS kunjungan "
+        "FROM kesehatan.kesehatan.kunjungan GROUP BY 1) v ON v.kecamatan_kode = k.kode "
+        "ORDER BY k.nama LIMIT 3",
+        None,
+    ),
+    "lookup": ("SELECT nama FROM ref.kecamatan WHERE kode = %s", "kode"),
+    "point": (
+        "SELECT id, waktu, biaya FROM kesehatan.kesehatan.kunjungan WHERE id = %s",
+        "id",
+    ),
+}
+WEIGHTS = {"join": 1, "lookup": 4, "point": 5}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def sql_scalar(cmd):
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    try:
+        return int(out.stdout.strip().split()[-1])
+    except (ValueError, IndexError):
+        return -1
+
+
+def pg_link_connections():
+    return sql_scalar([
+        "psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-Atc",
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'tautan_ro'",
+    ])
+
+
+def my_status():
+    """(link connections now, Connections counter); one login itself."""
+    out = subprocess.run(
+        ["mariadb", "-h", "127.0.0.1", "-uroot", "-N", "-e",
+         "SELECT count(*) FROM information_schema.processlist WHERE user = 'tautan_ro'; "
+         "SHOW GLOBAL STATUS LIKE 'Connections'"],
+        capture_output=True, text=True, check=False,
+    )
+    lines = out.stdout.split("\n")
+    try:
+        return int(lines[0].strip()), int(lines[1].split()[-1])
+    except (ValueError, IndexError):
+        return -1, -1
+
+
+def percentile(values, p):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, int(round(p / 100 * (len(values) - 1)))))
+    return values[k]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(
+        os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target")), "debug", "tautan"))
+    ap.add_argument("--clients", type=int, default=200)
+    ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = ap.parse_args()
+
+    os.makedirs(args.out, exist_ok=True)
+    port = free_port()
+    env = dict(os.environ, TAUTAN_KEPENDUDUKAN_PASSWORD="tautan-ro", TAUTAN_LOG="warn")
+    log = open(os.path.join(args.out, "soak-server.log"), "w")
+    server = subprocess.Popen(
+        [args.bin, "--config", os.path.join(REPO, "federation.toml"), "serve",
+         "--listen", f"127.0.0.1:{port}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=log, cwd=REPO,
+    )
+    dsn = f"host=127.0.0.1 port={port} dbname=tautan user=walidata password=walidata-demo"
+    for _ in range(200):
+        try:
+            psycopg.connect(dsn, connect_timeout=2).close()
+            break
+        except psycopg.Error:
+            time.sleep(0.1)
+    else:
+        server.kill()
+        sys.exit("the server did not come up")
+
+    # Parameters that exist.
+    with psycopg.connect(dsn) as c:
+        kode = [r[0] for r in c.execute("SELECT kode FROM ref.kecamatan").fetchall()]
+        max_id = c.execute("SELECT max(id) FROM kesehatan.kesehatan.kunjungan").fetchone()[0]
+
+    deadline = time.monotonic() + args.minutes * 60
+    latencies = {k: [] for k in SHAPES}
+    errors = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(n):
+        rnd = random.Random(args.seed * 1000 + n)
+        shapes = [k for k, w in WEIGHTS.items() for _ in range(w)]
+        conn = None
+        done = 0
+        while time.monotonic() < deadline:
+            try:
+                if conn is None or done % 50 == 0:
+                    if conn is not None:
+                        conn.close()
+                    conn = psycopg.connect(dsn, autocommit=True, connect_timeout=30)
+                shape = rnd.choice(shapes)
+                sql, param = SHAPES[shape]
+                value = None
+                if param == "kode":
+                    value = (rnd.choice(kode),)
+                elif param == "id":
+                    value = (rnd.randint(1, max_id),)
+                started = time.monotonic()
+                rows = conn.execute(sql, value).fetchall()
+                took = time.monotonic() - started
+                if shape == "join" and len(rows) != 3:
+                    raise RuntimeError(f"join answered {len(rows)} rows, not 3")
+                with lock:
+                    latencies[shape].append(took)
+            except Exception as e:  # noqa: BLE001 - every failure is counted
+                code = getattr(getattr(e, "diag", None), "sqlstate", None) or type(e).__name__
+                with lock:
+                    errors[code] = errors.get(code, 0) + 1
+                    if errors[code] <= 3:
+                        print(f"client {n}: {code}: {e}", file=sys.stderr)
+                try:
+                    if conn is not None:
+                        conn.close()
+                except Exception:  # noqa: BLE001
+                    pass
+                conn = None
+                time.sleep(0.2)
+            done += 1
+        if conn is not None:
+            conn.close()
+
+    samples = []
+
+    def sampler():
+        logins0 = my_status()[1]
+        started = time.monotonic()
+        checks = 0
+        while not stop.is_set():
+            pg = pg_link_connections()
+            my, logins = my_status()
+            checks += 1
+            samples.append({
+                "t": round(time.monotonic() - started, 1),
+                "rss_mib": round(rss_kib(server.pid) / 1024, 1),
+                "pg_link_connections": pg,
+                "my_link_connections": my,
+                # the sampler's own mariadb logins are not tautan's
+                "my_logins": logins - logins0 - checks,
+            })
+            stop.wait(2)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+    mon = threading.Thread(target=sampler)
+    mon.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    mon.join()
+    server.terminate()
+    server.wait(timeout=30)
+
+    minutes = args.minutes
+    result = {
+        "clients": args.clients,
+        "minutes": minutes,
+        "binary": args.bin,
+        "statements": {k: len(v) for k, v in latencies.items()},
+        "errors": errors,
+        "p50_ms": {k: round(percentile(v, 50) * 1000, 1) for k, v in latencies.items()},
+        "p99_ms": {k: round(percentile(v, 99) * 1000, 1) for k, v in latencies.items()},
+        "rss_mib": {
+            "first": samples[0]["rss_mib"] if samples else None,
+            "max": max((s["rss_mib"] for s in samples), default=None),
+            "last": samples[-1]["rss_mib"] if samples else None,
+        },
+        "max_pg_link_connections": max((s["pg_link_connections"] for s in samples), default=None),
+        "max_my_link_connections": max((s["my_link_connections"] for s in samples), default=None),
+        "my_logins_per_minute": round(samples[-1]["my_logins"] / minutes, 1) if samples else None,
+        "samples": samples,
+    }
+    with open(os.path.join(args.out, "soak.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    total = sum(result["statements"].values())
+    md = [
+        f"Soak: {args.clients} clients, {minutes:g} min, `{os.path.basename(os.path.dirname(os.path.dirname(args.bin)))}/"
+        f"{os.path.basename(os.path.dirname(args.bin))}` build; "
+        f"`python3 benches/soak.py --clients {args.clients} --minutes {minutes:g}`",
+        "",
+        "| shape | statements | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|",
+    ]
+    for k in SHAPES:
+        md.append(f"| {k} | {result['statements'][k]} | {result['p50_ms'][k]} | {result['p99_ms'][k]} |")
+    md += [
+        "",
+        f"- statements: {total}; errors: {sum(errors.values())} {errors if errors else ''}",
+        f"- server RSS: first sample {result['rss_mib']['first']} MiB, max {result['rss_mib']['max']} MiB, "
+        f"last {result['rss_mib']['last']} MiB",
+        f"- source connections held (max sampled): PostgreSQL {result['max_pg_link_connections']}, "
+        f"MariaDB {result['max_my_link_connections']}",
+        f"- MariaDB logins per minute: {result['my_logins_per_minute']}",
+    ]
+    with open(os.path.join(args.out, "soak.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md))
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(7, 3))
+        ax.plot([s["t"] for s in samples], [s["rss_mib"] for s in samples])
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("tautan RSS (MiB)")
+        ax.set_title(f"{args.clients} clients")
+        fig.tight_layout()
+        fig.savefig(os.path.join(args.out, "soak.png"))
+    except ImportError:
+        pass
+    sys.exit(1 if errors else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+//! Protecting a source from tautan, and tautan from a source.
+//!
+//! - [`Gate`]: a link runs at most its pool size of statements at once;
+//!   the rest wait in line for a bounded time and then get SQLSTATE 53300
+//!   ("too many queries for link …") — busy, which is not the same as
+//!   down (08001).
+//! - [`watch`]: a statement that gets no bytes from its source for a while
+//!   is not assumed dead (a large aggregate may think for minutes): the
+//!   source is pinged on a fresh connection, and only when that gets no
+//!   answer either is the statement ended as stalled (08006), freeing its
+//!   connection.
+//! - [`LinkHealth`]: what the link's statements saw — connections in use,
+//!   statements waiting, the last failure — for `system.links`.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use futures::future::BoxFuture;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::{LinkError, LinkErrorKind};
+
+/// How a link protects its source and itself (per link in
+/// `federation.toml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a statement waits in line when every connection of the
+    /// link is busy (then 53300).
+    pub queue_timeout: Duration,
+    /// Longest a statement may run at the source (PostgreSQL
+    /// `statement_timeout`, MariaDB `max_statement_time`); `None`: the
+    /// source's own setting.
+    pub statement_timeout: Option<Duration>,
+    /// How long a statement may get no bytes before the source is pinged
+    /// ([`watch`]).
+    pub stall_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            queue_timeout: Duration::from_secs(10),
+            statement_timeout: Some(Duration::from_secs(15 * 60)),
+            stall_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The last failure a link's statement met at its source.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// When it happened.
+    pub at: SystemTime,
+    /// What happened (the link error's text).
+    pub message: String,
+}
+
+/// A link's running statements and recent failures.
+#[derive(Debug, Default)]
+pub struct LinkHealth {
+    in_use: AtomicUsize,
+    queued: AtomicUsize,
+    last_failure: Mutex<Option<Failure>>,
+}
+
+impl LinkHealth {
+    /// Statements holding a connection now.
+    pub fn in_use(&self) -> usize {
+        self.in_use.load(Ordering::Relaxed)
+    }
+
+    /// Statements waiting for a connection now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// The last failure that says the source itself is in trouble
+    /// (unreachable, lost connection, stalled), since the last statement
+    /// that finished well.
+    pub fn last_failure(&self) -> Option<Failure> {
+        self.last_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records how a statement ended: a source-side failure is kept until
+    /// a statement finishes well.
+    pub fn record(&self, outcome: Result<(), &LinkError>) {
+        let mut last = self.last_failure.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(()) => *last = None,
+            Err(e)
+                if matches!(
+                    e.kind,
+                    LinkErrorKind::Unavailable | LinkErrorKind::ConnectionLost
+                ) =>
+            {
+                *last = Some(Failure {
+                    at: SystemTime::now(),
+                    message: e.to_string(),
+                });
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// At most `size` statements of one link at once; the others wait their
+/// turn for at most `queue_timeout`.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    link: String,
+    slots: Arc<Semaphore>,
+    size: usize,
+    queue_timeout: Duration,
+    health: Arc<LinkHealth>,
+}
+
+/// A statement's place at its link, held while it runs.
+#[derive(Debug)]
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    health: Arc<LinkHealth>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.health.in_use.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Gate {
+    /// A gate of `size` slots for `link`.
+    pub fn new(link: &str, size: usize, queue_timeout: Duration, health: Arc<LinkHealth>) -> Self {
+        let size = size.max(1);
+        Self {
+            link: link.to_string(),
+            slots: Arc::new(Semaphore::new(size)),
+            size,
+            queue_timeout,
+            health,
+        }
+    }
+
+    /// The health this gate counts into.
+    pub fn health(&self) -> &Arc<LinkHealth> {
+        &self.health
+    }
+
+    /// Waits for a slot; 53300 after the queue timeout.
+    pub async fn enter(&self) -> Result<Slot, LinkError> {
+        self.health.queued.fetch_add(1, Ordering::Relaxed);
+        let waited =
+            tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
+        self.health.queued.fetch_sub(1, Ordering::Relaxed);
+        match waited {
+            Ok(Ok(permit)) => {
+                self.health.in_use.fetch_add(1, Ordering::Relaxed);
+                Ok(Slot {
+                    _permit: permit,
+                    health: self.health.clone(),
+                })
+            }
+            Ok(Err(_)) => Err(LinkError::new(
+                &self.link,
+                LinkErrorKind::Config,
+                "link closed",
+            )),
+            Err(_) => Err(LinkError::new(
+                &self.link,
+                LinkErrorKind::Busy,
+                format!(
+                    "too many queries for link \"{}\": all {} connections busy for {:?}",
+                    self.link, self.size, self.queue_timeout
+                ),
+            )),
+        }
+    }
+}
+
+/// Awaits `work` (a read from the source). Each time it makes no progress
+/// for `stall`, the source is pinged (`ping`, on a connection of its own);
+/// if the ping fails or gets no answer within `stall` either, the read
+/// ends as a lost connection ("stalled").
+pub async fn watch<T>(
+    link: &str,
+    work: impl Future<Output = T>,
+    stall: Duration,
+    ping: impl Fn() -> BoxFuture<'static, Result<(), LinkError>>,
+) -> Result<T, LinkError> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return Ok(done),
+            _ = tokio::time::sleep(stall) => {}
+        }
+        tokio::select! {
+            done = &mut work => return Ok(done),
+            alive = tokio::time::timeout(stall, ping()) => match alive {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => {
+                    return Err(LinkError::new(
+                        link,
+                        LinkErrorKind::ConnectionLost,
+                        format!(
+                            "no data for {stall:?}, and a new connection failed: {}",
+                            e.message
+                        ),
+                    ))
+                }
+                Err(_) => {
+                    return Err(LinkError::new(
+                        link,
+                        LinkErrorKind::ConnectionLost,
+                        format!("stalled: no data for {stall:?}, and no answer to a new connection within {stall:?}"),
+                    ))
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_gate_answers_busy_after_the_queue_timeout() {
+        let health = Arc::new(LinkHealth::default());
+        let gate = Gate::new("x", 1, Duration::from_millis(50), health.clone());
+        let first = gate.enter().await.expect("a slot");
+        assert_eq!(health.in_use(), 1);
+        let e = gate.enter().await.expect_err("busy");
+        assert_eq!(e.client_sqlstate(), "53300");
+        drop(first);
+        assert_eq!(health.in_use(), 0);
+        let _again = gate.enter().await.expect("free again");
+    }
+
+    #[tokio::test]
+    async fn slow_but_alive_is_waited_for_and_silent_is_stalled() {
+        let alive = || -> BoxFuture<'static, Result<(), LinkError>> { Box::pin(async { Ok(()) }) };
+        let slow = tokio::time::sleep(Duration::from_millis(120));
+        watch("x", slow, Duration::from_millis(30), alive)
+            .await
+            .expect("slow is fine while pings answer");
+        let silent = || -> BoxFuture<'static, Result<(), LinkError>> {
+            Box::pin(futures::future::pending())
+        };
+        let started = std::time::Instant::now();
+        let e = watch(
+            "x",
+            futures::future::pending::<()>(),
+            Duration::from_millis(30),
+            silent,
+        )
+        .await
+        .expect_err("stalled");
+        assert_eq!(e.kind, LinkErrorKind::ConnectionLost);
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+}

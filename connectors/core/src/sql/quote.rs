@@ -1,0 +1,103 @@
+//! Dialect-exact quoting of identifiers and string literals.
+//!
+//! tautan writes every name and every string value it sends to a source
+//! itself, for the exact lexical rules the source's session runs under:
+//!
+//! | source | identifier | string literal | session guarantees |
+//! |---|---|---|---|
+//! | PostgreSQL | `"…"`, `"` doubled | `'…'`, `'` doubled, `\` literal | `standard_conforming_strings=on` in the startup options |
+//! | MySQL/MariaDB | `` `…` ``, `` ` `` doubled | `'…'`, `'` doubled, `\` literal | `NO_BACKSLASH_ESCAPES` set on every checkout from the pool |
+//!
+//! Neither form has an escape character, so the only way out of a quoted
+//! token is the quote itself, and every quote inside is doubled. Values a
+//! source cannot hold in its text (the NUL character) are refused: the
+//! operation that needed them stays in DataFusion.
+
+use std::fmt;
+
+use crate::SourceDialect;
+
+/// Why a value or name cannot be written for a source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unquotable {
+    /// Text with a NUL character: neither source's text types hold one, and
+    /// neither protocol carries it inside a statement.
+    Nul,
+    /// A bare (unquoted) word that is not a plain SQL word.
+    BareWord(String),
+}
+
+impl fmt::Display for Unquotable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unquotable::Nul => write!(f, "text with a NUL character"),
+            Unquotable::BareWord(w) => write!(f, "unquoted word {w:?}"),
+        }
+    }
+}
+
+fn no_nul(text: &str) -> Result<(), Unquotable> {
+    if text.contains('\0') {
+        Err(Unquotable::Nul)
+    } else {
+        Ok(())
+    }
+}
+
+fn doubled(text: &str, quote: char) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push(quote);
+    for c in text.chars() {
+        out.push(c);
+        if c == quote {
+            out.push(quote);
+        }
+    }
+    out.push(quote);
+    out
+}
+
+impl SourceDialect {
+    /// `ident` as a quoted identifier of this source.
+    pub fn quote_identifier(&self, ident: &str) -> Result<String, Unquotable> {
+        no_nul(ident)?;
+        Ok(match self {
+            SourceDialect::Postgres => doubled(ident, '"'),
+            SourceDialect::MySql => doubled(ident, '`'),
+        })
+    }
+
+    /// `text` as a string literal of this source (see the module docs for
+    /// the session settings this relies on).
+    pub fn quote_literal(&self, text: &str) -> Result<String, Unquotable> {
+        no_nul(text)?;
+        Ok(doubled(text, '\''))
+    }
+}
+
+/// Whether `word` may be written without quotes: a plain ASCII word (a
+/// function or type name the unparser writes bare).
+pub fn is_bare_word(word: &str) -> bool {
+    let mut chars = word.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_are_doubled_and_backslashes_kept() {
+        let pg = SourceDialect::Postgres;
+        let my = SourceDialect::MySql;
+        assert_eq!(pg.quote_literal(r"\'").unwrap(), r"'\'''");
+        assert_eq!(my.quote_literal("''").unwrap(), "''''''");
+        assert_eq!(pg.quote_identifier(r#"a\""#).unwrap(), r#""a\""""#);
+        assert_eq!(my.quote_identifier("r\\`").unwrap(), "`r\\```");
+        assert_eq!(pg.quote_literal("a\0b"), Err(Unquotable::Nul));
+        assert_eq!(my.quote_identifier("\0"), Err(Unquotable::Nul));
+        assert!(is_bare_word("count") && is_bare_word("_x1"));
+        assert!(!is_bare_word("1x") && !is_bare_word("a b") && !is_bare_word(""));
+    }
+}

@@ -1,0 +1,569 @@
+//! Values as PostgreSQL writes them, where arrow-pg writes them otherwise.
+//!
+//! The differential harness (`tests/integration/differential.rs`) compares
+//! every value with PostgreSQL's own output, text and binary. arrow-pg
+//! differs for these, so tautan writes them itself:
+//!
+//! | Arrow | PostgreSQL | what differs in arrow-pg |
+//! |---|---|---|
+//! | Float32/Float64 | float4/float8 | text `inf`, `3.4e38` (PostgreSQL: `Infinity`, `3.4e+38`, `1e+15`) |
+//! | Int8, UInt8 / UInt16 / UInt32 / UInt64 | int2 / int4 / int8 / numeric | a 1-byte int2 in binary; types |
+//! | Decimal128 | numeric | at most 28 digits (rust_decimal), 38 refused |
+//! | Date32, Timestamp | date, timestamp(tz) | `.000000` fractions, no `infinity`, no BC, UTC only |
+//! | Time64 | time | `.000000` fractions |
+//! | Interval | interval | `04:05:06.789000` |
+//! | Utf8 tagged `bpchar` | char(n) | blanks are written back to n characters |
+//!
+//! `timestamptz` is written in the session's `TimeZone`.
+
+use std::error::Error;
+
+use bytes::{BufMut, BytesMut};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, Offset, Timelike};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Field, Float32Type, Float64Type, Int8Type,
+    IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType, TimeUnit,
+    TimestampMicrosecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+};
+use pgwire::api::Type;
+use pgwire::types::format::FormatOptions;
+use pgwire::types::ToSqlText;
+use postgres_types::{IsNull, ToSql};
+use tautan_connector::types::{
+    DATE_INFINITY, DATE_NEG_INFINITY, PG_TYPE_KEY, PG_TYPMOD_KEY, TIMESTAMP_INFINITY,
+    TIMESTAMP_NEG_INFINITY,
+};
+
+type Failure = Box<dyn Error + Sync + Send>;
+
+/// Days from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch).
+const PG_EPOCH_DAYS: i32 = 10_957;
+/// Microseconds from 1970 to 2000.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// How a column is written, when tautan writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Float4,
+    Float8,
+    /// Int8/UInt8 as int2, UInt16 as int4, UInt32 as int8.
+    Widened,
+    /// UInt64 as numeric.
+    Unsigned64,
+    Numeric(i8),
+    Date,
+    Time,
+    Timestamp,
+    TimestampTz,
+    Interval,
+    /// `char(n)`: `n` characters.
+    Padded(usize),
+}
+
+impl Kind {
+    /// How `field` is written, if tautan writes it.
+    pub fn of(field: &Field) -> Option<Kind> {
+        Some(match field.data_type() {
+            DataType::Float32 => Kind::Float4,
+            DataType::Float64 => Kind::Float8,
+            DataType::Int8 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => Kind::Widened,
+            DataType::UInt64 => Kind::Unsigned64,
+            DataType::Decimal128(_, s) if *s >= 0 => Kind::Numeric(*s),
+            DataType::Date32 => Kind::Date,
+            DataType::Time64(TimeUnit::Microsecond) => Kind::Time,
+            DataType::Timestamp(TimeUnit::Microsecond, None) => Kind::Timestamp,
+            DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => Kind::TimestampTz,
+            DataType::Interval(IntervalUnit::MonthDayNano) => Kind::Interval,
+            DataType::Utf8 if pg_tag(field) == Some("bpchar") => {
+                let typmod: i64 = field
+                    .metadata()
+                    .get(PG_TYPMOD_KEY)
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(-1);
+                Kind::Padded(usize::try_from(typmod - 4).unwrap_or(0))
+            }
+            _ => return None,
+        })
+    }
+
+    /// The PostgreSQL type clients are told.
+    pub fn pg_type(&self, field: &Field) -> Type {
+        match self {
+            Kind::Float4 => Type::FLOAT4,
+            Kind::Float8 => Type::FLOAT8,
+            Kind::Widened => match field.data_type() {
+                DataType::Int8 | DataType::UInt8 => Type::INT2,
+                DataType::UInt16 => Type::INT4,
+                _ => Type::INT8,
+            },
+            Kind::Unsigned64 | Kind::Numeric(_) => Type::NUMERIC,
+            Kind::Date => Type::DATE,
+            Kind::Time => Type::TIME,
+            Kind::Timestamp => Type::TIMESTAMP,
+            Kind::TimestampTz => Type::TIMESTAMPTZ,
+            Kind::Interval => Type::INTERVAL,
+            Kind::Padded(_) => Type::BPCHAR,
+        }
+    }
+}
+
+fn pg_tag(field: &Field) -> Option<&str> {
+    field.metadata().get(PG_TYPE_KEY).map(String::as_str)
+}
+
+/// One value of a column tautan writes (never NULL: callers handle NULL).
+pub struct Value<'a> {
+    pub array: &'a ArrayRef,
+    pub row: usize,
+    pub kind: Kind,
+}
+
+impl std::fmt::Debug for Value<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Value({:?}, row {})", self.kind, self.row)
+    }
+}
+
+impl Value<'_> {
+    fn integer(&self) -> i128 {
+        let a = self.array;
+        match a.data_type() {
+            DataType::Int8 => a.as_primitive::<Int8Type>().value(self.row).into(),
+            DataType::UInt8 => a.as_primitive::<UInt8Type>().value(self.row).into(),
+            DataType::UInt16 => a.as_primitive::<UInt16Type>().value(self.row).into(),
+            DataType::UInt32 => a.as_primitive::<UInt32Type>().value(self.row).into(),
+            DataType::UInt64 => a.as_primitive::<UInt64Type>().value(self.row).into(),
+            _ => 0,
+        }
+    }
+
+    /// The text form, `zone` for timestamptz.
+    pub fn text(&self, zone: &str) -> Result<String, Failure> {
+        let a = self.array;
+        let r = self.row;
+        Ok(match self.kind {
+            Kind::Float4 => float_text(a.as_primitive::<Float32Type>().value(r).into(), 6, true),
+            Kind::Float8 => float_text(a.as_primitive::<Float64Type>().value(r), 15, false),
+            Kind::Widened | Kind::Unsigned64 => self.integer().to_string(),
+            Kind::Numeric(scale) => {
+                decimal_text(a.as_primitive::<Decimal128Type>().value(r), scale)
+            }
+            Kind::Date => date_text(a.as_primitive::<Date32Type>().value(r))?,
+            Kind::Time => time_text(a.as_primitive::<Time64MicrosecondType>().value(r)),
+            Kind::Timestamp => {
+                timestamp_text(a.as_primitive::<TimestampMicrosecondType>().value(r), None)?
+            }
+            Kind::TimestampTz => timestamp_text(
+                a.as_primitive::<TimestampMicrosecondType>().value(r),
+                Some(zone),
+            )?,
+            Kind::Interval => {
+                let v = a.as_primitive::<IntervalMonthDayNanoType>().value(r);
+                interval_text(v.months, v.days, v.nanoseconds / 1000)
+            }
+            Kind::Padded(n) => {
+                let s = a
+                    .as_string_opt::<i32>()
+                    .map(|s| s.value(r))
+                    .unwrap_or_default();
+                let chars = s.chars().count();
+                format!("{s}{}", " ".repeat(n.saturating_sub(chars)))
+            }
+        })
+    }
+
+    /// The binary form (without its length).
+    pub fn binary(&self, out: &mut BytesMut) -> Result<(), Failure> {
+        let a = self.array;
+        let r = self.row;
+        match self.kind {
+            Kind::Float4 => out.put_f32(a.as_primitive::<Float32Type>().value(r)),
+            Kind::Float8 => out.put_f64(a.as_primitive::<Float64Type>().value(r)),
+            Kind::Widened => match a.data_type() {
+                DataType::Int8 | DataType::UInt8 => out.put_i16(self.integer() as i16),
+                DataType::UInt16 => out.put_i32(self.integer() as i32),
+                _ => out.put_i64(self.integer() as i64),
+            },
+            Kind::Unsigned64 => numeric_binary(out, self.integer(), 0),
+            Kind::Numeric(scale) => numeric_binary(
+                out,
+                a.as_primitive::<Decimal128Type>().value(r),
+                u16::from(scale.unsigned_abs()),
+            ),
+            Kind::Date => {
+                let d = a.as_primitive::<Date32Type>().value(r);
+                out.put_i32(match d {
+                    DATE_INFINITY => i32::MAX,
+                    DATE_NEG_INFINITY => i32::MIN,
+                    d => d.checked_sub(PG_EPOCH_DAYS).ok_or("date out of range")?,
+                })
+            }
+            Kind::Time => out.put_i64(a.as_primitive::<Time64MicrosecondType>().value(r)),
+            Kind::Timestamp | Kind::TimestampTz => {
+                let t = a.as_primitive::<TimestampMicrosecondType>().value(r);
+                out.put_i64(match t {
+                    TIMESTAMP_INFINITY => i64::MAX,
+                    TIMESTAMP_NEG_INFINITY => i64::MIN,
+                    t => t
+                        .checked_sub(PG_EPOCH_MICROS)
+                        .ok_or("timestamp out of range")?,
+                })
+            }
+            Kind::Interval => {
+                let v = a.as_primitive::<IntervalMonthDayNanoType>().value(r);
+                out.put_i64(v.nanoseconds / 1000);
+                out.put_i32(v.days);
+                out.put_i32(v.months);
+            }
+            Kind::Padded(_) => out.put_slice(self.text("")?.as_bytes()),
+        }
+        Ok(())
+    }
+}
+
+impl ToSql for Value<'_> {
+    fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Failure> {
+        self.binary(out)?;
+        Ok(IsNull::No)
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    postgres_types::to_sql_checked!();
+}
+
+impl ToSqlText for Value<'_> {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        options: &FormatOptions,
+    ) -> Result<IsNull, Failure> {
+        out.put_slice(self.text(&options.time_zone)?.as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
+/// PostgreSQL's binary numeric for `value / 10^scale`.
+fn numeric_binary(out: &mut BytesMut, value: i128, scale: u16) {
+    let mut with_length = BytesMut::new();
+    super::copy_binary::put_numeric(&mut with_length, value, scale);
+    out.put_slice(&with_length[4..]);
+}
+
+/// A float as PostgreSQL writes it (`extra_float_digits` 1, the default):
+/// the shortest digits that read back as the same value, in positional
+/// notation unless the exponent is below -4 or at least `precision` (6
+/// for float4, 15 for float8), then `d.ddde+XX`.
+pub fn float_text(v: f64, precision: i32, single: bool) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    // Rust's `{:e}` is the shortest round-trip form: "3.4028235e38".
+    let sci = if single {
+        format!("{:e}", v as f32)
+    } else {
+        format!("{v:e}")
+    };
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let negative = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+    let sign = if negative { "-" } else { "" };
+    if exponent < -4 || exponent >= precision {
+        let (first, rest) = digits.split_at(1);
+        let fraction = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let exp_sign = if exponent < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{fraction}e{exp_sign}{:02}", exponent.abs());
+    }
+    if exponent < 0 {
+        let zeros = "0".repeat((-exponent - 1) as usize);
+        return format!("{sign}0.{zeros}{digits}");
+    }
+    let point = exponent as usize + 1;
+    if digits.len() <= point {
+        format!("{sign}{digits}{}", "0".repeat(point - digits.len()))
+    } else {
+        format!("{sign}{}.{}", &digits[..point], &digits[point..])
+    }
+}
+
+/// `value / 10^scale` with exactly `scale` decimals.
+pub fn decimal_text(value: i128, scale: i8) -> String {
+    let scale = scale.max(0) as usize;
+    let digits = value.unsigned_abs().to_string();
+    let sign = if value < 0 { "-" } else { "" };
+    if scale == 0 {
+        return format!("{sign}{digits}");
+    }
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    format!("{sign}{int}.{frac}")
+}
+
+/// `.ffffff` without trailing zeros, or nothing.
+fn fraction(micros: u32) -> String {
+    if micros == 0 {
+        return String::new();
+    }
+    let f = format!(".{micros:06}");
+    f.trim_end_matches('0').to_string()
+}
+
+fn ymd(date: NaiveDate) -> (String, &'static str) {
+    // PostgreSQL writes years before 1 as "<1 - year> BC".
+    if date.year() <= 0 {
+        (
+            format!(
+                "{:04}-{:02}-{:02}",
+                1 - date.year(),
+                date.month(),
+                date.day()
+            ),
+            " BC",
+        )
+    } else {
+        (
+            format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day()),
+            "",
+        )
+    }
+}
+
+fn date_text(days: i32) -> Result<String, Failure> {
+    match days {
+        DATE_INFINITY => return Ok("infinity".into()),
+        DATE_NEG_INFINITY => return Ok("-infinity".into()),
+        _ => {}
+    }
+    let date = NaiveDate::from_num_days_from_ce_opt(days + 719_163).ok_or("date out of range")?;
+    let (text, era) = ymd(date);
+    Ok(format!("{text}{era}"))
+}
+
+fn time_text(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    let frac = micros.rem_euclid(1_000_000) as u32;
+    format!(
+        "{:02}:{:02}:{:02}{}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60,
+        fraction(frac)
+    )
+}
+
+fn timestamp_text(micros: i64, zone: Option<&str>) -> Result<String, Failure> {
+    match micros {
+        TIMESTAMP_INFINITY => return Ok("infinity".into()),
+        TIMESTAMP_NEG_INFINITY => return Ok("-infinity".into()),
+        _ => {}
+    }
+    let utc = chrono::DateTime::from_timestamp_micros(micros).ok_or("timestamp out of range")?;
+    let (local, offset): (NaiveDateTime, Option<i32>) = match zone {
+        None => (utc.naive_utc(), None),
+        Some(zone) => match zone_of(zone) {
+            Zone::Named(tz) => {
+                let t = utc.with_timezone(&tz);
+                (t.naive_local(), Some(t.offset().fix().local_minus_utc()))
+            }
+            Zone::Fixed(seconds) => (
+                utc.naive_utc() + chrono::Duration::seconds(i64::from(seconds)),
+                Some(seconds),
+            ),
+        },
+    };
+    let (date, era) = ymd(local.date());
+    let time = local.time();
+    let mut text = format!(
+        "{date} {:02}:{:02}:{:02}{}",
+        time.hour(),
+        time.minute(),
+        time.second(),
+        fraction(time.nanosecond() / 1000)
+    );
+    if let Some(seconds) = offset {
+        let sign = if seconds < 0 { '-' } else { '+' };
+        let s = seconds.abs();
+        text.push_str(&format!("{sign}{:02}", s / 3600));
+        if s % 3600 != 0 {
+            text.push_str(&format!(":{:02}", (s / 60) % 60));
+        }
+        if s % 60 != 0 {
+            text.push_str(&format!(":{:02}", s % 60));
+        }
+    }
+    text.push_str(era);
+    Ok(text)
+}
+
+enum Zone {
+    Named(chrono_tz::Tz),
+    /// East of UTC, in seconds.
+    Fixed(i32),
+}
+
+/// A `TimeZone` setting: an IANA name, `UTC`, or an offset (`+07`,
+/// `-03:30`; PostgreSQL reads a bare number as hours east of UTC... here
+/// as ISO offsets). Anything else is UTC.
+fn zone_of(name: &str) -> Zone {
+    let name = name.trim().trim_matches('\'');
+    if let Ok(tz) = name.parse::<chrono_tz::Tz>() {
+        return Zone::Named(tz);
+    }
+    let upper = name.to_ascii_uppercase();
+    if matches!(upper.as_str(), "UTC" | "GMT" | "Z" | "ETC/UTC" | "") {
+        return Zone::Fixed(0);
+    }
+    let (sign, rest) = match name.strip_prefix('-') {
+        Some(r) => (-1, r),
+        None => (1, name.strip_prefix('+').unwrap_or(name)),
+    };
+    let mut parts = rest.split(':').map(|p| p.parse::<i32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(h), m) if h <= 15 => Zone::Fixed(sign * (h * 3600 + m.unwrap_or(0) * 60)),
+        _ => Zone::Fixed(0),
+    }
+}
+
+/// `true` when `name` is a `TimeZone` tautan can write timestamps in.
+pub fn known_zone(name: &str) -> bool {
+    let name = name.trim().trim_matches('\'');
+    name.parse::<chrono_tz::Tz>().is_ok()
+        || matches!(
+            name.to_ascii_uppercase().as_str(),
+            "UTC" | "GMT" | "Z" | "ETC/UTC"
+        )
+        || !matches!(zone_of(name), Zone::Fixed(0))
+}
+
+/// An interval in PostgreSQL's `postgres` style:
+/// `1 year 2 mons -3 days +04:05:06.789`.
+pub fn interval_text(months: i32, days: i32, micros: i64) -> String {
+    let mut out = String::new();
+    let mut is_zero = true;
+    let mut is_before = false;
+    let mut part = |value: i64, unit: &str, out: &mut String| {
+        if value == 0 {
+            return;
+        }
+        let space = if is_zero { "" } else { " " };
+        let plus = if is_before && value > 0 { "+" } else { "" };
+        let plural = if value != 1 { "s" } else { "" };
+        out.push_str(&format!("{space}{plus}{value} {unit}{plural}"));
+        is_before = value < 0;
+        is_zero = false;
+    };
+    part(i64::from(months / 12), "year", &mut out);
+    part(i64::from(months % 12), "mon", &mut out);
+    part(i64::from(days), "day", &mut out);
+    let hours = micros / 3_600_000_000;
+    let minutes = (micros / 60_000_000) % 60;
+    let seconds = (micros / 1_000_000) % 60;
+    let fsec = micros % 1_000_000;
+    if is_zero || micros != 0 {
+        let minus = micros < 0;
+        if !is_zero {
+            out.push(' ');
+        }
+        let sign = if minus {
+            "-"
+        } else if is_before {
+            "+"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "{sign}{:02}:{:02}:{:02}{}",
+            hours.abs(),
+            minutes.abs(),
+            seconds.abs(),
+            fraction(fsec.unsigned_abs() as u32)
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_as_postgresql_writes_them() {
+        let f8 = |v: f64| float_text(v, 15, false);
+        let f4 = |v: f32| float_text(v.into(), 6, true);
+        assert_eq!(f8(1.5), "1.5");
+        assert_eq!(f8(1.7976931348623157e308), "1.7976931348623157e+308");
+        assert_eq!(f8(1e-300), "1e-300");
+        assert_eq!(f8(1e15), "1e+15");
+        assert_eq!(f8(123456789012345.0), "123456789012345");
+        assert_eq!(f8(0.0001), "0.0001");
+        assert_eq!(f8(0.00001), "1e-05");
+        assert_eq!(f8(8.0), "8");
+        assert_eq!(f8(-2.25), "-2.25");
+        assert_eq!(f8(f64::INFINITY), "Infinity");
+        assert_eq!(f8(f64::NEG_INFINITY), "-Infinity");
+        assert_eq!(f8(f64::NAN), "NaN");
+        assert_eq!(f4(3.4028235e38), "3.4028235e+38");
+        assert_eq!(f4(2.71), "2.71");
+        assert_eq!(f4(1e-30), "1e-30");
+        assert_eq!(f4(123456.0), "123456");
+        assert_eq!(f4(1e6), "1e+06");
+    }
+
+    #[test]
+    fn decimals_dates_times_intervals() {
+        assert_eq!(decimal_text(-1500, 3), "-1.500");
+        assert_eq!(decimal_text(1, 6), "0.000001");
+        assert_eq!(decimal_text(42, 0), "42");
+        assert_eq!(
+            decimal_text(99_999_999_999_999_999_999_999_999_999_999_999_999, 6),
+            "99999999999999999999999999999999.999999"
+        );
+        assert_eq!(date_text(0).unwrap(), "1970-01-01");
+        assert_eq!(date_text(DATE_INFINITY).unwrap(), "infinity");
+        let one_bc = NaiveDate::from_ymd_opt(0, 1, 1).map(|d| d.num_days_from_ce() - 719_163);
+        assert_eq!(date_text(one_bc.unwrap()).unwrap(), "0001-01-01 BC");
+        assert_eq!(time_text(45_296_500_000), "12:34:56.5");
+        assert_eq!(time_text(0), "00:00:00");
+        assert_eq!(
+            timestamp_text(1_704_067_200_000_000, None).unwrap(),
+            "2024-01-01 00:00:00"
+        );
+        assert_eq!(
+            timestamp_text(1_704_067_200_000_000, Some("UTC")).unwrap(),
+            "2024-01-01 00:00:00+00"
+        );
+        assert_eq!(
+            timestamp_text(1_704_067_200_000_001, Some("Asia/Jakarta")).unwrap(),
+            "2024-01-01 07:00:00.000001+07"
+        );
+        assert_eq!(
+            timestamp_text(1_704_067_200_000_000, Some("Asia/Kolkata")).unwrap(),
+            "2024-01-01 05:30:00+05:30"
+        );
+        assert_eq!(interval_text(0, 0, 0), "00:00:00");
+        assert_eq!(
+            interval_text(14, 3, 14_706_789_000),
+            "1 year 2 mons 3 days 04:05:06.789"
+        );
+        assert_eq!(interval_text(0, -1, 0), "-1 days");
+        assert_eq!(interval_text(-12, 2, 0), "-1 years +2 days");
+        assert_eq!(interval_text(1, 0, 0), "1 mon");
+        assert_eq!(interval_text(0, 0, 1), "00:00:00.000001");
+        assert_eq!(interval_text(0, 1, -3_600_000_000), "1 day -01:00:00");
+    }
+}
