@@ -248,7 +248,9 @@ mod tests {
         let _x2 = a.login("x").expect("x 2 (own limit 2)");
         let refused = a.login("x").expect_err("x 3");
         assert_eq!(refused.limit, 2);
-        assert!(refused.to_string().contains("too many connections for role \"x\""));
+        assert!(refused
+            .to_string()
+            .contains("too many connections for role \"x\""));
         let _y = a.login("y").expect("y 1 (server default 1)");
         assert!(a.login("y").is_err());
         drop(x1);
@@ -261,9 +263,15 @@ mod tests {
             "[server]\nmax_statements_per_user = 1\nstatement_queue_timeout_ms = 50\n",
         ));
         let first = a.statement("u").await.expect("first");
-        let err = a.statement("u").await.expect_err("second waits, then 53300");
+        let err = a
+            .statement("u")
+            .await
+            .expect_err("second waits, then 53300");
         assert_eq!(err.code, "53300");
-        assert!(a.statement("v").await.is_ok(), "other users are not held up");
+        assert!(
+            a.statement("v").await.is_ok(),
+            "other users are not held up"
+        );
         drop(first);
         assert!(a.statement("u").await.is_ok());
     }

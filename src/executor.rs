@@ -169,17 +169,17 @@ mod tests {
             .sum();
         assert_eq!(rows, 3);
 
-        let err = start(async { Err(QueryError::new("42601", "bad")) })
-            .await
-            .expect_err("planning error");
+        let Err(err) = start(async { Err(QueryError::new("42601", "bad")) }).await else {
+            panic!("a planning error must come back as the statement's error");
+        };
         assert_eq!(err.code, "42601");
     }
 
     #[tokio::test]
     async fn a_panic_is_the_statements_error() {
-        let err = start(async { panic!("boom") })
-            .await
-            .expect_err("panic while planning");
+        let Err(err) = start(async { panic!("boom") }).await else {
+            panic!("a panic while planning must come back as the statement's error");
+        };
         assert_eq!(err.code, "XX000");
         assert!(err.message.contains("boom"));
     }

@@ -101,6 +101,47 @@ fn verb(text: &str) -> String {
     }
 }
 
+/// Unqualified names the statement calls as table functions
+/// (`FROM generate_series(1, 10)`) and never names as a plain table: those
+/// relations are DataFusion's table functions, not tables to grant.
+pub fn table_function_calls(statement: &DFStatement) -> Vec<String> {
+    #[derive(Default)]
+    struct Calls {
+        called: Vec<String>,
+        plain: Vec<String>,
+    }
+    impl Visitor for Calls {
+        type Break = ();
+        fn pre_visit_table_factor(
+            &mut self,
+            factor: &datafusion::sql::sqlparser::ast::TableFactor,
+        ) -> ControlFlow<()> {
+            if let datafusion::sql::sqlparser::ast::TableFactor::Table { name, args, .. } = factor {
+                let bare = match name.0.as_slice() {
+                    [part] => part.as_ident().map(|i| i.value.to_ascii_lowercase()),
+                    _ => None,
+                };
+                let to = if args.is_some() {
+                    &mut self.called
+                } else {
+                    &mut self.plain
+                };
+                to.push(bare.unwrap_or_default());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut calls = Calls::default();
+    if let DFStatement::Statement(s) = statement {
+        let _ = s.visit(&mut calls);
+    }
+    calls
+        .called
+        .into_iter()
+        .filter(|n| !n.is_empty() && !calls.plain.contains(n))
+        .collect()
+}
+
 /// Finds anything inside a query that writes or locks.
 struct WriteFinder {
     found: Option<String>,

@@ -952,9 +952,9 @@ pub async fn connection(
     // Logging in, TLS included, has one deadline: a client that stalls
     // anywhere before ReadyForQuery holds its socket no longer than this.
     let login_time = match slot {
-        Some(_) => std::time::Duration::from_millis(
-            factory.engine.config.server.authentication_timeout_ms,
-        ),
+        Some(_) => {
+            std::time::Duration::from_millis(factory.engine.config.server.authentication_timeout_ms)
+        }
         None => REFUSAL_TIMEOUT,
     };
     let deadline = tokio::time::sleep(login_time);
@@ -1038,7 +1038,11 @@ pub async fn connection(
         if slot.is_none() && matches!(message, PgWireFrontendMessage::Startup(_)) {
             // Over `[server] max_connections`: PostgreSQL's answer, then
             // the end of the connection.
-            tracing::warn!(?peer, limit = factory.engine.admission.max_connections(), "connection refused: too many clients");
+            tracing::warn!(
+                ?peer,
+                limit = factory.engine.admission.max_connections(),
+                "connection refused: too many clients"
+            );
             let full = PgWireError::UserError(Box::new(ErrorInfo::new(
                 "FATAL".into(),
                 "53300".into(),

@@ -208,8 +208,8 @@ impl StartupHandler for ScramStartup {
                         // Settings sent with the startup packet (`options`
                         // as PGOPTIONS fills it, and plain parameters such
                         // as asyncpg's server_settings) apply as SET would.
-                        for (name, value) in startup_settings(client.metadata())
-                            .map_err(protocol)?
+                        for (name, value) in
+                            startup_settings(client.metadata()).map_err(protocol)?
                         {
                             session.set(&name, &value).map_err(|e| {
                                 PgWireError::UserError(Box::new(ErrorInfo::new(
@@ -303,10 +303,13 @@ pub fn startup_settings(
                 "invalid command-line argument for server process: {word}"
             ));
         };
-        let (name, value) = pair.split_once('=').ok_or_else(|| {
-            format!("-c {pair} requires a value")
-        })?;
-        out.push((name.replace('-', "_").to_ascii_lowercase(), value.to_string()));
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("-c {pair} requires a value"))?;
+        out.push((
+            name.replace('-', "_").to_ascii_lowercase(),
+            value.to_string(),
+        ));
     }
     Ok(out)
 }

@@ -131,6 +131,13 @@ pub fn sqlstate(e: &tokio_postgres::Error) -> String {
         .unwrap_or_else(|| format!("no sqlstate: {e}"))
 }
 
+/// The server's message of a client error (`Display` says only "db error").
+pub fn message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
 /// A superuser connection to the local PostgreSQL.
 pub async fn pg_admin(db: &str) -> Client {
     let password = std::env::var("PGPASSWORD").unwrap_or_default();
