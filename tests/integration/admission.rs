@@ -50,10 +50,8 @@ async fn beyond_max_connections_clients_are_told_53300_and_slots_come_back() {
         .await
         .expect("tcp");
     let refused = server
-        .try_connect(WALIDATA.0, WALIDATA.1)
-        .await
-        .err()
-        .expect("a fourth connection is refused");
+        .refused_login(WALIDATA.0, WALIDATA.1, "a fourth connection is refused")
+        .await;
     assert_eq!(sqlstate(&refused), "53300", "{refused:?}");
     assert!(
         common::message(&refused).contains("too many clients"),
@@ -122,10 +120,12 @@ async fn a_users_connection_limit_is_theirs_alone() {
     .await;
     let first = server.connect(DINKES).await;
     let err = server
-        .try_connect(DINKES.0, DINKES.1)
-        .await
-        .err()
-        .expect("the analyst's second connection is refused");
+        .refused_login(
+            DINKES.0,
+            DINKES.1,
+            "the analyst's second connection is refused",
+        )
+        .await;
     assert_eq!(sqlstate(&err), "53300");
     assert!(
         common::message(&err).contains("too many connections for role \"analis_dinkes\""),
@@ -138,10 +138,8 @@ async fn a_users_connection_limit_is_theirs_alone() {
     assert_eq!(err.as_ref().map(sqlstate).as_deref(), Some("53300"));
     // A wrong password is still a wrong password, not a full slot.
     let wrong = server
-        .try_connect(DINKES.0, "not-the-password")
-        .await
-        .err()
-        .expect("wrong password");
+        .refused_login(DINKES.0, "not-the-password", "wrong password")
+        .await;
     assert_eq!(sqlstate(&wrong), "28P01");
     drop(first);
     let mut again = None;

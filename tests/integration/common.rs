@@ -87,6 +87,20 @@ impl Server {
         Ok(client)
     }
 
+    /// The error of a login that must be refused; panics with `why` if the
+    /// login succeeds.
+    pub async fn refused_login(
+        &self,
+        user: &str,
+        password: &str,
+        why: &str,
+    ) -> tokio_postgres::Error {
+        match self.try_connect(user, password).await {
+            Ok(_) => panic!("{why}: the login succeeded"),
+            Err(e) => e,
+        }
+    }
+
     /// Runs psql against the server; returns (exit ok, stdout, stderr).
     pub fn psql(&self, login: (&str, &str), args: &[&str]) -> (bool, String, String) {
         self.psql_env(login, &[], args)
