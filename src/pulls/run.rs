@@ -117,8 +117,11 @@ fn retryable(e: &QueryError) -> bool {
         .any(|class| e.code.starts_with(class))
 }
 
-/// Runs pull `name` now. Fails at once with [`PullError::AlreadyRunning`]
-/// if a run of it is going on.
+/// Tries at taking a pull's run lock, 20 ms apart, before it counts as held.
+const LOCK_ATTEMPTS: u32 = 10;
+
+/// Runs pull `name` now. Fails with [`PullError::AlreadyRunning`] (within
+/// 200 ms) if a run of it is going on.
 pub async fn run_pull(
     engine: &Arc<Engine>,
     name: &str,
@@ -130,9 +133,19 @@ pub async fn run_pull(
         .cloned()
         .ok_or_else(|| PullError::Unknown(name.to_string()))?;
     let dir = pulls.dir(name);
-    let _lock = dir
-        .try_lock()?
-        .ok_or_else(|| PullError::AlreadyRunning(name.to_string()))?;
+    // A lock just released can still be held for a moment by a child
+    // process this process is starting (between fork and exec the child
+    // shares the open file); a run that really holds it holds it for
+    // seconds. So a refusal is only believed after a short while.
+    let mut lock = dir.try_lock()?;
+    for _ in 1..LOCK_ATTEMPTS {
+        if lock.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        lock = dir.try_lock()?;
+    }
+    let _lock = lock.ok_or_else(|| PullError::AlreadyRunning(name.to_string()))?;
     let _permit = pulls
         .permits
         .clone()
