@@ -168,6 +168,13 @@ fn typed_literal(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                     negated,
                 }))
             }
+            _ if is_bpchar(&expr, schema) && list.iter().any(|v| text_literal(v).is_some()) => {
+                Transformed::yes(Expr::InList(InList {
+                    expr,
+                    list: list.into_iter().map(|v| *unpadded(Box::new(v))).collect(),
+                    negated,
+                }))
+            }
             _ => Transformed::no(Expr::InList(InList {
                 expr,
                 list,
