@@ -124,10 +124,23 @@ def main():
 
     os.makedirs(args.out, exist_ok=True)
     port = free_port()
+    # The shipped config, with room for every client as one user: the
+    # server's and the user's connection caps (200 and 50 by default) are
+    # raised; the per-user statement cap (16) is kept, so clients queue.
+    with open(os.path.join(REPO, "federation.toml")) as f:
+        text = f.read()
+    text = text.replace(
+        "[server]\n", f"[server]\nmax_connections = {args.clients + 20}\n", 1)
+    text = text.replace(
+        "[users.walidata]\n", f"[users.walidata]\nmax_connections = {args.clients + 10}\n", 1)
+    # Next to the shipped file, so its relative paths resolve the same.
+    config = os.path.join(REPO, f".soak-{os.getpid()}.toml")
+    with open(config, "w") as f:
+        f.write(text)
     env = dict(os.environ, TAUTAN_KEPENDUDUKAN_PASSWORD="tautan-ro", TAUTAN_LOG="warn")
     log = open(os.path.join(args.out, "soak-server.log"), "w")
     server = subprocess.Popen(
-        [args.bin, "--config", os.path.join(REPO, "federation.toml"), "serve",
+        [args.bin, "--config", config, "serve",
          "--listen", f"127.0.0.1:{port}"],
         env=env, stdout=subprocess.DEVNULL, stderr=log, cwd=REPO,
     )
@@ -140,12 +153,13 @@ def main():
             time.sleep(0.1)
     else:
         server.kill()
+        os.remove(config)
         sys.exit("the server did not come up")
 
     # Parameters that exist.
     with psycopg.connect(dsn) as c:
         kode = [r[0] for r in c.execute("SELECT kode FROM ref.kecamatan").fetchall()]
-        max_id = c.execute("SELECT max(id) FROM kesehatan.kesehatan.kunjungan").fetchone()[0]
+        max_id = int(c.execute("SELECT max(id) FROM kesehatan.kesehatan.kunjungan").fetchone()[0])
 
     deadline = time.monotonic() + args.minutes * 60
     latencies = {k: [] for k in SHAPES}
@@ -226,6 +240,7 @@ def main():
     mon.join()
     server.terminate()
     server.wait(timeout=30)
+    os.remove(config)
 
     minutes = args.minutes
     result = {

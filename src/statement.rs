@@ -132,8 +132,12 @@ pub fn table_function_calls(statement: &DFStatement) -> Vec<String> {
         }
     }
     let mut calls = Calls::default();
-    if let DFStatement::Statement(s) = statement {
-        let _ = s.visit(&mut calls);
+    match statement {
+        DFStatement::Statement(s) => {
+            let _ = s.visit(&mut calls);
+        }
+        DFStatement::Explain(e) => return table_function_calls(&e.statement),
+        _ => {}
     }
     calls
         .called
