@@ -631,6 +631,7 @@ class TautanServer:
 [server]
 listen = "127.0.0.1:{TAUTAN_PORT}"
 database = "tautan"
+{os.environ.get("TAUTAN_BENCH_SERVER_CONFIG", "")}
 
 [links.a]
 kind = "postgres"

@@ -25,7 +25,9 @@
 # Environment: TAUTAN_BENCH_CACHE (default ~/.cache/tautan-bench: data, venv, oracle
 # answers), TAUTAN_BENCH_PORT (tautan's listener, default 6599), BENCH_PGHOST/
 # BENCH_PGPORT/BENCH_PGUSER, BENCH_MYHOST/BENCH_MYPORT/BENCH_MYUSER,
-# TAUTAN_BENCH_EXTRA_CONFIG (a TOML file appended to tautan's generated config).
+# TAUTAN_BENCH_EXTRA_CONFIG (a TOML file appended to tautan's generated config),
+# TAUTAN_BENCH_SERVER_CONFIG (lines added to its [server] table, e.g.
+# "memory_limit_mb = 512").
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")

@@ -9,10 +9,13 @@ and BI tools reconnect too). Reported:
 * errors (by SQLSTATE; target 0 — a full link queues, it does not fail),
 * p50/p99 latency per shape,
 * server RSS over time (sampled every 2 s; target flat, under the budget),
-* source connections held by tautan's link account at PostgreSQL and
-  MariaDB (sampled; never above the links' pool_size),
-* MariaDB logins per minute during the run (the `Connections` counter,
-  minus the sampler's own; target: a handful — pooled connections reused).
+* source connections the tautan process holds to PostgreSQL and MariaDB
+  (sampled with `ss`; never above the links' pool_size: 8 per link, and
+  MariaDB serves two links),
+* MariaDB logins per minute during the run (the server's `Connections`
+  counter, minus the sampler's own; it counts every client of that
+  MariaDB, so run it on a quiet machine; target: a handful — pooled
+  connections reused).
 
     python3 benches/soak.py --bin target/debug/tautan --clients 200 --minutes 10
     python3 benches/soak.py --clients 40 --minutes 1       # a quick look
@@ -82,26 +85,27 @@ def sql_scalar(cmd):
         return -1
 
 
-def pg_link_connections():
-    return sql_scalar([
-        "psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-Atc",
-        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'tautan_ro'",
-    ])
+def source_connections(pid, port):
+    """TCP connections the tautan process holds to a source's port (`ss`):
+    only tautan's, whoever else logs in as the same account."""
+    out = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( dport = :{port} )"],
+        capture_output=True, text=True, check=False,
+    )
+    return sum(1 for line in out.stdout.splitlines() if f"pid={pid}," in line)
 
 
-def my_status():
-    """(link connections now, Connections counter); one login itself."""
+def my_logins():
+    """MariaDB's `Connections` counter (reading it is one login itself)."""
     out = subprocess.run(
         ["mariadb", "-h", "127.0.0.1", "-uroot", "-N", "-e",
-         "SELECT count(*) FROM information_schema.processlist WHERE user = 'tautan_ro'; "
          "SHOW GLOBAL STATUS LIKE 'Connections'"],
         capture_output=True, text=True, check=False,
     )
-    lines = out.stdout.split("\n")
     try:
-        return int(lines[0].strip()), int(lines[1].split()[-1])
+        return int(out.stdout.split()[-1])
     except (ValueError, IndexError):
-        return -1, -1
+        return -1
 
 
 def percentile(values, p):
@@ -212,12 +216,13 @@ def main():
     samples = []
 
     def sampler():
-        logins0 = my_status()[1]
+        logins0 = my_logins()
         started = time.monotonic()
         checks = 0
         while not stop.is_set():
-            pg = pg_link_connections()
-            my, logins = my_status()
+            pg = source_connections(server.pid, 5432)
+            my = source_connections(server.pid, 3306)
+            logins = my_logins()
             checks += 1
             samples.append({
                 "t": round(time.monotonic() - started, 1),
@@ -255,6 +260,8 @@ def main():
             "first": samples[0]["rss_mib"] if samples else None,
             "max": max((s["rss_mib"] for s in samples), default=None),
             "last": samples[-1]["rss_mib"] if samples else None,
+            "second_half_min": min((s["rss_mib"] for s in samples[len(samples) // 2:]), default=None),
+            "second_half_max": max((s["rss_mib"] for s in samples[len(samples) // 2:]), default=None),
         },
         "max_pg_link_connections": max((s["pg_link_connections"] for s in samples), default=None),
         "max_my_link_connections": max((s["my_link_connections"] for s in samples), default=None),
@@ -278,7 +285,8 @@ def main():
         "",
         f"- statements: {total}; errors: {sum(errors.values())} {errors if errors else ''}",
         f"- server RSS: first sample {result['rss_mib']['first']} MiB, max {result['rss_mib']['max']} MiB, "
-        f"last {result['rss_mib']['last']} MiB",
+        f"last {result['rss_mib']['last']} MiB; second half of the run "
+        f"{result['rss_mib']['second_half_min']}–{result['rss_mib']['second_half_max']} MiB",
         f"- source connections held (max sampled): PostgreSQL {result['max_pg_link_connections']}, "
         f"MariaDB {result['max_my_link_connections']}",
         f"- MariaDB logins per minute: {result['my_logins_per_minute']}",
