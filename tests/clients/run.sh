@@ -59,6 +59,16 @@ for old, new in [
     if text.count(old) != 1:
         sys.exit(f"run.sh: expected exactly one `{old}` in {src}")
     text = text.replace(old, new)
+# The type-test database (sql/uji.pg.sql): a table with a column of every
+# PostgreSQL type tautan maps, for the catalog-fidelity checks.
+text += """
+[links.uji_pg]
+kind = "postgres"
+host = "127.0.0.1"
+database = "tautan_uji"
+user = "tautan_ro"
+password = "tautan-ro"
+"""
 open(dst, "w", encoding="utf-8").write(text)
 PY
 
