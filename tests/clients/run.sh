@@ -104,6 +104,10 @@ failed=()
 echo "run.sh: python clients (pytest)"
 (cd "$repo" && python3 -m pytest -q tests/clients "$@") || failed+=(pytest)
 
+sa14=${XDG_CACHE_HOME:-$HOME/.cache}/tautan-sa14
+echo "run.sh: SQLAlchemy 1.4 (pytest in $sa14)"
+(cd "$repo" && "$sa14/bin/python" -m pytest -q tests/clients/test_sqlalchemy14.py) || failed+=(sqlalchemy-1.4)
+
 echo "run.sh: pgJDBC ($(basename "$(readlink -f /usr/share/java/postgresql.jar)"))"
 mkdir -p "$tmp/jdbc"
 if javac -d "$tmp/jdbc" -cp /usr/share/java/postgresql.jar "$here/jdbc/JdbcCheck.java"; then
