@@ -415,6 +415,9 @@ fn default_settings() -> BTreeMap<String, String> {
         ("bytea_output", "hex"),
         ("default_transaction_isolation", "read committed"),
         ("default_table_access_method", "heap"),
+        // No JIT compilation (asyncpg reads and sets this around its type
+        // introspection).
+        ("jit", "off"),
         ("lc_collate", "C"),
         ("lc_ctype", "C"),
         ("max_identifier_length", "63"),

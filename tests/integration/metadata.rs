@@ -543,6 +543,13 @@ async fn catalog_functions_and_settings_clients_call() {
             Some("katalog"),
         ),
         ("SELECT pg_get_function_result(1)", None),
+        // asyncpg reads and sets jit around its type introspection;
+        // SQLAlchemy's autoload compares relam's name with this one.
+        ("SELECT current_setting('jit')", Some("off")),
+        (
+            "SELECT current_setting('default_table_access_method')",
+            Some("heap"),
+        ),
     ] {
         assert_eq!(one_text(&client, sql).await.as_deref(), expected, "{sql}");
     }
