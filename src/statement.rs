@@ -321,6 +321,7 @@ fn finish_compat(mut statements: Vec<Statement>, catalog: bool) -> Option<Vec<DF
         rewrite_like_escape(s);
         regclass_on_search_path(s);
         regproc_columns_as_names(s);
+        regtype_text_as_format_type(s);
         rewrite_catalog_functions(s);
         crate::limits::check_sql(s).ok()?;
     }
@@ -330,6 +331,46 @@ fn finish_compat(mut statements: Vec<Statement>, catalog: bool) -> Option<Vec<DF
             .map(|s| DFStatement::Statement(Box::new(s)))
             .collect(),
     )
+}
+
+/// `oid_column::regtype::text` is the type's name, as `format_type(oid,
+/// NULL)` writes it (`integer`, `text[]`): DataFusion's cast would give the
+/// oid's digits (asyncpg's type introspection reads `elemtype::regtype::text`).
+fn regtype_text_as_format_type(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr};
+    let type_name = |t: &datafusion::sql::sqlparser::ast::DataType| {
+        let name = t.to_string().to_ascii_lowercase();
+        name.strip_prefix("pg_catalog.")
+            .unwrap_or(&name)
+            .to_string()
+    };
+    let _ = visit_expressions_mut(statement, |e| {
+        if let Expr::Cast {
+            expr: outer,
+            data_type,
+            ..
+        } = e
+        {
+            if matches!(type_name(data_type).as_str(), "text" | "varchar") {
+                if let Expr::Cast {
+                    expr: inner,
+                    data_type: reg,
+                    ..
+                } = outer.as_ref()
+                {
+                    if type_name(reg) == "regtype" {
+                        if let Some(expr) = template(
+                            "CASE WHEN $1 = 0 THEN '-' ELSE format_type($1, NULL) END",
+                            vec![inner.as_ref().clone()],
+                        ) {
+                            *e = expr;
+                        }
+                    }
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// `pg_type`'s `regproc` columns (`typinput`, `typoutput`, ...) hold the

@@ -543,6 +543,15 @@ async fn catalog_functions_and_settings_clients_call() {
             Some("katalog"),
         ),
         ("SELECT pg_get_function_result(1)", None),
+        // A type oid column as a name (asyncpg's introspection, psql's \d).
+        (
+            "SELECT typelem::regtype::text FROM pg_catalog.pg_type WHERE oid = 1007",
+            Some("integer"),
+        ),
+        (
+            "SELECT typelem::regtype::text FROM pg_catalog.pg_type WHERE oid = 23",
+            Some("-"),
+        ),
         // asyncpg reads and sets jit around its type introspection;
         // SQLAlchemy's autoload compares relam's name with this one.
         ("SELECT current_setting('jit')", Some("off")),
