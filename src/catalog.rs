@@ -410,6 +410,7 @@ pub struct UserCatalogList {
     registry: Arc<Registry>,
     access: Arc<Access>,
     pg_catalog: SchemaSlot,
+    information_schema: SchemaSlot,
 }
 
 impl UserCatalogList {
@@ -419,6 +420,7 @@ impl UserCatalogList {
             registry,
             access,
             pg_catalog: SchemaSlot::default(),
+            information_schema: SchemaSlot::default(),
         }
     }
 
@@ -427,6 +429,7 @@ impl UserCatalogList {
             registry: self.registry.clone(),
             access: self.access.clone(),
             pg_catalog: self.pg_catalog.clone(),
+            information_schema: self.information_schema.clone(),
         }
     }
 }
@@ -503,6 +506,20 @@ struct DefaultCatalog {
     registry: Arc<Registry>,
     access: Arc<Access>,
     pg_catalog: SchemaSlot,
+    /// `information_schema` ([`crate::pg_catalog::InformationSchema`]):
+    /// resolved by name, not listed (DataFusion's own listing adds it).
+    information_schema: SchemaSlot,
+}
+
+impl DefaultCatalog {
+    /// The slot of a schema the session registers.
+    fn slot(&self, name: &str) -> Option<&SchemaSlot> {
+        match name {
+            "pg_catalog" => Some(&self.pg_catalog),
+            "information_schema" => Some(&self.information_schema),
+            _ => None,
+        }
+    }
 }
 
 impl DefaultCatalog {
@@ -547,8 +564,8 @@ impl CatalogProvider for DefaultCatalog {
         name: &str,
         schema: Arc<dyn SchemaProvider>,
     ) -> Result<Option<Arc<dyn SchemaProvider>>> {
-        if name == "pg_catalog" {
-            let mut slot = match self.pg_catalog.write() {
+        if let Some(slot) = self.slot(name) {
+            let mut slot = match slot.write() {
                 Ok(s) => s,
                 Err(p) => p.into_inner(),
             };
@@ -557,7 +574,7 @@ impl CatalogProvider for DefaultCatalog {
         datafusion::common::not_impl_err!("schemas come from federation.toml only")
     }
 
-    /// Only `pg_catalog` can go: it refers back to this catalog list (it
+    /// Only `pg_catalog` and `information_schema` can go: they refer back to this catalog list (it
     /// is computed from it), so the session drops it when it ends, or the
     /// two would keep each other alive (~5 MB per session, never freed).
     fn deregister_schema(
@@ -565,10 +582,10 @@ impl CatalogProvider for DefaultCatalog {
         name: &str,
         _cascade: bool,
     ) -> Result<Option<Arc<dyn SchemaProvider>>> {
-        if name != "pg_catalog" {
+        let Some(slot) = self.slot(name) else {
             return datafusion::common::not_impl_err!("schemas come from federation.toml only");
-        }
-        let mut slot = match self.pg_catalog.write() {
+        };
+        let mut slot = match slot.write() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
@@ -581,6 +598,7 @@ impl CatalogProvider for DefaultCatalog {
         }
         match name {
             "pg_catalog" => slot_get(&self.pg_catalog),
+            "information_schema" => slot_get(&self.information_schema),
             REF_SCHEMA => Some(Arc::new(FilteredSchema {
                 prefix: vec![REF_SCHEMA.to_string()],
                 tables: self.registry.reference(),

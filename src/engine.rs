@@ -322,7 +322,9 @@ impl Engine {
             .with_extension(scan.clone())
             .with_default_catalog_and_schema(&self.registry.database, PUBLIC_SCHEMA)
             .with_create_default_catalog_and_schema(false)
-            .with_information_schema(true)
+            // information_schema is tautan's (crate::pg_catalog), over
+            // DataFusion's, registered in the catalog per session.
+            .with_information_schema(false)
             .with_target_partitions(2);
         let defaults = self.session_defaults(&access.user);
         let settings: Settings = Arc::new(Mutex::new(defaults.clone()));
@@ -342,11 +344,16 @@ impl Engine {
         for udf in crate::budget::bounded_functions(&ctx.state()) {
             ctx.register_udf(udf);
         }
+        let set: crate::pg_catalog::SetSetting = {
+            let (settings, scan) = (settings.clone(), scan.clone());
+            Arc::new(move |name: &str, value: &str| apply_setting(&settings, &scan, name, value))
+        };
         if let Err(e) = crate::pg_catalog::install(
             &ctx,
             &self.registry.database,
             &access.user,
             settings.clone(),
+            set,
         ) {
             tracing::warn!(error = %e, "pg_catalog not available in this session");
         }
@@ -407,6 +414,10 @@ fn default_settings() -> BTreeMap<String, String> {
         ("application_name", ""),
         ("bytea_output", "hex"),
         ("default_transaction_isolation", "read committed"),
+        ("default_table_access_method", "heap"),
+        // No JIT compilation (asyncpg reads and sets this around its type
+        // introspection).
+        ("jit", "off"),
         ("lc_collate", "C"),
         ("lc_ctype", "C"),
         ("max_identifier_length", "63"),
@@ -438,6 +449,40 @@ fn default_settings() -> BTreeMap<String, String> {
         DEFAULT_SCAN_PARTS.to_string(),
     )])
     .collect()
+}
+
+/// `SET name = value` on a session's settings: refused for settings that
+/// would make the session writable, checked for tautan's own.
+fn apply_setting(
+    settings: &Settings,
+    scan: &ScanOptions,
+    name: &str,
+    value: &str,
+) -> Result<(), QueryError> {
+    let name = name.to_ascii_lowercase();
+    if (name == "transaction_read_only" || name == "default_transaction_read_only")
+        && matches!(value.to_ascii_lowercase().as_str(), "off" | "false" | "0")
+    {
+        return Err(QueryError::read_only("SET transaction_read_only = off"));
+    }
+    if name == SCAN_PARTS_SETTING {
+        let parts = value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_SCAN_PARTS).contains(n))
+                .ok_or_else(|| {
+                    QueryError::new(
+                        "22023",
+                        format!(
+                            "invalid value for parameter \"{SCAN_PARTS_SETTING}\": \"{value}\" (1 to {MAX_SCAN_PARTS})"
+                        ),
+                    )
+                })?;
+        scan.set_parts(parts);
+    }
+    let mut settings = settings.lock().unwrap_or_else(|p| p.into_inner());
+    settings.insert(name, value.to_string());
+    Ok(())
 }
 
 /// A session's settings, shared with `current_setting()`.
@@ -473,6 +518,7 @@ impl Drop for Session {
         let database = &self.engine.registry.database;
         if let Some(catalog) = self.ctx.catalog(database) {
             let _ = catalog.deregister_schema("pg_catalog", false);
+            let _ = catalog.deregister_schema("information_schema", false);
         }
     }
 }
@@ -565,30 +611,7 @@ impl Session {
     /// startup `options`): refused for settings that would make the
     /// session writable, checked for tautan's own.
     pub fn set(&self, name: &str, value: &str) -> Result<(), QueryError> {
-        let name = name.to_ascii_lowercase();
-        if (name == "transaction_read_only" || name == "default_transaction_read_only")
-            && matches!(value.to_ascii_lowercase().as_str(), "off" | "false" | "0")
-        {
-            return Err(QueryError::read_only("SET transaction_read_only = off"));
-        }
-        if name == SCAN_PARTS_SETTING {
-            let parts = value
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_SCAN_PARTS).contains(n))
-                .ok_or_else(|| {
-                    QueryError::new(
-                        "22023",
-                        format!(
-                            "invalid value for parameter \"{SCAN_PARTS_SETTING}\": \"{value}\" (1 to {MAX_SCAN_PARTS})"
-                        ),
-                    )
-                })?;
-            self.scan.set_parts(parts);
-        }
-        let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
-        settings.insert(name, value.to_string());
-        Ok(())
+        apply_setting(&self.settings, &self.scan, name, value)
     }
 
     /// `RESET name`, or `RESET ALL` with `None`.

@@ -22,7 +22,7 @@ use datafusion::arrow::array::{
     ListBuilder, StringArray,
 };
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProviderList, MemTable, SchemaProvider, TableProvider};
 use datafusion::common::{exec_err, Result, ScalarValue};
@@ -36,6 +36,10 @@ use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role}
 /// A session's settings (`SET`/`SHOW`), shared with `current_setting()`.
 pub type Settings = Arc<Mutex<BTreeMap<String, String>>>;
 
+/// Applies `SET name = value` to a session (what `set_config()` calls).
+pub type SetSetting =
+    Arc<dyn Fn(&str, &str) -> std::result::Result<(), crate::error::QueryError> + Send + Sync>;
+
 /// The text `version()` returns: PostgreSQL's shape, so clients that parse
 /// it (pgJDBC, Npgsql, SQLAlchemy) find a version they know.
 pub fn version_text() -> String {
@@ -48,7 +52,14 @@ pub fn version_text() -> String {
 
 /// Installs `pg_catalog` (under the default catalog `database`) and the
 /// functions clients call into `ctx`.
-pub fn install(ctx: &SessionContext, database: &str, user: &str, settings: Settings) -> Result<()> {
+/// `set` applies a setting as `SET` does (`set_config()` calls it).
+pub fn install(
+    ctx: &SessionContext,
+    database: &str,
+    user: &str,
+    settings: Settings,
+    set: SetSetting,
+) -> Result<()> {
     datafusion_pg_catalog::setup_pg_catalog(
         ctx,
         database,
@@ -63,8 +74,19 @@ pub fn install(ctx: &SessionContext, database: &str, user: &str, settings: Setti
                 inner,
                 catalogs: ctx.state().catalog_list().clone(),
                 database: database.to_string(),
+                settings: settings.clone(),
+                user: user.to_string(),
+            };
+            let information_schema = InformationSchema {
+                inner: Arc::new(
+                    datafusion::catalog::information_schema::InformationSchemaProvider::new(
+                        ctx.state().catalog_list().clone(),
+                    ),
+                ),
+                source: facts.clone(),
             };
             catalog.register_schema("pg_catalog", Arc::new(facts))?;
+            catalog.register_schema("information_schema", Arc::new(information_schema))?;
         }
     }
     for udf in compat_functions() {
@@ -74,6 +96,11 @@ pub fn install(ctx: &SessionContext, database: &str, user: &str, settings: Setti
     ctx.register_udf(ScalarUDF::new_from_impl(ExpandArray::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(If::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(CurrentSetting::new(settings)));
+    ctx.register_udf(ScalarUDF::new_from_impl(SetConfig::new(set)));
+    let catalogs = ctx.state().catalog_list().clone();
+    for udf in crate::pg_functions::functions(catalogs, database) {
+        ctx.register_udf(udf);
+    }
     #[cfg(debug_assertions)]
     ctx.register_udf(debug_panic());
     Ok(())
@@ -202,13 +229,6 @@ fn compat_functions() -> Vec<ScalarUDF> {
             Arc::new(|_: &[ColumnarValue]| {
                 Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))
             }),
-        ),
-        // Index definitions have no text form here (the indexes are the
-        // sources' primary keys, listed in pg_index/pg_constraint).
-        text_udf(
-            "pg_get_indexdef",
-            vec![DataType::Int64, DataType::Int64, DataType::Boolean],
-            |_| None,
         ),
         text_udf("pg_size_pretty", vec![DataType::Int64], |v| {
             let bytes: i64 = v.first().copied().flatten()?.parse().ok()?;
@@ -530,6 +550,87 @@ impl ScalarUDFImpl for CurrentSetting {
     }
 }
 
+/// `set_config(name, value, is_local)`: `SET name = value` (a local
+/// setting lasts the session too: tautan has no transactions to end it),
+/// returning the value.
+struct SetConfig {
+    signature: Signature,
+    set: SetSetting,
+}
+
+impl std::fmt::Debug for SetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SetConfig")
+    }
+}
+
+impl PartialEq for SetConfig {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.set, &other.set)
+    }
+}
+impl Eq for SetConfig {}
+impl std::hash::Hash for SetConfig {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "set_config".hash(state);
+    }
+}
+
+impl SetConfig {
+    fn new(set: SetSetting) -> Self {
+        Self {
+            signature: Signature::exact(
+                vec![DataType::Utf8, DataType::Utf8, DataType::Boolean],
+                Volatility::Volatile,
+            ),
+            set,
+        }
+    }
+}
+
+impl ScalarUDFImpl for SetConfig {
+    fn name(&self) -> &str {
+        "set_config"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let (Some(names), Some(values)) = (args.args.first(), args.args.get(1)) else {
+            return exec_err!("set_config needs a name and a value");
+        };
+        let names = cast(&names.to_array(rows)?, &DataType::Utf8)?;
+        let values = cast(&values.to_array(rows)?, &DataType::Utf8)?;
+        let (names, values) = (names.as_string::<i32>(), values.as_string::<i32>());
+        let mut out = Vec::with_capacity(rows);
+        for row in 0..rows {
+            if names.is_null(row) {
+                return exec_err!("SET requires parameter name");
+            }
+            let value = (!values.is_null(row)).then(|| values.value(row));
+            (self.set)(names.value(row), value.unwrap_or(""))
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+            out.push(value.map(str::to_string));
+        }
+        let array: ArrayRef = Arc::new(StringArray::from(out));
+        if args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)))
+        {
+            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                &array, 0,
+            )?))
+        } else {
+            Ok(ColumnarValue::Array(array))
+        }
+    }
+}
+
 /// Catalog tables served empty: roles' secrets and memberships, user
 /// mappings and subscriptions (connection strings), statistics (sampled
 /// values), large objects. The crate fills some of them from a sample
@@ -547,15 +648,92 @@ const EMPTIED_TABLES: &[&str] = &[
 
 /// `oid` of `pg_class` itself, the `classoid` of table descriptions.
 const PG_CLASS_OID: i32 = 1259;
-/// Oids of the synthetic primary-key indexes and constraints, above what
-/// the catalog assigns to schemas and tables.
-const SYNTHETIC_OID_BASE: i32 = 1_000_000_000;
+/// `oid` of the `btree` access method in `pg_am`.
+const BTREE_AM_OID: i32 = 403;
+/// `oid` of the `heap` access method in `pg_am`.
+const HEAP_AM_OID: i32 = 2;
+/// `oid` of the connected user in `pg_roles`, the owner of every relation.
+const OWNER_OID: i32 = 10;
 
-/// One remote table's comments and primary key, with its oids.
-struct TableFacts {
+/// One column as the catalog describes it: the type the wire sends
+/// ([`crate::server::encode::pg_type`]) and its modifier.
+#[derive(Debug, Clone)]
+pub struct ColumnType {
+    /// `pg_type.oid`.
+    pub oid: i32,
+    /// `typname` (`int4`, `varchar`, `_text`, ...).
+    pub name: String,
+    /// `atttypmod`: -1, or `char(n)`/`varchar(n)`: n + 4, `numeric(p,s)`:
+    /// (p << 16 | s) + 4, time precision.
+    pub typmod: i32,
+    /// `attlen`.
+    pub len: i16,
+    /// `attbyval`.
+    pub by_value: bool,
+    /// `attalign`.
+    pub align: &'static str,
+    /// `attstorage`.
+    pub storage: &'static str,
+    /// `attndims`.
+    pub dims: i32,
+}
+
+/// The catalog's description of a column of Arrow type and metadata `field`.
+pub fn column_type(field: &Field) -> ColumnType {
+    use pgwire::api::Type;
+    let ty = crate::server::encode::pg_type(field).unwrap_or(Type::TEXT);
+    let metadata = field.metadata();
+    let declared = |key: &str| metadata.get(key).map(String::as_str);
+    let mut typmod = declared(tautan_connector::types::PG_TYPMOD_KEY)
+        .and_then(|t| t.parse::<i32>().ok())
+        .unwrap_or(-1);
+    if typmod < 0 && ty == Type::NUMERIC {
+        // A declared precision the source did not give as a typmod (MySQL's
+        // `decimal(12,3)`).
+        let source = declared(tautan_connector::types::SOURCE_TYPE_KEY).unwrap_or("");
+        if let DataType::Decimal128(p, s) = field.data_type() {
+            let lower = source.to_ascii_lowercase();
+            if (lower.starts_with("decimal(") || lower.starts_with("numeric(")) && *s >= 0 {
+                typmod = ((i32::from(*p) << 16) | i32::from(*s)) + 4;
+            }
+        }
+    }
+    let (len, by_value, align, storage) = match ty.oid() {
+        16 => (1, true, "c", "p"),
+        21 => (2, true, "s", "p"),
+        23 | 26 => (4, true, "i", "p"),
+        20 => (8, true, "d", "p"),
+        700 => (4, true, "i", "p"),
+        701 => (8, true, "d", "p"),
+        1082 => (4, true, "i", "p"),
+        1083 | 1114 | 1184 => (8, true, "d", "p"),
+        1186 => (16, false, "d", "p"),
+        2950 => (16, false, "c", "p"),
+        1700 => (-1, false, "i", "m"),
+        _ => (-1, false, "i", "x"),
+    };
+    let dims = i32::from(matches!(ty.kind(), postgres_types::Kind::Array(_)));
+    ColumnType {
+        oid: i32::try_from(ty.oid()).unwrap_or(25),
+        name: ty.name().to_string(),
+        typmod,
+        len,
+        by_value,
+        align,
+        storage,
+        dims,
+    }
+}
+
+/// One relation the user may see, as `pg_class` and `pg_attribute` list it.
+struct Relation {
     oid: i32,
     namespace: i32,
+    schema: String,
     name: String,
+    /// `relkind`.
+    kind: &'static str,
+    columns: Vec<Field>,
     comment: Option<String>,
     /// (attnum, comment)
     column_comments: Vec<(i16, String)>,
@@ -563,15 +741,52 @@ struct TableFacts {
     primary_key: Vec<i16>,
 }
 
+impl Relation {
+    fn index_oid(&self) -> i32 {
+        crate::oids::oid(&crate::oids::Object::PrimaryKeyIndex(
+            self.schema.clone(),
+            self.name.clone(),
+        ))
+    }
+
+    fn constraint_oid(&self) -> i32 {
+        crate::oids::oid(&crate::oids::Object::PrimaryKeyConstraint(
+            self.schema.clone(),
+            self.name.clone(),
+        ))
+    }
+
+    fn pkey_name(&self) -> String {
+        format!("{}_pkey", self.name)
+    }
+
+    fn key_columns(&self) -> Vec<&str> {
+        self.primary_key
+            .iter()
+            .filter_map(|a| usize::try_from(*a - 1).ok())
+            .filter_map(|i| self.columns.get(i))
+            .map(|f| f.name().as_str())
+            .collect()
+    }
+}
+
 /// `pg_catalog` with what the sources told the connectors: the tables the
-/// catalog crate builds from the session's catalog list, plus rows for
-/// remote comments (`pg_description`) and primary keys (`pg_constraint`,
-/// `pg_index`, and their indexes in `pg_class`).
+/// catalog crate builds from the session's catalog list, except the ones
+/// naming the user's objects (`pg_namespace`, `pg_class`, `pg_attribute`,
+/// `pg_database`), which tautan builds itself with stable OIDs
+/// ([`crate::oids`]) and the types the wire sends; plus rows for remote
+/// comments (`pg_description`) and primary keys (`pg_constraint`,
+/// `pg_index`, and their indexes in `pg_class`), and the session's
+/// settings in `pg_settings`.
 #[derive(Debug, Clone)]
 pub struct SourceFacts {
     inner: Arc<dyn SchemaProvider>,
     catalogs: Arc<dyn CatalogProviderList>,
     database: String,
+    settings: Settings,
+    /// The connected user: owner of everything listed, granted SELECT
+    /// (`relacl`) on every relation it sees.
+    user: String,
 }
 
 async fn collect_table(provider: Arc<dyn TableProvider>) -> Result<Vec<RecordBatch>> {
@@ -579,54 +794,6 @@ async fn collect_table(provider: Arc<dyn TableProvider>) -> Result<Vec<RecordBat
     ctx.read_table(provider)?.collect().await
 }
 
-/// `(key column) -> oid` from two columns of a catalog table.
-async fn oids_by_name(
-    table: Arc<dyn TableProvider>,
-    oid_column: &str,
-    key_columns: &[&str],
-) -> Result<HashMap<Vec<String>, i32>> {
-    let mut out = HashMap::new();
-    for batch in collect_table(table).await? {
-        let oids = cast(
-            batch.column_by_name(oid_column).ok_or_else(|| {
-                datafusion::error::DataFusionError::Internal(format!("no column {oid_column}"))
-            })?,
-            &DataType::Int64,
-        )?;
-        let oids = oids
-            .as_primitive_opt::<Int64Type>()
-            .ok_or_else(|| datafusion::error::DataFusionError::Internal("oid column".into()))?;
-        let keys: Vec<ArrayRef> = key_columns
-            .iter()
-            .map(|c| {
-                batch
-                    .column_by_name(c)
-                    .ok_or_else(|| {
-                        datafusion::error::DataFusionError::Internal(format!("no column {c}"))
-                    })
-                    .and_then(|a| Ok(cast(a, &DataType::Utf8)?))
-            })
-            .collect::<Result<_>>()?;
-        for row in 0..batch.num_rows() {
-            let key: Vec<String> = keys
-                .iter()
-                .map(|k| {
-                    k.as_any()
-                        .downcast_ref::<StringArray>()
-                        .map(|s| s.value(row).to_string())
-                        .unwrap_or_default()
-                })
-                .collect();
-            if let Ok(oid) = i32::try_from(oids.value(row)) {
-                out.insert(key, oid);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The rows of `base` followed by `extra` columns (by name; missing ones
-/// NULL), all under `base`'s schema made nullable.
 /// Columns PostgreSQL types `int2vector`/`int2[]`, which clients
 /// `unnest`: lists here, whatever the catalog crate's export says.
 const KEY_COLUMNS: &[&str] = &["conkey", "confkey", "indkey", "indoption"];
@@ -635,8 +802,28 @@ const KEY_COLUMNS: &[&str] = &["conkey", "confkey", "indkey", "indoption"];
 const OID_VECTOR_COLUMNS: &[&str] = &["indclass", "indcollation"];
 
 /// Catalog tables whose exported rows describe PostgreSQL's own system
-/// tables, which tautan does not have: only the sources' rows are kept.
-const REPLACED_TABLES: &[&str] = &["pg_constraint", "pg_index"];
+/// tables, or objects tautan numbers itself: only tautan's rows are kept.
+const REPLACED_TABLES: &[&str] = &[
+    "pg_constraint",
+    "pg_index",
+    "pg_class",
+    "pg_namespace",
+    "pg_attribute",
+    "pg_settings",
+];
+
+/// Catalog tables tautan builds or completes when they are scanned.
+const BUILT_TABLES: &[&str] = &[
+    "pg_description",
+    "pg_constraint",
+    "pg_index",
+    "pg_class",
+    "pg_namespace",
+    "pg_attribute",
+    "pg_database",
+    "pg_settings",
+    "pg_roles",
+];
 
 /// Columns PostgreSQL has that the catalog crate's tables lack, which
 /// clients select (SQLAlchemy reads `pg_class.reloptions`).
@@ -675,6 +862,9 @@ fn nullable(table: &str, schema: &SchemaRef) -> SchemaRef {
     ))
 }
 
+/// The rows of `base` (unless tautan replaces them) followed by `extra`
+/// columns (by name; missing ones NULL), all under `base`'s schema made
+/// nullable.
 async fn extended(
     name: &str,
     base: Arc<dyn TableProvider>,
@@ -723,11 +913,15 @@ fn ints(values: impl IntoIterator<Item = i32>) -> ArrayRef {
     Arc::new(Int32Array::from_iter_values(values))
 }
 
+fn smallints(values: impl IntoIterator<Item = i16>) -> ArrayRef {
+    Arc::new(Int16Array::from_iter_values(values))
+}
+
 fn bools(value: bool, rows: usize) -> ArrayRef {
     Arc::new(BooleanArray::from(vec![value; rows]))
 }
 
-fn key_lists(keys: &[&TableFacts]) -> ArrayRef {
+fn key_lists(keys: &[&Relation]) -> ArrayRef {
     let mut builder = ListBuilder::new(Int16Builder::new());
     for t in keys {
         for k in &t.primary_key {
@@ -738,48 +932,64 @@ fn key_lists(keys: &[&TableFacts]) -> ArrayRef {
     Arc::new(builder.finish())
 }
 
+fn zero_lists(keys: &[&Relation]) -> ArrayRef {
+    let mut builder = ListBuilder::new(Int16Builder::new());
+    for t in keys {
+        for _ in &t.primary_key {
+            builder.values().append_value(0);
+        }
+        builder.append(true);
+    }
+    Arc::new(builder.finish())
+}
+
+/// `pg_settings` names as PostgreSQL spells them (settings are kept
+/// lower-case).
+const SETTING_NAMES: &[&str] = &[
+    "DateStyle",
+    "IntervalStyle",
+    "TimeZone",
+    "client_encoding",
+    "server_version",
+    "server_version_num",
+    "standard_conforming_strings",
+    "integer_datetimes",
+];
+
+/// Read-only facts every PostgreSQL reports in `pg_settings`, which
+/// clients read (pgJDBC's `getImportedKeys` reads `max_index_keys`).
+const FIXED_SETTINGS: &[(&str, &str)] = &[
+    ("max_index_keys", "32"),
+    ("block_size", "8192"),
+    ("max_function_args", "100"),
+    ("data_checksums", "off"),
+];
+
 impl SourceFacts {
-    /// Comments and primary keys of every remote table the user may see.
-    /// Also returns the oid `pg_catalog.pg_class` has in this session
-    /// (the `classoid` of table descriptions; clients find it with
-    /// `'pg_catalog.pg_class'::regclass`).
-    async fn facts(&self) -> Result<(Vec<TableFacts>, i32)> {
-        let (Some(classes), Some(namespaces)) = (
-            self.inner.table("pg_class").await?,
-            self.inner.table("pg_namespace").await?,
-        ) else {
-            return Ok((vec![], PG_CLASS_OID));
-        };
-        let namespaces = oids_by_name(namespaces, "oid", &["nspname"]).await?;
-        let classes = oids_by_name(classes, "oid", &["relnamespace", "relname"]).await?;
-        let class_oid = namespaces
-            .get(&["pg_catalog".to_string()][..])
-            .and_then(|ns| classes.get(&[ns.to_string(), "pg_class".to_string()][..]))
-            .copied()
-            .unwrap_or(PG_CLASS_OID);
+    /// Every schema and relation of the user's catalog, with OIDs.
+    async fn relations(&self) -> Result<(Vec<(i32, String)>, Vec<Relation>)> {
+        use crate::oids::{oid, Object};
         let Some(catalog) = self.catalogs.catalog(&self.database) else {
-            return Ok((vec![], class_oid));
+            return Ok((vec![], vec![]));
         };
-        let mut out = Vec::new();
+        let mut namespaces = Vec::new();
+        let mut relations = Vec::new();
         for schema_name in catalog.schema_names() {
-            if !schema_name.contains('.') {
-                continue; // link schemas only: ref, mat and system have no comments or keys
-            }
-            let (Some(schema), Some(&namespace)) = (
-                catalog.schema(&schema_name),
-                namespaces.get(std::slice::from_ref(&schema_name)),
-            ) else {
-                continue;
+            let namespace = oid(&Object::Namespace(schema_name.clone()));
+            namespaces.push((namespace, schema_name.clone()));
+            let catalog_schema = schema_name == "pg_catalog";
+            let schema: Arc<dyn SchemaProvider> = if catalog_schema {
+                Arc::new(self.clone())
+            } else {
+                match catalog.schema(&schema_name) {
+                    Some(s) => s,
+                    None => continue,
+                }
             };
-            for name in schema.table_names() {
+            let mut names = schema.table_names();
+            names.sort();
+            for name in names {
                 let Some(table) = schema.table(&name).await? else {
-                    continue;
-                };
-                let Some(remote) = tautan_connector::federation::remote_table(table.as_ref())
-                else {
-                    continue;
-                };
-                let Some(&oid) = classes.get(&[namespace.to_string(), name.clone()][..]) else {
                     continue;
                 };
                 let arrow = table.schema();
@@ -795,17 +1005,50 @@ impl SourceFacts {
                     }
                 }
                 keyed.sort();
-                out.push(TableFacts {
-                    oid,
+                let comment = tautan_connector::federation::remote_table(table.as_ref())
+                    .and_then(|r| r.def().comment.clone());
+                let kind = match table.table_type() {
+                    datafusion::datasource::TableType::View if !catalog_schema => "v",
+                    _ => "r",
+                };
+                relations.push(Relation {
+                    oid: oid(&Object::Relation(schema_name.clone(), name.clone())),
                     namespace,
+                    schema: schema_name.clone(),
                     name,
-                    comment: remote.def().comment.clone(),
+                    kind,
+                    columns: arrow.fields().iter().map(|f| f.as_ref().clone()).collect(),
+                    comment,
                     column_comments,
                     primary_key: keyed.into_iter().map(|(_, a)| a).collect(),
                 });
             }
         }
-        Ok((out, class_oid))
+        Ok((namespaces, relations))
+    }
+
+    /// The session's settings as `pg_settings` rows (name, setting).
+    fn setting_rows(&self) -> Vec<(String, String)> {
+        let settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rows: Vec<(String, String)> = settings
+            .iter()
+            .filter(|(name, _)| !name.contains(' '))
+            .map(|(name, value)| {
+                let shown = SETTING_NAMES
+                    .iter()
+                    .find(|n| n.eq_ignore_ascii_case(name))
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| name.clone());
+                (shown, value.clone())
+            })
+            .collect();
+        for (name, value) in FIXED_SETTINGS {
+            if !rows.iter().any(|(n, _)| n == name) {
+                rows.push((name.to_string(), value.to_string()));
+            }
+        }
+        rows.sort();
+        rows
     }
 }
 
@@ -831,17 +1074,14 @@ impl SchemaProvider for SourceFacts {
             let schema = base.schema();
             return Ok(Some(Arc::new(MemTable::try_new(schema, vec![vec![]])?)));
         }
-        if !matches!(
-            lower.as_str(),
-            "pg_description" | "pg_constraint" | "pg_index" | "pg_class"
-        ) {
+        if !BUILT_TABLES.contains(&lower.as_str()) {
             return self.inner.table(name).await;
         }
         let Some(base) = self.inner.table(name).await? else {
             return Ok(None);
         };
-        // Computed when scanned, not when looked up: the catalog crate looks
-        // tables up (for their schemas) while it builds pg_class itself.
+        // Computed when scanned, not when looked up: tables are looked up
+        // (for their schemas) while pg_class itself is built.
         Ok(Some(Arc::new(WithFacts {
             schema: nullable(&lower, &base.schema()),
             name: lower,
@@ -883,30 +1123,65 @@ impl TableProvider for WithFacts {
 }
 
 impl SourceFacts {
-    /// `base` (the catalog crate's `name` table) with the sources' rows.
+    /// `base` (the catalog crate's `name` table) with tautan's rows.
     async fn build(
         &self,
         name: &str,
         base: Arc<dyn TableProvider>,
     ) -> Result<Arc<dyn TableProvider>> {
         let lower = name;
-        let (facts, class_oid) = self.facts().await?;
-        let keyed: Vec<(usize, &TableFacts)> = facts
+        let mut extra: HashMap<&'static str, ArrayRef> = HashMap::new();
+        if lower == "pg_settings" {
+            let rows = self.setting_rows();
+            let n = rows.len();
+            extra.insert("name", strings(rows.iter().map(|(k, _)| k.clone())));
+            extra.insert("setting", strings(rows.iter().map(|(_, v)| v.clone())));
+            extra.insert("reset_val", strings(rows.iter().map(|(_, v)| v.clone())));
+            extra.insert("context", strings(rows.iter().map(|_| "user".to_string())));
+            extra.insert(
+                "vartype",
+                strings(rows.iter().map(|_| "string".to_string())),
+            );
+            extra.insert(
+                "source",
+                strings(rows.iter().map(|_| "session".to_string())),
+            );
+            extra.insert("pending_restart", bools(false, n));
+            return extended(lower, base, n, extra).await;
+        }
+        if lower == "pg_database" {
+            return renumbered(lower, base, "datname", |name| {
+                crate::oids::oid(&crate::oids::Object::Database(name.to_string()))
+            })
+            .await;
+        }
+        if lower == "pg_roles" {
+            // The connected user owns what it sees (`relowner`).
+            return renumbered(lower, base, "rolname", |_| OWNER_OID).await;
+        }
+        let (namespaces, relations) = self.relations().await?;
+        let keyed: Vec<&Relation> = relations
             .iter()
             .filter(|t| !t.primary_key.is_empty())
-            .enumerate()
             .collect();
-        let index_oid = |i: usize| SYNTHETIC_OID_BASE + 2 * i as i32;
-        let constraint_oid = |i: usize| SYNTHETIC_OID_BASE + 2 * i as i32 + 1;
-        let pkey_name = |t: &TableFacts| format!("{}_pkey", t.name);
         let n = keyed.len();
-        let mut extra: HashMap<&'static str, ArrayRef> = HashMap::new();
         let rows = match lower {
+            "pg_namespace" => {
+                let rows = namespaces.len();
+                extra.insert("oid", ints(namespaces.iter().map(|(o, _)| *o)));
+                extra.insert(
+                    "nspname",
+                    strings(namespaces.iter().map(|(_, s)| s.clone())),
+                );
+                extra.insert("nspowner", ints(vec![OWNER_OID; rows]));
+                rows
+            }
+            "pg_attribute" => attribute_columns(&relations, &keyed, &mut extra),
             "pg_description" => {
                 let mut objoid = Vec::new();
                 let mut objsubid = Vec::new();
                 let mut text = Vec::new();
-                for t in &facts {
+                for t in &relations {
                     if let Some(c) = &t.comment {
                         objoid.push(t.oid);
                         objsubid.push(0);
@@ -920,41 +1195,39 @@ impl SourceFacts {
                 }
                 let rows = objoid.len();
                 extra.insert("objoid", ints(objoid));
-                extra.insert("classoid", ints(vec![class_oid; rows]));
+                extra.insert("classoid", ints(vec![PG_CLASS_OID; rows]));
                 extra.insert("objsubid", ints(objsubid));
                 extra.insert("description", strings(text));
                 rows
             }
             "pg_constraint" => {
-                let tables: Vec<&TableFacts> = keyed.iter().map(|(_, t)| *t).collect();
-                extra.insert("oid", ints(keyed.iter().map(|(i, _)| constraint_oid(*i))));
-                extra.insert("conname", strings(tables.iter().map(|t| pkey_name(t))));
-                extra.insert("connamespace", ints(tables.iter().map(|t| t.namespace)));
-                extra.insert("contype", strings(tables.iter().map(|_| "p".to_string())));
+                extra.insert("oid", ints(keyed.iter().map(|t| t.constraint_oid())));
+                extra.insert("conname", strings(keyed.iter().map(|t| t.pkey_name())));
+                extra.insert("connamespace", ints(keyed.iter().map(|t| t.namespace)));
+                extra.insert("contype", strings(keyed.iter().map(|_| "p".to_string())));
                 extra.insert("condeferrable", bools(false, n));
                 extra.insert("condeferred", bools(false, n));
                 extra.insert("convalidated", bools(true, n));
-                extra.insert("conrelid", ints(tables.iter().map(|t| t.oid)));
+                extra.insert("conrelid", ints(keyed.iter().map(|t| t.oid)));
                 extra.insert("contypid", ints(vec![0; n]));
-                extra.insert("conindid", ints(keyed.iter().map(|(i, _)| index_oid(*i))));
+                extra.insert("conindid", ints(keyed.iter().map(|t| t.index_oid())));
                 extra.insert("conparentid", ints(vec![0; n]));
                 extra.insert("confrelid", ints(vec![0; n]));
                 extra.insert("conislocal", bools(true, n));
                 extra.insert("coninhcount", ints(vec![0; n]));
                 extra.insert("connoinherit", bools(true, n));
-                extra.insert("conkey", key_lists(&tables));
+                extra.insert("conkey", key_lists(&keyed));
                 n
             }
             "pg_index" => {
-                let tables: Vec<&TableFacts> = keyed.iter().map(|(_, t)| *t).collect();
-                let widths: Vec<i16> = tables
+                let widths: Vec<i16> = keyed
                     .iter()
                     .map(|t| i16::try_from(t.primary_key.len()).unwrap_or(i16::MAX))
                     .collect();
-                extra.insert("indexrelid", ints(keyed.iter().map(|(i, _)| index_oid(*i))));
-                extra.insert("indrelid", ints(tables.iter().map(|t| t.oid)));
-                extra.insert("indnatts", Arc::new(Int16Array::from(widths.clone())));
-                extra.insert("indnkeyatts", Arc::new(Int16Array::from(widths)));
+                extra.insert("indexrelid", ints(keyed.iter().map(|t| t.index_oid())));
+                extra.insert("indrelid", ints(keyed.iter().map(|t| t.oid)));
+                extra.insert("indnatts", smallints(widths.clone()));
+                extra.insert("indnkeyatts", smallints(widths));
                 for flag in [
                     "indisunique",
                     "indisprimary",
@@ -974,65 +1247,466 @@ impl SourceFacts {
                 ] {
                     extra.insert(flag, bools(false, n));
                 }
-                extra.insert("indkey", key_lists(&tables));
+                extra.insert("indkey", key_lists(&keyed));
+                extra.insert("indoption", zero_lists(&keyed));
                 n
             }
-            _ => {
-                // pg_class: the primary-key indexes, as index relations.
-                let tables: Vec<&TableFacts> = keyed.iter().map(|(_, t)| *t).collect();
-                extra.insert("oid", ints(keyed.iter().map(|(i, _)| index_oid(*i))));
-                extra.insert("relname", strings(tables.iter().map(|t| pkey_name(t))));
-                extra.insert("relnamespace", ints(tables.iter().map(|t| t.namespace)));
-                extra.insert("relkind", strings(tables.iter().map(|_| "i".to_string())));
-                extra.insert(
-                    "relnatts",
-                    Arc::new(Int16Array::from_iter_values(
-                        tables
-                            .iter()
-                            .map(|t| i16::try_from(t.primary_key.len()).unwrap_or(0)),
-                    )),
-                );
-                for zero in [
-                    "reltype",
-                    "reloftype",
-                    "relowner",
-                    "relam",
-                    "relfilenode",
-                    "reltablespace",
-                    "relpages",
-                    "relallvisible",
-                    "reltoastrelid",
-                    "relfrozenxid",
-                    "relminmxid",
-                ] {
-                    extra.insert(zero, ints(vec![0; n]));
-                }
-                extra.insert("reltuples", cast(&ints(vec![0; n]), &DataType::Float64)?);
-                extra.insert("relchecks", Arc::new(Int16Array::from(vec![0i16; n])));
-                for flag in [
-                    "relhasindex",
-                    "relisshared",
-                    "relhasrules",
-                    "relhastriggers",
-                    "relhassubclass",
-                    "relrowsecurity",
-                    "relforcerowsecurity",
-                    "relispartition",
-                ] {
-                    extra.insert(flag, bools(false, n));
-                }
-                extra.insert("relispopulated", bools(true, n));
-                extra.insert(
-                    "relpersistence",
-                    strings(tables.iter().map(|_| "p".to_string())),
-                );
-                extra.insert(
-                    "relreplident",
-                    strings(tables.iter().map(|_| "n".to_string())),
-                );
-                n
-            }
+            _ => class_columns(&relations, &keyed, &self.user, &mut extra)?,
         };
         extended(lower, base, rows, extra).await
+    }
+}
+
+/// The catalog crate's table `name` with its `oid` column computed from
+/// its `key` column.
+async fn renumbered(
+    name: &str,
+    base: Arc<dyn TableProvider>,
+    key: &str,
+    oid_of: impl Fn(&str) -> i32,
+) -> Result<Arc<dyn TableProvider>> {
+    let schema = nullable(name, &base.schema());
+    let mut batches = Vec::new();
+    for batch in collect_table(base).await? {
+        let names = batch
+            .column_by_name(key)
+            .map(|a| cast(a, &DataType::Utf8))
+            .transpose()?;
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let column = match (f.name().as_str(), &names) {
+                    ("oid", Some(names)) => {
+                        let names = names.as_string::<i32>();
+                        let oids: Int32Array = names.iter().map(|n| n.map(&oid_of)).collect();
+                        Arc::new(oids) as ArrayRef
+                    }
+                    _ => match batch.column_by_name(f.name()) {
+                        Some(a) => a.clone(),
+                        None => new_null_array(f.data_type(), batch.num_rows()),
+                    },
+                };
+                if column.data_type() == f.data_type() {
+                    Ok(column)
+                } else {
+                    Ok(cast(&column, f.data_type())?)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        batches.push(RecordBatch::try_new(schema.clone(), columns)?);
+    }
+    Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
+}
+
+/// `pg_attribute` rows: every column of every relation, then the columns
+/// of each primary-key index.
+fn attribute_columns(
+    relations: &[Relation],
+    keyed: &[&Relation],
+    extra: &mut HashMap<&'static str, ArrayRef>,
+) -> usize {
+    let mut relid = Vec::new();
+    let mut names = Vec::new();
+    let mut types = Vec::new();
+    let mut nums = Vec::new();
+    let mut notnull = Vec::new();
+    for t in relations {
+        for (i, f) in t.columns.iter().enumerate() {
+            relid.push(t.oid);
+            names.push(f.name().clone());
+            types.push(column_type(f));
+            nums.push(i16::try_from(i + 1).unwrap_or(i16::MAX));
+            notnull.push(!f.is_nullable() || t.primary_key.contains(&nums[nums.len() - 1]));
+        }
+    }
+    for t in keyed {
+        for (i, name) in t.key_columns().into_iter().enumerate() {
+            let Some(f) = t.columns.iter().find(|f| f.name() == name) else {
+                continue;
+            };
+            relid.push(t.index_oid());
+            names.push(name.to_string());
+            types.push(column_type(f));
+            nums.push(i16::try_from(i + 1).unwrap_or(i16::MAX));
+            notnull.push(true);
+        }
+    }
+    let rows = relid.len();
+    extra.insert("attrelid", ints(relid));
+    extra.insert("attname", strings(names));
+    extra.insert("atttypid", ints(types.iter().map(|t| t.oid)));
+    extra.insert("attstattarget", ints(vec![-1; rows]));
+    extra.insert("attlen", smallints(types.iter().map(|t| t.len)));
+    extra.insert("attnum", smallints(nums));
+    extra.insert("attndims", ints(types.iter().map(|t| t.dims)));
+    extra.insert("attcacheoff", ints(vec![-1; rows]));
+    extra.insert("atttypmod", ints(types.iter().map(|t| t.typmod)));
+    extra.insert(
+        "attbyval",
+        Arc::new(BooleanArray::from(
+            types.iter().map(|t| t.by_value).collect::<Vec<_>>(),
+        )),
+    );
+    extra.insert(
+        "attalign",
+        strings(types.iter().map(|t| t.align.to_string())),
+    );
+    extra.insert(
+        "attstorage",
+        strings(types.iter().map(|t| t.storage.to_string())),
+    );
+    extra.insert("attnotnull", Arc::new(BooleanArray::from(notnull)));
+    for flag in ["atthasdef", "atthasmissing", "attisdropped"] {
+        extra.insert(flag, bools(false, rows));
+    }
+    extra.insert("attidentity", strings(vec![String::new(); rows]));
+    extra.insert("attgenerated", strings(vec![String::new(); rows]));
+    extra.insert("attislocal", bools(true, rows));
+    extra.insert("attinhcount", ints(vec![0; rows]));
+    extra.insert("attcollation", ints(vec![0; rows]));
+    rows
+}
+
+/// `pg_class` rows: every relation, then each primary-key index.
+fn class_columns(
+    relations: &[Relation],
+    keyed: &[&Relation],
+    user: &str,
+    extra: &mut HashMap<&'static str, ArrayRef>,
+) -> Result<usize> {
+    let tables = relations.len();
+    let rows = tables + keyed.len();
+    let oid = relations
+        .iter()
+        .map(|t| t.oid)
+        .chain(keyed.iter().map(|t| t.index_oid()));
+    extra.insert("oid", ints(oid));
+    extra.insert(
+        "relname",
+        strings(
+            relations
+                .iter()
+                .map(|t| t.name.clone())
+                .chain(keyed.iter().map(|t| t.pkey_name())),
+        ),
+    );
+    extra.insert(
+        "relnamespace",
+        ints(
+            relations
+                .iter()
+                .map(|t| t.namespace)
+                .chain(keyed.iter().map(|t| t.namespace)),
+        ),
+    );
+    extra.insert(
+        "relkind",
+        strings(
+            relations
+                .iter()
+                .map(|t| t.kind.to_string())
+                .chain(keyed.iter().map(|_| "i".to_string())),
+        ),
+    );
+    extra.insert(
+        "relam",
+        ints(
+            relations
+                .iter()
+                .map(|t| if t.kind == "r" { HEAP_AM_OID } else { 0 })
+                .chain(keyed.iter().map(|_| BTREE_AM_OID)),
+        ),
+    );
+    extra.insert(
+        "relnatts",
+        smallints(
+            relations
+                .iter()
+                .map(|t| i16::try_from(t.columns.len()).unwrap_or(i16::MAX))
+                .chain(
+                    keyed
+                        .iter()
+                        .map(|t| i16::try_from(t.primary_key.len()).unwrap_or(0)),
+                ),
+        ),
+    );
+    extra.insert(
+        "relhasindex",
+        Arc::new(BooleanArray::from(
+            relations
+                .iter()
+                .map(|t| !t.primary_key.is_empty())
+                .chain(keyed.iter().map(|_| false))
+                .collect::<Vec<_>>(),
+        )),
+    );
+    extra.insert("relowner", ints(vec![OWNER_OID; rows]));
+    // Read-only federation: SELECT is all anyone is granted (pgJDBC's
+    // getTablePrivileges reads this; NULL would mean the owner's all).
+    let acl = format!("{{{user}=r/{user}}}");
+    extra.insert("relacl", strings(vec![acl; rows]));
+    for zero in [
+        "reltype",
+        "reloftype",
+        "relfilenode",
+        "reltablespace",
+        "relpages",
+        "relallvisible",
+        "reltoastrelid",
+        "relfrozenxid",
+        "relminmxid",
+        "relrewrite",
+    ] {
+        extra.insert(zero, ints(vec![0; rows]));
+    }
+    extra.insert(
+        "reltuples",
+        cast(&ints(vec![-1; rows]), &DataType::Float64)?,
+    );
+    extra.insert("relchecks", smallints(vec![0; rows]));
+    for flag in [
+        "relisshared",
+        "relhasrules",
+        "relhastriggers",
+        "relhassubclass",
+        "relrowsecurity",
+        "relforcerowsecurity",
+        "relispartition",
+    ] {
+        extra.insert(flag, bools(false, rows));
+    }
+    extra.insert("relispopulated", bools(true, rows));
+    extra.insert("relpersistence", strings(vec!["p".to_string(); rows]));
+    extra.insert(
+        "relreplident",
+        strings(
+            relations
+                .iter()
+                .map(|_| "d".to_string())
+                .chain(keyed.iter().map(|_| "n".to_string())),
+        ),
+    );
+    Ok(rows)
+}
+
+/// `information_schema` as the session sees it: DataFusion's, except
+/// `columns`, which tautan builds like `pg_attribute` (PostgreSQL's
+/// `data_type` names, `udt_name`, lengths, precisions and scales, the
+/// types the wire sends) from the same user's catalog.
+#[derive(Debug)]
+pub struct InformationSchema {
+    inner: Arc<dyn SchemaProvider>,
+    source: SourceFacts,
+}
+
+#[async_trait]
+impl SchemaProvider for InformationSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if name.eq_ignore_ascii_case("columns") {
+            return Ok(Some(Arc::new(InformationSchemaColumns {
+                source: self.source.clone(),
+            })));
+        }
+        self.inner.table(name).await
+    }
+}
+
+/// `information_schema.columns`, built at scan time.
+#[derive(Debug)]
+struct InformationSchemaColumns {
+    source: SourceFacts,
+}
+
+fn information_schema_columns_schema() -> SchemaRef {
+    let text = |name: &str| Field::new(name, DataType::Utf8, true);
+    let int = |name: &str| Field::new(name, DataType::Int32, true);
+    Arc::new(Schema::new(vec![
+        text("table_catalog"),
+        text("table_schema"),
+        text("table_name"),
+        text("column_name"),
+        int("ordinal_position"),
+        text("column_default"),
+        text("is_nullable"),
+        text("data_type"),
+        int("character_maximum_length"),
+        int("character_octet_length"),
+        int("numeric_precision"),
+        int("numeric_precision_radix"),
+        int("numeric_scale"),
+        int("datetime_precision"),
+        text("interval_type"),
+        int("interval_precision"),
+        text("collation_name"),
+        text("domain_name"),
+        text("udt_catalog"),
+        text("udt_schema"),
+        text("udt_name"),
+        text("dtd_identifier"),
+        text("is_self_referencing"),
+        text("is_identity"),
+        text("is_generated"),
+        text("is_updatable"),
+    ]))
+}
+
+/// PostgreSQL's `information_schema` name of a type.
+fn sql_type_name(t: &ColumnType) -> String {
+    match t.oid {
+        16 => "boolean",
+        17 => "bytea",
+        20 => "bigint",
+        21 => "smallint",
+        23 => "integer",
+        25 => "text",
+        114 => "json",
+        700 => "real",
+        701 => "double precision",
+        1042 => "character",
+        1043 => "character varying",
+        1082 => "date",
+        1083 => "time without time zone",
+        1114 => "timestamp without time zone",
+        1184 => "timestamp with time zone",
+        1186 => "interval",
+        1700 => "numeric",
+        2950 => "uuid",
+        3802 => "jsonb",
+        _ if t.dims > 0 => "ARRAY",
+        _ => "USER-DEFINED",
+    }
+    .to_string()
+}
+
+/// (character_maximum_length, character_octet_length, numeric_precision,
+/// numeric_precision_radix, numeric_scale, datetime_precision) as
+/// PostgreSQL's `information_schema.columns` computes them.
+type Measures = [Option<i32>; 6];
+
+fn measures(t: &ColumnType) -> Measures {
+    let length = (t.typmod >= 4).then(|| t.typmod - 4);
+    match t.oid {
+        25 | 1042 | 1043 => [
+            length,
+            Some(length.map_or(1_073_741_824, |n| n.saturating_mul(4))),
+            None,
+            None,
+            None,
+            None,
+        ],
+        21 => [None, None, Some(16), Some(2), Some(0), None],
+        23 => [None, None, Some(32), Some(2), Some(0), None],
+        20 => [None, None, Some(64), Some(2), Some(0), None],
+        700 => [None, None, Some(24), Some(2), None, None],
+        701 => [None, None, Some(53), Some(2), None, None],
+        1700 => match length {
+            Some(m) => [
+                None,
+                None,
+                Some((m >> 16) & 0xffff),
+                Some(10),
+                Some(m & 0xffff),
+                None,
+            ],
+            None => [None, None, None, Some(10), None, None],
+        },
+        1082 => [None, None, None, None, None, Some(0)],
+        1083 | 1114 | 1184 | 1186 => [
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some(if t.typmod >= 0 { t.typmod } else { 6 }),
+        ],
+        _ => [None; 6],
+    }
+}
+
+#[async_trait]
+impl TableProvider for InformationSchemaColumns {
+    fn schema(&self) -> SchemaRef {
+        information_schema_columns_schema()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::logical_expr::Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        let (_, relations) = self.source.relations().await?;
+        let mut rows: Vec<(&Relation, usize, &Field, ColumnType)> = Vec::new();
+        for t in &relations {
+            for (i, f) in t.columns.iter().enumerate() {
+                rows.push((t, i + 1, f, column_type(f)));
+            }
+        }
+        let text = |f: &dyn Fn(&(&Relation, usize, &Field, ColumnType)) -> Option<String>| {
+            Arc::new(rows.iter().map(f).collect::<StringArray>()) as ArrayRef
+        };
+        let int = |f: &dyn Fn(&(&Relation, usize, &Field, ColumnType)) -> Option<i32>| {
+            Arc::new(rows.iter().map(f).collect::<Int32Array>()) as ArrayRef
+        };
+        let database = self.source.database.clone();
+        let measure = |k: usize| int(&|r| measures(&r.3)[k]);
+        let columns: Vec<ArrayRef> = vec![
+            text(&|_| Some(database.clone())),
+            text(&|r| Some(r.0.schema.clone())),
+            text(&|r| Some(r.0.name.clone())),
+            text(&|r| Some(r.2.name().clone())),
+            int(&|r| i32::try_from(r.1).ok()),
+            text(&|_| None),
+            text(&|r| {
+                let key = i16::try_from(r.1)
+                    .ok()
+                    .is_some_and(|n| r.0.primary_key.contains(&n));
+                Some(
+                    if r.2.is_nullable() && !key {
+                        "YES"
+                    } else {
+                        "NO"
+                    }
+                    .to_string(),
+                )
+            }),
+            text(&|r| Some(sql_type_name(&r.3))),
+            measure(0),
+            measure(1),
+            measure(2),
+            measure(3),
+            measure(4),
+            measure(5),
+            text(&|_| None),
+            int(&|_| None),
+            text(&|_| None),
+            text(&|_| None),
+            text(&|_| Some(database.clone())),
+            text(&|_| Some("pg_catalog".to_string())),
+            text(&|r| Some(r.3.name.clone())),
+            text(&|r| Some(r.1.to_string())),
+            text(&|_| Some("NO".to_string())),
+            text(&|_| Some("NO".to_string())),
+            text(&|_| Some("NEVER".to_string())),
+            text(&|_| Some("NO".to_string())),
+        ];
+        let schema = self.schema();
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        let table = MemTable::try_new(schema, vec![vec![batch]])?;
+        table.scan(state, projection, filters, limit).await
     }
 }

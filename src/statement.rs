@@ -226,14 +226,57 @@ fn is_catalog_query(statement: &Statement) -> bool {
         return false;
     }
     let mut all_catalog = true;
+    let mut functions = false;
     let _ = datafusion::sql::sqlparser::ast::visit_relations(statement, |name| {
+        if is_table_function(name) {
+            functions = true;
+            return ControlFlow::Continue(());
+        }
         if !is_catalog_relation(name) {
             all_catalog = false;
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
     });
-    all_catalog
+    // A catalog query may read table functions too (pgJDBC's type lookup
+    // numbers the search path with `generate_series`); one reading table
+    // functions only is not a catalog query.
+    all_catalog && (!functions || reads_catalog(statement))
+}
+
+/// Set-returning functions catalog queries read rows from.
+fn is_table_function(name: &ObjectName) -> bool {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .filter_map(|p| p.as_ident())
+        .map(|i| i.value.to_ascii_lowercase())
+        .collect();
+    matches!(
+        parts
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
+        ["generate_series" | "unnest" | "generate_subscripts"]
+            | [
+                "pg_catalog",
+                "generate_series" | "unnest" | "generate_subscripts"
+            ]
+    )
+}
+
+/// Whether `statement` reads a catalog table (not only table functions).
+fn reads_catalog(statement: &Statement) -> bool {
+    let mut found = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_relations(statement, |name| {
+        if !is_table_function(name) && is_catalog_relation(name) {
+            found = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    found
 }
 
 /// The compatibility parser's reading of `sql` (rewritten for DataFusion),
@@ -245,7 +288,16 @@ fn compat_parse(sql: &str, shape: Shape, max_nesting: usize) -> Option<Vec<DFSta
         return None;
     }
     let statements = COMPAT.parse(sql).ok()?;
-    finish_compat(statements)
+    finish_compat(statements, false)
+}
+
+/// [`compat_parse`] of statements already known to read only the catalog.
+fn compat_parse_catalog(sql: &str, shape: Shape, max_nesting: usize) -> Option<Vec<DFStatement>> {
+    if shape.nesting > max_nesting {
+        return None;
+    }
+    let statements = COMPAT.parse(sql).ok()?;
+    finish_compat(statements, true)
 }
 
 /// Statements tautan parsed, through the compatibility parser's rewrites
@@ -258,15 +310,22 @@ fn compat_rewrite(statements: &[DFStatement]) -> Option<Vec<DFStatement>> {
             _ => None,
         })
         .collect::<Option<Vec<_>>>()?;
-    finish_compat(plain)
+    finish_compat(plain, true)
 }
 
-fn finish_compat(mut statements: Vec<Statement>) -> Option<Vec<DFStatement>> {
-    if !statements.iter().all(is_catalog_query) {
+/// `statements` as the compatibility parser rewrote them, finished; `None`
+/// unless they only read the catalog (`catalog`: known from before the
+/// rewrite, which strips `pg_catalog.` from table functions such as
+/// `pg_catalog.unnest(...)`).
+fn finish_compat(mut statements: Vec<Statement>, catalog: bool) -> Option<Vec<DFStatement>> {
+    if !catalog && !statements.iter().all(is_catalog_query) {
         return None;
     }
     for s in &mut statements {
         rewrite_like_escape(s);
+        regclass_on_search_path(s);
+        regproc_columns_as_names(s);
+        regtype_text_as_format_type(s);
         rewrite_catalog_functions(s);
         crate::limits::check_sql(s).ok()?;
     }
@@ -276,6 +335,108 @@ fn finish_compat(mut statements: Vec<Statement>) -> Option<Vec<DFStatement>> {
             .map(|s| DFStatement::Statement(Box::new(s)))
             .collect(),
     )
+}
+
+/// `oid_column::regtype::text` is the type's name, as `format_type(oid,
+/// NULL)` writes it (`integer`, `text[]`): DataFusion's cast would give the
+/// oid's digits (asyncpg's type introspection reads `elemtype::regtype::text`).
+fn regtype_text_as_format_type(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr};
+    let type_name = |t: &datafusion::sql::sqlparser::ast::DataType| {
+        let name = t.to_string().to_ascii_lowercase();
+        name.strip_prefix("pg_catalog.")
+            .unwrap_or(&name)
+            .to_string()
+    };
+    let _ = visit_expressions_mut(statement, |e| {
+        if let Expr::Cast {
+            expr: outer,
+            data_type,
+            ..
+        } = e
+        {
+            if matches!(type_name(data_type).as_str(), "text" | "varchar") {
+                if let Expr::Cast {
+                    expr: inner,
+                    data_type: reg,
+                    ..
+                } = outer.as_ref()
+                {
+                    if type_name(reg) == "regtype" {
+                        if let Some(expr) = template(
+                            "CASE WHEN $1 = 0 THEN '-' ELSE format_type($1, NULL) END",
+                            vec![inner.as_ref().clone()],
+                        ) {
+                            *e = expr;
+                        }
+                    }
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `pg_type`'s `regproc` columns (`typinput`, `typoutput`, ...) hold the
+/// function's name here, not its oid: `typinput = 'pg_catalog.array_in'::regproc`
+/// (pgJDBC's type lookup), which the compatibility parser turns into an oid
+/// lookup in `pg_proc`, compares with the name instead.
+fn regproc_columns_as_names(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, BinaryOperator, Expr};
+    const LOOKUP: &str = "SELECT oid FROM pg_catalog.pg_proc WHERE proname = '";
+    let _ = visit_expressions_mut(statement, |e| {
+        if let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } = e
+        {
+            let column = match left.as_ref() {
+                Expr::Identifier(i) => Some(i.value.as_str()),
+                Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.as_str()),
+                _ => None,
+            };
+            let regproc_column = column.is_some_and(|c| {
+                matches!(
+                    c,
+                    "typinput" | "typoutput" | "typreceive" | "typsend" | "typmodin" | "typmodout"
+                )
+            });
+            if let (true, Expr::Subquery(query)) = (regproc_column, right.as_ref()) {
+                let text = query.to_string();
+                let name = text
+                    .strip_prefix(LOOKUP)
+                    .and_then(|rest| rest.strip_suffix('\''))
+                    .filter(|n| !n.contains('\''));
+                if let Some(name) = name {
+                    let name = name.strip_prefix("pg_catalog.").unwrap_or(name);
+                    **right = Expr::value(Value::SingleQuotedString(name.to_string()));
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `'name'::regclass` of an unqualified name finds the relation on the
+/// search path, which starts with `pg_catalog` (`'pg_class'::regclass` is
+/// 1259): the compatibility parser's lookup only reads `current_schema()`.
+fn regclass_on_search_path(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr};
+    const CURRENT: &str = "n.nspname = current_schema()";
+    let _ = visit_expressions_mut(statement, |e| {
+        if let Expr::Subquery(query) = e {
+            let text = query.to_string();
+            if text.contains("parse_ident(") && text.contains(CURRENT) {
+                let widened =
+                    text.replace(CURRENT, "n.nspname IN ('pg_catalog', current_schema())");
+                if let Some(expr) = template(&format!("({widened})"), vec![]) {
+                    *e = expr;
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// Catalog functions that read catalog tables, as the SQL they stand for:
@@ -288,6 +449,22 @@ fn rewrite_catalog_functions(statement: &mut Statement) {
         visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
     };
     let _ = visit_expressions_mut(statement, |e| {
+        // psql's `\d+` appends a TOAST table's options to `reloptions`:
+        // `c.reloptions || array(select 'toast.' || x from unnest(tc.reloptions) x)`.
+        // tautan's relations have no TOAST table: the options are the
+        // relation's own.
+        if let Expr::BinaryOp { left, op, right } = e {
+            let toast = matches!(
+                op,
+                datafusion::sql::sqlparser::ast::BinaryOperator::StringConcat
+            ) && matches!(right.as_ref(), Expr::Function(f)
+                    if f.name.to_string().eq_ignore_ascii_case("array")
+                        && f.args.to_string().contains("toast."));
+            if toast {
+                *e = left.as_ref().clone();
+                return ControlFlow::Continue(());
+            }
+        }
         // `(composite).field`, as PostgreSQL writes access to a row's
         // field, is DataFusion's `get_field(struct, 'field')`.
         if let Expr::CompoundFieldAccess { root, access_chain } = e {
@@ -630,10 +807,125 @@ pub fn parse(sql: &str) -> Result<Vec<DFStatement>, crate::error::QueryError> {
             if let DFStatement::Statement(s) = statement {
                 intervals_as_casts(s);
                 negations_as_comparisons(s);
+                name_columns_as_postgresql(s);
             }
         }
         Ok(statements)
     })
+}
+
+/// Separates a result column's name from the suffix that keeps it unique
+/// for DataFusion (PostgreSQL allows two columns of one name; DataFusion
+/// does not). No identifier a client writes contains it.
+pub const NAME_SUFFIX: char = '\u{0}';
+
+/// The name a client is told for result column `name`
+/// ([`name_columns_as_postgresql`]).
+pub fn column_name(name: &str) -> &str {
+    name.split(NAME_SUFFIX).next().unwrap_or(name)
+}
+
+/// The name PostgreSQL gives an unaliased select-list expression, where
+/// DataFusion's would differ (`?column?` for `1`, `NULL`, `a + 1`; the type
+/// for `1::int`; `case` for CASE): `None` where DataFusion names it as
+/// PostgreSQL does (columns) or it is left to DataFusion (function calls).
+fn postgresql_column_name(expr: &datafusion::sql::sqlparser::ast::Expr) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::{DataType, Expr};
+    match expr {
+        Expr::Value(_) | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => Some("?column?".into()),
+        Expr::Nested(inner) => postgresql_column_name(inner),
+        Expr::Case { .. } => Some("case".into()),
+        Expr::Exists { .. } => Some("exists".into()),
+        Expr::Array(_) => Some("array".into()),
+        Expr::Interval(_) => Some("interval".into()),
+        Expr::Cast {
+            expr, data_type, ..
+        } => {
+            postgresql_column_name(expr)?;
+            let name = match data_type {
+                DataType::Int(_) | DataType::Integer(_) | DataType::Int4(_) => "int4".into(),
+                DataType::BigInt(_) | DataType::Int8(_) => "int8".into(),
+                DataType::SmallInt(_) | DataType::Int2(_) => "int2".into(),
+                DataType::Boolean | DataType::Bool => "bool".into(),
+                DataType::Real | DataType::Float4 => "float4".into(),
+                DataType::Double(_) | DataType::DoublePrecision | DataType::Float8 => {
+                    "float8".into()
+                }
+                DataType::Numeric(_) | DataType::Decimal(_) => "numeric".into(),
+                DataType::Varchar(_) | DataType::CharacterVarying(_) => "varchar".into(),
+                DataType::Char(_) | DataType::Character(_) => "bpchar".into(),
+                DataType::Timestamp(_, datafusion::sql::sqlparser::ast::TimezoneInfo::Tz)
+                | DataType::Timestamp(
+                    _,
+                    datafusion::sql::sqlparser::ast::TimezoneInfo::WithTimeZone,
+                ) => "timestamptz".into(),
+                DataType::Timestamp(..) => "timestamp".into(),
+                DataType::Time(..) => "time".into(),
+                other => other
+                    .to_string()
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or("?column?")
+                    .to_ascii_lowercase(),
+            };
+            Some(name)
+        }
+        _ => None,
+    }
+}
+
+/// Unaliased select-list expressions named as PostgreSQL names them
+/// (`SELECT 1, 2` has two columns `?column?`; DataFusion would call them
+/// `Int64(1)` and `Int64(2)`, and refuse `SELECT NULL AS a, NULL, NULL` for
+/// the two columns named `NULL`). Names that repeat get an invisible suffix
+/// ([`NAME_SUFFIX`]) the wire drops ([`column_name`]).
+fn name_columns_as_postgresql(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Ident, SelectItem, VisitMut, VisitorMut};
+    struct Namer;
+    fn name_select(body: &mut SetExpr) {
+        match body {
+            SetExpr::Select(select) => {
+                let mut taken: std::collections::HashSet<String> = select
+                    .projection
+                    .iter()
+                    .filter_map(|item| match item {
+                        SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                for item in select.projection.iter_mut() {
+                    let SelectItem::UnnamedExpr(expr) = item else {
+                        continue;
+                    };
+                    let Some(name) = postgresql_column_name(expr) else {
+                        continue;
+                    };
+                    let mut unique = name.clone();
+                    let mut n = 1;
+                    while taken.contains(&unique) {
+                        n += 1;
+                        unique = format!("{name}{NAME_SUFFIX}{n}");
+                    }
+                    taken.insert(unique.clone());
+                    *item = SelectItem::ExprWithAlias {
+                        expr: expr.clone(),
+                        alias: Ident::with_quote('"', unique),
+                    };
+                }
+            }
+            SetExpr::SetOperation { left, .. } => name_select(left),
+            SetExpr::Query(query) => name_select(&mut query.body),
+            _ => {}
+        }
+    }
+    impl VisitorMut for Namer {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            name_select(&mut query.body);
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = VisitMut::visit(statement, &mut Namer);
 }
 
 /// `NOT (x = 'text')` becomes `(x = 'text') = false` when the negated
@@ -750,7 +1042,7 @@ fn parse_bounded(sql: &str) -> Result<Vec<DFStatement>, crate::error::QueryError
                     _ => false,
                 });
             if catalog_only {
-                let rewritten = compat_parse(sql, shape, crate::limits::COMPAT_MAX_NESTING)
+                let rewritten = compat_parse_catalog(sql, shape, crate::limits::COMPAT_MAX_NESTING)
                     .or_else(|| compat_rewrite(&statements));
                 if let Some(rewritten) = rewritten {
                     return Ok(rewritten);

@@ -82,26 +82,36 @@ pub fn fields(
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let ty = match (special(f), Kind::of(f)) {
-                (Some(Special::Uuid), _) => Type::UUID,
-                (Some(Special::Json), _) => Type::JSON,
-                (Some(Special::Jsonb), _) => Type::JSONB,
-                (None, Some(kind)) => kind.pg_type(f),
-                (None, None)
-                    if f.metadata().get(PG_TYPE_KEY).map(String::as_str) == Some("varchar") =>
-                {
-                    Type::VARCHAR
-                }
-                (None, None) => field_into_pg_type(f)?,
-            };
-            let mut info =
-                FieldInfo::new(f.name().clone(), None, None, ty, field_format(format, i));
+            let ty = pg_type(f)?;
+            let mut info = FieldInfo::new(
+                crate::statement::column_name(f.name()).to_string(),
+                None,
+                None,
+                ty,
+                field_format(format, i),
+            );
             if let Some(o) = &options {
                 info = info.with_format_options(o.clone());
             }
             Ok(info)
         })
         .collect()
+}
+
+/// The PostgreSQL type a column of `field` is sent as (RowDescription);
+/// the catalog (`pg_attribute`, `information_schema.columns`) reports the
+/// same.
+pub fn pg_type(f: &datafusion::arrow::datatypes::Field) -> PgWireResult<Type> {
+    Ok(match (special(f), Kind::of(f)) {
+        (Some(Special::Uuid), _) => Type::UUID,
+        (Some(Special::Json), _) => Type::JSON,
+        (Some(Special::Jsonb), _) => Type::JSONB,
+        (None, Some(kind)) => kind.pg_type(f),
+        (None, None) if f.metadata().get(PG_TYPE_KEY).map(String::as_str) == Some("varchar") => {
+            Type::VARCHAR
+        }
+        (None, None) => field_into_pg_type(&Arc::new(f.clone()))?,
+    })
 }
 
 /// A text value with its own binary form.
@@ -280,7 +290,13 @@ pub fn copy_response(
         let names: Vec<String> = schema
             .fields()
             .iter()
-            .map(|f| header_name(f.name(), options.format, delimiter))
+            .map(|f| {
+                header_name(
+                    crate::statement::column_name(f.name()),
+                    options.format,
+                    delimiter,
+                )
+            })
             .collect();
         let line = format!("{}\n", names.join(&delimiter.to_string()));
         head.push(Ok(CopyData::new(bytes::Bytes::from(line))));

@@ -59,6 +59,16 @@ for old, new in [
     if text.count(old) != 1:
         sys.exit(f"run.sh: expected exactly one `{old}` in {src}")
     text = text.replace(old, new)
+# The type-test database (sql/uji.pg.sql): a table with a column of every
+# PostgreSQL type tautan maps, for the catalog-fidelity checks.
+text += """
+[links.uji_pg]
+kind = "postgres"
+host = "127.0.0.1"
+database = "tautan_uji"
+user = "tautan_ro"
+password = "tautan-ro"
+"""
 open(dst, "w", encoding="utf-8").write(text)
 PY
 
@@ -93,6 +103,10 @@ export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in the repository
 failed=()
 echo "run.sh: python clients (pytest)"
 (cd "$repo" && python3 -m pytest -q tests/clients "$@") || failed+=(pytest)
+
+sa14=${XDG_CACHE_HOME:-$HOME/.cache}/tautan-sa14
+echo "run.sh: SQLAlchemy 1.4 (pytest in $sa14)"
+(cd "$repo" && "$sa14/bin/python" -m pytest -q tests/clients/test_sqlalchemy14.py) || failed+=(sqlalchemy-1.4)
 
 echo "run.sh: pgJDBC ($(basename "$(readlink -f /usr/share/java/postgresql.jar)"))"
 mkdir -p "$tmp/jdbc"

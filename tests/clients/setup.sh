@@ -46,6 +46,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   PIP_ROOT_USER_ACTION=ignore python3 -m pip "${pip_args[@]}" "${missing[@]}"
 fi
 
+# --- SQLAlchemy 1.4 (Superset's), in a virtualenv of its own ---------------
+# test_sqlalchemy14.py runs there (run.sh); 2.x stays the system's.
+sa14=${XDG_CACHE_HOME:-$HOME/.cache}/tautan-sa14
+if ! "$sa14/bin/python" -c 'import sqlalchemy, psycopg2, pytest, pytest_timeout, sys; sys.exit(not sqlalchemy.__version__.startswith("1.4"))' >/dev/null 2>&1; then
+  echo "setup: virtualenv $sa14 with SQLAlchemy 1.4"
+  python3 -m venv "$sa14"
+  "$sa14/bin/pip" install -q --disable-pip-version-check "sqlalchemy>=1.4,<2" psycopg2-binary pytest pytest-timeout
+fi
+
 # --- Java: pgJDBC from Debian and a compiler ------------------------------
 need_apt=()
 command -v javac >/dev/null 2>&1 || need_apt+=(default-jdk-headless)

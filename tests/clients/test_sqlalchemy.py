@@ -4,6 +4,7 @@ migration tools and BI connectors do."""
 import pytest
 from sqlalchemy import MetaData, Table, create_engine, func, inspect, select
 from sqlalchemy import types as sqltypes
+from sqlalchemy.dialects import postgresql
 
 from expected import (
     KESEHATAN_TABLES,
@@ -92,3 +93,58 @@ def test_autoload_aggregate(engine):
     with engine.connect() as conn:
         rows = conn.execute(stmt).all()
     assert len(rows) == 8 and all(r.n == KUNJUNGAN_PER_KECAMATAN for r in rows)
+
+
+# run.sh adds the link uji_pg (sql/uji.pg.sql): beda has a column of every
+# PostgreSQL type tautan maps.
+SCHEMA_UJI = "uji_pg.public"
+
+
+def test_reflection_of_every_type(engine):
+    """Types, lengths, precision and scale as the source declared them."""
+    insp = inspect(engine)
+    cols = {c["name"]: c for c in insp.get_columns("beda", schema=SCHEMA_UJI)}
+    assert len(cols) == 19, list(cols)
+    t = {name: c["type"] for name, c in cols.items()}
+    assert isinstance(t["id"], sqltypes.Integer) and not cols["id"]["nullable"]
+    assert isinstance(t["i8"], sqltypes.BigInteger)
+    assert isinstance(t["i2"], sqltypes.SmallInteger)
+    assert isinstance(t["b"], sqltypes.Boolean)
+    assert isinstance(t["n"], sqltypes.Numeric) and (t["n"].precision, t["n"].scale) == (12, 3)
+    assert isinstance(t["vc"], sqltypes.String) and t["vc"].length == 10
+    assert isinstance(t["ch"], sqltypes.CHAR) and t["ch"].length == 4
+    assert isinstance(t["t"], sqltypes.Text)
+    assert isinstance(t["by"], sqltypes.LargeBinary)
+    assert isinstance(t["d"], sqltypes.Date)
+    assert isinstance(t["tstz"], sqltypes.DateTime) and t["tstz"].timezone
+    assert isinstance(t["ts"], sqltypes.DateTime) and not t["ts"].timezone
+    assert isinstance(t["u"], sqltypes.Uuid)
+    assert isinstance(t["iv"], postgresql.INTERVAL)
+    assert isinstance(t["f8"], sqltypes.Float)
+
+
+def test_primary_key_and_indexes_of_every_type_table(engine):
+    insp = inspect(engine)
+    pk = insp.get_pk_constraint("beda", schema=SCHEMA_UJI)
+    assert pk["constrained_columns"] == ["id"] and pk["name"] == "beda_pkey"
+    # The primary key's index is not listed as an index (as on PostgreSQL).
+    assert insp.get_indexes("beda", schema=SCHEMA_UJI) == []
+    assert insp.get_foreign_keys("beda", schema=SCHEMA_UJI) == []
+    assert insp.get_unique_constraints("beda", schema=SCHEMA_UJI) == []
+
+
+def test_oids_cached_by_one_connection_serve_another(engine):
+    """A pool's second connection reads pg_attribute by the first's oid."""
+    with engine.connect() as first:
+        oid = first.exec_driver_sql(
+            "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+            "ON c.relnamespace = n.oid WHERE n.nspname = %(s)s AND c.relname = 'beda'",
+            {"s": SCHEMA_UJI},
+        ).scalar_one()
+        with engine.connect() as second:
+            names = second.exec_driver_sql(
+                "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = %(o)s "
+                "AND attnum > 0 ORDER BY attnum",
+                {"o": oid},
+            ).scalars().all()
+    assert names[:3] == ["id", "b", "i2"] and len(names) == 19

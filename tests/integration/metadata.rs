@@ -303,3 +303,374 @@ async fn no_role_secrets_are_served() {
     assert!(!roles.iter().any(|r| r.contains("SCRAM")), "{roles:?}");
     assert!(!roles.iter().any(|r| r == "walidata"), "{roles:?}");
 }
+
+const BEDA: &str = "uji_pg.public.beda";
+
+/// (data_type, udt_name, character_maximum_length, numeric_precision,
+/// numeric_scale) of an `information_schema.columns` row.
+type InfoColumn = (String, String, Option<i32>, Option<i32>, Option<i32>);
+
+/// (attname, format_type, atttypid) of `schema.table`'s columns, read
+/// through pg_attribute alone (no pg_class read first in this session:
+/// the table's oid comes from `oid`, read by another session).
+async fn attributes_of(client: &tokio_postgres::Client, oid: i64) -> Vec<(String, String, i64)> {
+    let sql = format!(
+        "SELECT attname, format_type(atttypid, atttypmod), atttypid \
+         FROM pg_catalog.pg_attribute WHERE attrelid = {oid} AND attnum > 0 ORDER BY attnum"
+    );
+    rows_of(client, &sql)
+        .await
+        .into_iter()
+        .map(|r| {
+            let type_oid = r[2].as_deref().and_then(|t| t.parse().ok()).unwrap_or(-1);
+            (
+                r[0].clone().unwrap_or_default(),
+                r[1].clone().unwrap_or_default(),
+                type_oid,
+            )
+        })
+        .collect()
+}
+
+/// The rows of a simple query, as text.
+async fn rows_of(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(String::from)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+async fn class_oid(client: &tokio_postgres::Client, schema: &str, table: &str) -> i64 {
+    let sql = format!(
+        "SELECT c.oid FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid \
+         WHERE n.nspname = '{schema}' AND c.relname = '{table}'"
+    );
+    rows_of(client, &sql)
+        .await
+        .first()
+        .and_then(|r| r[0].as_deref())
+        .and_then(|o| o.parse().ok())
+        .unwrap_or_else(|| panic!("{schema}.{table} not in pg_class"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn catalog_types_and_typmods_agree_with_the_wire() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let oid = class_oid(&client, "uji_pg.public", "beda").await;
+    let attributes = attributes_of(&client, oid).await;
+    let declared: std::collections::HashMap<&str, &str> = attributes
+        .iter()
+        .map(|(n, t, _)| (n.as_str(), t.as_str()))
+        .collect();
+    for (column, expected) in [
+        ("id", "integer"),
+        ("b", "boolean"),
+        ("i2", "smallint"),
+        ("i8", "bigint"),
+        ("f4", "real"),
+        ("f8", "double precision"),
+        ("n", "numeric(12,3)"),
+        ("t", "text"),
+        ("vc", "character varying(10)"),
+        ("ch", "character(4)"),
+        ("by", "bytea"),
+        ("d", "date"),
+        ("tstz", "timestamp with time zone"),
+        ("u", "uuid"),
+        ("iv", "interval"),
+    ] {
+        assert_eq!(declared.get(column).copied(), Some(expected), "{column}");
+    }
+    // Every column's type is the one RowDescription sends.
+    let statement = client
+        .prepare(&format!("SELECT * FROM {BEDA}"))
+        .await
+        .expect("prepare");
+    let wire: Vec<(String, i64)> = statement
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_string(), i64::from(c.type_().oid())))
+        .collect();
+    let catalog: Vec<(String, i64)> = attributes.iter().map(|(n, _, t)| (n.clone(), *t)).collect();
+    assert_eq!(catalog, wire);
+    // information_schema.columns: PostgreSQL's type names, udt_name,
+    // lengths, precision and scale.
+    let rows = client
+        .query(
+            "SELECT column_name::text, data_type::text, udt_name::text, \
+                    character_maximum_length::int4, numeric_precision::int4, numeric_scale::int4 \
+             FROM information_schema.columns \
+             WHERE table_schema = 'uji_pg.public' AND table_name = 'beda' ORDER BY ordinal_position",
+            &[],
+        )
+        .await
+        .expect("information_schema.columns");
+    let info: std::collections::HashMap<String, InfoColumn> = rows
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))))
+        .collect();
+    let expect = |c: &str, t: &str, u: &str, len: Option<i32>, p: Option<i32>, s: Option<i32>| {
+        assert_eq!(
+            info.get(c),
+            Some(&(t.to_string(), u.to_string(), len, p, s)),
+            "{c}"
+        );
+    };
+    expect("id", "integer", "int4", None, Some(32), Some(0));
+    expect("n", "numeric", "numeric", None, Some(12), Some(3));
+    expect("vc", "character varying", "varchar", Some(10), None, None);
+    expect("ch", "character", "bpchar", Some(4), None, None);
+    expect("u", "uuid", "uuid", None, None, None);
+    expect(
+        "tstz",
+        "timestamp with time zone",
+        "timestamptz",
+        None,
+        None,
+        None,
+    );
+    assert_eq!(info.len(), statement.columns().len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oids_are_the_same_in_every_session() {
+    let server = start().await;
+    let first = server.connect(WALIDATA).await;
+    let oid = class_oid(&first, "uji_pg.public", "beda").await;
+    let namespace = one_text(
+        &first,
+        "SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'uji_pg.public'",
+    )
+    .await;
+    assert!(namespace.is_some());
+    // A second connection that reads pg_attribute first, with the oid the
+    // first one cached, sees the table's columns.
+    let second = server.connect(WALIDATA).await;
+    let columns = attributes_of(&second, oid).await;
+    assert_eq!(columns.first().map(|c| c.0.as_str()), Some("id"));
+    assert_eq!(columns.len(), 19, "{columns:?}");
+    assert_eq!(class_oid(&second, "uji_pg.public", "beda").await, oid);
+    let again = one_text(
+        &second,
+        "SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'uji_pg.public'",
+    )
+    .await;
+    assert_eq!(again, namespace);
+    // Another user: the same oid for the same table, only granted columns.
+    let penduduk = class_oid(&first, "kependudukan.public", "penduduk").await;
+    let dinkes = server.connect(DINKES).await;
+    let seen: Vec<String> = attributes_of(&dinkes, penduduk)
+        .await
+        .into_iter()
+        .map(|c| c.0)
+        .collect();
+    assert_eq!(seen, GRANTED);
+    assert_eq!(
+        class_oid(&dinkes, "kependudukan.public", "penduduk").await,
+        penduduk
+    );
+    // A table the user may not read is not there by oid either.
+    let pegawai = class_oid(&first, "kepegawaian.kepegawaian", "pegawai").await;
+    assert!(attributes_of(&dinkes, pegawai).await.is_empty());
+}
+
+/// A text cell of a simple query.
+async fn one_text(client: &tokio_postgres::Client, sql: &str) -> Option<String> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(String::from)),
+            _ => None,
+        })
+        .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn catalog_functions_and_settings_clients_call() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    // pg_settings has what clients read.
+    for (name, value) in [
+        ("max_index_keys", "32"),
+        ("server_version_num", tautan::SERVER_VERSION_NUM),
+        ("standard_conforming_strings", "on"),
+        ("TimeZone", "UTC"),
+        ("client_encoding", "UTF8"),
+        ("DateStyle", "ISO, MDY"),
+        ("integer_datetimes", "on"),
+    ] {
+        let got = one_text(
+            &client,
+            &format!("SELECT setting FROM pg_catalog.pg_settings WHERE name = '{name}'"),
+        )
+        .await;
+        assert_eq!(got.as_deref(), Some(value), "{name}");
+    }
+    // regclass of catalog and user tables.
+    assert_eq!(
+        one_text(&client, "SELECT 'pg_class'::regclass::oid")
+            .await
+            .as_deref(),
+        Some("1259")
+    );
+    let oid = class_oid(&client, "uji_pg.public", "beda").await;
+    assert_eq!(
+        one_text(&client, "SELECT '\"uji_pg.public\".beda'::regclass::oid").await,
+        Some(oid.to_string())
+    );
+    for (sql, expected) in [
+        ("SELECT pg_type_is_visible(23)", Some("t")),
+        ("SELECT array_to_string(ARRAY[1, 2, 3], ',')", Some("1,2,3")),
+        (
+            "SELECT set_config('application_name', 'katalog', false)",
+            Some("katalog"),
+        ),
+        (
+            "SELECT current_setting('application_name')",
+            Some("katalog"),
+        ),
+        ("SELECT pg_get_function_result(1)", None),
+        // A type oid column as a name (asyncpg's introspection, psql's \d).
+        (
+            "SELECT typelem::regtype::text FROM pg_catalog.pg_type WHERE oid = 1007",
+            Some("integer"),
+        ),
+        (
+            "SELECT typelem::regtype::text FROM pg_catalog.pg_type WHERE oid = 23",
+            Some("-"),
+        ),
+        // asyncpg reads and sets jit around its type introspection;
+        // SQLAlchemy's autoload compares relam's name with this one.
+        ("SELECT current_setting('jit')", Some("off")),
+        (
+            "SELECT current_setting('default_table_access_method')",
+            Some("heap"),
+        ),
+    ] {
+        assert_eq!(one_text(&client, sql).await.as_deref(), expected, "{sql}");
+    }
+    let e = client
+        .simple_query("SELECT set_config('transaction_read_only', 'off', false)")
+        .await
+        .expect_err("read only");
+    assert_eq!(sqlstate(&e), "25006");
+    // The primary key's definitions.
+    let keys = rows_of(
+        &client,
+        &format!(
+            "SELECT i.indexrelid, c.oid FROM pg_catalog.pg_index i \
+             JOIN pg_catalog.pg_constraint c ON c.conindid = i.indexrelid \
+             WHERE i.indrelid = {oid}"
+        ),
+    )
+    .await;
+    let (Some(Some(index)), Some(Some(constraint))) = (
+        keys.first().map(|r| r[0].clone()),
+        keys.first().map(|r| r[1].clone()),
+    ) else {
+        panic!("no primary key of beda in pg_index: {keys:?}");
+    };
+    for (sql, expected) in [
+        (
+            format!("SELECT pg_get_indexdef({index})"),
+            "CREATE UNIQUE INDEX beda_pkey ON \"uji_pg.public\".beda USING btree (id)",
+        ),
+        (format!("SELECT pg_get_indexdef({index}, 1, false)"), "id"),
+        (
+            format!("SELECT pg_get_constraintdef({constraint})"),
+            "PRIMARY KEY (id)",
+        ),
+        (
+            format!("SELECT pg_get_constraintdef({constraint}, true)"),
+            "PRIMARY KEY (id)",
+        ),
+    ] {
+        assert_eq!(
+            one_text(&client, &sql).await.as_deref(),
+            Some(expected),
+            "{sql}"
+        );
+    }
+    // A user who may not see the table gets nothing for its oids.
+    let dinsos = server.connect(("dinsos", "dinsos-demo")).await;
+    for sql in [
+        format!("SELECT pg_get_indexdef({index})"),
+        format!("SELECT pg_get_constraintdef({constraint})"),
+    ] {
+        assert_eq!(one_text(&dinsos, &sql).await, None, "{sql}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unnamed_columns_are_named_as_postgresql_names_them() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    for (sql, names) in [
+        ("SELECT 1, 2", vec!["?column?", "?column?"]),
+        (
+            "SELECT NULL AS a, NULL, NULL",
+            vec!["a", "?column?", "?column?"],
+        ),
+        (
+            "SELECT 1 + 1, 'x'::text, CASE WHEN true THEN 1 END",
+            vec!["?column?", "text", "case"],
+        ),
+        (
+            "SELECT id, id + 1 FROM uji_pg.public.beda ORDER BY id LIMIT 1",
+            vec!["id", "?column?"],
+        ),
+    ] {
+        let statement = client
+            .prepare(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let got: Vec<&str> = statement.columns().iter().map(|c| c.name()).collect();
+        assert_eq!(got, names, "{sql}");
+        client
+            .query(&statement, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    // boolean = 'f' (SQLAlchemy 1.4's reflection queries).
+    let false_rows = one_text(
+        &client,
+        "SELECT count(*) FROM uji_pg.public.beda WHERE b = 'f'",
+    )
+    .await;
+    assert!(
+        false_rows.as_deref().is_some_and(|n| n != "0"),
+        "{false_rows:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_describes_a_table_with_types_and_its_primary_key() {
+    let server = start().await;
+    let (ok, out, err) = server.psql(WALIDATA, &["-c", "\\d+ \"uji_pg.public\".beda"]);
+    assert!(ok, "{err}");
+    for expected in [
+        "numeric(12,3)",
+        "character varying(10)",
+        "character(4)",
+        "uuid",
+        "interval",
+        "timestamp with time zone",
+        "\"beda_pkey\" PRIMARY KEY, btree (id)",
+    ] {
+        assert!(out.contains(expected), "{expected} missing:\n{out}");
+    }
+    assert!(err.is_empty(), "{err}");
+}

@@ -121,6 +121,7 @@ public class JdbcCheck {
     static void run() throws Exception {
         try (Connection conn = connect("walidata", "walidata-demo")) {
             metadata(conn);
+            catalogFidelity(conn);
             preparedStatements(conn);
             fetchSize(conn);
             check(conn.isValid(5), "isValid(5)");
@@ -174,6 +175,111 @@ public class JdbcCheck {
 
         List<String> pk = column(md.getPrimaryKeys(null, SCHEMA, "puskesmas"), "COLUMN_NAME");
         check(pk.equals(Arrays.asList("kode")), "getPrimaryKeys(puskesmas) = [kode]: " + pk);
+    }
+
+    // tests/clients/run.sh adds the link uji_pg (sql/uji.pg.sql): table beda
+    // has a column of every PostgreSQL type tautan maps.
+    static final String UJI = "uji_pg.public";
+
+    static void catalogFidelity(Connection conn) throws SQLException {
+        DatabaseMetaData md = conn.getMetaData();
+        List<String> typeNames = column(md.getTypeInfo(), "TYPE_NAME");
+        check(typeNames.containsAll(Arrays.asList("int4", "numeric", "text", "uuid", "interval", "jsonb")),
+                "getTypeInfo() lists int4, numeric, text, uuid, interval, jsonb (" + typeNames.size() + " types)");
+
+        check(column(md.getImportedKeys(null, UJI, "beda"), "FKCOLUMN_NAME").isEmpty(),
+                "getImportedKeys(beda) is empty");
+        check(column(md.getExportedKeys(null, UJI, "beda"), "FKCOLUMN_NAME").isEmpty(),
+                "getExportedKeys(beda) is empty");
+
+        List<String> index = new ArrayList<>();
+        try (ResultSet rs = md.getIndexInfo(null, UJI, "beda", false, false)) {
+            while (rs.next()) {
+                index.add(rs.getString("INDEX_NAME") + ":" + rs.getString("COLUMN_NAME") + ":"
+                        + (rs.getBoolean("NON_UNIQUE") ? "non-unique" : "unique"));
+            }
+        }
+        check(index.equals(Arrays.asList("beda_pkey:id:unique")),
+                "getIndexInfo(beda) = [beda_pkey:id:unique]: " + index);
+
+        List<String> privileges = new ArrayList<>();
+        try (ResultSet rs = md.getTablePrivileges(null, UJI, "beda")) {
+            while (rs.next()) {
+                privileges.add(rs.getString("TABLE_NAME") + ":" + rs.getString("GRANTEE") + ":"
+                        + rs.getString("PRIVILEGE"));
+            }
+        }
+        check(privileges.equals(Arrays.asList("beda:walidata:SELECT")),
+                "getTablePrivileges(beda) = [beda:walidata:SELECT]: " + privileges);
+
+        Map<String, String> columns = new LinkedHashMap<>();
+        try (ResultSet rs = md.getColumns(null, UJI, "beda", "%")) {
+            while (rs.next()) {
+                columns.put(rs.getString("COLUMN_NAME"), rs.getString("TYPE_NAME") + "("
+                        + rs.getInt("COLUMN_SIZE") + "," + rs.getInt("DECIMAL_DIGITS") + ")");
+            }
+        }
+        check(columns.size() == 19, "getColumns(beda) has 19 columns: " + columns);
+        check("numeric(12,3)".equals(columns.get("n")), "getColumns(beda) n numeric(12,3): " + columns.get("n"));
+        check("varchar(10,0)".equals(columns.get("vc")), "getColumns(beda) vc varchar(10): " + columns.get("vc"));
+        check("bpchar(4,0)".equals(columns.get("ch")), "getColumns(beda) ch bpchar(4): " + columns.get("ch"));
+        check(columns.get("u").startsWith("uuid(") && columns.get("iv").startsWith("interval(")
+                        && columns.get("tstz").startsWith("timestamptz("),
+                "getColumns(beda) u uuid, iv interval, tstz timestamptz: " + columns);
+
+        // getObject on every column, in text (simple statement) and binary
+        // (a server-prepared statement past prepareThreshold) results.
+        String sql = "SELECT * FROM " + UJI + ".beda ORDER BY id";
+        int textRows = 0;
+        try (Statement st = conn.createStatement(); ResultSet rs = st.executeQuery(sql)) {
+            int n = rs.getMetaData().getColumnCount();
+            while (rs.next()) {
+                for (int i = 1; i <= n; i++) {
+                    rs.getObject(i);
+                    rs.getString(i);
+                }
+                textRows++;
+            }
+        }
+        check(textRows > 0, "getObject on every column of beda (text): " + textRows + " rows");
+        try (PreparedStatement ps = conn.prepareStatement(sql)) {
+            for (int round = 0; round < 7; round++) {
+                int rows = 0;
+                try (ResultSet rs = ps.executeQuery()) {
+                    int n = rs.getMetaData().getColumnCount();
+                    while (rs.next()) {
+                        for (int i = 1; i <= n; i++) {
+                            rs.getObject(i);
+                        }
+                        rows++;
+                    }
+                }
+                if (rows != textRows) {
+                    check(false, "prepared beda round " + round + ": " + rows + " rows");
+                }
+            }
+        }
+        check(true, "getObject on every column of beda (binary, 7 prepared rounds)");
+
+        // A second connection reuses the table's oid read by the first.
+        long oid;
+        try (PreparedStatement ps = conn.prepareStatement(
+                "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid "
+                        + "WHERE n.nspname = ? AND c.relname = 'beda'")) {
+            ps.setString(1, UJI);
+            try (ResultSet rs = ps.executeQuery()) {
+                check(rs.next(), "pg_class has beda");
+                oid = rs.getLong(1);
+            }
+        }
+        try (Connection other = connect("walidata", "walidata-demo");
+             PreparedStatement ps = other.prepareStatement(
+                "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = ? AND attnum > 0 ORDER BY attnum")) {
+            ps.setLong(1, oid);
+            List<String> names = column(ps.executeQuery(), "attname");
+            check(names.size() == 19 && names.get(0).equals("id"),
+                    "a second connection reads beda's columns by the first's oid: " + names);
+        }
     }
 
     static void preparedStatements(Connection conn) throws SQLException {
