@@ -339,6 +339,7 @@ impl Engine {
             .with_analyzer_rules(analyzer_rules())
             .with_optimizer_rules(crate::pushdown::optimizer_rules(settings.clone()))
             .with_query_planner(crate::pushdown::query_planner())
+            .with_physical_optimizer_rule(Arc::new(crate::executor::YieldingJoins))
             .build();
         let ctx = SessionContext::new_with_state(state);
         for udf in crate::budget::bounded_functions(&ctx.state()) {

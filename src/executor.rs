@@ -147,6 +147,56 @@ where
     Ok(Box::pin(RecordBatchStreamAdapter::new(schema, rows)))
 }
 
+/// A physical optimizer rule that makes every join give its thread back to
+/// the scheduler regularly.
+///
+/// DataFusion's operators poll their inputs in a loop until an input is
+/// pending, and only its leaves count batches against tokio's cooperative
+/// budget ([`datafusion::physical_plan::coop`]). A join can turn one input
+/// batch into millions of output batches (a cross join, a join on a
+/// low-cardinality key) without touching a leaf: the aggregate above it
+/// then never returns, its worker thread runs nothing else, and an abort —
+/// a cancel, a statement timeout — waits until the join is done. Wrapping
+/// each join's output in a [`CooperativeExec`] makes it count its own
+/// batches, so a heavy statement yields every 128 batches: other
+/// statements get their turn on the statement runtime and a cancel takes
+/// effect at once.
+///
+/// [`CooperativeExec`]: datafusion::physical_plan::coop::CooperativeExec
+#[derive(Debug, Default)]
+pub struct YieldingJoins;
+
+impl datafusion::physical_optimizer::PhysicalOptimizerRule for YieldingJoins {
+    fn optimize(
+        &self,
+        plan: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        _config: &datafusion::config::ConfigOptions,
+    ) -> datafusion::error::Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>
+    {
+        use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+        plan.transform_up(|node| {
+            if node.name().ends_with("JoinExec") {
+                let wrapped: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan> =
+                    std::sync::Arc::new(datafusion::physical_plan::coop::CooperativeExec::new(
+                        node,
+                    ));
+                Ok(Transformed::yes(wrapped))
+            } else {
+                Ok(Transformed::no(node))
+            }
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "tautan_yielding_joins"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

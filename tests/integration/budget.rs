@@ -125,3 +125,80 @@ async fn statement_timeout_is_honoured_and_stops_the_source() {
     });
     assert_eq!(value.as_deref(), Some("1500"));
 }
+
+/// CPU seconds this process has used (user + system).
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Two statements that keep every core busy (a cross join that turns each
+/// input batch into a million output batches) leave room for small ones,
+/// and their cancel stops the work, not only the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_statements_share_the_cores_and_stop_at_their_cancel() {
+    const HEAVY: &str = "SELECT sum(a.x * b.x) FROM generate_series(1, 1000000) a(x) \
+                         CROSS JOIN generate_series(1, 1000000) b(x)";
+    let server = start().await;
+    let mut heavy = Vec::new();
+    for _ in 0..2 {
+        let client = server.connect(WALIDATA).await;
+        let token = client.cancel_token();
+        let task = tokio::spawn(async move { client.simple_query(HEAVY).await.map(|_| ()) });
+        heavy.push((token, task));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let small = server.connect(DINKES).await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let t = Instant::now();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            small.query_one("SELECT count(*) FROM ref.kecamatan", &[]),
+        )
+        .await
+        .expect("a small query beside the heavy ones waited over 10 s")
+        .expect("a small query beside the heavy ones");
+        slowest = slowest.max(t.elapsed());
+    }
+    // Without yielding joins each small query waited for a heavy one to
+    // finish (tens of seconds in a debug build).
+    assert!(
+        slowest < Duration::from_secs(3),
+        "slowest small query beside heavy ones: {slowest:?}"
+    );
+    let cancelled = Instant::now();
+    for (token, _) in &heavy {
+        token
+            .cancel_query(tokio_postgres::NoTls)
+            .await
+            .expect("cancel request");
+    }
+    for (_, task) in heavy {
+        let e = task
+            .await
+            .expect("task")
+            .expect_err("the heavy statement was cancelled");
+        assert_eq!(sqlstate(&e), "57014", "{e:?}");
+    }
+    assert!(cancelled.elapsed() < Duration::from_secs(2));
+    // The cores are free: little CPU used in the second after the answers.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = process_cpu_seconds();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let used = process_cpu_seconds() - before;
+    assert!(
+        used < 0.6,
+        "{used:.2} CPU seconds used in the second after the cancel"
+    );
+}
