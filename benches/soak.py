@@ -10,7 +10,7 @@ and BI tools reconnect too). Reported:
 * p50/p99 latency per shape,
 * server RSS over time (sampled every 2 s; target flat, under the budget),
 * source connections the tautan process holds to PostgreSQL and MariaDB
-  (sampled with `ss`; never above the links' pool_size: 8 per link, and
+  (sampled with `ss`; never above the links' pool_size: 16 per link by default, and
   MariaDB serves two links),
 * MariaDB logins per minute during the run (the server's `Connections`
   counter, minus the sampler's own; it counts every client of that

@@ -128,11 +128,13 @@ fn default_authentication_timeout_ms() -> u64 {
 }
 
 fn default_memory_limit_mb() -> usize {
-    2048
+    4096
 }
 
+/// Large enough for TPC-H q18 at SF 1 (a hash join of about 1 GiB:
+/// DataFusion's hash join cannot spill).
 fn default_query_memory_mb() -> usize {
-    512
+    2048
 }
 
 fn default_listen() -> String {
@@ -315,8 +317,11 @@ fn default_pg_port() -> u16 {
 fn default_my_port() -> u16 {
     3306
 }
+/// A statement over several large tables of one link holds a connection per
+/// scan and per page range at once (TPC-H q21: four scans of three
+/// connections); 8 made such a statement wait on its own connections.
 fn default_pool_size() -> usize {
-    8
+    16
 }
 fn default_connect_timeout_ms() -> u64 {
     3000

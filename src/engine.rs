@@ -318,7 +318,13 @@ impl Engine {
     pub fn session_with(self: &Arc<Self>, access: Access) -> Session {
         let access = Arc::new(access);
         let scan = Arc::new(ScanOptions::new(DEFAULT_SCAN_PARTS));
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new();
+        // `timestamptz` values DataFusion makes itself (`now()`,
+        // `TIMESTAMPTZ '…'`, `::timestamptz`) carry a zone, as columns of
+        // that type from links do, so they are written in the session's
+        // TimeZone like them.
+        config.options_mut().execution.time_zone = Some("+00:00".to_string());
+        let config = config
             .with_extension(scan.clone())
             .with_default_catalog_and_schema(&self.registry.database, PUBLIC_SCHEMA)
             .with_create_default_catalog_and_schema(false)

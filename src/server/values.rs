@@ -9,8 +9,8 @@
 //! | Float32/Float64 | float4/float8 | text `inf`, `3.4e38` (PostgreSQL: `Infinity`, `3.4e+38`, `1e+15`) |
 //! | Int8, UInt8 / UInt16 / UInt32 / UInt64 | int2 / int4 / int8 / numeric | a 1-byte int2 in binary; types |
 //! | Decimal128 | numeric | at most 28 digits (rust_decimal), 38 refused |
-//! | Date32, Timestamp | date, timestamp(tz) | `.000000` fractions, no `infinity`, no BC, UTC only |
-//! | Time64 | time | `.000000` fractions |
+//! | Date32, Timestamp (any unit) | date, timestamp(tz) | `.000000` fractions, no `infinity`, no BC, UTC only |
+//! | Time64 (any unit) | time | `.000000` fractions |
 //! | Interval | interval | `04:05:06.789000` |
 //! | Utf8 tagged `bpchar` | char(n) | blanks are written back to n characters |
 //!
@@ -71,9 +71,11 @@ impl Kind {
             DataType::UInt64 => Kind::Unsigned64,
             DataType::Decimal128(_, s) if *s >= 0 => Kind::Numeric(*s),
             DataType::Date32 => Kind::Date,
-            DataType::Time64(TimeUnit::Microsecond) => Kind::Time,
-            DataType::Timestamp(TimeUnit::Microsecond, None) => Kind::Timestamp,
-            DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => Kind::TimestampTz,
+            DataType::Time64(_) => Kind::Time,
+            // Every unit: DataFusion's own literals and casts are in
+            // nanoseconds, links' columns in microseconds (PostgreSQL's).
+            DataType::Timestamp(_, None) => Kind::Timestamp,
+            DataType::Timestamp(_, Some(_)) => Kind::TimestampTz,
             DataType::Interval(IntervalUnit::MonthDayNano) => Kind::Interval,
             DataType::Utf8 if pg_tag(field) == Some("bpchar") => {
                 let typmod: i64 = field
@@ -110,6 +112,46 @@ impl Kind {
 
 fn pg_tag(field: &Field) -> Option<&str> {
     field.metadata().get(PG_TYPE_KEY).map(String::as_str)
+}
+
+/// Nanoseconds to PostgreSQL's microseconds, rounded to the nearest.
+fn nanos_to_micros(nanos: i64) -> i64 {
+    // i128: no overflow at the ends of the range.
+    ((i128::from(nanos) + 500).div_euclid(1000)) as i64
+}
+
+/// A timestamp value in microseconds since 1970, whatever its unit.
+fn timestamp_micros(a: &ArrayRef, r: usize) -> Result<i64, Failure> {
+    use datafusion::arrow::datatypes::{
+        TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    };
+    Ok(match a.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => a
+            .as_primitive::<TimestampSecondType>()
+            .value(r)
+            .checked_mul(1_000_000)
+            .ok_or("timestamp out of range")?,
+        DataType::Timestamp(TimeUnit::Millisecond, _) => a
+            .as_primitive::<TimestampMillisecondType>()
+            .value(r)
+            .checked_mul(1_000)
+            .ok_or("timestamp out of range")?,
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            nanos_to_micros(a.as_primitive::<TimestampNanosecondType>().value(r))
+        }
+        _ => a.as_primitive::<TimestampMicrosecondType>().value(r),
+    })
+}
+
+/// A time of day in microseconds, whatever its unit.
+fn time_micros(a: &ArrayRef, r: usize) -> i64 {
+    use datafusion::arrow::datatypes::Time64NanosecondType;
+    match a.data_type() {
+        DataType::Time64(TimeUnit::Nanosecond) => {
+            nanos_to_micros(a.as_primitive::<Time64NanosecondType>().value(r))
+        }
+        _ => a.as_primitive::<Time64MicrosecondType>().value(r),
+    }
 }
 
 /// One value of a column tautan writes (never NULL: callers handle NULL).
@@ -150,14 +192,9 @@ impl Value<'_> {
                 decimal_text(a.as_primitive::<Decimal128Type>().value(r), scale)
             }
             Kind::Date => date_text(a.as_primitive::<Date32Type>().value(r))?,
-            Kind::Time => time_text(a.as_primitive::<Time64MicrosecondType>().value(r)),
-            Kind::Timestamp => {
-                timestamp_text(a.as_primitive::<TimestampMicrosecondType>().value(r), None)?
-            }
-            Kind::TimestampTz => timestamp_text(
-                a.as_primitive::<TimestampMicrosecondType>().value(r),
-                Some(zone),
-            )?,
+            Kind::Time => time_text(time_micros(a, r)),
+            Kind::Timestamp => timestamp_text(timestamp_micros(a, r)?, None)?,
+            Kind::TimestampTz => timestamp_text(timestamp_micros(a, r)?, Some(zone))?,
             Kind::Interval => {
                 let v = a.as_primitive::<IntervalMonthDayNanoType>().value(r);
                 interval_text(v.months, v.days, v.nanoseconds / 1000)
@@ -199,9 +236,9 @@ impl Value<'_> {
                     d => d.checked_sub(PG_EPOCH_DAYS).ok_or("date out of range")?,
                 })
             }
-            Kind::Time => out.put_i64(a.as_primitive::<Time64MicrosecondType>().value(r)),
+            Kind::Time => out.put_i64(time_micros(a, r)),
             Kind::Timestamp | Kind::TimestampTz => {
-                let t = a.as_primitive::<TimestampMicrosecondType>().value(r);
+                let t = timestamp_micros(a, r)?;
                 out.put_i64(match t {
                     TIMESTAMP_INFINITY => i64::MAX,
                     TIMESTAMP_NEG_INFINITY => i64::MIN,

@@ -279,3 +279,63 @@ async fn quoted_literals_are_read_as_postgresql_reads_them() {
         assert_eq!(sqlstate(&e), "22P02", "{bad}: {e}");
     }
 }
+
+/// Times DataFusion computes itself (literals, casts, nanosecond values)
+/// are written as PostgreSQL writes them, `timestamptz` in the session's
+/// TimeZone, in text and binary.
+#[tokio::test]
+async fn computed_times_are_written_as_postgresql_writes_them() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let oracle = pg_admin("postgres").await;
+    for zone in ["UTC", "Asia/Jakarta", "America/St_Johns"] {
+        let set = format!("SET TimeZone = '{zone}'");
+        client.batch_execute(&set).await.expect("SET TimeZone");
+        oracle
+            .batch_execute(&set)
+            .await
+            .expect("oracle SET TimeZone");
+        let sql = "SELECT timestamp '2023-01-01 10:00:00', \
+                   '2023-06-15 08:00:00+00'::timestamptz, \
+                   TIMESTAMPTZ '1999-12-31 23:59:59.5+03', \
+                   timestamp '2023-01-01 10:00:00.1234567', \
+                   timestamp '1970-01-01 00:00:00.000001', \
+                   time '10:11:12', time '23:59:59.999999'";
+        assert_eq!(
+            text_row(&client, sql).await,
+            text_row(&oracle, sql).await,
+            "text, TimeZone {zone}"
+        );
+        // Binary (extended protocol): the same bytes, and the same types.
+        let ours = client.query_one(sql, &[]).await.expect("binary");
+        let theirs = oracle.query_one(sql, &[]).await.expect("oracle binary");
+        for i in 0..theirs.len() {
+            assert_eq!(
+                ours.columns()[i].type_(),
+                theirs.columns()[i].type_(),
+                "column {i} type"
+            );
+            assert_eq!(
+                ours.get::<_, RawValue>(i).0,
+                theirs.get::<_, RawValue>(i).0,
+                "column {i}, TimeZone {zone}"
+            );
+        }
+    }
+}
+
+/// A value's binary form as the server sent it.
+struct RawValue(Vec<u8>);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for RawValue {
+    fn from_sql(
+        _: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawValue(raw.to_vec()))
+    }
+
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
+        true
+    }
+}
