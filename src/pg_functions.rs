@@ -29,7 +29,7 @@ pub fn functions(catalogs: Arc<dyn CatalogProviderList>, database: &str) -> Vec<
         database: database.to_string(),
     };
     let int = DataType::Int64;
-    vec![
+    let mut functions = vec![
         ScalarUDF::new_from_impl(OidFunction::new(
             "pg_get_indexdef",
             vec![
@@ -72,9 +72,11 @@ pub fn functions(catalogs: Arc<dyn CatalogProviderList>, database: &str) -> Vec<
                 }
             },
         )),
-        // Every type and every function is in pg_catalog, on every path.
-        ScalarUDF::new_from_impl(OidFunction::new(
-            "pg_type_is_visible",
+    ];
+    // Every type and every function is in pg_catalog, on every path.
+    for name in ["pg_type_is_visible", "pg_function_is_visible"] {
+        functions.push(ScalarUDF::new_from_impl(OidFunction::new(
+            name,
             vec![vec![int.clone()]],
             DataType::Boolean,
             |args| {
@@ -82,31 +84,18 @@ pub fn functions(catalogs: Arc<dyn CatalogProviderList>, database: &str) -> Vec<
                     args.first().copied().flatten().map(|_| true),
                 ))
             },
-        )),
-        ScalarUDF::new_from_impl(OidFunction::new(
-            "pg_function_is_visible",
-            vec![vec![int.clone()]],
-            DataType::Boolean,
-            |args| {
-                Some(ScalarValue::Boolean(
-                    args.first().copied().flatten().map(|_| true),
-                ))
-            },
-        )),
-        // tautan defines no functions of its own: none to describe.
-        ScalarUDF::new_from_impl(OidFunction::new(
-            "pg_get_function_result",
+        )));
+    }
+    // tautan defines no functions of its own: none to describe.
+    for name in ["pg_get_function_result", "pg_get_function_arguments"] {
+        functions.push(ScalarUDF::new_from_impl(OidFunction::new(
+            name,
             vec![vec![int.clone()]],
             DataType::Utf8,
             |_| None,
-        )),
-        ScalarUDF::new_from_impl(OidFunction::new(
-            "pg_get_function_arguments",
-            vec![vec![int.clone()]],
-            DataType::Utf8,
-            |_| None,
-        )),
-    ]
+        )));
+    }
+    functions
 }
 
 /// `name` quoted as PostgreSQL's `quote_ident` does.
