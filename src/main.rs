@@ -297,6 +297,13 @@ async fn audit_command(
     use audit::cli;
     // `[audit]` of the config, read only when a flag is left out.
     let defaults = || cli::Defaults::load(config);
+    let defaults_unless = |all_given: bool| {
+        if all_given {
+            Ok(cli::Defaults::default())
+        } else {
+            defaults()
+        }
+    };
     let code = |ok: bool| {
         if ok {
             ExitCode::SUCCESS
@@ -314,11 +321,7 @@ async fn audit_command(
             witness_keys,
             json,
         } => {
-            let d = if dir.is_some() && key.is_some() {
-                cli::Defaults::default()
-            } else {
-                defaults()?
-            };
+            let d = defaults_unless(dir.is_some() && key.is_some())?;
             let dir = d.dir(dir).map_err(e)?;
             let key = d.public_key(key).map_err(e)?;
             let external = d.external(external);
@@ -334,11 +337,7 @@ async fn audit_command(
             Ok(code(ok))
         }
         AuditCommand::Prove { seq, dir } => {
-            let d = if dir.is_some() {
-                cli::Defaults::default()
-            } else {
-                defaults()?
-            };
+            let d = defaults_unless(dir.is_some())?;
             cli::run_prove(&d.dir(dir).map_err(e)?, seq, &mut out).map_err(e)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -352,11 +351,7 @@ async fn audit_command(
             custodian_key,
             save,
         } => {
-            let d = if dir.is_some() && custodian_key.is_some() {
-                cli::Defaults::default()
-            } else {
-                defaults()?
-            };
+            let d = defaults_unless(dir.is_some() && custodian_key.is_some())?;
             let dir = d.dir(dir).map_err(e)?;
             let custodian = custodian_key.or_else(|| d.public_key(None).ok());
             let name = name.unwrap_or_else(|| {
@@ -386,11 +381,7 @@ async fn audit_command(
             segment_max_mb,
             print_acks,
         } => {
-            let d = if dir.is_some() && key.is_some() {
-                cli::Defaults::default()
-            } else {
-                defaults()?
-            };
+            let d = defaults_unless(dir.is_some() && key.is_some())?;
             let dir = d.dir(dir).map_err(e)?;
             let mut opts = d.options(key).map_err(e)?;
             if let Some(n) = checkpoint_every {
