@@ -23,16 +23,12 @@ import argparse
 import json
 import os
 import random
-import socket
-import subprocess
-import sys
 import threading
 import time
 
 import psycopg
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+from demo_server import DEFAULT_BIN, HERE, REPO, percentile, start
 HZ = os.sysconf("SC_CLK_TCK")
 
 # 1e12 pairs: many minutes of both cores even in a release build, so it is
@@ -45,23 +41,10 @@ SMALL = [
 ]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def cpu_ticks(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
-
-
-def percentile(values, p):
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def small_load(dsn, seconds, params, seed):
@@ -96,31 +79,14 @@ def small_load(dsn, seconds, params, seed):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(
-        os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target")), "debug", "tautan"))
+    ap.add_argument("--bin", default=DEFAULT_BIN)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--heavy", type=int, default=2)
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
-    port = free_port()
-    env = dict(os.environ, TAUTAN_KEPENDUDUKAN_PASSWORD="tautan-ro", TAUTAN_LOG="warn")
-    server = subprocess.Popen(
-        [args.bin, "--config", os.path.join(REPO, "federation.toml"), "serve",
-         "--listen", f"127.0.0.1:{port}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
-    )
-    dsn = f"host=127.0.0.1 port={port} dbname=tautan user=walidata password=walidata-demo"
-    for _ in range(200):
-        try:
-            psycopg.connect(dsn, connect_timeout=2).close()
-            break
-        except psycopg.Error:
-            time.sleep(0.1)
-    else:
-        server.kill()
-        sys.exit("the server did not come up")
+    server, dsn = start(args.bin, os.path.join(REPO, "federation.toml"))
     try:
         with psycopg.connect(dsn) as c:
             params = {

@@ -29,8 +29,6 @@ import argparse
 import json
 import os
 import random
-import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -38,8 +36,7 @@ import time
 
 import psycopg
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+from demo_server import DEFAULT_BIN, HERE, REPO, percentile, start
 
 SHAPES = {
     "join": (
@@ -58,12 +55,6 @@ SHAPES = {
     ),
 }
 WEIGHTS = {"join": 1, "lookup": 4, "point": 5}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_kib(pid):
@@ -108,18 +99,9 @@ def my_logins():
         return -1
 
 
-def percentile(values, p):
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    k = min(len(values) - 1, max(0, int(round(p / 100 * (len(values) - 1)))))
-    return values[k]
-
-
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default=os.path.join(
-        os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target")), "debug", "tautan"))
+    ap.add_argument("--bin", default=DEFAULT_BIN)
     ap.add_argument("--clients", type=int, default=200)
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--seed", type=int, default=1)
@@ -127,7 +109,6 @@ def main():
     args = ap.parse_args()
 
     os.makedirs(args.out, exist_ok=True)
-    port = free_port()
     # The shipped config, with room for every client as one user: the
     # server's and the user's connection caps (200 and 50 by default) are
     # raised; the per-user statement cap (16) is kept, so clients queue.
@@ -141,24 +122,12 @@ def main():
     config = os.path.join(REPO, f".soak-{os.getpid()}.toml")
     with open(config, "w") as f:
         f.write(text)
-    env = dict(os.environ, TAUTAN_KEPENDUDUKAN_PASSWORD="tautan-ro", TAUTAN_LOG="warn")
     log = open(os.path.join(args.out, "soak-server.log"), "w")
-    server = subprocess.Popen(
-        [args.bin, "--config", config, "serve",
-         "--listen", f"127.0.0.1:{port}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=log, cwd=REPO,
-    )
-    dsn = f"host=127.0.0.1 port={port} dbname=tautan user=walidata password=walidata-demo"
-    for _ in range(200):
-        try:
-            psycopg.connect(dsn, connect_timeout=2).close()
-            break
-        except psycopg.Error:
-            time.sleep(0.1)
-    else:
-        server.kill()
+    try:
+        server, dsn = start(args.bin, config, stderr=log)
+    except SystemExit:
         os.remove(config)
-        sys.exit("the server did not come up")
+        raise
 
     # Parameters that exist.
     with psycopg.connect(dsn) as c:
