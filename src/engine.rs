@@ -347,7 +347,13 @@ impl Engine {
             .with_query_planner(crate::pushdown::query_planner())
             .with_physical_optimizer_rule(Arc::new(crate::executor::YieldingJoins))
             .build();
-        let ctx = SessionContext::new_with_state(state);
+        let mut ctx = SessionContext::new_with_state(state);
+        if let Err(e) = datafusion::execution::FunctionRegistry::register_expr_planner(
+            &mut ctx,
+            Arc::new(crate::pg_input::UnknownLiteralPlanner),
+        ) {
+            tracing::warn!(error = %e, "PostgreSQL literal reading not available in this session");
+        }
         for udf in crate::budget::bounded_functions(&ctx.state()) {
             ctx.register_udf(udf);
         }

@@ -154,6 +154,31 @@ impl Sink {
     }
 }
 
+/// `schema` with the column names a client is told
+/// ([`crate::statement::column_name`]: `SELECT 1, 2` has two columns
+/// `?column?`). A Parquet file is a table, whose columns need distinct
+/// names: 42701 if two are the same, as PostgreSQL's `CREATE TABLE AS`
+/// answers.
+fn client_schema(schema: &SchemaRef, format: FileFormat) -> Result<SchemaRef, QueryError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let name = crate::statement::column_name(field.name());
+        if format == FileFormat::Parquet && !seen.insert(name) {
+            return Err(QueryError::new(
+                "42701",
+                format!(
+                    "column \"{name}\" specified more than once; give the columns distinct names (AS)"
+                ),
+            ));
+        }
+        fields.push(field.as_ref().clone().with_name(name));
+    }
+    Ok(std::sync::Arc::new(
+        datafusion::arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone()),
+    ))
+}
+
 /// Streams `stream` into `path` in `format`: written as `.partial`, synced,
 /// then renamed. On failure the partial file is removed and `path` is
 /// untouched.
@@ -165,12 +190,15 @@ pub async fn write_file(
 ) -> Result<Written, WriteError> {
     let partial = partial_path(path);
     let result = async {
+        let schema = client_schema(&stream.schema(), format).map_err(WriteError::Query)?;
         let file = File::create(&partial).map_err(|e| io(&partial, "cannot create", e))?;
-        let mut sink = Sink::open(file, stream.schema(), format)
+        let mut sink = Sink::open(file, schema.clone(), format)
             .map_err(|e| io(&partial, "cannot write", e))?;
         let mut rows = 0u64;
         while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(|e| WriteError::Query(QueryError::from(e)))?;
+            let batch = batch
+                .and_then(|b| Ok(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?))
+                .map_err(|e| WriteError::Query(QueryError::from(e)))?;
             rows += batch.num_rows() as u64;
             let bytes = sink
                 .write(&batch)

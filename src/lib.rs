@@ -15,7 +15,7 @@
 //! | the catalog tree the user may see (granted columns only) | [`catalog`], [`columns`] |
 //! | what PostgreSQL clients browse (`pg_catalog`) | [`pg_catalog`] |
 //! | PostgreSQL's reading of quoted literals (bool, bytea, interval) | [`pg_input`] |
-//! | planning | [`engine`] |
+//! | planning (DataFusion's simplifier kept NULL-safe) | [`engine`], [`simplify`] |
 //! | whole sub-plans sent to one link | [`pushdown`], `tautan_connector::federation` |
 //! | scan pushdown (projection, filters, limit) | `tautan_connector::pushdown` |
 //! | source SQL sealed and guarded before it leaves | `tautan_connector::sql` |
@@ -46,6 +46,7 @@ pub mod privileges;
 pub mod pulls;
 pub mod pushdown;
 pub mod server;
+pub mod simplify;
 pub mod statement;
 
 /// PostgreSQL version tautan presents itself as (for clients that check).

@@ -10,7 +10,9 @@
 //! [`UnknownLiterals`], an analyzer rule that runs before DataFusion's type
 //! coercion, gives text literals compared with, listed against or cast to a
 //! boolean, bytea or interval the value PostgreSQL would read, with
-//! PostgreSQL's errors (22P02) for text it would refuse. The input syntaxes
+//! PostgreSQL's errors (22P02) for text it would refuse;
+//! [`UnknownLiteralPlanner`] does the same for comparisons while the SQL
+//! is planned (a select list is typed then). The input syntaxes
 //! themselves are [`parse_bool`], [`parse_bytea`] and [`parse_interval`].
 
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano};
@@ -19,6 +21,7 @@ use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{DFSchema, ExprSchema, Result, ScalarValue};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::expr::InList;
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
     BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan, Operator, TryCast,
@@ -46,6 +49,51 @@ impl AnalyzerRule for UnknownLiterals {
 
     fn name(&self) -> &str {
         "tautan_unknown_literals"
+    }
+}
+
+/// The same reading, at SQL planning time, of the literal in a
+/// comparison: DataFusion's planner types a select-list expression
+/// (`SELECT bool_col = 't'`) before any analyzer rule runs, and refuses
+/// the comparison there. Registered as an [`ExprPlanner`]; the analyzer
+/// rule still reads the literals planning leaves (IN lists, casts).
+#[derive(Debug, Default)]
+pub struct UnknownLiteralPlanner;
+
+impl ExprPlanner for UnknownLiteralPlanner {
+    fn plan_binary_op(
+        &self,
+        expr: RawBinaryExpr,
+        schema: &DFSchema,
+    ) -> Result<PlannerResult<RawBinaryExpr>> {
+        use datafusion::sql::sqlparser::ast::BinaryOperator as Sql;
+        let op = match expr.op {
+            Sql::Eq => Operator::Eq,
+            Sql::NotEq => Operator::NotEq,
+            Sql::Lt => Operator::Lt,
+            Sql::LtEq => Operator::LtEq,
+            Sql::Gt => Operator::Gt,
+            Sql::GtEq => Operator::GtEq,
+            _ => return Ok(PlannerResult::Original(expr)),
+        };
+        let RawBinaryExpr {
+            op: sql_op,
+            left,
+            right,
+        } = expr;
+        let comparison = Expr::BinaryExpr(BinaryExpr::new(Box::new(left), op, Box::new(right)));
+        let Expr::BinaryExpr(BinaryExpr { left, right, .. }) =
+            typed_literal(comparison, schema)?.data
+        else {
+            return Err(DataFusionError::Internal(
+                "a comparison stays a comparison".into(),
+            ));
+        };
+        Ok(PlannerResult::Original(RawBinaryExpr {
+            op: sql_op,
+            left: *left,
+            right: *right,
+        }))
     }
 }
 

@@ -25,9 +25,10 @@ use crate::pg_catalog::Settings;
 /// The session setting that switches sub-plan pushdown (`on`/`off`).
 pub const SETTING: &str = "tautan.pushdown";
 
-/// DataFusion's optimizer rules with [`SubPlanPushdown`] appended.
+/// DataFusion's optimizer rules, its simplifier made NULL-safe
+/// ([`crate::simplify`]), with [`SubPlanPushdown`] appended.
 pub fn optimizer_rules(settings: Settings) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
-    let mut rules = Optimizer::new().rules;
+    let mut rules = crate::simplify::null_safe(Optimizer::new().rules);
     rules.push(Arc::new(SubPlanPushdown {
         inner: FederationOptimizerRule::new(),
         settings,

@@ -327,6 +327,7 @@ fn finish_compat(mut statements: Vec<Statement>, catalog: bool) -> Option<Vec<DF
         regproc_columns_as_names(s);
         regtype_text_as_format_type(s);
         rewrite_catalog_functions(s);
+        name_columns_as_postgresql(s);
         crate::limits::check_sql(s).ok()?;
     }
     Some(
@@ -356,6 +357,20 @@ fn regtype_text_as_format_type(statement: &mut Statement) {
         } = e
         {
             if matches!(type_name(data_type).as_str(), "text" | "varchar") {
+                // A type named by a literal (`'int4'::regtype::text`), which
+                // the compatibility parser made an oid lookup by `typname`:
+                // looked up with PostgreSQL's aliases (`integer`), written
+                // as `format_type` writes it.
+                if let Some(name) = typname_lookup(outer) {
+                    if let Some(expr) = template(
+                        // (A cast of a cast: named `text`, as PostgreSQL names it.)
+                        "CAST(CAST((SELECT format_type(oid, NULL) FROM pg_catalog.pg_type WHERE typname = $1) AS TEXT) AS TEXT)",
+                        vec![Expr::value(Value::SingleQuotedString(type_alias(&name)))],
+                    ) {
+                        *e = expr;
+                    }
+                    return ControlFlow::Continue(());
+                }
                 if let Expr::Cast {
                     expr: inner,
                     data_type: reg,
@@ -375,6 +390,64 @@ fn regtype_text_as_format_type(statement: &mut Statement) {
         }
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// The name in the compatibility parser's lookup of `'name'::regtype`,
+/// `(SELECT oid FROM pg_catalog.pg_type WHERE typname = 'name')`.
+fn typname_lookup(e: &datafusion::sql::sqlparser::ast::Expr) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::{visit_expressions, BinaryOperator, Expr};
+    let Expr::Subquery(query) = e else {
+        return None;
+    };
+    if !query
+        .to_string()
+        .starts_with("SELECT oid FROM pg_catalog.pg_type WHERE typname = ")
+    {
+        return None;
+    }
+    let mut name = None;
+    let _ = visit_expressions(query.as_ref(), |x| {
+        if let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } = x
+        {
+            let typname = matches!(left.as_ref(), Expr::Identifier(i) if i.value == "typname");
+            if let (true, Expr::Value(v)) = (typname, right.as_ref()) {
+                if let Value::SingleQuotedString(n) = &v.value {
+                    name = Some(n.clone());
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    name
+}
+
+/// The `pg_type.typname` of a type as SQL names it (`integer` is `int4`,
+/// `character varying` is `varchar`, `pg_catalog.text` is `text`).
+fn type_alias(name: &str) -> String {
+    let name = name.trim().to_ascii_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    match name {
+        "integer" | "int" => "int4",
+        "smallint" => "int2",
+        "bigint" => "int8",
+        "real" => "float4",
+        "double precision" | "float" => "float8",
+        "boolean" => "bool",
+        "character varying" => "varchar",
+        "character" => "bpchar",
+        "decimal" => "numeric",
+        "timestamp without time zone" => "timestamp",
+        "timestamp with time zone" => "timestamptz",
+        "time without time zone" => "time",
+        "time with time zone" => "timetz",
+        other => other,
+    }
+    .to_string()
 }
 
 /// `pg_type`'s `regproc` columns (`typinput`, `typoutput`, ...) hold the
@@ -827,21 +900,88 @@ pub fn column_name(name: &str) -> &str {
 
 /// The name PostgreSQL gives an unaliased select-list expression, where
 /// DataFusion's would differ (`?column?` for `1`, `NULL`, `a + 1`; the type
-/// for `1::int`; `case` for CASE): `None` where DataFusion names it as
-/// PostgreSQL does (columns) or it is left to DataFusion (function calls).
+/// for `1::int`; `case` for CASE; the function's name for a call): `None`
+/// where DataFusion names it as PostgreSQL does (columns).
 fn postgresql_column_name(expr: &datafusion::sql::sqlparser::ast::Expr) -> Option<String> {
-    use datafusion::sql::sqlparser::ast::{DataType, Expr};
+    use datafusion::sql::sqlparser::ast::{DataType, Expr, SelectItem};
     match expr {
         Expr::Value(_) | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => Some("?column?".into()),
         Expr::Nested(inner) => postgresql_column_name(inner),
         Expr::Case { .. } => Some("case".into()),
+        // A function call is named after the function: `count(*)` is
+        // `count`, `pg_catalog.lower(x)` is `lower`.
+        Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(|i| {
+            if i.quote_style.is_some() {
+                i.value.clone()
+            } else {
+                i.value.to_lowercase()
+            }
+        }),
+        Expr::Extract { .. } => Some("extract".into()),
+        Expr::Substring { .. } => Some("substring".into()),
+        Expr::Position { .. } => Some("position".into()),
+        Expr::Overlay { .. } => Some("overlay".into()),
+        Expr::Ceil { .. } => Some("ceil".into()),
+        Expr::Floor { .. } => Some("floor".into()),
+        Expr::Trim { trim_where, .. } => Some(
+            match trim_where {
+                Some(datafusion::sql::sqlparser::ast::TrimWhereField::Leading) => "ltrim",
+                Some(datafusion::sql::sqlparser::ast::TrimWhereField::Trailing) => "rtrim",
+                _ => "btrim",
+            }
+            .into(),
+        ),
         Expr::Exists { .. } => Some("exists".into()),
+        // A scalar subquery is named after its one column.
+        Expr::Subquery(query) => Some(match query.body.as_ref() {
+            SetExpr::Select(select) => match select.projection.first() {
+                Some(SelectItem::ExprWithAlias { alias, .. }) => alias.value.clone(),
+                Some(SelectItem::UnnamedExpr(Expr::Identifier(i))) => i.value.clone(),
+                Some(SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts))) => parts
+                    .last()
+                    .map(|i| i.value.clone())
+                    .unwrap_or_else(|| "?column?".into()),
+                Some(SelectItem::UnnamedExpr(e)) => {
+                    postgresql_column_name(e).unwrap_or_else(|| "?column?".into())
+                }
+                _ => "?column?".into(),
+            },
+            _ => "?column?".into(),
+        }),
         Expr::Array(_) => Some("array".into()),
         Expr::Interval(_) => Some("interval".into()),
         Expr::Cast {
             expr, data_type, ..
         } => {
-            postgresql_column_name(expr)?;
+            // A cast keeps a column's, a function's or a subquery's (or
+            // ARRAY's, EXISTS's) name; a constant or an operator's result
+            // is named after the type.
+            let mut operand = expr.as_ref();
+            while let Expr::Nested(inner) = operand {
+                operand = inner;
+            }
+            let weak = matches!(
+                operand,
+                Expr::Value(_)
+                    | Expr::BinaryOp { .. }
+                    | Expr::UnaryOp { .. }
+                    | Expr::Case { .. }
+                    | Expr::Cast { .. }
+            );
+            let ident = |i: &datafusion::sql::sqlparser::ast::Ident| {
+                if i.quote_style.is_some() {
+                    i.value.clone()
+                } else {
+                    i.value.to_lowercase()
+                }
+            };
+            match operand {
+                // DataFusion would name `t.id::text` by its qualified name.
+                Expr::Identifier(i) => return Some(ident(i)),
+                Expr::CompoundIdentifier(parts) => return parts.last().map(ident),
+                _ if !weak => return postgresql_column_name(expr),
+                _ => {}
+            }
             let name = match data_type {
                 DataType::Int(_) | DataType::Integer(_) | DataType::Int4(_) => "int4".into(),
                 DataType::BigInt(_) | DataType::Int8(_) => "int8".into(),

@@ -292,6 +292,198 @@ fn binary(i: usize, ty: &Type, b: &[u8]) -> Result<ScalarValue, QueryError> {
     })
 }
 
+/// The element type of array type `ty`, if it is one.
+fn element_type(ty: &Type) -> Option<Type> {
+    match ty.kind() {
+        postgres_types::Kind::Array(element) => Some(element.clone()),
+        _ => None,
+    }
+}
+
+/// The Arrow type a text element of PostgreSQL type `ty` is cast to when
+/// DataFusion inferred nothing for the parameter.
+fn element_arrow_type(ty: &Type) -> DataType {
+    match *ty {
+        Type::BOOL => DataType::Boolean,
+        Type::INT2 => DataType::Int16,
+        Type::INT4 => DataType::Int32,
+        Type::INT8 | Type::OID => DataType::Int64,
+        Type::FLOAT4 => DataType::Float32,
+        Type::FLOAT8 => DataType::Float64,
+        Type::DATE => DataType::Date32,
+        _ => DataType::Utf8,
+    }
+}
+
+/// A one-dimensional array parameter as a list of `element` values: text
+/// (`{a,"b c",NULL}`) or binary (PostgreSQL's array wire format).
+/// Arrays of more dimensions are refused (0A000).
+fn array(
+    i: usize,
+    element: &Type,
+    b: &[u8],
+    binary_format: bool,
+) -> Result<ScalarValue, QueryError> {
+    let items: Vec<ScalarValue> = if binary_format {
+        binary_array(i, element, b)?
+    } else {
+        let arrow = element_arrow_type(element);
+        text_array(i, &utf8(i, b)?)?
+            .into_iter()
+            .map(|item| match item {
+                None => ScalarValue::try_from(&arrow).map_err(|e| bad(i, e)),
+                Some(text) => cast(i, &ScalarValue::Utf8(Some(text)), &arrow),
+            })
+            .collect::<Result<_, _>>()?
+    };
+    // One element type for all (a binary NULL is typed by the element's
+    // PostgreSQL type, a value by what decoding it gave).
+    let arrow = items
+        .iter()
+        .find(|v| !v.is_null())
+        .map(ScalarValue::data_type)
+        .unwrap_or_else(|| element_arrow_type(element));
+    let items = items
+        .into_iter()
+        .map(|v| {
+            if v.is_null() {
+                ScalarValue::try_from(&arrow).map_err(|e| bad(i, e))
+            } else if v.data_type() != arrow {
+                cast(i, &v, &arrow)
+            } else {
+                Ok(v)
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let values = if items.is_empty() {
+        datafusion::arrow::array::new_empty_array(&arrow)
+    } else {
+        ScalarValue::iter_to_array(items).map_err(|e| bad(i, e))?
+    };
+    Ok(ScalarValue::List(std::sync::Arc::new(
+        datafusion::common::utils::SingleRowListArrayBuilder::new(values)
+            .with_nullable(true)
+            .build_list_array(),
+    )))
+}
+
+fn many_dimensions(i: usize) -> QueryError {
+    QueryError::new(
+        "0A000",
+        format!(
+            "arrays of more than one dimension are not supported as parameters (bind parameter {})",
+            i + 1
+        ),
+    )
+}
+
+/// The elements of a one-dimensional array literal, `None` for NULL.
+fn text_array(i: usize, text: &str) -> Result<Vec<Option<String>>, QueryError> {
+    let body = text
+        .trim()
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or_else(|| bad(i, format!("malformed array literal: \"{text}\"")))?;
+    let mut items = Vec::new();
+    if body.trim().is_empty() {
+        return Ok(items);
+    }
+    let mut chars = body.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut item = String::new();
+        let mut quoted = false;
+        match chars.peek() {
+            Some('{') => return Err(many_dimensions(i)),
+            Some('"') => {
+                quoted = true;
+                chars.next();
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => item.push(chars.next().ok_or_else(|| bad(i, text))?),
+                        Some(c) => item.push(c),
+                        None => return Err(bad(i, format!("malformed array literal: \"{text}\""))),
+                    }
+                }
+                while chars.next_if(|c| c.is_whitespace()).is_some() {}
+            }
+            _ => {
+                while let Some(c) = chars.next_if(|c| *c != ',') {
+                    match c {
+                        '\\' => item.push(chars.next().ok_or_else(|| bad(i, text))?),
+                        '"' | '{' | '}' => {
+                            return Err(bad(i, format!("malformed array literal: \"{text}\"")))
+                        }
+                        c => item.push(c),
+                    }
+                }
+                item = item.trim_end().to_string();
+                if item.is_empty() {
+                    return Err(bad(i, format!("malformed array literal: \"{text}\"")));
+                }
+            }
+        }
+        items.push((quoted || !item.eq_ignore_ascii_case("NULL")).then_some(item));
+        match chars.next() {
+            None => return Ok(items),
+            Some(',') => {}
+            Some(_) => return Err(bad(i, format!("malformed array literal: \"{text}\""))),
+        }
+    }
+}
+
+/// The elements of a binary array: dimensions, flags, element type, then
+/// each element as a length and its bytes (-1 for NULL).
+fn binary_array(i: usize, element: &Type, b: &[u8]) -> Result<Vec<ScalarValue>, QueryError> {
+    let mut rest = b;
+    let int = |rest: &mut &[u8]| -> Result<i32, QueryError> {
+        let (head, tail) = rest.split_first_chunk::<4>().ok_or_else(|| bad_binary(i))?;
+        *rest = tail;
+        Ok(i32::from_be_bytes(*head))
+    };
+    let dimensions = int(&mut rest)?;
+    let _has_nulls = int(&mut rest)?;
+    let declared = int(&mut rest)? as u32;
+    if declared != element.oid() {
+        return Err(bad_binary(i));
+    }
+    match dimensions {
+        0 => return Ok(Vec::new()),
+        1 => {}
+        d if d > 1 => return Err(many_dimensions(i)),
+        _ => return Err(bad_binary(i)),
+    }
+    let len = int(&mut rest)?;
+    let _lower_bound = int(&mut rest)?;
+    // Each element takes at least its 4-byte length: a count the bytes
+    // cannot hold is refused before anything is allocated.
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|n| n.saturating_mul(4) <= rest.len())
+        .ok_or_else(|| bad_binary(i))?;
+    let mut items = Vec::with_capacity(len);
+    for _ in 0..len {
+        let size = int(&mut rest)?;
+        if size < 0 {
+            let arrow = element_arrow_type(element);
+            items.push(ScalarValue::try_from(&arrow).map_err(|e| bad(i, e))?);
+            continue;
+        }
+        let size = usize::try_from(size).map_err(|_| bad_binary(i))?;
+        if size > rest.len() {
+            return Err(bad_binary(i));
+        }
+        let (value, tail) = rest.split_at(size);
+        rest = tail;
+        items.push(binary(i, element, value)?);
+    }
+    if !rest.is_empty() {
+        return Err(bad_binary(i));
+    }
+    Ok(items)
+}
+
 /// Builds DataFusion parameter values from a Bind message's raw values.
 pub fn decode(
     raw: &[Option<bytes::Bytes>],
@@ -308,10 +500,12 @@ pub fn decode(
             .flatten()
             .filter(|t| *t != Type::UNKNOWN)
             .unwrap_or_else(|| pg_type_of(target.as_ref()));
-        let scalar = match value {
-            None => ScalarValue::Null,
-            Some(b) if binary_flags.get(i).copied().unwrap_or(false) => binary(i, &declared, b)?,
-            Some(b) => ScalarValue::Utf8(Some(utf8(i, b)?)),
+        let binary_format = binary_flags.get(i).copied().unwrap_or(false);
+        let scalar = match (value, element_type(&declared)) {
+            (None, _) => ScalarValue::Null,
+            (Some(b), Some(element)) => array(i, &element, b, binary_format)?,
+            (Some(b), None) if binary_format => binary(i, &declared, b)?,
+            (Some(b), None) => ScalarValue::Utf8(Some(utf8(i, b)?)),
         };
         let scalar = match (&target, &scalar) {
             (_, ScalarValue::Null) => match &target {
@@ -446,5 +640,100 @@ mod tests {
         );
         let e = one(Type::INTERVAL, &[0x7f; 16]).expect_err("interval overflow");
         assert_eq!(e.code, "22008");
+    }
+
+    fn list(items: Vec<ScalarValue>, ty: &DataType) -> ScalarValue {
+        let values = if items.is_empty() {
+            datafusion::arrow::array::new_empty_array(ty)
+        } else {
+            ScalarValue::iter_to_array(items).expect("array")
+        };
+        ScalarValue::List(std::sync::Arc::new(
+            datafusion::common::utils::SingleRowListArrayBuilder::new(values)
+                .with_nullable(true)
+                .build_list_array(),
+        ))
+    }
+
+    #[test]
+    fn text_arrays_decode_as_postgresql_reads_them() {
+        let text = |s: &str| ScalarValue::Utf8(Some(s.into()));
+        assert_eq!(
+            array(
+                0,
+                &Type::TEXT,
+                br#"{r, "v,m" ,NULL,"NULL",a\,b,"q\"t"}"#,
+                false
+            ),
+            Ok(list(
+                vec![
+                    text("r"),
+                    text("v,m"),
+                    ScalarValue::Utf8(None),
+                    text("NULL"),
+                    text("a,b"),
+                    text("q\"t")
+                ],
+                &DataType::Utf8
+            ))
+        );
+        assert_eq!(
+            array(0, &Type::INT4, b"{1,2,NULL}", false),
+            Ok(list(
+                vec![
+                    ScalarValue::Int32(Some(1)),
+                    ScalarValue::Int32(Some(2)),
+                    ScalarValue::Int32(None)
+                ],
+                &DataType::Int32
+            ))
+        );
+        assert_eq!(
+            array(0, &Type::INT8, b" {} ", false),
+            Ok(list(vec![], &DataType::Int64))
+        );
+        for (bad, code) in [
+            (&b"{{1,2},{3,4}}"[..], "0A000"),
+            (b"1,2", "22P02"),
+            (b"{1,2", "22P02"),
+            (b"{\"1}", "22P02"),
+            (b"{1\"2}", "22P02"),
+            (b"{x}", "22P02"),
+            (b"{1,}", "22P02"),
+        ] {
+            let e = array(0, &Type::INT4, bad, false).expect_err("malformed");
+            assert_eq!(e.code, code, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn binary_arrays_decode_and_refuse_lies() {
+        // int4[] {7, NULL}: 1 dimension, has nulls, oid 23, 2 elements from 1.
+        let mut b = Vec::new();
+        for v in [1i32, 1, 23, 2, 1, 4, 7, -1] {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        assert_eq!(
+            array(0, &Type::INT4, &b, true),
+            Ok(list(
+                vec![ScalarValue::Int32(Some(7)), ScalarValue::Int32(None)],
+                &DataType::Int32
+            ))
+        );
+        // Element type that is not the declared one; a count far beyond
+        // the bytes; a length past the end; trailing bytes; two dimensions.
+        let word = |v: &[i32]| v.iter().flat_map(|v| v.to_be_bytes()).collect::<Vec<u8>>();
+        for (bad, code) in [
+            (word(&[1, 0, 25, 1, 1, 1, 7]), "22P03"),
+            (word(&[1, 0, 23, i32::MAX, 1]), "22P03"),
+            (word(&[1, 0, 23, 1, 1, 400]), "22P03"),
+            ([word(&[1, 0, 23, 1, 1, 4, 7]), vec![0]].concat(), "22P03"),
+            (word(&[2, 0, 23, 1, 1, 1, 1]), "0A000"),
+            (word(&[-1, 0, 23]), "22P03"),
+            (vec![0, 0, 1], "22P03"),
+        ] {
+            let e = array(0, &Type::INT4, &bad, true).expect_err("malformed");
+            assert_eq!(e.code, code, "{bad:?}");
+        }
     }
 }

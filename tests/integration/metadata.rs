@@ -656,6 +656,73 @@ async fn unnamed_columns_are_named_as_postgresql_names_them() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_type_named_by_a_literal_is_written_as_postgresql_writes_it() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let oracle = pg_admin("tautan_uji").await;
+    for name in [
+        "int4",
+        "integer",
+        "Integer",
+        "pg_catalog.int8",
+        "character varying",
+        "varchar",
+        "text",
+        "bool",
+        "timestamp with time zone",
+        "numeric",
+        "date",
+    ] {
+        let sql = format!("SELECT '{name}'::regtype::text");
+        let expected = one_text(&oracle, &sql).await;
+        assert!(expected.is_some(), "{sql}");
+        assert_eq!(one_text(&client, &sql).await, expected, "{sql}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn result_columns_are_named_as_the_source_names_them() {
+    // The same select lists over the same table through tautan and in
+    // PostgreSQL: the column names a client is told must agree.
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let oracle = pg_admin("tautan_uji").await;
+    let lists = [
+        "count(*), count(i4), sum(i8), min(t), max(d) FROM {t}",
+        "count(*)::int, (count(*))::text, (max(i4) + 1)::int8 FROM {t}",
+        "lower(t), upper(vc), coalesce(t, vc), length(t), abs(f8) FROM {t}",
+        "extract(year FROM d), substring(t FROM 1 FOR 2), \
+         trim(t), trim(leading 'x' FROM t), position('a' IN t) FROM {t}",
+        "i4 % 7, count(*), count(*) FROM {t} GROUP BY i4 % 7 HAVING count(*) > 0 \
+         ORDER BY count(*) DESC, 1",
+        "id, row_number() OVER (ORDER BY id), rank() OVER (ORDER BY i4) FROM {t}",
+        "id::text, i4::bigint, CASE WHEN b THEN 1 END::int, ARRAY[1, 2] FROM {t}",
+        "* FROM (SELECT count(*), max(id) FROM {t}) s",
+        "(SELECT 1), (SELECT max(id) FROM {t}), (SELECT 2)::int",
+    ];
+    for list in lists {
+        let names = |c: &tokio_postgres::Statement| -> Vec<String> {
+            c.columns().iter().map(|c| c.name().to_string()).collect()
+        };
+        let ours = format!("SELECT {}", list.replace("{t}", "uji_pg.public.beda"));
+        let theirs = format!("SELECT {}", list.replace("{t}", "public.beda"));
+        let ours_stmt = client
+            .prepare(&ours)
+            .await
+            .unwrap_or_else(|e| panic!("{ours}: {}", message(&e)));
+        let theirs_stmt = oracle
+            .prepare(&theirs)
+            .await
+            .unwrap_or_else(|e| panic!("{theirs}: {e:?}"));
+        assert_eq!(names(&ours_stmt), names(&theirs_stmt), "{ours}");
+        client
+            .query(&ours_stmt, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{ours}: {}", message(&e)));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_describes_a_table_with_types_and_its_primary_key() {
     let server = start().await;

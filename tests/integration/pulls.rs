@@ -542,6 +542,43 @@ async fn export_writes_csv_and_parquet_whole_or_not_at_all() {
     );
     assert_eq!(parquet_rows(&parquet), 1000);
 
+    // Unaliased columns carry the names a client sees: in CSV as
+    // PostgreSQL's COPY would write them; a Parquet file (a table) needs
+    // distinct names, as CREATE TABLE AS does.
+    let unnamed = "SELECT 1, 2, count(*) FROM ref.kecamatan";
+    let named_csv = dir.join("unnamed.csv");
+    let out = tautan_cmd()
+        .args(["-c", &cfg, "export", "--user", "walidata", "-o"])
+        .arg(&named_csv)
+        .arg(unnamed)
+        .output()
+        .expect("export");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&named_csv).expect("csv");
+    assert_eq!(
+        text.lines().next(),
+        Some("?column?,?column?,count"),
+        "{text}"
+    );
+    let twice = dir.join("unnamed.parquet");
+    let out = tautan_cmd()
+        .args(["-c", &cfg, "export", "--user", "walidata", "-o"])
+        .arg(&twice)
+        .arg(unnamed)
+        .output()
+        .expect("export");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("42701") && stderr.contains("?column?"),
+        "{stderr}"
+    );
+    assert!(!twice.exists());
+
     // Denied: nothing written, the reason on stderr, exit code 1.
     let denied = dir.join("nik.csv");
     let out = tautan_cmd()

@@ -358,6 +358,18 @@ impl Splitter {
             return Ok(false);
         }
         Ok(match node {
+            // A projection right over a projection (DataFusion's
+            // common-subexpression elimination in a select list:
+            // `SELECT b = false OR b, ...`) is written by the unparser
+            // (DataFusion 55) as a derived table the outer select still
+            // names the inner table through, and naming it does not
+            // survive the unparser's folding of aliases into scans: the
+            // outer one stays here.
+            LogicalPlan::Projection(p)
+                if matches!(p.input.as_ref(), LogicalPlan::Projection(_)) =>
+            {
+                false
+            }
             LogicalPlan::Projection(p) => self.exprs_ok(&p.expr, p.input.schema())?,
             LogicalPlan::Filter(f) => self.expr_ok(&f.predicate, f.input.schema())?,
             LogicalPlan::Aggregate(a) => {
@@ -757,10 +769,21 @@ impl DerivedTableNamer {
             .zip(rebuilt.schema().columns())
         {
             if before != after {
-                self.renames.insert(before, after);
+                self.renamed(before, after);
             }
         }
         Ok(rebuilt)
+    }
+
+    /// Records that `before` is now `after`, also for the columns renamed
+    /// to `before` earlier (a derived table over a derived table).
+    fn renamed(&mut self, before: Column, after: Column) {
+        for target in self.renames.values_mut() {
+            if *target == before {
+                *target = after.clone();
+            }
+        }
+        self.renames.insert(before, after);
     }
 
     fn alias_if_derived(&mut self, input: LogicalPlan) -> Result<LogicalPlan> {
@@ -777,7 +800,7 @@ impl DerivedTableNamer {
             .flat_map(|i| i.schema().columns())
             .zip(aliased.schema().columns())
         {
-            self.renames.insert(before, after);
+            self.renamed(before, after);
         }
         Ok(aliased)
     }
