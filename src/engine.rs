@@ -891,7 +891,7 @@ impl Session {
                     .collect();
                 self.check_tables(&references).await?;
                 let plan = match state.statement_to_plan(statement).await {
-                    Ok(plan) => plan,
+                    Ok(plan) => crate::pg_input::typed_array_parameters(plan)?,
                     Err(e) => {
                         return Err(self
                             .denied_column(&e, &references)

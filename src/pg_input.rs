@@ -15,6 +15,8 @@
 //! is planned (a select list is typed then). The input syntaxes
 //! themselves are [`parse_bool`], [`parse_bytea`] and [`parse_interval`].
 
+use std::sync::Arc;
+
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
@@ -95,6 +97,49 @@ impl ExprPlanner for UnknownLiteralPlanner {
             right: *right,
         }))
     }
+}
+
+/// `plan` with a type for each untyped parameter of `x = ANY($n)`
+/// (planned as `array_has($n, x)`): an array of `x`'s type, as PostgreSQL
+/// types it. DataFusion infers none there, so a client that leaves the
+/// type to the server (psycopg sends a list of strings untyped) had its
+/// array read as one string, and the ParameterDescription said `text`.
+pub fn typed_array_parameters(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::arrow::datatypes::Field;
+    use datafusion::logical_expr::expr::{Placeholder, ScalarFunction};
+    plan.transform_up_with_subqueries(|node| {
+        let schema = merge_schema(&node.inputs());
+        node.map_expressions(|e| {
+            e.transform_up(|e| {
+                let Expr::ScalarFunction(ScalarFunction { func, mut args }) = e else {
+                    return Ok(Transformed::no(e));
+                };
+                let untyped = matches!(
+                    args.as_slice(),
+                    [Expr::Placeholder(Placeholder { field: None, .. }), _]
+                );
+                let element = match (func.name() == "array_has" && untyped, args.get(1)) {
+                    (true, Some(needle)) => needle.get_type(&schema).ok(),
+                    _ => None,
+                };
+                match (element, args.first_mut()) {
+                    (Some(t), Some(Expr::Placeholder(p))) => {
+                        let list = DataType::List(Arc::new(Field::new_list_field(t, true)));
+                        p.field = Some(Arc::new(Field::new("", list, true)));
+                        Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction {
+                            func,
+                            args,
+                        })))
+                    }
+                    _ => Ok(Transformed::no(Expr::ScalarFunction(ScalarFunction {
+                        func,
+                        args,
+                    }))),
+                }
+            })
+        })
+    })
+    .data()
 }
 
 /// Whether `t` reads quoted literals with its own syntax here.

@@ -99,9 +99,9 @@ def completer_for(login):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known gap: pgcli's completion queries bind a text[] parameter "
-    "(relkind = ANY(%s)); tautan infers parameter types from the plan and does "
-    "not decode array parameters yet",
+    reason="known gap: pgcli's function list casts pg_proc's oidvector "
+    "columns to regtype[] (COALESCE(proallargtypes::regtype[], "
+    "proargtypes::regtype[])::text[]), which tautan's pg_proc cannot answer",
 )
 def test_completion_metadata(walidata):
     from prompt_toolkit.document import Document
@@ -118,9 +118,9 @@ def test_completion_metadata(walidata):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known gap: pgcli's completion queries bind a text[] parameter "
-    "(relkind = ANY(%s)); tautan infers parameter types from the plan and does "
-    "not decode array parameters yet",
+    reason="known gap: pgcli's function list casts pg_proc's oidvector "
+    "columns to regtype[] (COALESCE(proallargtypes::regtype[], "
+    "proargtypes::regtype[])::text[]), which tautan's pg_proc cannot answer",
 )
 def test_completion_metadata_restricted(dinsos):
     completer = completer_for(dinsos)

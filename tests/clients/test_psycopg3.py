@@ -50,6 +50,24 @@ def test_parameters(conn):
     assert rows == [("31.71.01", KUNJUNGAN_PER_KECAMATAN), ("31.71.08", KUNJUNGAN_PER_KECAMATAN)]
 
 
+def test_list_parameters(conn):
+    # A list is an array parameter: strings go untyped (the server gives
+    # the array its element type), integers as int2[]/int8[].
+    rows = conn.execute(
+        "SELECT nama FROM ref.kecamatan WHERE kode = ANY(%s) ORDER BY kode",
+        [["31.71.06", "31.71.01", "no-such"]],
+    ).fetchall()
+    assert rows == [(KECAMATAN["31.71.01"],), (KECAMATAN["31.71.06"],)]
+    (n,) = conn.execute(
+        "SELECT count(*) FROM kesehatan.kesehatan.kunjungan WHERE id = ANY(%s)", [[1, 2, 3, 10**12]]
+    ).fetchone()
+    assert n == 3
+    (n,) = conn.execute(
+        "SELECT count(*) FROM kesehatan.kesehatan.kunjungan WHERE id = ANY(%s)", [[]]
+    ).fetchone()
+    assert n == 0
+
+
 def test_binary_cursor(conn):
     cur = conn.cursor(binary=True)
     cur.execute(

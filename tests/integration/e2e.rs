@@ -45,6 +45,42 @@ async fn extended_protocol_with_parameters_and_binary_results() {
 }
 
 #[tokio::test]
+async fn array_parameters_bind_as_text_and_binary() {
+    let server = start().await;
+    let client = server.connect(DINKES).await;
+    let sql = "SELECT nama FROM ref.kecamatan WHERE kode = ANY($1) ORDER BY kode";
+    // The server announces text[] for $1; tokio-postgres sends it binary.
+    let statement = client.prepare(sql).await.expect("prepare");
+    assert_eq!(
+        statement.params(),
+        &[tokio_postgres::types::Type::TEXT_ARRAY]
+    );
+    let kode = vec!["31.71.06", "31.71.01", "tidak-ada"];
+    let rows = client.query(&statement, &[&kode]).await.expect("query");
+    let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(names, ["Gambir", "Menteng"]);
+    // int8[] with a NULL element, and an empty one: as PostgreSQL answers.
+    let walidata = server.connect(WALIDATA).await;
+    let oracle = pg_admin("tautan_uji").await;
+    let count = "SELECT count(*) FROM {t} WHERE i8 = ANY($1) OR i4::int8 = ANY($1)";
+    for ids in [vec![Some(-1i64), Some(0), None, Some(i64::MAX)], vec![]] {
+        let ours: i64 = walidata
+            .query_one(&count.replace("{t}", "uji_pg.public.beda"), &[&ids])
+            .await
+            .unwrap_or_else(|e| panic!("{ids:?}: {}", message(&e)))
+            .get(0);
+        let theirs: i64 = oracle
+            .query_one(&count.replace("{t}", "public.beda"), &[&ids])
+            .await
+            .unwrap_or_else(|e| panic!("{ids:?}: {e:?}"))
+            .get(0);
+        assert_eq!(ours, theirs, "{ids:?}");
+    }
+    // Text-format arrays (psycopg's untyped lists): tests/clients, and
+    // the decoder's own tests in src/server/params.rs.
+}
+
+#[tokio::test]
 async fn many_concurrent_sessions_get_the_same_answer() {
     let server = start().await;
     let mut tasks = Vec::new();
