@@ -123,7 +123,9 @@ fn keep_apart(expr: Expr) -> Result<Transformed<Expr>> {
     })
 }
 
-/// `expr` without the marker aliases of [`keep_apart`].
+/// `expr` without the marker aliases of [`keep_apart`], and without the
+/// marker on a literal the simplifier folded a marked operand into (it
+/// keeps an alias's metadata on the constant it computes).
 fn unmark(expr: Expr) -> Result<Transformed<Expr>> {
     expr.transform_up(|e| match e {
         Expr::Alias(Alias {
@@ -132,6 +134,12 @@ fn unmark(expr: Expr) -> Result<Transformed<Expr>> {
             metadata: Some(m),
             ..
         }) if m.inner().contains_key(MARKER) => Ok(Transformed::yes(*expr)),
+        Expr::Literal(value, Some(m)) if m.inner().contains_key(MARKER) => {
+            let mut rest = m.inner().clone();
+            rest.remove(MARKER);
+            let rest = (!rest.is_empty()).then(|| FieldMetadata::new(rest));
+            Ok(Transformed::yes(Expr::Literal(value, rest)))
+        }
         e => Ok(Transformed::no(e)),
     })
 }
@@ -157,8 +165,22 @@ fn could_combine(op: Operator, left: &Expr, right: &Expr) -> bool {
                     })
             )
         }),
-        _ => holds(e, |e| {
-            matches!(e, Expr::Not(_) | Expr::InList(InList { negated: true, .. }))
+        // What the simplifier turns into `x NOT IN (…)`: a negation, a
+        // negated list, or a comparison with a boolean (`(x IN (…)) =
+        // false`, as tautan writes `NOT (x IN ('…'))`).
+        _ => holds(e, |e| match e {
+            Expr::Not(_) | Expr::InList(InList { negated: true, .. }) => true,
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Eq | Operator::NotEq,
+                right,
+            }) => [left, right].iter().any(|side| {
+                matches!(
+                    side.as_ref(),
+                    Expr::Literal(datafusion::common::ScalarValue::Boolean(_), _)
+                )
+            }),
+            _ => false,
         }),
     };
     shares_column && listy(left) && listy(right)
@@ -250,6 +272,9 @@ mod tests {
                 vec![2, 3],
             ),
             ("SELECT id FROM t WHERE x IN (y) AND x IN (1)", vec![2]),
+            // `NOT (x IN (…))` as tautan plans it when the list is quoted.
+            ("SELECT id FROM t WHERE (x IN (2, NULL)) = false OR x NOT IN (1, 1)", vec![3]),
+            ("SELECT id FROM t WHERE (x IN (1)) = false OR (x IN (2)) = false", vec![2, 3]),
         ];
         let ids_of = |printed: &str| -> Vec<i32> {
             printed
