@@ -273,8 +273,14 @@ mod tests {
             ),
             ("SELECT id FROM t WHERE x IN (y) AND x IN (1)", vec![2]),
             // `NOT (x IN (…))` as tautan plans it when the list is quoted.
-            ("SELECT id FROM t WHERE (x IN (2, NULL)) = false OR x NOT IN (1, 1)", vec![3]),
-            ("SELECT id FROM t WHERE (x IN (1)) = false OR (x IN (2)) = false", vec![2, 3]),
+            (
+                "SELECT id FROM t WHERE (x IN (2, NULL)) = false OR x NOT IN (1, 1)",
+                vec![3],
+            ),
+            (
+                "SELECT id FROM t WHERE (x IN (1)) = false OR (x IN (2)) = false",
+                vec![2, 3],
+            ),
         ];
         let ids_of = |printed: &str| -> Vec<i32> {
             printed

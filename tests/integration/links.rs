@@ -183,3 +183,53 @@ async fn filters_projections_and_limits_reach_postgresql() {
         "{seen:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_never_waits_on_its_own_connections() {
+    // Links with fewer connections than a statement's scans and page
+    // ranges need at once: each query must finish, not end as "busy"
+    // after the queue timeout while its own unread scans hold the link.
+    let server = start_with(
+        "[links.sempit_pg]\nkind = \"postgres\"\nhost = \"127.0.0.1\"\ndatabase = \"tautan_uji\"\n\
+         user = \"tautan_ro\"\npassword = \"tautan-ro\"\npool_size = 3\nqueue_timeout_ms = 4000\n\n\
+         [links.sempit_my]\nkind = \"mysql\"\nhost = \"127.0.0.1\"\nuser = \"tautan_ro\"\n\
+         password = \"tautan-ro\"\ndatabases = [\"tautan_uji\"]\npool_size = 2\nqueue_timeout_ms = 4000\n",
+    )
+    .await;
+    let client = server.connect(WALIDATA).await;
+    for setting in ["SET tautan.pushdown = off", "SET tautan.scan_parts = 2"] {
+        client.batch_execute(setting).await.expect(setting);
+    }
+    let pg = "sempit_pg.public.angka";
+    let my = "sempit_my.tautan_uji.beda";
+    for (sql, expected) in [
+        // The probe side of each join is executed before its build side.
+        (format!("SELECT count(*) FROM {pg} a JOIN {pg} b ON a.id = b.id"), 200_000),
+        (
+            format!("SELECT count(*) FROM {pg} a JOIN {pg} b ON a.id = b.id JOIN {pg} c ON c.id = b.id"),
+            200_000,
+        ),
+        // Three split scans read at once.
+        (
+            format!("SELECT count(*) FROM (SELECT id FROM {pg} UNION ALL SELECT id FROM {pg} UNION ALL SELECT id FROM {pg}) u"),
+            600_000,
+        ),
+        (
+            format!("SELECT count(*) FROM {my} a JOIN {my} b ON a.id = b.id JOIN {my} c ON c.id = b.id JOIN {my} d ON d.id = c.id"),
+            12,
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let n: i64 = client
+            .query_one(sql.as_str(), &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {}", message(&e)))
+            .get(0);
+        assert_eq!(n, expected, "{sql}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(4),
+            "{sql} took {:?}: it waited for a connection",
+            started.elapsed()
+        );
+    }
+}

@@ -313,7 +313,9 @@ impl Splitter {
     fn unparses(&self, plan: &LogicalPlan) -> bool {
         let dialect = self.dialect.unparser_dialect();
         match Unparser::new(dialect.as_ref()).plan_to_sql(plan) {
-            Ok(Statement::Query(query)) => SourceQuery::new(self.dialect, *query).is_ok(),
+            Ok(Statement::Query(query)) => {
+                names_in_scope(&query) && SourceQuery::new(self.dialect, *query).is_ok()
+            }
             _ => false,
         }
     }
@@ -664,6 +666,119 @@ fn worth_sending(plan: &LogicalPlan) -> Result<bool> {
                 | LogicalPlan::Union(_)
         ))
     })
+}
+
+/// Whether every table-qualified column of `query` (`"beda"."id"`) names
+/// a relation of the SELECT it appears in. The unparser (DataFusion 55)
+/// sometimes wraps part of a plan in a derived table (`derived_sort`,
+/// `derived_projection`) while the select around it still names the table
+/// inside: the source then refuses the statement ("missing FROM-clause
+/// entry"). Such a sub-plan is not sent; its parts are tried instead.
+/// Expressions holding a subquery are not checked (their own relations
+/// are in scope inside them).
+fn names_in_scope(query: &datafusion::sql::sqlparser::ast::Query) -> bool {
+    use datafusion::sql::sqlparser::ast::{
+        visit_expressions, Expr as SqlExpr, GroupByExpr, OrderByKind, SelectItem, SetExpr,
+        TableFactor, TableWithJoins,
+    };
+    fn relations(from: &[TableWithJoins], names: &mut Vec<String>) -> bool {
+        fn factor(f: &TableFactor, names: &mut Vec<String>) -> bool {
+            match f {
+                TableFactor::Table { name, alias, .. } => {
+                    let own = alias.as_ref().map(|a| a.name.value.clone()).or_else(|| {
+                        name.0
+                            .last()
+                            .and_then(|p| p.as_ident())
+                            .map(|i| i.value.clone())
+                    });
+                    names.extend(own);
+                    true
+                }
+                TableFactor::Derived {
+                    subquery, alias, ..
+                } => {
+                    names.extend(alias.as_ref().map(|a| a.name.value.clone()));
+                    names_in_scope(subquery)
+                }
+                TableFactor::NestedJoin {
+                    table_with_joins, ..
+                } => relations(std::slice::from_ref(table_with_joins), names),
+                _ => true,
+            }
+        }
+        from.iter().all(|t| {
+            factor(&t.relation, names) && t.joins.iter().all(|j| factor(&j.relation, names))
+        })
+    }
+    fn checked(e: &SqlExpr, names: &[String]) -> bool {
+        let mut subquery = false;
+        let mut ok = true;
+        let _ = visit_expressions(e, |x| {
+            match x {
+                SqlExpr::Subquery(_) | SqlExpr::Exists { .. } | SqlExpr::InSubquery { .. } => {
+                    subquery = true
+                }
+                SqlExpr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                    let qualifier = &parts[parts.len() - 2].value;
+                    if !names.iter().any(|n| n == qualifier) {
+                        ok = false;
+                    }
+                }
+                _ => {}
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        subquery || ok
+    }
+    fn body(b: &SetExpr, order: &[&SqlExpr]) -> bool {
+        match b {
+            SetExpr::Select(select) => {
+                let mut names = Vec::new();
+                if !relations(&select.from, &mut names) {
+                    return false;
+                }
+                let mut exprs: Vec<&SqlExpr> = order.to_vec();
+                for item in &select.projection {
+                    match item {
+                        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                            exprs.push(e)
+                        }
+                        _ => {}
+                    }
+                }
+                exprs.extend(select.selection.as_ref());
+                exprs.extend(select.having.as_ref());
+                if let GroupByExpr::Expressions(group, _) = &select.group_by {
+                    exprs.extend(group.iter());
+                }
+                for join in select.from.iter().flat_map(|t| t.joins.iter()) {
+                    use datafusion::sql::sqlparser::ast::{JoinConstraint, JoinOperator as J};
+                    let constraint = match &join.join_operator {
+                        J::Join(c)
+                        | J::Inner(c)
+                        | J::Left(c)
+                        | J::LeftOuter(c)
+                        | J::Right(c)
+                        | J::RightOuter(c)
+                        | J::FullOuter(c) => Some(c),
+                        _ => None,
+                    };
+                    if let Some(JoinConstraint::On(on)) = constraint {
+                        exprs.push(on);
+                    }
+                }
+                exprs.into_iter().all(|e| checked(e, &names))
+            }
+            SetExpr::Query(q) => names_in_scope(q),
+            SetExpr::SetOperation { left, right, .. } => body(left, &[]) && body(right, &[]),
+            _ => true,
+        }
+    }
+    let order: Vec<&SqlExpr> = match query.order_by.as_ref().map(|o| &o.kind) {
+        Some(OrderByKind::Expressions(exprs)) => exprs.iter().map(|o| &o.expr).collect(),
+        _ => Vec::new(),
+    };
+    body(&query.body, &order)
 }
 
 /// `plan` with every join input that the unparser writes as a derived

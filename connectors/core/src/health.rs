@@ -150,19 +150,66 @@ impl Gate {
         &self.health
     }
 
+    /// A slot at once for a scan that starts before anyone reads it, if
+    /// more than a reserve stay free (a quarter of the slots, at least
+    /// three: a split scan's parts and the connection holding their
+    /// snapshot). A scan started early holds its connection until it is
+    /// read; with every slot so held, the scan a query waits on could get
+    /// none, and the query would wait on itself until the queue timeout.
+    pub fn try_enter_ahead(&self) -> Option<Slot> {
+        let reserve = self.size.div_ceil(4).max(3);
+        if self.slots.available_permits() <= reserve {
+            return None;
+        }
+        let permit = self.slots.clone().try_acquire_owned().ok()?;
+        self.health.in_use.fetch_add(1, Ordering::Relaxed);
+        Some(Slot {
+            _permit: permit,
+            health: self.health.clone(),
+        })
+    }
+
     /// Waits for a slot; 53300 after the queue timeout.
     pub async fn enter(&self) -> Result<Slot, LinkError> {
+        let mut slots = self.enter_many(1).await?;
+        slots.pop().ok_or_else(|| {
+            LinkError::new(&self.link, LinkErrorKind::Config, "no slot was handed out")
+        })
+    }
+
+    /// Waits for `n` slots at once (at most the gate's size): what the
+    /// parts of a split scan and the connection holding their snapshot
+    /// need together. Taken one by one, two such scans could each hold
+    /// some and wait for the rest of the other's. 53300 after the queue
+    /// timeout.
+    pub async fn enter_many(&self, n: usize) -> Result<Vec<Slot>, LinkError> {
+        let n = n.clamp(1, self.size);
+        let wanted = u32::try_from(n).unwrap_or(1);
         self.health.queued.fetch_add(1, Ordering::Relaxed);
-        let waited =
-            tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await;
+        let waited = tokio::time::timeout(
+            self.queue_timeout,
+            self.slots.clone().acquire_many_owned(wanted),
+        )
+        .await;
         self.health.queued.fetch_sub(1, Ordering::Relaxed);
         match waited {
-            Ok(Ok(permit)) => {
-                self.health.in_use.fetch_add(1, Ordering::Relaxed);
-                Ok(Slot {
-                    _permit: permit,
-                    health: self.health.clone(),
-                })
+            Ok(Ok(mut permit)) => {
+                let mut slots = Vec::with_capacity(n);
+                while permit.num_permits() > 1 {
+                    match permit.split(1) {
+                        Some(one) => slots.push(one),
+                        None => break,
+                    }
+                }
+                slots.push(permit);
+                self.health.in_use.fetch_add(slots.len(), Ordering::Relaxed);
+                Ok(slots
+                    .into_iter()
+                    .map(|permit| Slot {
+                        _permit: permit,
+                        health: self.health.clone(),
+                    })
+                    .collect())
             }
             Ok(Err(_)) => Err(LinkError::new(
                 &self.link,

@@ -4,6 +4,12 @@
 //! with room for [`CHANNEL_BATCHES`] batches: when the client reads slowly,
 //! the reader waits, so memory stays bounded by a few batches per scan
 //! whatever the table size. Dropping the stream aborts the reader.
+//!
+//! A reader starts when its scan is executed ([`spawn_reader`]) or only
+//! when its stream is first read ([`spawn_reader_when`]): a scan that
+//! starts early holds a source connection while nobody reads it (the probe
+//! side of a join waits for the build side), so it may only do so while
+//! the link has connections to spare (see [`crate::health::Gate`]).
 
 use std::future::Future;
 
@@ -52,5 +58,25 @@ where
     let stream = futures::stream::unfold((rx, Some(task)), |(mut rx, task)| async move {
         rx.recv().await.map(|item| (item, (rx, task)))
     });
+    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
+}
+
+/// [`spawn_reader`] now, or when the stream is first polled (`now` false):
+/// a scan nobody reads yet then holds no connection.
+pub fn spawn_reader_when<F, Fut>(
+    schema: SchemaRef,
+    now: bool,
+    reader: F,
+) -> SendableRecordBatchStream
+where
+    F: FnOnce(BatchSender) -> Fut + Send + 'static,
+    Fut: Future<Output = std::result::Result<(), LinkError>> + Send + 'static,
+{
+    if now {
+        return spawn_reader(schema, reader);
+    }
+    use futures::StreamExt;
+    let inner_schema = schema.clone();
+    let stream = futures::stream::once(async move { spawn_reader(inner_schema, reader) }).flatten();
     Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }

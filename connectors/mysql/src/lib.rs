@@ -23,7 +23,7 @@ use futures::future::BoxFuture;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 use tautan_connector::health::{watch, Gate, Limits, LinkHealth};
-use tautan_connector::stream::spawn_reader;
+use tautan_connector::stream::spawn_reader_when;
 use tautan_connector::{
     Link, LinkError, LinkErrorKind, ProbeReport, RemoteTableDef, SourceDialect, SourceQuery,
 };
@@ -294,10 +294,15 @@ impl Link for MySqlLink {
         let gate = self.gate.clone();
         let opts = self.opts.clone();
         let stall = self.config.limits.stall_timeout;
-        spawn_reader(schema.clone(), move |tx| async move {
+        // Started now only with connections to spare; else when read.
+        let ahead = gate.try_enter_ahead();
+        spawn_reader_when(schema.clone(), ahead.is_some(), move |tx| async move {
             let health = gate.health().clone();
             let outcome = async {
-                let slot = gate.enter().await?;
+                let slot = match ahead {
+                    Some(slot) => slot,
+                    None => gate.enter().await?,
+                };
                 let mut conn = get_conn(&link, &pool, timeout).await?;
                 let mut kill = KillOnDrop {
                     opts: Some(opts.clone()),

@@ -24,7 +24,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use tautan_connector::health::{watch, Gate, Limits, LinkHealth};
-use tautan_connector::stream::spawn_reader;
+use tautan_connector::stream::spawn_reader_when;
 use tautan_connector::{
     Link, LinkError, LinkErrorKind, ProbeReport, RemoteTableDef, SnapshotShare, SourceDialect,
     SourceQuery, SplitScan,
@@ -314,15 +314,24 @@ impl Link for PostgresLink {
 /// waits for its turn at the link ([`Gate`]), and every read from the
 /// source is watched for stalls ([`watch`]); how it ended is recorded in
 /// the link's health.
+///
+/// It starts at once only while the link has connections to spare
+/// ([`Gate::try_enter_ahead`]), else when it is first read.
 fn copy_scan(
     scan: Scan,
     query: SourceQuery,
     schema: SchemaRef,
     snapshot: Option<Arc<snapshot::ExportedSnapshot>>,
 ) -> SendableRecordBatchStream {
-    spawn_reader(schema.clone(), move |tx| async move {
+    // Parts of a split scan take their slots together with the snapshot's
+    // when first read ([`snapshot::ExportedSnapshot::id`]).
+    let ahead = match &snapshot {
+        Some(_) => None,
+        None => scan.gate.try_enter_ahead(),
+    };
+    spawn_reader_when(schema.clone(), ahead.is_some(), move |tx| async move {
         let health = scan.gate.health().clone();
-        let outcome = copy_rows(&scan, query, schema, snapshot, tx).await;
+        let outcome = copy_rows(&scan, query, schema, snapshot, ahead, tx).await;
         health.record(outcome.as_ref().map(|_| ()));
         outcome
     })
@@ -333,6 +342,7 @@ async fn copy_rows(
     query: SourceQuery,
     schema: SchemaRef,
     snapshot: Option<Arc<snapshot::ExportedSnapshot>>,
+    ahead: Option<tautan_connector::health::Slot>,
     tx: tautan_connector::stream::BatchSender,
 ) -> Result<(), LinkError> {
     let Scan {
@@ -351,7 +361,17 @@ async fn copy_rows(
     // Counts this part as started whatever happens below, so the
     // exporting transaction ends once every part has imported.
     let ticket = snapshot.as_ref().map(|s| s.ticket());
-    let slot = gate.enter().await?;
+    // The snapshot first (its connection waits for a slot of its own),
+    // then this part's slot and connection.
+    let snapshot_id = match &snapshot {
+        Some(s) => Some(s.id(gate).await?),
+        None => None,
+    };
+    let reserved = snapshot.as_ref().and_then(|s| s.part_slot());
+    let slot = match ahead.or(reserved) {
+        Some(slot) => slot,
+        None => gate.enter().await?,
+    };
     let client = pool.get().await.map_err(|e| pool_error(&link, e))?;
     // If this task is dropped mid-stream (client went away, query
     // cancelled, stalled source), the guard closes the connection instead
@@ -364,8 +384,7 @@ async fn copy_rows(
     let Some(client) = guard.client() else {
         return Ok(());
     };
-    if let (Some(snapshot), Some(ticket)) = (&snapshot, ticket) {
-        let id = snapshot.id().await?;
+    if let (Some(id), Some(ticket)) = (snapshot_id, ticket) {
         client
             .batch_execute(&format!(
                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{id}'"

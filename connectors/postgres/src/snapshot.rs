@@ -8,13 +8,16 @@
 //! part starts its own transaction with `SET TRANSACTION SNAPSHOT`. The
 //! exporting transaction must stay open until the last part has imported
 //! the snapshot; [`ExportedSnapshot`] counts the parts with [`Ticket`]s and
-//! ends it then.
+//! ends it then. The exporting connection and the parts take their slots at
+//! the link's gate together, before any part takes a connection: two split
+//! scans never each hold some slots while waiting for the other's.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use datafusion::sql::sqlparser::ast::{self, BinaryOperator, CastKind, Ident};
 use deadpool_postgres::{Object, Pool};
+use tautan_connector::health::{Gate, Slot};
 use tautan_connector::{LinkError, SourceDialect};
 use tokio::sync::OnceCell;
 
@@ -80,6 +83,8 @@ pub struct ExportedSnapshot {
     waiting: AtomicUsize,
     id: OnceCell<String>,
     exporter: Mutex<Option<Exporter>>,
+    /// The parts' slots, taken with the exporter's in one go.
+    slots: Mutex<Vec<Slot>>,
 }
 
 impl ExportedSnapshot {
@@ -91,7 +96,14 @@ impl ExportedSnapshot {
             waiting: AtomicUsize::new(parts),
             id: OnceCell::new(),
             exporter: Mutex::new(None),
+            slots: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A slot taken for a part with the exporter's ([`Self::id`]), while
+    /// any is left.
+    pub fn part_slot(&self) -> Option<Slot> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).pop()
     }
 
     /// Registers one part; dropping the ticket says the part has imported
@@ -100,16 +112,22 @@ impl ExportedSnapshot {
         Ticket(self.clone())
     }
 
-    /// The snapshot id, exporting it on the first call.
-    pub async fn id(&self) -> Result<String, LinkError> {
+    /// The snapshot id, exporting it on the first call. That call takes
+    /// the slots of the exporting connection and of every part at `gate`
+    /// at once; the parts pick theirs up with [`Self::part_slot`].
+    pub async fn id(&self, gate: &Gate) -> Result<String, LinkError> {
         self.id
             .get_or_try_init(|| async {
+                let parts = self.waiting.load(Ordering::Acquire);
+                let mut slots = gate.enter_many(parts + 1).await?;
+                let slot = slots.pop();
+                *self.slots.lock().unwrap_or_else(|p| p.into_inner()) = slots;
                 let client = self
                     .pool
                     .get()
                     .await
                     .map_err(|e| pool_error(&self.link, e))?;
-                let mut exporter = Exporter(Some(client));
+                let mut exporter = Exporter(Some(client), slot);
                 let Some(c) = exporter.0.as_ref() else {
                     return Err(LinkError::new(
                         &self.link,
@@ -133,8 +151,11 @@ impl ExportedSnapshot {
                         format!("unexpected snapshot id {id:?}"),
                     ));
                 }
-                let mut slot = self.exporter.lock().unwrap_or_else(|p| p.into_inner());
-                *slot = exporter.0.take().map(|c| Exporter(Some(c)));
+                let mut held = self.exporter.lock().unwrap_or_else(|p| p.into_inner());
+                *held = exporter
+                    .0
+                    .take()
+                    .map(|c| Exporter(Some(c), exporter.1.take()));
                 Ok(id)
             })
             .await
@@ -143,6 +164,8 @@ impl ExportedSnapshot {
 
     fn part_done(&self) {
         if self.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Slots of parts that never started go back too.
+            self.slots.lock().unwrap_or_else(|p| p.into_inner()).clear();
             let exporter = self
                 .exporter
                 .lock()
@@ -169,10 +192,11 @@ impl Drop for Ticket {
     }
 }
 
-/// The connection holding the exported snapshot. Ended with `COMMIT` when
-/// every part has imported it; if dropped otherwise, the connection is
-/// closed rather than returned to the pool with a transaction open.
-struct Exporter(Option<Object>);
+/// The connection holding the exported snapshot, and its slot at the
+/// link's gate. Ended with `COMMIT` when every part has imported it; if
+/// dropped otherwise, the connection is closed rather than returned to the
+/// pool with a transaction open. The slot is given back after either.
+struct Exporter(Option<Object>, Option<Slot>);
 
 impl Exporter {
     async fn finish(mut self) {
@@ -181,6 +205,7 @@ impl Exporter {
                 drop(Object::take(client));
             }
         }
+        self.1.take();
     }
 }
 
@@ -189,6 +214,7 @@ impl Drop for Exporter {
         if let Some(client) = self.0.take() {
             drop(Object::take(client));
         }
+        self.1.take();
     }
 }
 
