@@ -69,7 +69,21 @@ pub fn install(
     )
     .map_err(|e| *e)?;
     if let Some(catalog) = ctx.catalog(database) {
-        if let Some(inner) = catalog.schema("pg_catalog") {
+        // The crate's pg_catalog, over the one copy of its static tables
+        // (the setup above decodes its own ~5 MiB, which no session keeps).
+        let inner: Option<Arc<dyn SchemaProvider>> = match static_tables() {
+            Some(tables) => Some(Arc::new(
+                datafusion_pg_catalog::pg_catalog::PgCatalogSchemaProvider::try_new(
+                    ctx.state().catalog_list().clone(),
+                    tables,
+                    ConnectedUser {
+                        name: user.to_string(),
+                    },
+                )?,
+            )),
+            None => catalog.schema("pg_catalog"),
+        };
+        if let Some(inner) = inner {
             let facts = SourceFacts {
                 inner,
                 catalogs: ctx.state().catalog_list().clone(),
@@ -104,6 +118,22 @@ pub fn install(
     #[cfg(debug_assertions)]
     ctx.register_udf(debug_panic());
     Ok(())
+}
+
+/// PostgreSQL's built-in catalog rows (`pg_proc`, `pg_type`, ...), decoded
+/// once for the process and shared by every session.
+fn static_tables() -> Option<Arc<datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables>> {
+    static TABLES: std::sync::OnceLock<
+        Option<Arc<datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables>>,
+    > = std::sync::OnceLock::new();
+    TABLES
+        .get_or_init(|| {
+            datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables::try_new()
+                .map(Arc::new)
+                .map_err(|e| tracing::warn!(error = %e, "pg_catalog's static tables"))
+                .ok()
+        })
+        .clone()
 }
 
 /// `tautan_debug_panic(message)`: panics while the statement runs. Debug
