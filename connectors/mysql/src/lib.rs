@@ -22,7 +22,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use futures::future::BoxFuture;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
-use tautan_connector::health::{watch, Gate, Limits, LinkHealth};
+use tautan_connector::health::{Gate, Limits, LinkHealth, Watchdog};
 use tautan_connector::stream::spawn_reader_when;
 use tautan_connector::{
     Link, LinkError, LinkErrorKind, ProbeReport, RemoteTableDef, SourceDialect, SourceQuery,
@@ -284,7 +284,7 @@ impl Link for MySqlLink {
     }
 
     /// Waits for its turn at the link ([`Gate`]), watches every read for a
-    /// stalled source ([`watch`]), and when dropped before the end (a
+    /// stalled source ([`Watchdog`]), and when dropped before the end (a
     /// cancel, a client gone, a stall) stops the statement at the source
     /// with `KILL QUERY` from a connection of its own.
     fn execute(&self, query: SourceQuery, schema: SchemaRef) -> SendableRecordBatchStream {
@@ -311,11 +311,14 @@ impl Link for MySqlLink {
                     timeout,
                 };
                 let pinger = || ping(opts.clone(), link.clone());
-                let mut result = watch(&link, conn.exec_iter(query.sql(), ()), stall, pinger)
+                let mut dog = Watchdog::new(&link, stall, pinger);
+                let mut result = dog
+                    .read(conn.exec_iter(query.sql(), ()))
                     .await?
                     .map_err(|e| my_error(&link, e))?;
                 let mut decoder = rows::RowDecoder::new(&link, schema)?;
-                while let Some(row) = watch(&link, result.next(), stall, pinger)
+                while let Some(row) = dog
+                    .read(result.next())
                     .await?
                     .map_err(|e| my_error(&link, e))?
                 {

@@ -23,7 +23,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use tautan_connector::health::{watch, Gate, Limits, LinkHealth};
+use tautan_connector::health::{Gate, Limits, LinkHealth, Watchdog};
 use tautan_connector::stream::spawn_reader_when;
 use tautan_connector::{
     Link, LinkError, LinkErrorKind, ProbeReport, RemoteTableDef, SnapshotShare, SourceDialect,
@@ -312,7 +312,7 @@ impl Link for PostgresLink {
 /// Streams `COPY (query) TO STDOUT (FORMAT binary)` decoded into batches
 /// of `schema`; inside a transaction on `snapshot` when given. The scan
 /// waits for its turn at the link ([`Gate`]), and every read from the
-/// source is watched for stalls ([`watch`]); how it ended is recorded in
+/// source is watched for stalls ([`Watchdog`]); how it ended is recorded in
 /// the link's health.
 ///
 /// It starts at once only while the link has connections to spare
@@ -393,12 +393,14 @@ async fn copy_rows(
             .map_err(|e| pg_error(&link, e))?;
         drop(ticket);
     }
-    let stream = watch(&link, client.copy_out(copy_sql.as_str()), stall, pinger)
+    let mut dog = Watchdog::new(&link, stall, pinger);
+    let stream = dog
+        .read(client.copy_out(copy_sql.as_str()))
         .await?
         .map_err(|e| pg_error(&link, e))?;
     futures::pin_mut!(stream);
     let mut decoder = copy::CopyDecoder::new(&link, schema)?;
-    while let Some(chunk) = watch(&link, stream.next(), stall, pinger).await? {
+    while let Some(chunk) = dog.read(stream.next()).await? {
         let chunk = chunk.map_err(|e| pg_error(&link, e))?;
         for batch in decoder.push(&chunk)? {
             if !tx.send(batch).await {
