@@ -157,16 +157,42 @@ impl Gate {
     /// read; with every slot so held, the scan a query waits on could get
     /// none, and the query would wait on itself until the queue timeout.
     pub fn try_enter_ahead(&self) -> Option<Slot> {
+        self.try_enter_ahead_many(1)
+            .and_then(|mut slots| slots.pop())
+    }
+
+    /// [`Self::try_enter_ahead`] for `n` slots at once (a split scan's).
+    pub fn try_enter_ahead_many(&self, n: usize) -> Option<Vec<Slot>> {
         let reserve = self.size.div_ceil(4).max(3);
-        if self.slots.available_permits() <= reserve {
+        if n == 0 || self.slots.available_permits() < reserve + n + 1 {
             return None;
         }
-        let permit = self.slots.clone().try_acquire_owned().ok()?;
-        self.health.in_use.fetch_add(1, Ordering::Relaxed);
-        Some(Slot {
-            _permit: permit,
-            health: self.health.clone(),
-        })
+        let permit = self
+            .slots
+            .clone()
+            .try_acquire_many_owned(u32::try_from(n).ok()?)
+            .ok()?;
+        Some(self.handed_out(permit))
+    }
+
+    /// `permit` as one [`Slot`] per permit.
+    fn handed_out(&self, mut permit: OwnedSemaphorePermit) -> Vec<Slot> {
+        let mut slots = Vec::with_capacity(permit.num_permits());
+        while permit.num_permits() > 1 {
+            match permit.split(1) {
+                Some(one) => slots.push(one),
+                None => break,
+            }
+        }
+        slots.push(permit);
+        self.health.in_use.fetch_add(slots.len(), Ordering::Relaxed);
+        slots
+            .into_iter()
+            .map(|permit| Slot {
+                _permit: permit,
+                health: self.health.clone(),
+            })
+            .collect()
     }
 
     /// Waits for a slot; 53300 after the queue timeout.
@@ -193,24 +219,7 @@ impl Gate {
         .await;
         self.health.queued.fetch_sub(1, Ordering::Relaxed);
         match waited {
-            Ok(Ok(mut permit)) => {
-                let mut slots = Vec::with_capacity(n);
-                while permit.num_permits() > 1 {
-                    match permit.split(1) {
-                        Some(one) => slots.push(one),
-                        None => break,
-                    }
-                }
-                slots.push(permit);
-                self.health.in_use.fetch_add(slots.len(), Ordering::Relaxed);
-                Ok(slots
-                    .into_iter()
-                    .map(|permit| Slot {
-                        _permit: permit,
-                        health: self.health.clone(),
-                    })
-                    .collect())
-            }
+            Ok(Ok(permit)) => Ok(self.handed_out(permit)),
             Ok(Err(_)) => Err(LinkError::new(
                 &self.link,
                 LinkErrorKind::Config,

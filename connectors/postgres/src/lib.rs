@@ -323,13 +323,18 @@ fn copy_scan(
     schema: SchemaRef,
     snapshot: Option<Arc<snapshot::ExportedSnapshot>>,
 ) -> SendableRecordBatchStream {
-    // Parts of a split scan take their slots together with the snapshot's
-    // when first read ([`snapshot::ExportedSnapshot::id`]).
-    let ahead = match &snapshot {
-        Some(_) => None,
-        None => scan.gate.try_enter_ahead(),
+    // Parts of a split scan take their slots together with the snapshot's:
+    // ahead when the link has them to spare, else when first read
+    // ([`snapshot::ExportedSnapshot::id`]).
+    let (ahead, now) = match &snapshot {
+        Some(s) => (None, s.start_ahead(&scan.gate)),
+        None => {
+            let slot = scan.gate.try_enter_ahead();
+            let now = slot.is_some();
+            (slot, now)
+        }
     };
-    spawn_reader_when(schema.clone(), ahead.is_some(), move |tx| async move {
+    spawn_reader_when(schema.clone(), now, move |tx| async move {
         let health = scan.gate.health().clone();
         let outcome = copy_rows(&scan, query, schema, snapshot, ahead, tx).await;
         health.record(outcome.as_ref().map(|_| ()));

@@ -85,6 +85,9 @@ pub struct ExportedSnapshot {
     exporter: Mutex<Option<Exporter>>,
     /// The parts' slots, taken with the exporter's in one go.
     slots: Mutex<Vec<Slot>>,
+    /// Whether those were taken before any part was read
+    /// ([`Self::start_ahead`]); `None` until the first part asks.
+    ahead: Mutex<Option<bool>>,
 }
 
 impl ExportedSnapshot {
@@ -97,7 +100,29 @@ impl ExportedSnapshot {
             id: OnceCell::new(),
             exporter: Mutex::new(None),
             slots: Mutex::new(Vec::new()),
+            ahead: Mutex::new(None),
         }
+    }
+
+    /// Whether the parts may start before they are read: the slots of
+    /// every part and of the exporter were taken at once, while the link
+    /// had them to spare ([`Gate::try_enter_ahead_many`]). Asked by each
+    /// part when executed; the first one takes them.
+    pub fn start_ahead(&self, gate: &Gate) -> bool {
+        let mut ahead = self.ahead.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(taken) = *ahead {
+            return taken;
+        }
+        let parts = self.waiting.load(Ordering::Acquire);
+        let taken = match gate.try_enter_ahead_many(parts + 1) {
+            Some(slots) => {
+                *self.slots.lock().unwrap_or_else(|p| p.into_inner()) = slots;
+                true
+            }
+            None => false,
+        };
+        *ahead = Some(taken);
+        taken
     }
 
     /// A slot taken for a part with the exporter's ([`Self::id`]), while
@@ -118,8 +143,15 @@ impl ExportedSnapshot {
     pub async fn id(&self, gate: &Gate) -> Result<String, LinkError> {
         self.id
             .get_or_try_init(|| async {
-                let parts = self.waiting.load(Ordering::Acquire);
-                let mut slots = gate.enter_many(parts + 1).await?;
+                // Taken ahead, or now, all at once.
+                let taken =
+                    std::mem::take(&mut *self.slots.lock().unwrap_or_else(|p| p.into_inner()));
+                let mut slots = if taken.is_empty() {
+                    let parts = self.waiting.load(Ordering::Acquire);
+                    gate.enter_many(parts + 1).await?
+                } else {
+                    taken
+                };
                 let slot = slots.pop();
                 *self.slots.lock().unwrap_or_else(|p| p.into_inner()) = slots;
                 let client = self
