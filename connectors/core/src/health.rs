@@ -4,7 +4,7 @@
 //!   the rest wait in line for a bounded time and then get SQLSTATE 53300
 //!   ("too many queries for link …") — busy, which is not the same as
 //!   down (08001).
-//! - [`watch`]: a statement that gets no bytes from its source for a while
+//! - [`Watchdog`]: a statement that gets no bytes from its source for a while
 //!   is not assumed dead (a large aggregate may think for minutes): the
 //!   source is pinged on a fresh connection, and only when that gets no
 //!   answer either is the statement ended as stalled (08006), freeing its
@@ -34,7 +34,7 @@ pub struct Limits {
     /// source's own setting.
     pub statement_timeout: Option<Duration>,
     /// How long a statement may get no bytes before the source is pinged
-    /// ([`watch`]).
+    /// ([`Watchdog`]).
     pub stall_timeout: Duration,
 }
 
@@ -237,25 +237,10 @@ impl Gate {
     }
 }
 
-/// Awaits `work` (a read from the source). Each time it makes no progress
-/// for `stall`, the source is pinged (`ping`, on a connection of its own);
-/// if the ping fails or gets no answer within `stall` either, the read
-/// ends as a lost connection ("stalled"). For the reads of a loop, use one
-/// [`Watchdog`] instead.
-pub async fn watch<T, P>(
-    link: &str,
-    work: impl Future<Output = T>,
-    stall: Duration,
-    ping: P,
-) -> Result<T, LinkError>
-where
-    P: Fn() -> BoxFuture<'static, Result<(), LinkError>>,
-{
-    Watchdog::new(link, stall, ping).read(work).await
-}
-
-/// [`watch`] over every read of one scan, with one timer for the whole
-/// scan. A timer per read (per row: PostgreSQL sends a COPY message per
+/// A watch over the reads of one scan. Each time no read finishes for
+/// `stall`, the source is pinged (`ping`, on a connection of its own); if
+/// the ping fails or gets no answer within `stall` either, the read ends
+/// as a lost connection ("stalled"). One timer serves the whole scan. A timer per read (per row: PostgreSQL sends a COPY message per
 /// row) was registered and removed in tokio's timer wheel each time, and
 /// made plain scans 1.5× slower; this one is only moved when it fires, and
 /// a read only counts itself (reading the clock per row cost another 10%).
@@ -365,21 +350,18 @@ mod tests {
     async fn slow_but_alive_is_waited_for_and_silent_is_stalled() {
         let alive = || -> BoxFuture<'static, Result<(), LinkError>> { Box::pin(async { Ok(()) }) };
         let slow = tokio::time::sleep(Duration::from_millis(120));
-        watch("x", slow, Duration::from_millis(30), alive)
+        Watchdog::new("x", Duration::from_millis(30), alive)
+            .read(slow)
             .await
             .expect("slow is fine while pings answer");
         let silent = || -> BoxFuture<'static, Result<(), LinkError>> {
             Box::pin(futures::future::pending())
         };
         let started = std::time::Instant::now();
-        let e = watch(
-            "x",
-            futures::future::pending::<()>(),
-            Duration::from_millis(30),
-            silent,
-        )
-        .await
-        .expect_err("stalled");
+        let e = Watchdog::new("x", Duration::from_millis(30), silent)
+            .read(futures::future::pending::<()>())
+            .await
+            .expect_err("stalled");
         assert_eq!(e.kind, LinkErrorKind::ConnectionLost);
         assert!(started.elapsed() < Duration::from_secs(1));
     }
