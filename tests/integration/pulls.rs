@@ -503,6 +503,16 @@ async fn kill_during_a_pull_keeps_the_previous_snapshot() {
     );
 }
 
+/// `tautan export` of `sql` into `path` as `user`, with config `cfg`.
+fn export(cfg: &str, user: &str, path: &std::path::Path, sql: &str) -> std::process::Output {
+    tautan_cmd()
+        .args(["-c", cfg, "export", "--user", user, "-o"])
+        .arg(path)
+        .arg(sql)
+        .output()
+        .expect("export")
+}
+
 #[tokio::test]
 async fn export_writes_csv_and_parquet_whole_or_not_at_all() {
     let dir = temp_dir("export");
@@ -511,12 +521,12 @@ async fn export_writes_csv_and_parquet_whole_or_not_at_all() {
     let cfg = config.to_string_lossy().to_string();
 
     let csv = dir.join("kecamatan.csv");
-    let out = tautan_cmd()
-        .args(["-c", &cfg, "export", "--user", "analis_dinkes", "-o"])
-        .arg(&csv)
-        .arg("SELECT kode, nama FROM ref.kecamatan ORDER BY kode")
-        .output()
-        .expect("export");
+    let out = export(
+        &cfg,
+        "analis_dinkes",
+        &csv,
+        "SELECT kode, nama FROM ref.kecamatan ORDER BY kode",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -529,12 +539,12 @@ async fn export_writes_csv_and_parquet_whole_or_not_at_all() {
     assert_eq!(lines[1], "31.71.01,Gambir");
 
     let parquet = dir.join("angka.parquet");
-    let out = tautan_cmd()
-        .args(["-c", &cfg, "export", "--user", "walidata", "-o"])
-        .arg(&parquet)
-        .arg("SELECT id, label FROM uji_pg.public.angka WHERE id <= 1000")
-        .output()
-        .expect("export");
+    let out = export(
+        &cfg,
+        "walidata",
+        &parquet,
+        "SELECT id, label FROM uji_pg.public.angka WHERE id <= 1000",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -547,12 +557,7 @@ async fn export_writes_csv_and_parquet_whole_or_not_at_all() {
     // distinct names, as CREATE TABLE AS does.
     let unnamed = "SELECT 1, 2, count(*) FROM ref.kecamatan";
     let named_csv = dir.join("unnamed.csv");
-    let out = tautan_cmd()
-        .args(["-c", &cfg, "export", "--user", "walidata", "-o"])
-        .arg(&named_csv)
-        .arg(unnamed)
-        .output()
-        .expect("export");
+    let out = export(&cfg, "walidata", &named_csv, unnamed);
     assert!(
         out.status.success(),
         "{}",
@@ -565,12 +570,7 @@ async fn export_writes_csv_and_parquet_whole_or_not_at_all() {
         "{text}"
     );
     let twice = dir.join("unnamed.parquet");
-    let out = tautan_cmd()
-        .args(["-c", &cfg, "export", "--user", "walidata", "-o"])
-        .arg(&twice)
-        .arg(unnamed)
-        .output()
-        .expect("export");
+    let out = export(&cfg, "walidata", &twice, unnamed);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -581,12 +581,12 @@ async fn export_writes_csv_and_parquet_whole_or_not_at_all() {
 
     // Denied: nothing written, the reason on stderr, exit code 1.
     let denied = dir.join("nik.csv");
-    let out = tautan_cmd()
-        .args(["-c", &cfg, "export", "--user", "analis_dinkes", "-o"])
-        .arg(&denied)
-        .arg("SELECT nik FROM kependudukan.public.penduduk")
-        .output()
-        .expect("export");
+    let out = export(
+        &cfg,
+        "analis_dinkes",
+        &denied,
+        "SELECT nik FROM kependudukan.public.penduduk",
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("42501"));
     assert!(!denied.exists());
