@@ -33,14 +33,23 @@ CREATE TABLE kunjungan (
     KEY (nik)
 ) COMMENT = 'Kunjungan pasien ke puskesmas';
 
--- 30,000 visits by generated NIKs of the same shape as the population data.
+-- 30,000 visits, each by a resident of the puskesmas's district: resident
+-- number i of the population data (kependudukan.pg.sql), whose NIK is built
+-- the same way there (region + DDMMYY, day + 40 for women + serial), so the
+-- two agencies' tables join on NIK.
 INSERT INTO kunjungan (nik, puskesmas_kode, kecamatan_kode, waktu, diagnosa_icd10, biaya, rawat_inap)
 SELECT
-  CONCAT('31710', 1 + seq % 8, LPAD(1 + seq % 28, 2, '0'), LPAD(1 + seq % 12, 2, '0'), LPAD(seq % 100, 2, '0'), LPAD(seq % 10000, 4, '0')),
+  CONCAT('31710', 1 + i % 8,
+         LPAD(DAY(lahir) + IF(i % 2 = 0, 40, 0), 2, '0'),
+         DATE_FORMAT(lahir, '%m%y'),
+         LPAD(i % 10000, 4, '0')),
   CONCAT('P31710', 1 + seq % 8, '0101'),
   CONCAT('31.71.0', 1 + seq % 8),
   TIMESTAMP '2024-01-01 07:00:00' + INTERVAL (seq * 17) MINUTE,
   ELT(1 + seq % 6, 'J06.9', 'A09', 'I10', 'E11.9', 'K29.7', 'R50.9'),
   ROUND(15000 + (seq * 7919) % 485000, -2) / 1,
   seq % 23 = 0
-FROM seq_1_to_30000;
+FROM (
+  SELECT seq, i, DATE '1950-01-01' + INTERVAL ((i * 7919) % 25000) DAY AS lahir
+  FROM (SELECT seq, 8 * (1 + (seq * 13) % 2499) + seq % 8 AS i FROM seq_1_to_30000) s
+) v;

@@ -14,6 +14,11 @@
 //!   results larger than [`MAX_VALUE_BYTES`] / [`MAX_ARRAY_ELEMENTS`] with
 //!   54000 (`program_limit_exceeded`), as PostgreSQL refuses
 //!   `repeat('x', 2000000000)`.
+//! - **Joins that outgrow the share.** DataFusion's hash join keeps its
+//!   build side in memory and cannot spill. A statement whose hash join
+//!   runs out of memory before its first row is planned once more with
+//!   sort-merge joins, whose sorts spill ([`execute_spilling_joins`]);
+//!   only what still cannot fit ends with 53200.
 //! - **Time.** `statement_timeout` (session setting, per-user default,
 //!   capped by `[server] statement_timeout_max_ms`) ends a statement with
 //!   57014 and cancels what it started at the sources ([`statement_timeout`]).
@@ -31,9 +36,14 @@ use datafusion::execution::memory_pool::{
     FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
 };
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
 };
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{execute_stream, ExecutionPlan};
+use futures::StreamExt;
 
 use crate::config::ServerConfig;
 use crate::error::QueryError;
@@ -167,6 +177,58 @@ impl MemoryPool for SessionPool {
     fn memory_limit(&self) -> MemoryLimit {
         MemoryLimit::Finite(self.limit)
     }
+}
+
+/// Runs a query plan under `state`; when its plan has a hash join and the
+/// statement runs out of memory before its first row, it is planned again
+/// with sort-merge joins (which spill to disk) and run once more.
+///
+/// Nothing has reached the client when the retry happens, so the answer is
+/// whole either way; the sources are read a second time. A statement that
+/// fails after rows were sent keeps its error.
+pub async fn execute_spilling_joins(
+    state: SessionState,
+    plan: LogicalPlan,
+) -> Result<SendableRecordBatchStream> {
+    let physical = state.create_physical_plan(&plan).await?;
+    let retry = state.config().options().optimizer.prefer_hash_join && has_hash_join(&physical);
+    let mut stream = execute_stream(physical, Arc::new(TaskContext::from(&state)))?;
+    if !retry {
+        return Ok(stream);
+    }
+    let schema = stream.schema();
+    let decided = futures::stream::once(async move {
+        let first = stream.next().await;
+        match first {
+            Some(Err(e)) if out_of_memory(&e) => {
+                drop(stream);
+                tracing::info!(error = %e, "a hash join ran out of memory; planning again with sort-merge joins");
+                let mut state = state;
+                state.config_mut().options_mut().optimizer.prefer_hash_join = false;
+                let again = async {
+                    let physical = state.create_physical_plan(&plan).await?;
+                    execute_stream(physical, Arc::new(TaskContext::from(&state)))
+                };
+                match again.await {
+                    Ok(stream) => stream.boxed(),
+                    Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+                }
+            }
+            first => futures::stream::iter(first).chain(stream).boxed(),
+        }
+    })
+    .flatten();
+    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, decided)))
+}
+
+/// Whether `plan` joins by hash anywhere.
+fn has_hash_join(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.name() == "HashJoinExec" || plan.children().into_iter().any(has_hash_join)
+}
+
+/// Whether `e` is (caused by) running out of the memory budget.
+fn out_of_memory(e: &DataFusionError) -> bool {
+    matches!(e.find_root(), DataFusionError::ResourcesExhausted(_))
 }
 
 /// `statement_timeout` as PostgreSQL reads it (`0` = none; a bare number

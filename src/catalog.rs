@@ -654,12 +654,18 @@ impl SchemaProvider for FilteredSchema {
         let Some(table) = self.tables.get(name) else {
             return Ok(None);
         };
-        Ok(match self.access.table(&full) {
-            TableAccess::Invisible => None,
-            TableAccess::All => Some(table.clone()),
+        let view = match self.access.table(&full) {
+            TableAccess::Invisible => return Ok(None),
+            TableAccess::All => table.clone(),
             // Only the granted columns exist for this user.
-            TableAccess::Columns(granted) => Some(crate::columns::granted_view(table, &granted)),
-        })
+            TableAccess::Columns(granted) => crate::columns::granted_view(table, &granted),
+        };
+        // Under a row filter or masks, the user reads the table through
+        // the policy and nothing else.
+        Ok(Some(match self.access.policy(&full) {
+            Some(policy) => Arc::new(crate::policy::PolicyTable::new(view, policy)?),
+            None => view,
+        }))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -698,7 +704,15 @@ impl SchemaProvider for MatSchema {
         if !self.visible(name) {
             return Ok(None);
         }
-        self.pulls.table(name).await
+        let Some(table) = self.pulls.table(name).await? else {
+            return Ok(None);
+        };
+        // A reader's own policy, never the owner's rights.
+        let full = [MAT_SCHEMA.to_string(), name.to_string()];
+        Ok(Some(match self.access.policy(&full) {
+            Some(policy) => Arc::new(crate::policy::PolicyTable::new(table, policy)?),
+            None => table,
+        }))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -984,6 +998,8 @@ impl SystemSchema {
                 Field::new("role", DataType::Utf8, false),
                 Field::new("tables", DataType::Utf8, false),
                 Field::new("columns", DataType::Utf8, true),
+                Field::new("row_filter", DataType::Utf8, true),
+                Field::new("masks", DataType::Utf8, true),
             ],
             vec![
                 Arc::new(StringArray::from(vec![
@@ -1006,6 +1022,27 @@ impl SystemSchema {
                             r.columns
                                 .as_ref()
                                 .map(|c| c.iter().cloned().collect::<Vec<_>>().join(", "))
+                        })
+                        .collect::<Vec<_>>(),
+                )),
+                // The filter as the grant writes it ({attributes} unbound).
+                Arc::new(StringArray::from(
+                    rules
+                        .iter()
+                        .map(|r| r.row_filter.clone())
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    rules
+                        .iter()
+                        .map(|r| {
+                            (!r.masks.is_empty()).then(|| {
+                                r.masks
+                                    .iter()
+                                    .map(|(c, m)| format!("{c}={m}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            })
                         })
                         .collect::<Vec<_>>(),
                 )),

@@ -42,6 +42,9 @@ pub struct FederationConfig {
     /// engine does not write it yet).
     #[serde(default)]
     pub audit: Option<AuditConfig>,
+    /// Governed access: where the pseudonym key comes from.
+    #[serde(default)]
+    pub policy: PolicyConfig,
     /// Folder the config was read from; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -367,6 +370,41 @@ pub struct UserConfig {
     /// max_statements_per_user` when absent.
     #[serde(default)]
     pub max_statements: Option<usize>,
+    /// The user's attributes (agency, region codes, ...), for row filters:
+    /// `{name}` in a grant's `row_filter` is the attribute's value(s).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, AttributeValue>,
+}
+
+/// A user attribute: one text value or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AttributeValue {
+    /// One value.
+    One(String),
+    /// Several values (for `IN ({name})`).
+    Many(Vec<String>),
+}
+
+impl AttributeValue {
+    /// The values, one or many.
+    pub fn values(&self) -> Vec<String> {
+        match self {
+            AttributeValue::One(v) => vec![v.clone()],
+            AttributeValue::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// `[policy]`: settings of governed access.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Environment variable holding the custodian's pseudonym key.
+    pub pseudonym_key_env: Option<String>,
+    /// File holding it (relative to the config file), when the variable is
+    /// not set. Without either, pseudonyms use a random key per start.
+    pub pseudonym_key_file: Option<PathBuf>,
 }
 
 /// SELECT on tables matching patterns, for one role.
@@ -381,6 +419,13 @@ pub struct GrantConfig {
     pub tables: Vec<String>,
     /// Only these columns (all when absent).
     pub columns: Option<Vec<String>>,
+    /// Only rows matching this SQL predicate over the table's columns;
+    /// `{name}` stands for the user's attribute `name`.
+    pub row_filter: Option<String>,
+    /// Masks by column name: `null`, `redact`, `redact:TEXT`, `partial:N`,
+    /// `year`, `pseudonym` ([`crate::policy::mask`]).
+    #[serde(default)]
+    pub masks: BTreeMap<String, String>,
 }
 
 /// Storage and concurrency of materialized pulls.
@@ -557,6 +602,30 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// 1-based line of a byte offset.
+/// Whether a grant's row filter is one SQL predicate (attributes written
+/// as placeholder literals).
+fn check_row_filter(filter: &str) -> Result<(), String> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    let placeholders: std::collections::BTreeMap<String, Vec<String>> =
+        crate::policy::attribute_names(filter)
+            .into_iter()
+            .map(|n| (n, vec!["x".to_string()]))
+            .collect();
+    let text = crate::policy::bind_attributes(filter, &placeholders)?;
+    let mut parser = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&text)
+        .map_err(|e| format!("row filter: {e}"))?;
+    parser
+        .parse_expr()
+        .map_err(|e| format!("row filter: {e}"))?;
+    if parser.peek_token().token != Token::EOF {
+        return Err("row filter: one predicate expected, found more after it".into());
+    }
+    Ok(())
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
@@ -670,7 +739,8 @@ impl FederationConfig {
             }
         }
         for grant in &self.grants {
-            for pattern in &grant.get_ref().tables {
+            let g = grant.get_ref();
+            for pattern in &g.tables {
                 if let Err(e) = crate::grants::TablePattern::parse(pattern) {
                     return Err(self.error_at(
                         text,
@@ -680,8 +750,38 @@ impl FederationConfig {
                     ));
                 }
             }
+            for (column, mask) in &g.masks {
+                if let Err(e) = crate::policy::Mask::parse(mask) {
+                    return Err(self.error_at(
+                        text,
+                        grant.span().start,
+                        format!("grants.masks.{column}"),
+                        e,
+                    ));
+                }
+            }
+            if let Some(filter) = &g.row_filter {
+                if let Err(e) = check_row_filter(filter) {
+                    return Err(self.error_at(
+                        text,
+                        grant.span().start,
+                        "grants.row_filter".into(),
+                        e,
+                    ));
+                }
+            }
         }
         self.validate_pulls(text)
+    }
+
+    /// The pseudonym key `[policy]` names (files relative to the config).
+    pub fn pseudonym_key(&self) -> Result<crate::policy::PseudonymKey, String> {
+        let file = self
+            .policy
+            .pseudonym_key_file
+            .as_ref()
+            .map(|f| self.base_dir.join(f));
+        crate::policy::PseudonymKey::load(self.policy.pseudonym_key_env.as_deref(), file.as_deref())
     }
 
     /// Every role named by a user or a grant.

@@ -223,7 +223,7 @@ impl Engine {
             };
             verifiers.insert(name, v);
         }
-        let grants = Grants::from_config(&config);
+        let grants = Grants::from_config(&config)?;
         let budget = crate::budget::Budget::new(&config.server)
             .map_err(|e| format!("[server] memory and spill settings: {e}"))?;
         let admission = Arc::new(crate::admission::Admission::new(&config));
@@ -263,14 +263,76 @@ impl Engine {
         Ok(())
     }
 
+    /// Plans `SELECT * FROM t` (reading nothing) for every user and every
+    /// table they read under a row filter or masks, so a filter naming a
+    /// column the table lacks, or a mask that does not fit the column's
+    /// type, is reported by `tautan check` rather than at a user's first
+    /// query. Returns one line per problem.
+    pub async fn check_policies(self: &Arc<Self>) -> Vec<String> {
+        let mut tables: Vec<Vec<String>> = Vec::new();
+        for (link, entry) in &self.registry.links {
+            for (schema, names) in entry.state().schemas.iter() {
+                for table in names.keys() {
+                    tables.push(vec![link.clone(), schema.clone(), table.clone()]);
+                }
+            }
+        }
+        if let Ok(reference) = self.registry.reference.read() {
+            for table in reference.keys() {
+                tables.push(vec![crate::catalog::REF_SCHEMA.to_string(), table.clone()]);
+            }
+        }
+        let mut problems = Vec::new();
+        for user in self.config.users.keys() {
+            let access = self.grants.access(user);
+            let policed: Vec<&Vec<String>> = tables
+                .iter()
+                .filter(|t| access.policy(t).is_some())
+                .collect();
+            if policed.is_empty() {
+                continue;
+            }
+            let session = self.session(user);
+            for name in policed {
+                let quoted: Vec<String> = name
+                    .iter()
+                    .map(|part| format!("\"{}\"", part.replace('"', "\"\"")))
+                    .collect();
+                // Physical planning builds the scan (and parses the row
+                // filter); nothing is executed.
+                let sql = format!("SELECT * FROM {}", quoted.join("."));
+                let planned = async {
+                    let plan = session.prepare_query(&sql).await?;
+                    let df = session.dataframe(plan).await?;
+                    df.create_physical_plan().await?;
+                    Ok::<_, QueryError>(())
+                };
+                if let Err(e) = planned.await {
+                    problems.push(format!(
+                        "user {user}, table {}: {}",
+                        display_name(name),
+                        e.message
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
     /// The session a pull runs in: the grants of its owner role.
     pub fn pull_session(self: &Arc<Self>, def: &crate::pulls::PullDef) -> Session {
         let access = Grants::for_roles(
             &self.config,
             &format!("pull:{}", def.name),
             std::slice::from_ref(&def.config.owner),
+            self.grants.key(),
         );
         self.session_with(access)
+    }
+
+    /// The custodian's pseudonym key.
+    pub fn pseudonym_key(&self) -> &Arc<crate::policy::PseudonymKey> {
+        self.grants.key()
     }
 
     /// Loads `path` and starts the engine.
@@ -704,12 +766,7 @@ impl Session {
         let slot = self.engine.admission.statement(&self.access.user).await?;
         let ctx = self.ctx.clone();
         let stream = crate::executor::start(crate::limits::OnPlanStack::new(async move {
-            Ok::<_, QueryError>(
-                ctx.execute_logical_plan(plan)
-                    .await?
-                    .execute_stream()
-                    .await?,
-            )
+            Ok::<_, QueryError>(crate::budget::execute_spilling_joins(ctx.state(), plan).await?)
         }))
         .await?;
         cursors.insert(
@@ -1066,8 +1123,7 @@ impl Session {
                 Some(p) => plan.replace_params_with_values(&p)?,
                 None => plan,
             };
-            let df = ctx.execute_logical_plan(plan).await?;
-            Ok::<_, QueryError>(df.execute_stream().await?)
+            Ok::<_, QueryError>(crate::budget::execute_spilling_joins(ctx.state(), plan).await?)
         }))
         .await?;
         Ok(self.cancellable(holding(stream, slot)))

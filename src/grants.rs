@@ -10,10 +10,12 @@
 //!   **denied** with SQLSTATE 42501.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use globset::{Glob, GlobMatcher};
 
 use crate::config::FederationConfig;
+use crate::policy::{Mask, PseudonymKey, TablePolicy};
 
 /// A fully qualified table name as grants see it: `[link, schema, table]`
 /// for a link, `[schema, table]` (e.g. `ref.kecamatan`) for the
@@ -89,6 +91,19 @@ pub struct Rule {
     pub pattern: TablePattern,
     /// Which columns; `None` for all.
     pub columns: Option<BTreeSet<String>>,
+    /// The grant's position in the config (1-based), for messages.
+    pub grant: usize,
+    /// Only rows matching this predicate (SQL, attributes not yet bound).
+    pub row_filter: Option<String>,
+    /// Masks by column.
+    pub masks: BTreeMap<String, Mask>,
+}
+
+impl Rule {
+    /// A grant of the whole table: no row filter, no masks.
+    fn unrestricted(&self) -> bool {
+        self.row_filter.is_none() && self.masks.is_empty()
+    }
 }
 
 /// What a user may do with one table.
@@ -122,6 +137,11 @@ pub struct Access {
     pub roles: Vec<String>,
     /// Grants of those roles.
     pub rules: Vec<Rule>,
+    /// The user's attributes, for row filters.
+    pub attributes: BTreeMap<String, Vec<String>>,
+    /// The custodian's pseudonym key; `None` only for someone who can read
+    /// nothing masked.
+    pub key: Option<Arc<PseudonymKey>>,
 }
 
 impl Access {
@@ -145,6 +165,58 @@ impl Access {
         }
     }
 
+    /// The row filter and masks the user reads `name` under, or `None`
+    /// when some grant gives the whole table.
+    ///
+    /// Several grants of one table combine as a union: rows matching any
+    /// of their row filters; a column masked by any of them stays masked
+    /// (by the first grant's mask when they differ). A cell is shown
+    /// unmasked only if every matching grant leaves its column unmasked
+    /// and one of them covers its row.
+    pub fn policy(&self, name: &[String]) -> Option<TablePolicy> {
+        let matching: Vec<&Rule> = self
+            .rules
+            .iter()
+            .filter(|r| r.pattern.matches(name))
+            .collect();
+        if matching.is_empty() || matching.iter().any(|r| r.unrestricted()) {
+            return None;
+        }
+        let mut filters = Vec::new();
+        let mut all_rows = false;
+        let mut masks = BTreeMap::new();
+        for rule in &matching {
+            match &rule.row_filter {
+                None => all_rows = true,
+                Some(f) => match crate::policy::bind_attributes(f, &self.attributes) {
+                    Ok(bound) => filters.push(format!("({bound})")),
+                    Err(e) => {
+                        // The grant then covers no row for this user.
+                        tracing::warn!(user = %self.user, grant = rule.grant, error = %e, "row filter not applicable");
+                        filters.push("(FALSE)".into());
+                    }
+                },
+            }
+            for (column, mask) in &rule.masks {
+                masks.entry(column.clone()).or_insert_with(|| mask.clone());
+            }
+        }
+        let origin = matching
+            .iter()
+            .map(|r| format!("grant {} (role {})", r.grant, r.role))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Some(TablePolicy {
+            row_filter: (!all_rows).then(|| filters.join(" OR ")),
+            masks,
+            origin,
+            key: self
+                .key
+                .clone()
+                .unwrap_or_else(|| Arc::new(PseudonymKey::random())),
+        })
+    }
+
     /// Whether any grant could match a table under `prefix` (a link, or a
     /// link's schema): used to hide whole catalogs and schemas.
     pub fn may_see_prefix(&self, prefix: &[String]) -> bool {
@@ -162,30 +234,44 @@ impl Access {
 }
 
 /// Grants of every user, built from the config.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Grants {
     users: BTreeMap<String, Access>,
+    key: Arc<PseudonymKey>,
 }
 
 impl Grants {
-    /// Collects the rules per user.
-    pub fn from_config(cfg: &FederationConfig) -> Self {
+    /// Collects the rules per user; fails when the pseudonym key `[policy]`
+    /// names cannot be read.
+    pub fn from_config(cfg: &FederationConfig) -> Result<Self, String> {
+        let key = Arc::new(cfg.pseudonym_key()?);
         let users = cfg
             .users
             .iter()
             .map(|(name, user)| {
                 let roles = user.get_ref().roles.clone();
-                (name.clone(), Self::for_roles(cfg, name, &roles))
+                (name.clone(), Self::for_roles(cfg, name, &roles, &key))
             })
             .collect();
-        Self { users }
+        Ok(Self { users, key })
+    }
+
+    /// The custodian's pseudonym key.
+    pub fn key(&self) -> &Arc<PseudonymKey> {
+        &self.key
     }
 
     /// The access of someone holding `roles`: the grants of those roles,
-    /// plus `mat.<pull>` for every pull they own or may read.
-    pub fn for_roles(cfg: &FederationConfig, user: &str, roles: &[String]) -> Access {
+    /// plus `mat.<pull>` for every pull they own or may read. A configured
+    /// user's attributes apply; pulls and tools have none.
+    pub fn for_roles(
+        cfg: &FederationConfig,
+        user: &str,
+        roles: &[String],
+        key: &Arc<PseudonymKey>,
+    ) -> Access {
         let mut rules = Vec::new();
-        for grant in &cfg.grants {
+        for (index, grant) in cfg.grants.iter().enumerate() {
             let g = grant.get_ref();
             if !roles.contains(&g.role) {
                 continue;
@@ -197,6 +283,14 @@ impl Grants {
                         role: g.role.clone(),
                         pattern,
                         columns: g.columns.as_ref().map(|c| c.iter().cloned().collect()),
+                        grant: index + 1,
+                        row_filter: g.row_filter.clone(),
+                        // Masks were validated when the config was loaded.
+                        masks: g
+                            .masks
+                            .iter()
+                            .filter_map(|(c, m)| Mask::parse(m).ok().map(|m| (c.clone(), m)))
+                            .collect(),
                     });
                 }
             }
@@ -211,13 +305,29 @@ impl Grants {
                     role: role.clone(),
                     pattern,
                     columns: None,
+                    grant: 0,
+                    row_filter: None,
+                    masks: BTreeMap::new(),
                 });
             }
         }
+        let attributes = cfg
+            .users
+            .get(user)
+            .map(|u| {
+                u.get_ref()
+                    .attributes
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.values()))
+                    .collect()
+            })
+            .unwrap_or_default();
         Access {
             user: user.to_string(),
             roles: roles.to_vec(),
             rules,
+            attributes,
+            key: Some(key.clone()),
         }
     }
 
@@ -257,6 +367,9 @@ mod tests {
             role: "r".into(),
             pattern: TablePattern::parse(p).unwrap(),
             columns: cols.map(|c| c.iter().map(|s| s.to_string()).collect()),
+            grant: 1,
+            row_filter: None,
+            masks: BTreeMap::new(),
         };
         let a = Access {
             user: "u".into(),
@@ -265,6 +378,7 @@ mod tests {
                 rule("pg.public.t", Some(&["a"])),
                 rule("pg.public.t", Some(&["b"])),
             ],
+            ..Default::default()
         };
         let t = a.table(&n("pg.public.t"));
         assert!(t.allows_column("a") && t.allows_column("b") && !t.allows_column("nik"));
@@ -272,5 +386,68 @@ mod tests {
         assert!(a.may_see_prefix(&n("pg")));
         assert!(a.may_see_prefix(&n("pg.public")));
         assert!(!a.may_see_prefix(&n("my")));
+    }
+
+    #[test]
+    fn policies_of_several_grants_combine_as_a_union() {
+        let rule = |filter: Option<&str>, masks: &[(&str, Mask)]| Rule {
+            role: "r".into(),
+            pattern: TablePattern::parse("pg.public.t").unwrap(),
+            columns: None,
+            grant: 7,
+            row_filter: filter.map(str::to_string),
+            masks: masks
+                .iter()
+                .map(|(c, m)| (c.to_string(), m.clone()))
+                .collect(),
+        };
+        let access = |rules: Vec<Rule>| Access {
+            user: "u".into(),
+            roles: vec!["r".into()],
+            rules,
+            attributes: [("kota".to_string(), vec!["31.71".to_string()])]
+                .into_iter()
+                .collect(),
+            key: None,
+        };
+        let t = n("pg.public.t");
+        // One grant: its filter (attributes bound) and masks.
+        let one = access(vec![rule(
+            Some("kode LIKE {kota}"),
+            &[("nik", Mask::Pseudonym)],
+        )]);
+        let p = one.policy(&t).unwrap();
+        assert_eq!(p.row_filter.as_deref(), Some("(kode LIKE '31.71')"));
+        assert_eq!(p.masks.get("nik"), Some(&Mask::Pseudonym));
+        assert!(p.origin.contains("grant 7"));
+        // Two grants: rows of either filter, masks of both.
+        let two = access(vec![
+            rule(Some("a = 1"), &[("nik", Mask::Null)]),
+            rule(
+                Some("b = 2"),
+                &[("nama", Mask::Pseudonym), ("nik", Mask::Year)],
+            ),
+        ]);
+        let p = two.policy(&t).unwrap();
+        assert_eq!(p.row_filter.as_deref(), Some("(a = 1) OR (b = 2)"));
+        assert_eq!(p.masks.get("nik"), Some(&Mask::Null));
+        assert_eq!(p.masks.get("nama"), Some(&Mask::Pseudonym));
+        // A grant of all rows lifts the row filter, not the masks.
+        let rows = access(vec![
+            rule(Some("a = 1"), &[]),
+            rule(None, &[("nik", Mask::Null)]),
+        ]);
+        let p = rows.policy(&t).unwrap();
+        assert_eq!(p.row_filter, None);
+        assert_eq!(p.masks.len(), 1);
+        // An unrestricted grant lifts the policy.
+        let all = access(vec![rule(Some("a = 1"), &[]), rule(None, &[])]);
+        assert!(all.policy(&t).is_none());
+        // A filter naming an attribute the user lacks covers no row.
+        let lacking = access(vec![rule(Some("kode = {instansi}"), &[])]);
+        assert_eq!(
+            lacking.policy(&t).unwrap().row_filter.as_deref(),
+            Some("(FALSE)")
+        );
     }
 }

@@ -13,6 +13,7 @@
 //! | parse, refuse writes, bound nesting | [`statement`], [`limits`] |
 //! | grant check on every table name | [`grants`], [`engine`] |
 //! | the catalog tree the user may see (granted columns only) | [`catalog`], [`columns`] |
+//! | row filters, masks, the leak-proof barrier | [`policy`] |
 //! | what PostgreSQL clients browse (`pg_catalog`) | [`pg_catalog`] |
 //! | PostgreSQL's reading of quoted literals (bool, bytea, interval) | [`pg_input`] |
 //! | planning (DataFusion's simplifier kept NULL-safe) | [`engine`], [`simplify`] |
@@ -42,6 +43,7 @@ pub mod oids;
 pub mod pg_catalog;
 pub mod pg_functions;
 pub mod pg_input;
+pub mod policy;
 pub mod privileges;
 pub mod pulls;
 pub mod pushdown;

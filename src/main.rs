@@ -493,6 +493,7 @@ async fn pulls_status(config: &std::path::Path) -> Result<ExitCode, String> {
         &engine.config,
         "tautan",
         &engine.config.roles().into_iter().collect::<Vec<_>>(),
+        engine.pseudonym_key(),
     ));
     let sql = "SELECT name, mode, schedule, status, last_end, rows, snapshot, snapshot_rows, \
                snapshot_age_s, next_run, last_error FROM system.pulls ORDER BY name";
@@ -622,6 +623,14 @@ async fn check(path: &std::path::Path) -> Result<ExitCode, String> {
         .map(|r| r.len())
         .unwrap_or(0);
     println!("reference data: {reference} tables");
+    let problems = engine.check_policies().await;
+    for p in &problems {
+        failures += 1;
+        println!("policy: {p}");
+    }
+    if problems.is_empty() {
+        println!("policies: every row filter and mask fits its tables");
+    }
     Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {

@@ -54,10 +54,14 @@ def kunjungan_rawat_inap(i: int) -> bool:
     return i % 23 == 0
 
 
-def kunjungan_nik(i: int) -> str:
-    """CONCAT('31710', 1 + seq % 8, LPAD(1 + seq % 28, 2, '0'), LPAD(1 + seq % 12, 2, '0'),
-    LPAD(seq % 100, 2, '0'), LPAD(seq % 10000, 4, '0'))"""
-    return f"31710{1 + i % 8}{1 + i % 28:02d}{1 + i % 12:02d}{i % 100:02d}{i % 10000:04d}"
+def kunjungan_nik(seq: int) -> str:
+    """The NIK of resident i = 8 * (1 + (seq * 13) % 2499) + seq % 8 of the
+    population data: region, DDMMYY of birth (day + 40 for women), serial
+    (sql/kesehatan.mysql.sql, sql/kependudukan.pg.sql)."""
+    i = 8 * (1 + (seq * 13) % 2499) + seq % 8
+    lahir = datetime.date(1950, 1, 1) + datetime.timedelta(days=(i * 7919) % 25000)
+    day = lahir.day + (40 if i % 2 == 0 else 0)
+    return f"31710{1 + i % 8}{day:02d}{lahir:%m%y}{i % 10000:04d}"
 
 
 def kunjungan_kecamatan(i: int) -> str:

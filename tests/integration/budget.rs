@@ -64,6 +64,40 @@ async fn memory_hungry_statements_are_refused_and_others_go_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_larger_than_the_share_answers_by_spilling() {
+    let server = budgeted(600_000).await;
+    let admin = server.connect(WALIDATA).await;
+    // Each side is 1.5M rows of ~110 bytes, well over the 64 MiB share:
+    // a hash join cannot hold its build side (53200 before the fallback);
+    // planned again with sort-merge joins, the sorts spill and it answers.
+    let side = |pad: char| {
+        format!(
+            "SELECT value AS k, repeat('{pad}', 100) AS pad_{pad} \
+             FROM generate_series(1, 1500000)"
+        )
+    };
+    let sql = format!(
+        "SELECT count(*), sum(a.k) FROM ({}) a JOIN ({}) b ON a.k = b.k \
+         WHERE a.pad_x <> b.pad_y",
+        side('x'),
+        side('y')
+    );
+    let row = admin
+        .query_one(sql.as_str(), &[])
+        .await
+        .expect("the join answers by spilling");
+    assert_eq!(row.get::<_, i64>(0), 1_500_000);
+    assert_eq!(row.get::<_, i64>(1), 1_500_000 * 1_500_001 / 2);
+    // The session is still usable, with its share free again.
+    let n: i64 = admin
+        .query_one("SELECT count(*) FROM ref.kecamatan", &[])
+        .await
+        .expect("a small query after the spilled join")
+        .get(0);
+    assert!(n > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statement_timeout_is_honoured_and_stops_the_source() {
     let server = budgeted(4000).await;
     let client = server.connect(WALIDATA).await;

@@ -16,6 +16,7 @@ mod injection;
 mod limits;
 mod links;
 mod metadata;
+mod policy;
 mod pulls;
 mod pushdown;
 mod readonly;
