@@ -728,7 +728,7 @@ struct SystemSchema {
     access: Arc<Access>,
 }
 
-const SYSTEM_TABLES: &[&str] = &["links", "tables", "grants", "pulls"];
+const SYSTEM_TABLES: &[&str] = &["links", "tables", "grants", "pulls", "agreements"];
 
 fn mem_table(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Arc<dyn TableProvider>> {
     let schema = Arc::new(Schema::new(fields));
@@ -908,6 +908,82 @@ impl SystemSchema {
         )
     }
 
+    /// `system.agreements`: the agreements naming the user (all of them
+    /// for the custodian), with whether each grants anything now and why
+    /// not.
+    fn agreements(&self) -> Result<Arc<dyn TableProvider>> {
+        let shown: Vec<&crate::policy::agreement::Agreement> = self
+            .access
+            .agreements
+            .iter()
+            .filter(|a| self.access.sees_agreement(a))
+            .collect();
+        let terms = |f: &dyn Fn(&crate::policy::agreement::Terms) -> Option<String>| {
+            Arc::new(StringArray::from(
+                shown
+                    .iter()
+                    .map(|a| a.file.as_ref().and_then(|file| f(&file.terms)))
+                    .collect::<Vec<_>>(),
+            )) as ArrayRef
+        };
+        mem_table(
+            vec![
+                Field::new("id", DataType::Utf8, false),
+                Field::new("producer", DataType::Utf8, true),
+                Field::new("data_user", DataType::Utf8, true),
+                Field::new("tables", DataType::Utf8, true),
+                Field::new("purpose", DataType::Utf8, true),
+                Field::new("valid_from", DataType::Utf8, true),
+                Field::new("valid_until", DataType::Utf8, true),
+                Field::new("status", DataType::Utf8, false),
+                Field::new("reason", DataType::Utf8, true),
+                Field::new("file", DataType::Utf8, false),
+            ],
+            vec![
+                Arc::new(StringArray::from(
+                    shown.iter().map(|a| a.id()).collect::<Vec<_>>(),
+                )),
+                terms(&|t| Some(t.producer.clone())),
+                terms(&|t| {
+                    t.user
+                        .as_ref()
+                        .map(|u| format!("user {u}"))
+                        .or_else(|| t.role.as_ref().map(|r| format!("role {r}")))
+                }),
+                terms(&|t| Some(t.tables.join(", "))),
+                terms(&|t| Some(t.purpose.clone())),
+                terms(&|t| Some(t.valid_from.clone())),
+                terms(&|t| Some(t.valid_until.clone())),
+                Arc::new(StringArray::from(
+                    shown
+                        .iter()
+                        .map(|a| a.status.name().to_string())
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    shown
+                        .iter()
+                        .map(|a| {
+                            (a.status != crate::policy::agreement::Status::Valid)
+                                .then(|| a.status.to_string())
+                        })
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    shown
+                        .iter()
+                        .map(|a| {
+                            a.path
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default()
+                        })
+                        .collect::<Vec<_>>(),
+                )),
+            ],
+        )
+    }
+
     fn pulls(&self) -> Result<Arc<dyn TableProvider>> {
         let pulls = &self.registry.pulls;
         let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()));
@@ -1063,6 +1139,7 @@ impl SchemaProvider for SystemSchema {
             "tables" => self.tables().map(Some),
             "grants" => self.grants().map(Some),
             "pulls" => self.pulls().map(Some),
+            "agreements" => self.agreements().map(Some),
             _ => Ok(None),
         }
     }

@@ -210,6 +210,9 @@ pub enum LinkConfig {
         stall_timeout_ms: u64,
         /// Free-text description (agency, contact).
         description: Option<String>,
+        /// The producing agency's Ed25519 public key (PEM file relative to
+        /// the config, or 64 hex characters), for its agreement signatures.
+        public_key: Option<String>,
     },
     /// A MySQL or MariaDB server.
     Mysql {
@@ -247,6 +250,8 @@ pub enum LinkConfig {
         stall_timeout_ms: u64,
         /// Free-text description.
         description: Option<String>,
+        /// The producer's public key, for agreement signatures.
+        public_key: Option<String>,
     },
     /// A folder of structured files (CSV, Parquet, JSON).
     Files {
@@ -254,6 +259,8 @@ pub enum LinkConfig {
         path: PathBuf,
         /// Free-text description.
         description: Option<String>,
+        /// The producer's public key, for agreement signatures.
+        public_key: Option<String>,
     },
 }
 
@@ -273,6 +280,15 @@ impl LinkConfig {
             LinkConfig::Postgres { description, .. }
             | LinkConfig::Mysql { description, .. }
             | LinkConfig::Files { description, .. } => description.as_deref(),
+        }
+    }
+
+    /// The producer's public key as written (file or hex), if any.
+    pub fn public_key(&self) -> Option<&str> {
+        match self {
+            LinkConfig::Postgres { public_key, .. }
+            | LinkConfig::Mysql { public_key, .. }
+            | LinkConfig::Files { public_key, .. } => public_key.as_deref(),
         }
     }
 
@@ -405,6 +421,12 @@ pub struct PolicyConfig {
     /// File holding it (relative to the config file), when the variable is
     /// not set. Without either, pseudonyms use a random key per start.
     pub pseudonym_key_file: Option<PathBuf>,
+    /// Folder of signed agreements, one TOML file each (relative to the
+    /// config file; [`crate::policy::agreement`]).
+    pub agreements_dir: Option<PathBuf>,
+    /// The custodian's Ed25519 public key (PEM file or 64 hex), which
+    /// countersigns every agreement.
+    pub custodian_public_key: Option<String>,
 }
 
 /// SELECT on tables matching patterns, for one role.
@@ -782,6 +804,45 @@ impl FederationConfig {
             .as_ref()
             .map(|f| self.base_dir.join(f));
         crate::policy::PseudonymKey::load(self.policy.pseudonym_key_env.as_deref(), file.as_deref())
+    }
+
+    /// The public keys agreements are checked with: each link's
+    /// `public_key` and `[policy] custodian_public_key` (a PEM file
+    /// relative to the config, or 64 hex characters).
+    pub fn signer_keys(&self) -> Result<crate::policy::agreement::SignerKeys, String> {
+        let read = |what: &str, text: &str| {
+            let path = self.base_dir.join(text);
+            let pem = if path.is_file() {
+                std::fs::read_to_string(&path).map_err(|e| format!("{what}: {e}"))?
+            } else {
+                text.to_string()
+            };
+            crate::audit::keys::parse_verifying_key(&pem).map_err(|e| format!("{what}: {e}"))
+        };
+        let mut keys = crate::policy::agreement::SignerKeys::default();
+        for (name, link) in &self.links {
+            if let Some(k) = link.get_ref().public_key() {
+                keys.producers
+                    .insert(name.clone(), read(&format!("links.{name}.public_key"), k)?);
+            }
+        }
+        if let Some(k) = &self.policy.custodian_public_key {
+            keys.custodian = Some(read("policy.custodian_public_key", k)?);
+        }
+        Ok(keys)
+    }
+
+    /// The agreements of `[policy] agreements_dir`, judged today.
+    pub fn agreements(&self) -> Result<Vec<crate::policy::agreement::Agreement>, String> {
+        let Some(dir) = &self.policy.agreements_dir else {
+            return Ok(Vec::new());
+        };
+        let keys = self.signer_keys()?;
+        Ok(crate::policy::agreement::load_dir(
+            &self.base_dir.join(dir),
+            &keys,
+            crate::policy::agreement::today(),
+        ))
     }
 
     /// Every role named by a user or a grant.

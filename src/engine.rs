@@ -321,18 +321,22 @@ impl Engine {
 
     /// The session a pull runs in: the grants of its owner role.
     pub fn pull_session(self: &Arc<Self>, def: &crate::pulls::PullDef) -> Session {
-        let access = Grants::for_roles(
+        let access = self.grants.for_roles(
             &self.config,
             &format!("pull:{}", def.name),
             std::slice::from_ref(&def.config.owner),
-            self.grants.key(),
         );
         self.session_with(access)
     }
 
-    /// The custodian's pseudonym key.
-    pub fn pseudonym_key(&self) -> &Arc<crate::policy::PseudonymKey> {
-        self.grants.key()
+    /// The access of someone holding `roles` (for tools and pulls).
+    pub fn access_for_roles(&self, user: &str, roles: &[String]) -> Access {
+        self.grants.for_roles(&self.config, user, roles)
+    }
+
+    /// Every agreement with its standing, as loaded at start.
+    pub fn agreements(&self) -> &Arc<Vec<crate::policy::agreement::Agreement>> {
+        self.grants.agreements()
     }
 
     /// Loads `path` and starts the engine.
@@ -981,6 +985,14 @@ impl Session {
             }
             let name = self.engine.registry.grant_name(catalog, schema, table);
             if self.access.table(&name) == TableAccess::Invisible {
+                // An agreement naming this user covers the table but grants
+                // nothing now: say which, and why.
+                if let Some(why) = self.access.lapsed(&name) {
+                    return Err(QueryError::new(
+                        "42501",
+                        format!("permission denied for table {}: {why}", display_name(&name)),
+                    ));
+                }
                 return Err(QueryError::undefined_table(&r.to_string()));
             }
             if let Some(link) = self.engine.registry.link(catalog) {

@@ -12,10 +12,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use globset::{Glob, GlobMatcher};
-
 use crate::config::FederationConfig;
+use crate::policy::agreement::{Agreement, Status};
 use crate::policy::{Mask, PseudonymKey, TablePolicy};
+
+/// Masks as written (validated when the config or agreement was loaded;
+/// one that does not parse is left out here and reported there).
+fn parse_masks(masks: &BTreeMap<String, String>) -> BTreeMap<String, Mask> {
+    masks
+        .iter()
+        .filter_map(|(c, m)| Mask::parse(m).ok().map(|m| (c.clone(), m)))
+        .collect()
+}
 
 /// A fully qualified table name as grants see it: `[link, schema, table]`
 /// for a link, `[schema, table]` (e.g. `ref.kecamatan`) for the
@@ -27,60 +35,7 @@ pub fn display_name(name: &[String]) -> String {
     name.join(".")
 }
 
-/// One table pattern: a glob per dot-separated part.
-#[derive(Debug, Clone)]
-pub struct TablePattern {
-    text: String,
-    parts: Vec<GlobMatcher>,
-    /// The last part is a lone `*`: it matches any number of deeper parts.
-    open_ended: bool,
-}
-
-impl TablePattern {
-    /// Parses `link.schema.table`, `ref.*`, `kesehatan.*`, ...
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if text.trim().is_empty() {
-            return Err("empty pattern".into());
-        }
-        let raw: Vec<&str> = text.split('.').collect();
-        if raw.len() > 3 {
-            return Err("at most three parts: link.schema.table".into());
-        }
-        let mut parts = Vec::with_capacity(raw.len());
-        for p in &raw {
-            if p.is_empty() {
-                return Err("empty part".into());
-            }
-            let glob = Glob::new(p).map_err(|e| e.to_string())?;
-            parts.push(glob.compile_matcher());
-        }
-        Ok(Self {
-            text: text.to_string(),
-            open_ended: raw.last() == Some(&"*"),
-            parts,
-        })
-    }
-
-    /// Whether the pattern covers `name`.
-    pub fn matches(&self, name: &[String]) -> bool {
-        let n = self.parts.len();
-        if name.len() == n {
-            return self.parts.iter().zip(name).all(|(g, s)| g.is_match(s));
-        }
-        if self.open_ended && name.len() > n {
-            return self.parts[..n - 1]
-                .iter()
-                .zip(name)
-                .all(|(g, s)| g.is_match(s));
-        }
-        false
-    }
-
-    /// The pattern as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-}
+pub use crate::policy::pattern::TablePattern;
 
 /// One grant as it applies to a user.
 #[derive(Debug, Clone)]
@@ -91,8 +46,9 @@ pub struct Rule {
     pub pattern: TablePattern,
     /// Which columns; `None` for all.
     pub columns: Option<BTreeSet<String>>,
-    /// The grant's position in the config (1-based), for messages.
-    pub grant: usize,
+    /// Where the rule comes from (`grant 5 (role analis_kota)`,
+    /// `agreement PKS-2026-017`), for plans and messages.
+    pub origin: String,
     /// Only rows matching this predicate (SQL, attributes not yet bound).
     pub row_filter: Option<String>,
     /// Masks by column.
@@ -142,6 +98,13 @@ pub struct Access {
     /// The custodian's pseudonym key; `None` only for someone who can read
     /// nothing masked.
     pub key: Option<Arc<PseudonymKey>>,
+    /// Agreements naming this user that grant nothing now (expired, not
+    /// yet valid, unsigned, tampered): their tables and why, so a query
+    /// of such a table is told which agreement and what is wrong.
+    pub lapsed: Vec<(TablePattern, String)>,
+    /// Every agreement with its standing (`system.agreements` shows the
+    /// user those naming them; the custodian sees all).
+    pub agreements: Arc<Vec<Agreement>>,
 }
 
 impl Access {
@@ -192,7 +155,7 @@ impl Access {
                     Ok(bound) => filters.push(format!("({bound})")),
                     Err(e) => {
                         // The grant then covers no row for this user.
-                        tracing::warn!(user = %self.user, grant = rule.grant, error = %e, "row filter not applicable");
+                        tracing::warn!(user = %self.user, origin = %rule.origin, error = %e, "row filter not applicable");
                         filters.push("(FALSE)".into());
                     }
                 },
@@ -203,7 +166,7 @@ impl Access {
         }
         let origin = matching
             .iter()
-            .map(|r| format!("grant {} (role {})", r.grant, r.role))
+            .map(|r| r.origin.as_str())
             .collect::<Vec<_>>()
             .join(", ");
         Some(TablePolicy {
@@ -217,43 +180,82 @@ impl Access {
         })
     }
 
+    /// Whether the user holds a grant of every table (`tables = ["*"]`):
+    /// the custodian's staff.
+    pub fn is_custodian(&self) -> bool {
+        self.rules.iter().any(|r| r.pattern.as_str() == "*")
+    }
+
+    /// Whether `agreement` is one this user may see listed: it names the
+    /// user or one of their roles, or the user is the custodian's.
+    pub fn sees_agreement(&self, agreement: &Agreement) -> bool {
+        if self.is_custodian() {
+            return true;
+        }
+        agreement.file.as_ref().is_some_and(|f| {
+            f.terms.user.as_deref() == Some(self.user.as_str())
+                || f.terms
+                    .role
+                    .as_ref()
+                    .is_some_and(|r| self.roles.contains(r))
+        })
+    }
+
+    /// Why `name`, a table no rule lets the user read, is denied, when an
+    /// agreement naming the user covers it but grants nothing now.
+    pub fn lapsed(&self, name: &[String]) -> Option<&str> {
+        self.lapsed
+            .iter()
+            .find(|(p, _)| p.matches(name))
+            .map(|(_, why)| why.as_str())
+    }
+
     /// Whether any grant could match a table under `prefix` (a link, or a
     /// link's schema): used to hide whole catalogs and schemas.
     pub fn may_see_prefix(&self, prefix: &[String]) -> bool {
-        self.rules.iter().any(|r| {
-            let n = r.pattern.parts.len();
-            let k = prefix.len().min(n);
-            let head_ok = r.pattern.parts[..k]
-                .iter()
-                .zip(prefix)
-                .all(|(g, s)| g.is_match(s));
-            // A shorter pattern only reaches deeper through an open end.
-            head_ok && (n > prefix.len() || r.pattern.open_ended)
-        })
+        self.rules.iter().any(|r| r.pattern.may_match_under(prefix))
     }
 }
 
-/// Grants of every user, built from the config.
+/// Grants of every user, built from the config and the agreements.
 #[derive(Debug)]
 pub struct Grants {
     users: BTreeMap<String, Access>,
     key: Arc<PseudonymKey>,
+    agreements: Arc<Vec<Agreement>>,
 }
 
 impl Grants {
-    /// Collects the rules per user; fails when the pseudonym key `[policy]`
-    /// names cannot be read.
+    /// Collects the rules per user; fails when the pseudonym key or the
+    /// signers' public keys `[policy]` and the links name cannot be read.
     pub fn from_config(cfg: &FederationConfig) -> Result<Self, String> {
         let key = Arc::new(cfg.pseudonym_key()?);
+        let agreements = Arc::new(cfg.agreements()?);
+        for a in agreements.iter() {
+            match &a.status {
+                Status::Valid => {
+                    tracing::info!(agreement = %a.id(), "agreement in force")
+                }
+                other => {
+                    tracing::warn!(agreement = %a.id(), path = %a.path.display(), status = %other, "agreement grants nothing")
+                }
+            }
+        }
+        let mut grants = Self {
+            users: BTreeMap::new(),
+            key,
+            agreements,
+        };
         let users = cfg
             .users
             .iter()
             .map(|(name, user)| {
                 let roles = user.get_ref().roles.clone();
-                (name.clone(), Self::for_roles(cfg, name, &roles, &key))
+                (name.clone(), grants.for_roles(cfg, name, &roles))
             })
             .collect();
-        Ok(Self { users, key })
+        grants.users = users;
+        Ok(grants)
     }
 
     /// The custodian's pseudonym key.
@@ -261,15 +263,16 @@ impl Grants {
         &self.key
     }
 
+    /// Every agreement of `[policy] agreements_dir`, with its standing.
+    pub fn agreements(&self) -> &Arc<Vec<Agreement>> {
+        &self.agreements
+    }
+
     /// The access of someone holding `roles`: the grants of those roles,
-    /// plus `mat.<pull>` for every pull they own or may read. A configured
+    /// the agreements in force naming the user or one of the roles, plus
+    /// `mat.<pull>` for every pull they own or may read. A configured
     /// user's attributes apply; pulls and tools have none.
-    pub fn for_roles(
-        cfg: &FederationConfig,
-        user: &str,
-        roles: &[String],
-        key: &Arc<PseudonymKey>,
-    ) -> Access {
+    pub fn for_roles(&self, cfg: &FederationConfig, user: &str, roles: &[String]) -> Access {
         let mut rules = Vec::new();
         for (index, grant) in cfg.grants.iter().enumerate() {
             let g = grant.get_ref();
@@ -283,16 +286,43 @@ impl Grants {
                         role: g.role.clone(),
                         pattern,
                         columns: g.columns.as_ref().map(|c| c.iter().cloned().collect()),
-                        grant: index + 1,
+                        origin: format!("grant {} (role {})", index + 1, g.role),
                         row_filter: g.row_filter.clone(),
                         // Masks were validated when the config was loaded.
-                        masks: g
-                            .masks
-                            .iter()
-                            .filter_map(|(c, m)| Mask::parse(m).ok().map(|m| (c.clone(), m)))
-                            .collect(),
+                        masks: parse_masks(&g.masks),
                     });
                 }
+            }
+        }
+        let mut lapsed = Vec::new();
+        for agreement in self.agreements.iter() {
+            let Some(file) = &agreement.file else {
+                continue;
+            };
+            let terms = &file.terms;
+            let names_user = terms.user.as_deref() == Some(user)
+                || terms.role.as_ref().is_some_and(|r| roles.contains(r));
+            if !names_user {
+                continue;
+            }
+            let patterns = terms
+                .tables
+                .iter()
+                .filter_map(|t| TablePattern::parse(t).ok());
+            if agreement.status != Status::Valid {
+                let why = format!("agreement {} {}", terms.id, agreement.status);
+                lapsed.extend(patterns.map(|p| (p, why.clone())));
+                continue;
+            }
+            for pattern in patterns {
+                rules.push(Rule {
+                    role: terms.role.clone().unwrap_or_else(|| format!("user {user}")),
+                    pattern,
+                    columns: terms.columns.as_ref().map(|c| c.iter().cloned().collect()),
+                    origin: format!("agreement {}", terms.id),
+                    row_filter: terms.row_filter.clone(),
+                    masks: parse_masks(&terms.masks),
+                });
             }
         }
         for (name, pull) in &cfg.pulls {
@@ -305,7 +335,7 @@ impl Grants {
                     role: role.clone(),
                     pattern,
                     columns: None,
-                    grant: 0,
+                    origin: format!("pull {name}"),
                     row_filter: None,
                     masks: BTreeMap::new(),
                 });
@@ -327,7 +357,9 @@ impl Grants {
             roles: roles.to_vec(),
             rules,
             attributes,
-            key: Some(key.clone()),
+            key: Some(self.key.clone()),
+            lapsed,
+            agreements: self.agreements.clone(),
         }
     }
 
@@ -349,25 +381,12 @@ mod tests {
     }
 
     #[test]
-    fn patterns() {
-        let p = TablePattern::parse("kesehatan.*").unwrap();
-        assert!(p.matches(&n("kesehatan.kesehatan.kunjungan")));
-        assert!(!p.matches(&n("kependudukan.public.penduduk")));
-        let p = TablePattern::parse("ref.*").unwrap();
-        assert!(p.matches(&n("ref.kecamatan")));
-        let p = TablePattern::parse("kependudukan.public.penduduk_*").unwrap();
-        assert!(p.matches(&n("kependudukan.public.penduduk_agregat")));
-        assert!(!p.matches(&n("kependudukan.public.penduduk")));
-        assert!(!p.matches(&n("kependudukan.other.penduduk_x")));
-    }
-
-    #[test]
     fn column_grants_union_and_all_wins() {
         let rule = |p: &str, cols: Option<&[&str]>| Rule {
             role: "r".into(),
             pattern: TablePattern::parse(p).unwrap(),
             columns: cols.map(|c| c.iter().map(|s| s.to_string()).collect()),
-            grant: 1,
+            origin: "grant 1 (role r)".into(),
             row_filter: None,
             masks: BTreeMap::new(),
         };
@@ -394,7 +413,7 @@ mod tests {
             role: "r".into(),
             pattern: TablePattern::parse("pg.public.t").unwrap(),
             columns: None,
-            grant: 7,
+            origin: "grant 7 (role r)".into(),
             row_filter: filter.map(str::to_string),
             masks: masks
                 .iter()
@@ -409,6 +428,8 @@ mod tests {
                 .into_iter()
                 .collect(),
             key: None,
+            lapsed: Vec::new(),
+            agreements: Arc::new(Vec::new()),
         };
         let t = n("pg.public.t");
         // One grant: its filter (attributes bound) and masks.

@@ -86,6 +86,70 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Signed producer–user agreements.
+    Agreement {
+        #[command(subcommand)]
+        command: AgreementCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgreementCommand {
+    /// Print a new, unsigned agreement (TOML) to standard output.
+    New {
+        /// The agreement's number, e.g. PKS-2026-017.
+        #[arg(long)]
+        id: String,
+        /// The producing agency's link.
+        #[arg(long)]
+        producer: String,
+        /// The data user (a login).
+        #[arg(long, required_unless_present = "role", conflicts_with = "role")]
+        user: Option<String>,
+        /// Or a role whose holders are the data users.
+        #[arg(long)]
+        role: Option<String>,
+        /// A table pattern under the producer's link (repeatable).
+        #[arg(long = "table", required = true)]
+        tables: Vec<String>,
+        /// Only these columns (repeatable; all when none).
+        #[arg(long = "column")]
+        columns: Vec<String>,
+        /// Only rows matching this SQL predicate ({name}: a user attribute).
+        #[arg(long)]
+        row_filter: Option<String>,
+        /// A mask, column=mask (repeatable).
+        #[arg(long = "mask")]
+        masks: Vec<String>,
+        /// Why the data is exchanged.
+        #[arg(long)]
+        purpose: String,
+        /// First day (YYYY-MM-DD).
+        #[arg(long = "from")]
+        valid_from: String,
+        /// Last day (YYYY-MM-DD).
+        #[arg(long = "until")]
+        valid_until: String,
+    },
+    /// Sign an agreement file in place, as its producer link or as `custodian`.
+    Sign {
+        /// The agreement file.
+        file: PathBuf,
+        /// Who signs: the producer's link name, or `custodian`.
+        #[arg(long = "as")]
+        by: String,
+        /// The signer's private key (`tautan keygen`).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Check agreement files against the config's public keys (exit 1 unless all are in force).
+    Verify {
+        /// The agreement files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List every agreement of `[policy] agreements_dir` with its standing.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -287,6 +351,65 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Audit { command } => audit_command(&cli.config, command)
             .await
             .map_err(|e| e.to_string()),
+        Command::Agreement { command } => agreement_command(&cli.config, command),
+    }
+}
+
+fn agreement_command(
+    config: &std::path::Path,
+    command: AgreementCommand,
+) -> Result<ExitCode, String> {
+    use tautan::policy::cli;
+    let mut out = std::io::stdout();
+    let load = || tautan::config::FederationConfig::load(config).map_err(|e| e.to_string());
+    match command {
+        AgreementCommand::New {
+            id,
+            producer,
+            user,
+            role,
+            tables,
+            columns,
+            row_filter,
+            masks,
+            purpose,
+            valid_from,
+            valid_until,
+        } => {
+            cli::new(
+                cli::NewAgreement {
+                    id,
+                    producer,
+                    user,
+                    role,
+                    tables,
+                    columns,
+                    row_filter,
+                    masks,
+                    purpose,
+                    valid_from,
+                    valid_until,
+                },
+                &mut out,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AgreementCommand::Sign { file, by, key } => {
+            cli::sign(&file, &by, &key, &mut out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AgreementCommand::Verify { files } => {
+            let keys = load()?.signer_keys()?;
+            Ok(if cli::verify(&keys, &files, &mut out)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        AgreementCommand::List => {
+            cli::list(&load()?.agreements()?, &mut out)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -489,11 +612,9 @@ async fn pull(config: &std::path::Path, names: Vec<String>, all: bool) -> Result
 
 async fn pulls_status(config: &std::path::Path) -> Result<ExitCode, String> {
     let engine = Engine::from_file(config).await?;
-    let session = engine.session_with(tautan::grants::Grants::for_roles(
-        &engine.config,
+    let session = engine.session_with(engine.access_for_roles(
         "tautan",
         &engine.config.roles().into_iter().collect::<Vec<_>>(),
-        engine.pseudonym_key(),
     ));
     let sql = "SELECT name, mode, schedule, status, last_end, rows, snapshot, snapshot_rows, \
                snapshot_age_s, next_run, last_error FROM system.pulls ORDER BY name";
@@ -623,6 +744,18 @@ async fn check(path: &std::path::Path) -> Result<ExitCode, String> {
         .map(|r| r.len())
         .unwrap_or(0);
     println!("reference data: {reference} tables");
+    for a in engine.agreements().iter() {
+        let status = &a.status;
+        if *status != tautan::policy::agreement::Status::Valid {
+            // Grants nothing; tampering is a failure of the check.
+            if matches!(status, tautan::policy::agreement::Status::Tampered(_)) {
+                failures += 1;
+            }
+            println!("agreement {} ({}): {status}", a.id(), a.path.display());
+        } else {
+            println!("agreement {}: in force", a.id());
+        }
+    }
     let problems = engine.check_policies().await;
     for p in &problems {
         failures += 1;

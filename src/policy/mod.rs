@@ -15,8 +15,11 @@
 //! this makes and the barrier that keeps DataFusion's optimizer from
 //! reordering it.
 
+pub mod agreement;
+pub mod cli;
 pub mod leak_proof;
 pub mod mask;
+pub mod pattern;
 pub mod table;
 
 use std::collections::BTreeMap;

@@ -682,3 +682,292 @@ async fn tautan_check_plans_every_policed_table_for_its_users() {
         "{problems:?}"
     );
 }
+
+/// Signed agreements in a folder of their own, with test keys declared in
+/// the config; returns the config text.
+fn agreements_config(dir: &std::path::Path, producer: &[u8; 32], custodian: &[u8; 32]) -> String {
+    let hex = |seed: &[u8; 32]| {
+        tautan::audit::keys::key_hex(&ed25519_dalek::SigningKey::from_bytes(seed).verifying_key())
+    };
+    let text = config_text("")
+        .replace(
+            "agreements_dir = \"agreements\"",
+            &format!("agreements_dir = \"{}\"", dir.display()),
+        )
+        .replace(
+            "custodian_public_key = \"keys/demo/custodian.pem.pub\"",
+            &format!("custodian_public_key = \"{}\"", hex(custodian)),
+        )
+        .replace(
+            "public_key = \"keys/demo/kependudukan.pem.pub\"",
+            &format!("public_key = \"{}\"", hex(producer)),
+        )
+        .replace(
+            "public_key = \"keys/demo/kesehatan.pem.pub\"",
+            &format!("public_key = \"{}\"", hex(producer)),
+        )
+        .replace(
+            "databases = [\"kepegawaian\"]",
+            &format!(
+                "databases = [\"kepegawaian\"]\npublic_key = \"{}\"",
+                hex(producer)
+            ),
+        );
+    assert_eq!(text.matches(&hex(producer)).count(), 3, "links changed");
+    text
+}
+
+fn agreement(
+    id: &str,
+    producer: &str,
+    table: &str,
+    until: &str,
+) -> tautan::policy::agreement::AgreementFile {
+    tautan::policy::agreement::AgreementFile::parse(&format!(
+        "id = \"{id}\"\nproducer = \"{producer}\"\nuser = \"analis_kota\"\ntables = [\"{table}\"]\n\
+         purpose = \"uji\"\nvalid_from = \"2020-01-01\"\nvalid_until = \"{until}\"\n\
+         row_filter = \"true\"\n"
+    ))
+    .expect("agreement")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_agreements_signed_by_both_and_in_force_grant_and_the_others_say_why() {
+    use ed25519_dalek::SigningKey;
+    let (producer_seed, custodian_seed) = ([7u8; 32], [8u8; 32]);
+    let producer = SigningKey::from_bytes(&producer_seed);
+    let custodian = SigningKey::from_bytes(&custodian_seed);
+    let dir = temp_dir("agreements");
+    let write = |name: &str, a: &tautan::policy::agreement::AgreementFile| {
+        std::fs::write(dir.join(name), a.to_toml().expect("toml")).expect("write");
+    };
+    // In force.
+    let mut valid = agreement(
+        "PKS-1",
+        "kependudukan",
+        "kependudukan.public.penduduk_per_kecamatan",
+        "2099-12-31",
+    );
+    valid.sign("kependudukan", &producer);
+    valid.sign("custodian", &custodian);
+    write("1.toml", &valid);
+    // Expired.
+    let mut expired = agreement(
+        "PKS-2",
+        "kependudukan",
+        "kependudukan.public.penduduk",
+        "2021-06-30",
+    );
+    expired.sign("kependudukan", &producer);
+    expired.sign("custodian", &custodian);
+    write("2.toml", &expired);
+    // Tampered after signing: the row filter widened.
+    let mut tampered = agreement(
+        "PKS-3",
+        "kesehatan",
+        "kesehatan.kesehatan.kunjungan",
+        "2099-12-31",
+    );
+    tampered.terms.row_filter = Some("kecamatan_kode = '31.71.01'".into());
+    tampered.sign("kesehatan", &producer);
+    tampered.sign("custodian", &custodian);
+    let text = tampered
+        .to_toml()
+        .expect("toml")
+        .replace("kecamatan_kode = '31.71.01'", "true");
+    std::fs::write(dir.join("3.toml"), text).expect("write");
+    // Signed by the custodian only.
+    let mut unsigned = agreement(
+        "PKS-4",
+        "kepegawaian",
+        "kepegawaian.kepegawaian.pegawai",
+        "2099-12-31",
+    );
+    unsigned.sign("custodian", &custodian);
+    write("4.toml", &unsigned);
+    // Not an agreement at all.
+    std::fs::write(dir.join("5.toml"), "id = \"PKS-5\"\nsecret = 1\n").expect("write");
+
+    let server = start_config(&agreements_config(&dir, &producer_seed, &custodian_seed)).await;
+    let kota = server.connect(KOTA).await;
+    let n: i64 = kota
+        .query_one(
+            "SELECT count(*) FROM kependudukan.public.penduduk_per_kecamatan",
+            &[],
+        )
+        .await
+        .expect("the agreement in force grants")
+        .get(0);
+    assert!(n > 0);
+    // The expired agreement: denied, naming it and the day it ended.
+    let e = kota
+        .query("SELECT * FROM kependudukan.public.penduduk", &[])
+        .await
+        .expect_err("expired");
+    assert_eq!(sqlstate(&e), "42501", "{e}");
+    assert!(
+        message(&e).contains("PKS-2") && message(&e).contains("expired on 2021-06-30"),
+        "{}",
+        message(&e)
+    );
+    // Tampered and unsigned: nothing granted, said why.
+    for (sql, wants) in [
+        (
+            "SELECT count(*) FROM kesehatan.kesehatan.kunjungan",
+            "PKS-3 tampered",
+        ),
+        (
+            "SELECT count(*) FROM kepegawaian.kepegawaian.pegawai",
+            "PKS-4 unsigned",
+        ),
+    ] {
+        let e = kota.query(sql, &[]).await.expect_err(sql);
+        assert_eq!(sqlstate(&e), "42501", "{sql}: {e}");
+        assert!(message(&e).contains(wants), "{sql}: {}", message(&e));
+    }
+    // system.agreements: the user's own, each with its standing.
+    let rows: Vec<(String, String)> = kota
+        .query(
+            "SELECT id, status FROM system.agreements ORDER BY file",
+            &[],
+        )
+        .await
+        .expect("system.agreements")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("PKS-1".to_string(), "valid".to_string()),
+            ("PKS-2".to_string(), "expired".to_string()),
+            ("PKS-3".to_string(), "tampered".to_string()),
+            ("PKS-4".to_string(), "unsigned".to_string()),
+        ]
+    );
+    // Another user sees none of them; the custodian sees all, the broken
+    // file too.
+    let dinkes = server.connect(DINKES).await;
+    let n: i64 = dinkes
+        .query_one("SELECT count(*) FROM system.agreements", &[])
+        .await
+        .expect("dinkes")
+        .get(0);
+    assert_eq!(n, 0);
+    let admin = server.connect(WALIDATA).await;
+    let status: String = admin
+        .query_one(
+            "SELECT status FROM system.agreements WHERE file = '5.toml'",
+            &[],
+        )
+        .await
+        .expect("custodian")
+        .get(0);
+    assert_eq!(status, "invalid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agreement_commands_make_sign_and_verify_a_file() {
+    let dir = temp_dir("agreement-cli");
+    let run = |args: &[&str]| {
+        let out = tautan_cmd()
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("tautan");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    for who in ["dukcapil", "walidata"] {
+        let (code, out) = run(&["keygen", "--out", &format!("{who}.pem")]);
+        assert_eq!(code, Some(0), "{out}");
+    }
+    let pubhex = |who: &str| {
+        let key = tautan::audit::keys::read_verifying_key(&dir.join(format!("{who}.pem.pub")))
+            .expect("public key");
+        tautan::audit::keys::key_hex(&key)
+    };
+    std::fs::write(
+        dir.join("federation.toml"),
+        format!(
+            "[links.kependudukan]\nkind = \"files\"\npath = \".\"\npublic_key = \"{}\"\n\n\
+             [policy]\ncustodian_public_key = \"walidata.pem.pub\"\nagreements_dir = \".\"\n",
+            pubhex("dukcapil")
+        ),
+    )
+    .expect("config");
+    let (code, text) = run(&[
+        "agreement",
+        "new",
+        "--id",
+        "PKS-9",
+        "--producer",
+        "kependudukan",
+        "--user",
+        "analis_kota",
+        "--table",
+        "kependudukan.public.penduduk",
+        "--mask",
+        "nik=pseudonym",
+        "--purpose",
+        "uji",
+        "--from",
+        "2020-01-01",
+        "--until",
+        "2099-12-31",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    std::fs::write(dir.join("pks-9.toml"), &text).expect("agreement");
+    // Unsigned, then half signed, then in force.
+    let (code, out) = run(&["agreement", "verify", "pks-9.toml"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("unsigned"), "{out}");
+    let (code, out) = run(&[
+        "agreement",
+        "sign",
+        "pks-9.toml",
+        "--as",
+        "kependudukan",
+        "--key",
+        "dukcapil.pem",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run(&["agreement", "verify", "pks-9.toml"]);
+    assert_eq!(code, Some(1), "{out}");
+    let (code, out) = run(&[
+        "agreement",
+        "sign",
+        "pks-9.toml",
+        "--as",
+        "custodian",
+        "--key",
+        "walidata.pem",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run(&["agreement", "verify", "pks-9.toml"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("valid"), "{out}");
+    // Someone else's signature is refused outright.
+    let (code, out) = run(&[
+        "agreement",
+        "sign",
+        "pks-9.toml",
+        "--as",
+        "kesehatan",
+        "--key",
+        "dukcapil.pem",
+    ]);
+    assert_ne!(code, Some(0), "{out}");
+    // Any edit after signing: tampered.
+    let signed = std::fs::read_to_string(dir.join("pks-9.toml")).expect("signed");
+    std::fs::write(dir.join("pks-9.toml"), signed.replace("pseudonym", "null")).expect("edit");
+    let (code, out) = run(&["agreement", "verify", "pks-9.toml"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("tampered"), "{out}");
+    let (code, out) = run(&["agreement", "list"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("PKS-9") && out.contains("tampered"), "{out}");
+}
