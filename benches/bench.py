@@ -659,10 +659,11 @@ path = "{tpch.ref_dir(self.sf)}"
 password = "{self.verifier()}"
 roles = ["bench"]
 
-[[grants]]
-role = "bench"
-tables = ["*"]
 """
+        # The grants: everything, or (TAUTAN_BENCH_GRANTS, a TOML file) the
+        # policed grants of the governed-access run.
+        grants = os.environ.get("TAUTAN_BENCH_GRANTS")
+        cfg += Path(grants).read_text() if grants else '[[grants]]\nrole = "bench"\ntables = ["*"]\n'
         extra = os.environ.get("TAUTAN_BENCH_EXTRA_CONFIG")
         if extra:
             cfg += "\n" + Path(extra).read_text()

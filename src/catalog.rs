@@ -117,6 +117,8 @@ pub struct LinkEntry {
     state: RwLock<LinkState>,
     refresh_lock: tokio::sync::Mutex<()>,
     timeout: Duration,
+    /// The classification labels the config gives its tables and columns.
+    labels: crate::policy::labels::Classification,
 }
 
 /// How soon a down link may be contacted again when a query needs it.
@@ -146,7 +148,15 @@ impl LinkEntry {
             }),
             refresh_lock: tokio::sync::Mutex::new(()),
             timeout,
+            labels: Default::default(),
         }
+    }
+
+    /// The link with the config's classification labels, written into
+    /// each table's schema as it is introspected.
+    pub fn with_labels(mut self, labels: crate::policy::labels::Classification) -> Self {
+        self.labels = labels;
+        self
     }
 
     /// A snapshot of the state.
@@ -286,7 +296,8 @@ impl LinkEntry {
                     .map_err(|e| (e.to_string(), e.client_sqlstate().to_string()))?;
                 let mut schemas: BTreeMap<String, TableMap> = BTreeMap::new();
                 let federation = LinkFederation::new(link.clone());
-                for def in defs {
+                for mut def in defs {
+                    self.labels.apply(&mut def);
                     let name = def.name.clone();
                     let schema = def.schema.clone();
                     let table = federation.table(RemoteTable::new(link.clone(), def));
@@ -728,7 +739,25 @@ struct SystemSchema {
     access: Arc<Access>,
 }
 
-const SYSTEM_TABLES: &[&str] = &["links", "tables", "grants", "pulls", "agreements"];
+const SYSTEM_TABLES: &[&str] = &[
+    "links",
+    "tables",
+    "columns",
+    "grants",
+    "pulls",
+    "agreements",
+];
+
+/// A table the user may see, for `system.tables` and `system.columns`.
+struct VisibleTable {
+    catalog: String,
+    schema: String,
+    table: String,
+    kind: &'static str,
+    provider: Arc<dyn TableProvider>,
+    access: TableAccess,
+    policy: Option<crate::policy::TablePolicy>,
+}
 
 fn mem_table(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Arc<dyn TableProvider>> {
     let schema = Arc::new(Schema::new(fields));
@@ -828,38 +857,28 @@ impl SystemSchema {
         )
     }
 
-    fn tables(&self) -> Result<Arc<dyn TableProvider>> {
-        let mut catalog = vec![];
-        let mut schema_col = vec![];
-        let mut table = vec![];
-        let mut kind = vec![];
-        let mut columns = vec![];
-        let mut access_col = vec![];
-        let mut push = |cat: &str,
-                        sch: &str,
-                        t: &str,
-                        k: &str,
-                        p: &Arc<dyn TableProvider>,
-                        full: &[String]| {
-            let acc = self.access.table(full);
-            if acc == TableAccess::Invisible {
+    /// Every table of a link or of the reference data the user may see,
+    /// with what the user may read of it.
+    fn visible_tables(&self) -> Vec<VisibleTable> {
+        let mut out = Vec::new();
+        let mut push = |catalog: &str,
+                        schema: &str,
+                        table: &str,
+                        kind: &'static str,
+                        provider: &Arc<dyn TableProvider>,
+                        full: Vec<String>| {
+            let access = self.access.table(&full);
+            if access == TableAccess::Invisible {
                 return;
             }
-            catalog.push(cat.to_string());
-            schema_col.push(sch.to_string());
-            table.push(t.to_string());
-            kind.push(k.to_string());
-            // The columns this user sees.
-            let visible = p
-                .schema()
-                .fields()
-                .iter()
-                .filter(|f| acc.allows_column(f.name()))
-                .count();
-            columns.push(visible as i64);
-            access_col.push(match acc {
-                TableAccess::Columns(c) => c.into_iter().collect::<Vec<_>>().join(", "),
-                _ => "all columns".to_string(),
+            out.push(VisibleTable {
+                catalog: catalog.to_string(),
+                schema: schema.to_string(),
+                table: table.to_string(),
+                kind,
+                provider: provider.clone(),
+                policy: self.access.policy(&full),
+                access,
             });
         };
         for l in self.visible_links() {
@@ -872,7 +891,7 @@ impl SystemSchema {
                         t,
                         l.kind,
                         p,
-                        &[l.name.clone(), sch.clone(), t.clone()],
+                        vec![l.name.clone(), sch.clone(), t.clone()],
                     );
                 }
             }
@@ -885,9 +904,17 @@ impl SystemSchema {
                 t,
                 "reference",
                 p,
-                &[REF_SCHEMA.to_string(), t.clone()],
+                vec![REF_SCHEMA.to_string(), t.clone()],
             );
         }
+        out
+    }
+
+    fn tables(&self) -> Result<Arc<dyn TableProvider>> {
+        let visible = self.visible_tables();
+        let text = |f: &dyn Fn(&VisibleTable) -> Option<String>| {
+            Arc::new(StringArray::from(visible.iter().map(f).collect::<Vec<_>>())) as ArrayRef
+        };
         mem_table(
             vec![
                 Field::new("catalog", DataType::Utf8, false),
@@ -896,16 +923,105 @@ impl SystemSchema {
                 Field::new("kind", DataType::Utf8, false),
                 Field::new("columns", DataType::Int64, false),
                 Field::new("access", DataType::Utf8, false),
+                Field::new("labels", DataType::Utf8, true),
+                Field::new("policy", DataType::Utf8, true),
             ],
             vec![
-                Arc::new(StringArray::from(catalog)),
-                Arc::new(StringArray::from(schema_col)),
-                Arc::new(StringArray::from(table)),
-                Arc::new(StringArray::from(kind)),
-                Arc::new(Int64Array::from(columns)),
-                Arc::new(StringArray::from(access_col)),
+                text(&|t| Some(t.catalog.clone())),
+                text(&|t| Some(t.schema.clone())),
+                text(&|t| Some(t.table.clone())),
+                text(&|t| Some(t.kind.to_string())),
+                // The columns this user sees.
+                Arc::new(Int64Array::from(
+                    visible
+                        .iter()
+                        .map(|t| {
+                            t.provider
+                                .schema()
+                                .fields()
+                                .iter()
+                                .filter(|f| t.access.allows_column(f.name()))
+                                .count() as i64
+                        })
+                        .collect::<Vec<_>>(),
+                )),
+                text(&|t| {
+                    Some(match &t.access {
+                        TableAccess::Columns(c) => c.iter().cloned().collect::<Vec<_>>().join(", "),
+                        _ => "all columns".to_string(),
+                    })
+                }),
+                text(&|t| {
+                    t.provider
+                        .schema()
+                        .metadata()
+                        .get(crate::policy::labels::LABELS_KEY)
+                        .cloned()
+                }),
+                // Under which grants or agreements, when a row filter or
+                // masks apply (never the key).
+                text(&|t| t.policy.as_ref().map(|p| p.origin.clone())),
             ],
         )
+    }
+
+    /// `system.columns`: every column the user may read, with its type,
+    /// classification labels, the mask the user sees it through, and its
+    /// description.
+    fn columns(&self) -> Result<Arc<dyn TableProvider>> {
+        let mut rows: Vec<[Option<String>; 8]> = Vec::new();
+        for t in self.visible_tables() {
+            let schema = t.provider.schema();
+            for f in schema.fields() {
+                if !t.access.allows_column(f.name()) {
+                    continue;
+                }
+                let labels = crate::policy::labels::of_field(f);
+                let mask = t.policy.as_ref().and_then(|p| {
+                    p.masks.get(f.name()).or_else(|| {
+                        p.label_masks
+                            .iter()
+                            .find(|(l, _)| labels.contains(*l))
+                            .map(|(_, m)| m)
+                    })
+                });
+                rows.push([
+                    Some(t.catalog.clone()),
+                    Some(t.schema.clone()),
+                    Some(t.table.clone()),
+                    Some(f.name().clone()),
+                    Some(f.data_type().to_string()),
+                    (!labels.is_empty()).then(|| labels.into_iter().collect::<Vec<_>>().join(", ")),
+                    mask.map(|m| m.to_string()),
+                    f.metadata()
+                        .get(tautan_connector::types::COMMENT_KEY)
+                        .cloned(),
+                ]);
+            }
+        }
+        let names = [
+            "catalog",
+            "schema",
+            "table",
+            "column",
+            "data_type",
+            "labels",
+            "mask",
+            "description",
+        ];
+        let fields = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Field::new(*n, DataType::Utf8, i >= 5))
+            .collect();
+        let columns = (0..names.len())
+            .map(|i| {
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>(),
+                )) as ArrayRef
+            })
+            .collect();
+        mem_table(fields, columns)
     }
 
     /// `system.agreements`: the agreements naming the user (all of them
@@ -1140,6 +1256,7 @@ impl SchemaProvider for SystemSchema {
             "grants" => self.grants().map(Some),
             "pulls" => self.pulls().map(Some),
             "agreements" => self.agreements().map(Some),
+            "columns" => self.columns().map(Some),
             _ => Ok(None),
         }
     }

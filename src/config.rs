@@ -213,6 +213,10 @@ pub enum LinkConfig {
         /// The producing agency's Ed25519 public key (PEM file relative to
         /// the config, or 64 hex characters), for its agreement signatures.
         public_key: Option<String>,
+        /// Classification: labels by `schema.table` or `schema.table.column`
+        /// ([`crate::policy::labels`]).
+        #[serde(default)]
+        labels: BTreeMap<String, OneOrMany>,
     },
     /// A MySQL or MariaDB server.
     Mysql {
@@ -252,6 +256,9 @@ pub enum LinkConfig {
         description: Option<String>,
         /// The producer's public key, for agreement signatures.
         public_key: Option<String>,
+        /// Classification labels, as for PostgreSQL links.
+        #[serde(default)]
+        labels: BTreeMap<String, OneOrMany>,
     },
     /// A folder of structured files (CSV, Parquet, JSON).
     Files {
@@ -261,6 +268,9 @@ pub enum LinkConfig {
         description: Option<String>,
         /// The producer's public key, for agreement signatures.
         public_key: Option<String>,
+        /// Classification labels, as for PostgreSQL links.
+        #[serde(default)]
+        labels: BTreeMap<String, OneOrMany>,
     },
 }
 
@@ -289,6 +299,18 @@ impl LinkConfig {
             LinkConfig::Postgres { public_key, .. }
             | LinkConfig::Mysql { public_key, .. }
             | LinkConfig::Files { public_key, .. } => public_key.as_deref(),
+        }
+    }
+
+    /// The classification labels as written, by `schema.table[.column]`.
+    pub fn labels(&self) -> BTreeMap<String, Vec<String>> {
+        match self {
+            LinkConfig::Postgres { labels, .. }
+            | LinkConfig::Mysql { labels, .. }
+            | LinkConfig::Files { labels, .. } => labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.values()))
+                .collect(),
         }
     }
 
@@ -389,25 +411,25 @@ pub struct UserConfig {
     /// The user's attributes (agency, region codes, ...), for row filters:
     /// `{name}` in a grant's `row_filter` is the attribute's value(s).
     #[serde(default)]
-    pub attributes: BTreeMap<String, AttributeValue>,
+    pub attributes: BTreeMap<String, OneOrMany>,
 }
 
-/// A user attribute: one text value or a list of them.
+/// One text value or a list of them (user attributes, labels).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum AttributeValue {
+pub enum OneOrMany {
     /// One value.
     One(String),
     /// Several values (for `IN ({name})`).
     Many(Vec<String>),
 }
 
-impl AttributeValue {
+impl OneOrMany {
     /// The values, one or many.
     pub fn values(&self) -> Vec<String> {
         match self {
-            AttributeValue::One(v) => vec![v.clone()],
-            AttributeValue::Many(v) => v.clone(),
+            OneOrMany::One(v) => vec![v.clone()],
+            OneOrMany::Many(v) => v.clone(),
         }
     }
 }
@@ -427,6 +449,22 @@ pub struct PolicyConfig {
     /// The custodian's Ed25519 public key (PEM file or 64 hex), which
     /// countersigns every agreement.
     pub custodian_public_key: Option<String>,
+    /// The classification labels links may use
+    /// ([`crate::policy::labels::DEFAULT_LABELS`] when absent).
+    pub labels: Option<Vec<String>>,
+}
+
+impl PolicyConfig {
+    /// The label names in use: `labels`, or the default set.
+    pub fn label_set(&self) -> std::collections::BTreeSet<String> {
+        match &self.labels {
+            Some(l) => l.iter().cloned().collect(),
+            None => crate::policy::labels::DEFAULT_LABELS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
 }
 
 /// SELECT on tables matching patterns, for one role.
@@ -448,6 +486,10 @@ pub struct GrantConfig {
     /// `year`, `pseudonym` ([`crate::policy::mask`]).
     #[serde(default)]
     pub masks: BTreeMap<String, String>,
+    /// Masks by classification label: every column carrying the label
+    /// (a mask by column name wins).
+    #[serde(default)]
+    pub mask_labels: BTreeMap<String, String>,
 }
 
 /// Storage and concurrency of materialized pulls.
@@ -707,6 +749,22 @@ impl FederationConfig {
                     "a link name may not contain `.`".into(),
                 ));
             }
+            let known = self.policy.label_set();
+            match crate::policy::labels::Classification::from_config(&link.get_ref().labels()) {
+                Err(e) => {
+                    return Err(self.error_at(text, link.span().start, format!("{key}.labels"), e))
+                }
+                Ok(c) => {
+                    if let Some(unknown) = c.names().iter().find(|l| !known.contains(*l)) {
+                        return Err(self.error_at(
+                            text,
+                            link.span().start,
+                            format!("{key}.labels"),
+                            format!("unknown label `{unknown}` ([policy] labels)"),
+                        ));
+                    }
+                }
+            }
             if RESERVED.contains(&name.as_str()) || *name == self.server.database {
                 return Err(self.error_at(
                     text,
@@ -782,6 +840,25 @@ impl FederationConfig {
                     ));
                 }
             }
+            let known = self.policy.label_set();
+            for (label, mask) in &g.mask_labels {
+                if !known.contains(label) {
+                    return Err(self.error_at(
+                        text,
+                        grant.span().start,
+                        format!("grants.mask_labels.{label}"),
+                        format!("unknown label `{label}` ([policy] labels)"),
+                    ));
+                }
+                if let Err(e) = crate::policy::Mask::parse(mask) {
+                    return Err(self.error_at(
+                        text,
+                        grant.span().start,
+                        format!("grants.mask_labels.{label}"),
+                        e,
+                    ));
+                }
+            }
             if let Some(filter) = &g.row_filter {
                 if let Err(e) = check_row_filter(filter) {
                     return Err(self.error_at(
@@ -814,6 +891,11 @@ impl FederationConfig {
             let path = self.base_dir.join(text);
             let pem = if path.is_file() {
                 std::fs::read_to_string(&path).map_err(|e| format!("{what}: {e}"))?
+            } else if text.trim().len() != 64 && !text.contains("-----BEGIN") {
+                return Err(format!(
+                    "{what}: no key file {} (give a PEM file or 64 hex characters)",
+                    path.display()
+                ));
             } else {
                 text.to_string()
             };

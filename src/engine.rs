@@ -151,13 +151,20 @@ impl Engine {
             let source = build_link(name, cfg, &config);
             links.insert(
                 name.clone(),
-                Arc::new(LinkEntry::new(
-                    name.clone(),
-                    cfg.kind(),
-                    cfg.description().map(String::from),
-                    source,
-                    cfg.connect_timeout(),
-                )),
+                Arc::new(
+                    LinkEntry::new(
+                        name.clone(),
+                        cfg.kind(),
+                        cfg.description().map(String::from),
+                        source,
+                        cfg.connect_timeout(),
+                    )
+                    // Validated when the config was loaded.
+                    .with_labels(
+                        crate::policy::labels::Classification::from_config(&cfg.labels())
+                            .unwrap_or_default(),
+                    ),
+                ),
             );
         }
         let reference = match &config.reference {

@@ -53,12 +53,14 @@ pub struct Rule {
     pub row_filter: Option<String>,
     /// Masks by column.
     pub masks: BTreeMap<String, Mask>,
+    /// Masks by classification label.
+    pub mask_labels: BTreeMap<String, Mask>,
 }
 
 impl Rule {
     /// A grant of the whole table: no row filter, no masks.
     fn unrestricted(&self) -> bool {
-        self.row_filter.is_none() && self.masks.is_empty()
+        self.row_filter.is_none() && self.masks.is_empty() && self.mask_labels.is_empty()
     }
 }
 
@@ -148,6 +150,7 @@ impl Access {
         let mut filters = Vec::new();
         let mut all_rows = false;
         let mut masks = BTreeMap::new();
+        let mut label_masks = BTreeMap::new();
         for rule in &matching {
             match &rule.row_filter {
                 None => all_rows = true,
@@ -163,6 +166,11 @@ impl Access {
             for (column, mask) in &rule.masks {
                 masks.entry(column.clone()).or_insert_with(|| mask.clone());
             }
+            for (label, mask) in &rule.mask_labels {
+                label_masks
+                    .entry(label.clone())
+                    .or_insert_with(|| mask.clone());
+            }
         }
         let origin = matching
             .iter()
@@ -172,6 +180,7 @@ impl Access {
         Some(TablePolicy {
             row_filter: (!all_rows).then(|| filters.join(" OR ")),
             masks,
+            label_masks,
             origin,
             key: self
                 .key
@@ -290,6 +299,7 @@ impl Grants {
                         row_filter: g.row_filter.clone(),
                         // Masks were validated when the config was loaded.
                         masks: parse_masks(&g.masks),
+                        mask_labels: parse_masks(&g.mask_labels),
                     });
                 }
             }
@@ -322,6 +332,7 @@ impl Grants {
                     origin: format!("agreement {}", terms.id),
                     row_filter: terms.row_filter.clone(),
                     masks: parse_masks(&terms.masks),
+                    mask_labels: parse_masks(&terms.mask_labels),
                 });
             }
         }
@@ -338,6 +349,7 @@ impl Grants {
                     origin: format!("pull {name}"),
                     row_filter: None,
                     masks: BTreeMap::new(),
+                    mask_labels: BTreeMap::new(),
                 });
             }
         }
@@ -389,6 +401,7 @@ mod tests {
             origin: "grant 1 (role r)".into(),
             row_filter: None,
             masks: BTreeMap::new(),
+            mask_labels: BTreeMap::new(),
         };
         let a = Access {
             user: "u".into(),
@@ -419,6 +432,7 @@ mod tests {
                 .iter()
                 .map(|(c, m)| (c.to_string(), m.clone()))
                 .collect(),
+            mask_labels: BTreeMap::new(),
         };
         let access = |rules: Vec<Rule>| Access {
             user: "u".into(),

@@ -69,6 +69,9 @@ pub struct Terms {
     /// Masks by column.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub masks: BTreeMap<String, String>,
+    /// Masks by classification label.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mask_labels: BTreeMap<String, String>,
     /// Why the data is exchanged.
     pub purpose: String,
     /// First day it applies (`YYYY-MM-DD`).
@@ -146,6 +149,9 @@ impl Terms {
         }
         for (column, mask) in &self.masks {
             super::Mask::parse(mask).map_err(|e| format!("mask of {column}: {e}"))?;
+        }
+        for (label, mask) in &self.mask_labels {
+            super::Mask::parse(mask).map_err(|e| format!("mask of label {label}: {e}"))?;
         }
         self.dates()?;
         Ok(())

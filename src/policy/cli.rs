@@ -65,6 +65,7 @@ pub fn new(args: NewAgreement, out: &mut dyn Write) -> Result<(), String> {
         columns: (!args.columns.is_empty()).then_some(args.columns),
         row_filter: args.row_filter,
         masks,
+        mask_labels: BTreeMap::new(),
         purpose: args.purpose,
         valid_from: args.valid_from,
         valid_until: args.valid_until,

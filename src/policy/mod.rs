@@ -17,6 +17,7 @@
 
 pub mod agreement;
 pub mod cli;
+pub mod labels;
 pub mod leak_proof;
 pub mod mask;
 pub mod pattern;
@@ -37,6 +38,9 @@ pub struct TablePolicy {
     pub row_filter: Option<String>,
     /// Masks, by column name.
     pub masks: BTreeMap<String, Mask>,
+    /// Masks by classification label, for columns carrying it that
+    /// [`TablePolicy::masks`] does not name.
+    pub label_masks: BTreeMap<String, Mask>,
     /// The grants it comes from (`grant 3 (role analis_kota)`), for plans
     /// and errors.
     pub origin: String,

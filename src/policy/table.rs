@@ -59,8 +59,24 @@ pub struct PolicyTable {
 impl PolicyTable {
     /// `inner` under `policy`; masks naming columns the table does not have
     /// are ignored (the table may show only granted columns).
-    pub fn new(inner: Arc<dyn TableProvider>, policy: TablePolicy) -> Result<Self> {
+    pub fn new(inner: Arc<dyn TableProvider>, mut policy: TablePolicy) -> Result<Self> {
         let source = inner.schema();
+        // Masks by label become masks of the columns carrying the label; a
+        // mask naming the column wins.
+        for f in source.fields() {
+            if policy.masks.contains_key(f.name()) {
+                continue;
+            }
+            let labels = super::labels::of_field(f);
+            if let Some(mask) = policy
+                .label_masks
+                .iter()
+                .find(|(label, _)| labels.contains(*label))
+                .map(|(_, m)| m.clone())
+            {
+                policy.masks.insert(f.name().clone(), mask);
+            }
+        }
         let mut masked = BTreeSet::new();
         let fields = source
             .fields()
@@ -68,11 +84,21 @@ impl PolicyTable {
             .map(|f| match policy.masks.get(f.name()) {
                 Some(mask) => {
                     masked.insert(f.name().clone());
-                    Ok(Arc::new(Field::new(
-                        f.name(),
-                        mask.output_type(f.data_type())?,
-                        true,
-                    )))
+                    // The type changed: only the description and labels
+                    // stay from the source's metadata.
+                    let kept = f
+                        .metadata()
+                        .iter()
+                        .filter(|(k, _)| {
+                            k.as_str() == tautan_connector::types::COMMENT_KEY
+                                || k.as_str() == super::labels::LABELS_KEY
+                        })
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    Ok(Arc::new(
+                        Field::new(f.name(), mask.output_type(f.data_type())?, true)
+                            .with_metadata(kept),
+                    ))
                 }
                 None => Ok(f.clone()),
             })

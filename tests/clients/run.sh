@@ -55,10 +55,13 @@ for old, new in [
     ('path = "files/dinsos"', f"path = {json.dumps(repo + '/files/dinsos')}"),
     ('path = "ref"', f"path = {json.dumps(repo + '/ref')}"),
     ('data_dir = "data"', f"data_dir = {json.dumps(data)}"),
+    ('agreements_dir = "agreements"', f"agreements_dir = {json.dumps(repo + '/agreements')}"),
 ]:
     if text.count(old) != 1:
         sys.exit(f"run.sh: expected exactly one `{old}` in {src}")
     text = text.replace(old, new)
+# Public keys of the demo signers, wherever they are named.
+text = text.replace('"keys/demo/', json.dumps(repo + "/keys/demo/")[:-1])
 # The type-test database (sql/uji.pg.sql): a table with a column of every
 # PostgreSQL type tautan maps, for the catalog-fidelity checks.
 text += """

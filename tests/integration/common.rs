@@ -23,7 +23,16 @@ pub fn config_text(extra_links: &str) -> String {
             "password_env = \"TAUTAN_KEPENDUDUKAN_PASSWORD\"",
             "password = \"tautan-ro\"",
         )
-        .replace("listen = \"127.0.0.1:6432\"", "listen = \"127.0.0.1:0\"");
+        .replace("listen = \"127.0.0.1:6432\"", "listen = \"127.0.0.1:0\"")
+        // Absolute, so the config works from any folder (pulls, e2e).
+        .replace(
+            "\"keys/demo/",
+            &format!("\"{}/keys/demo/", repo().display()),
+        )
+        .replace(
+            "agreements_dir = \"agreements\"",
+            &format!("agreements_dir = \"{}/agreements\"", repo().display()),
+        );
     format!(
         "{shipped}\n{extra_links}\n\
 [links.uji_pg]\nkind = \"postgres\"\nhost = \"127.0.0.1\"\ndatabase = \"tautan_uji\"\nuser = \"tautan_ro\"\npassword = \"tautan-ro\"\n\n\

@@ -689,23 +689,16 @@ fn agreements_config(dir: &std::path::Path, producer: &[u8; 32], custodian: &[u8
     let hex = |seed: &[u8; 32]| {
         tautan::audit::keys::key_hex(&ed25519_dalek::SigningKey::from_bytes(seed).verifying_key())
     };
+    let repo = repo();
+    let demo_key = |name: &str| format!("\"{}/keys/demo/{name}.pem.pub\"", repo.display());
     let text = config_text("")
         .replace(
-            "agreements_dir = \"agreements\"",
+            &format!("agreements_dir = \"{}/agreements\"", repo.display()),
             &format!("agreements_dir = \"{}\"", dir.display()),
         )
-        .replace(
-            "custodian_public_key = \"keys/demo/custodian.pem.pub\"",
-            &format!("custodian_public_key = \"{}\"", hex(custodian)),
-        )
-        .replace(
-            "public_key = \"keys/demo/kependudukan.pem.pub\"",
-            &format!("public_key = \"{}\"", hex(producer)),
-        )
-        .replace(
-            "public_key = \"keys/demo/kesehatan.pem.pub\"",
-            &format!("public_key = \"{}\"", hex(producer)),
-        )
+        .replace(&demo_key("custodian"), &format!("\"{}\"", hex(custodian)))
+        .replace(&demo_key("kependudukan"), &format!("\"{}\"", hex(producer)))
+        .replace(&demo_key("kesehatan"), &format!("\"{}\"", hex(producer)))
         .replace(
             "databases = [\"kepegawaian\"]",
             &format!(
@@ -713,6 +706,7 @@ fn agreements_config(dir: &std::path::Path, producer: &[u8; 32], custodian: &[u8
                 hex(producer)
             ),
         );
+    assert!(text.contains(&format!("agreements_dir = \"{}\"", dir.display())));
     assert_eq!(text.matches(&hex(producer)).count(), 3, "links changed");
     text
 }
@@ -970,4 +964,86 @@ async fn the_agreement_commands_make_sign_and_verify_a_file() {
     let (code, out) = run(&["agreement", "list"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("PKS-9") && out.contains("tampered"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_are_browsable_and_masks_can_follow_them() {
+    // dinsos may read the population table with every `pribadi` column
+    // nulled, by label rather than by column name.
+    let text = format!(
+        "{}\n[[grants]]\nrole = \"dinsos\"\ntables = [\"kependudukan.public.penduduk\"]\n\
+         mask_labels = {{ pribadi = \"null\" }}\n",
+        config_text("")
+    );
+    let server = start_config(&text).await;
+    let dinsos = server.connect(("dinsos", "dinsos-demo")).await;
+    let columns = |client: tokio_postgres::Client| async move {
+        client
+            .query(
+                "SELECT \"column\", labels, mask, description FROM system.columns \
+                 WHERE \"table\" = 'penduduk' ORDER BY \"column\"",
+                &[],
+            )
+            .await
+            .expect("system.columns")
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    r.get::<_, Option<String>>(1),
+                    r.get::<_, Option<String>>(2),
+                    r.get::<_, Option<String>>(3),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let seen = columns(dinsos).await;
+    let nik = seen.iter().find(|c| c.0 == "nik").expect("nik");
+    assert_eq!(nik.1.as_deref(), Some("pribadi"));
+    assert_eq!(nik.2.as_deref(), Some("null"));
+    assert!(
+        nik.3.as_deref().unwrap_or("").contains("[label: pribadi]"),
+        "{nik:?}"
+    );
+    let kode = seen.iter().find(|c| c.0 == "kecamatan_kode").expect("kode");
+    assert_eq!((kode.1.as_deref(), kode.2.as_deref()), (None, None));
+    let dinsos = server.connect(("dinsos", "dinsos-demo")).await;
+    let row = dinsos
+        .query_one(
+            "SELECT count(*), count(nik), count(nama), count(kecamatan_kode) \
+             FROM kependudukan.public.penduduk",
+            &[],
+        )
+        .await
+        .expect("nulled by label");
+    let counts: Vec<i64> = (0..4).map(|i| row.get(i)).collect();
+    assert!(counts[0] > 0);
+    assert_eq!(&counts[1..], &[0, 0, counts[0]]);
+    // The table's own label, and which policy applies, in system.tables.
+    let (labels, policy): (Option<String>, Option<String>) = dinsos
+        .query_one(
+            "SELECT labels, policy FROM system.tables WHERE \"table\" = 'penduduk'",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .expect("system.tables");
+    assert_eq!(labels.as_deref(), Some("terbatas"));
+    assert!(policy.unwrap_or_default().contains("role dinsos"));
+    // The analyst under the agreement: masks by column name, labels shown.
+    let kota = server.connect(KOTA).await;
+    let seen = columns(kota).await;
+    let nama = seen.iter().find(|c| c.0 == "nama").expect("nama");
+    assert_eq!(
+        (nama.1.as_deref(), nama.2.as_deref()),
+        (Some("pribadi"), Some("redact"))
+    );
+    // A label the custodian did not define is a config error.
+    let bad = config_text("").replace(
+        "\"public.penduduk\" = \"terbatas\"",
+        "\"public.penduduk\" = \"sangat_rahasia\"",
+    );
+    let e = tautan::config::FederationConfig::parse(&bad, std::path::Path::new("x.toml"))
+        .expect_err("unknown label");
+    assert!(e.to_string().contains("unknown label"), "{e}");
 }
