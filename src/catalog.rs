@@ -419,14 +419,16 @@ fn slot_get(slot: &SchemaSlot) -> Option<Arc<dyn SchemaProvider>> {
 #[derive(Debug)]
 pub struct UserCatalogList {
     registry: Arc<Registry>,
-    access: Arc<Access>,
+    /// The session's access, read as each catalog is looked up (so a
+    /// reloaded policy reaches the session's next statement).
+    access: Arc<crate::grants::AccessCell>,
     pg_catalog: SchemaSlot,
     information_schema: SchemaSlot,
 }
 
 impl UserCatalogList {
     /// `registry` filtered by `access`.
-    pub fn new(registry: Arc<Registry>, access: Arc<Access>) -> Self {
+    pub fn new(registry: Arc<Registry>, access: Arc<crate::grants::AccessCell>) -> Self {
         Self {
             registry,
             access,
@@ -438,7 +440,7 @@ impl UserCatalogList {
     fn default_catalog(&self) -> DefaultCatalog {
         DefaultCatalog {
             registry: self.registry.clone(),
-            access: self.access.clone(),
+            access: self.access.get(),
             pg_catalog: self.pg_catalog.clone(),
             information_schema: self.information_schema.clone(),
         }
@@ -465,12 +467,13 @@ impl CatalogProviderList for UserCatalogList {
             return Some(Arc::new(self.default_catalog()));
         }
         let link = self.registry.link(name)?;
-        if !self.access.may_see_prefix(&[name.to_string()]) {
+        let access = self.access.get();
+        if !access.may_see_prefix(&[name.to_string()]) {
             return None;
         }
         Some(Arc::new(LinkCatalog {
             link: link.clone(),
-            access: self.access.clone(),
+            access,
         }))
     }
 }
@@ -746,6 +749,7 @@ const SYSTEM_TABLES: &[&str] = &[
     "grants",
     "pulls",
     "agreements",
+    "policy",
 ];
 
 /// A table the user may see, for `system.tables` and `system.columns`.
@@ -1024,6 +1028,36 @@ impl SystemSchema {
         mem_table(fields, columns)
     }
 
+    /// `system.policy`: the policy version this statement runs under.
+    fn policy(&self) -> Result<Arc<dyn TableProvider>> {
+        let version = self.access.version.as_ref();
+        let loaded = version.map(|v| {
+            chrono::DateTime::<chrono::Utc>::from(v.loaded_at)
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string()
+        });
+        let in_force = self
+            .access
+            .agreements
+            .iter()
+            .filter(|a| a.status == crate::policy::agreement::Status::Valid)
+            .count();
+        mem_table(
+            vec![
+                Field::new("version", DataType::Int64, true),
+                Field::new("loaded_at", DataType::Utf8, true),
+                Field::new("agreements", DataType::Int64, false),
+                Field::new("agreements_in_force", DataType::Int64, false),
+            ],
+            vec![
+                Arc::new(Int64Array::from(vec![version.map(|v| v.number as i64)])),
+                Arc::new(StringArray::from(vec![loaded])),
+                Arc::new(Int64Array::from(vec![self.access.agreements.len() as i64])),
+                Arc::new(Int64Array::from(vec![in_force as i64])),
+            ],
+        )
+    }
+
     /// `system.agreements`: the agreements naming the user (all of them
     /// for the custodian), with whether each grants anything now and why
     /// not.
@@ -1257,6 +1291,7 @@ impl SchemaProvider for SystemSchema {
             "pulls" => self.pulls().map(Some),
             "agreements" => self.agreements().map(Some),
             "columns" => self.columns().map(Some),
+            "policy" => self.policy().map(Some),
             _ => Ok(None),
         }
     }

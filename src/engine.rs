@@ -65,10 +65,12 @@ const MAX_SCAN_PARTS: usize = 16;
 #[derive(Debug)]
 pub struct Engine {
     /// The config it was built from.
-    pub config: FederationConfig,
+    pub config: Arc<FederationConfig>,
     /// Links and reference data.
     pub registry: Arc<Registry>,
-    grants: Grants,
+    /// The policy in force: grants, agreements, attributes, the pseudonym
+    /// key. Replaced whole by [`Engine::reload_policy`].
+    grants: std::sync::RwLock<Arc<Grants>>,
     verifiers: BTreeMap<String, ScramVerifier>,
     /// Memory shared by every session, and spill space.
     pub budget: crate::budget::Budget,
@@ -230,7 +232,8 @@ impl Engine {
             };
             verifiers.insert(name, v);
         }
-        let grants = Grants::from_config(&config)?;
+        let config = Arc::new(config);
+        let grants = std::sync::RwLock::new(Arc::new(Grants::from_config(config.clone(), 1)?));
         let budget = crate::budget::Budget::new(&config.server)
             .map_err(|e| format!("[server] memory and spill settings: {e}"))?;
         let admission = Arc::new(crate::admission::Admission::new(&config));
@@ -291,7 +294,7 @@ impl Engine {
         }
         let mut problems = Vec::new();
         for user in self.config.users.keys() {
-            let access = self.grants.access(user);
+            let access = self.grants().access(user);
             let policed: Vec<&Vec<String>> = tables
                 .iter()
                 .filter(|t| access.policy(t).is_some())
@@ -328,8 +331,7 @@ impl Engine {
 
     /// The session a pull runs in: the grants of its owner role.
     pub fn pull_session(self: &Arc<Self>, def: &crate::pulls::PullDef) -> Session {
-        let access = self.grants.for_roles(
-            &self.config,
+        let access = self.grants().for_roles(
             &format!("pull:{}", def.name),
             std::slice::from_ref(&def.config.owner),
         );
@@ -338,12 +340,73 @@ impl Engine {
 
     /// The access of someone holding `roles` (for tools and pulls).
     pub fn access_for_roles(&self, user: &str, roles: &[String]) -> Access {
-        self.grants.for_roles(&self.config, user, roles)
+        self.grants().for_roles(user, roles)
     }
 
     /// Every agreement with its standing, as loaded at start.
-    pub fn agreements(&self) -> &Arc<Vec<crate::policy::agreement::Agreement>> {
-        self.grants.agreements()
+    pub fn agreements(&self) -> Arc<Vec<crate::policy::agreement::Agreement>> {
+        self.grants().agreements().clone()
+    }
+
+    /// The policy in force now.
+    pub fn grants(&self) -> Arc<Grants> {
+        match self.grants.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reads the config file and the agreements again and, when they are
+    /// valid, makes them the policy in force: grants, users' roles and
+    /// attributes, agreements, the pseudonym key. Sessions take the new
+    /// policy at their next statement. Links, users' passwords and server
+    /// settings stay as they were started (a restart changes those). An
+    /// invalid config keeps the policy in force; the error says why.
+    pub fn reload_policy(&self) -> Result<crate::grants::PolicyVersion, String> {
+        let number = self.grants().version().number + 1;
+        let config = FederationConfig::load(&self.config.path).map_err(|e| e.to_string())?;
+        let grants = Grants::from_config(Arc::new(config), number)?;
+        let version = grants.version().clone();
+        match self.grants.write() {
+            Ok(mut g) => *g = Arc::new(grants),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(grants),
+        }
+        tracing::info!(version = number, "policy reloaded");
+        Ok(version)
+    }
+
+    /// Reloads the policy whenever the config file or a file of the
+    /// agreements folder changes (checked every `every`), and on SIGHUP.
+    pub fn spawn_policy_reload(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let engine = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let fingerprint = |e: &Engine| {
+                let mut paths = vec![e.config.path.clone()];
+                if let Some(dir) = &e.config.policy.agreements_dir {
+                    paths.push(e.config.base_dir.join(dir));
+                }
+                crate::policy::watch::fingerprint(&paths)
+            };
+            let mut seen = match engine.upgrade() {
+                Some(e) => fingerprint(&e),
+                None => return,
+            };
+            let mut hangup = crate::policy::watch::hangups();
+            loop {
+                let signalled = tokio::select! {
+                    _ = tokio::time::sleep(every) => false,
+                    _ = hangup.recv() => true,
+                };
+                let Some(e) = engine.upgrade() else { return };
+                let now = fingerprint(&e);
+                if signalled || now != seen {
+                    seen = now;
+                    if let Err(why) = e.reload_policy() {
+                        tracing::warn!(error = %why, "policy not reloaded; the previous one stays in force");
+                    }
+                }
+            }
+        })
     }
 
     /// Loads `path` and starts the engine.
@@ -384,12 +447,13 @@ impl Engine {
 
     /// A session for an authenticated user.
     pub fn session(self: &Arc<Self>, user: &str) -> Session {
-        self.session_with(self.grants.access(user))
+        self.session_with(self.grants().access(user))
     }
 
     /// A session reading with `access`.
     pub fn session_with(self: &Arc<Self>, access: Access) -> Session {
-        let access = Arc::new(access);
+        let access = Arc::new(crate::grants::AccessCell::new(access));
+        let user = access.get().user.clone();
         let scan = Arc::new(ScanOptions::new(DEFAULT_SCAN_PARTS));
         let mut config = SessionConfig::new();
         // `timestamptz` values DataFusion makes itself (`now()`,
@@ -405,7 +469,7 @@ impl Engine {
             // DataFusion's, registered in the catalog per session.
             .with_information_schema(false)
             .with_target_partitions(2);
-        let defaults = self.session_defaults(&access.user);
+        let defaults = self.session_defaults(&user);
         let settings: Settings = Arc::new(Mutex::new(defaults.clone()));
         let state = SessionStateBuilder::new()
             .with_config(config)
@@ -434,13 +498,9 @@ impl Engine {
             let (settings, scan) = (settings.clone(), scan.clone());
             Arc::new(move |name: &str, value: &str| apply_setting(&settings, &scan, name, value))
         };
-        if let Err(e) = crate::pg_catalog::install(
-            &ctx,
-            &self.registry.database,
-            &access.user,
-            settings.clone(),
-            set,
-        ) {
+        if let Err(e) =
+            crate::pg_catalog::install(&ctx, &self.registry.database, &user, settings.clone(), set)
+        {
             tracing::warn!(error = %e, "pg_catalog not available in this session");
         }
         crate::privileges::install(&ctx, self.registry.clone(), access.clone());
@@ -454,6 +514,7 @@ impl Engine {
             scan,
             cursors: tokio::sync::Mutex::new(BTreeMap::new()),
             cancel,
+            user,
         }
     }
 }
@@ -585,7 +646,11 @@ struct Cursor {
 /// One user's connection to the federation.
 pub struct Session {
     engine: Arc<Engine>,
-    access: Arc<Access>,
+    /// What the user may read, under one policy version; replaced between
+    /// statements when the policy is reloaded ([`Session::follow_policy`]).
+    access: Arc<crate::grants::AccessCell>,
+    /// The login (it does not change with the policy).
+    user: String,
     ctx: SessionContext,
     settings: Settings,
     /// What RESET returns the settings to.
@@ -611,9 +676,7 @@ impl Drop for Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session")
-            .field("user", &self.access.user)
-            .finish()
+        f.debug_struct("Session").field("user", &self.user).finish()
     }
 }
 
@@ -661,7 +724,34 @@ pub enum Prepared {
 impl Session {
     /// The user.
     pub fn user(&self) -> &str {
-        &self.access.user
+        &self.user
+    }
+
+    /// Takes the policy in force when it is newer than the one this
+    /// session holds: called as each statement starts, so a statement runs
+    /// under one policy version from start to end, and a reload reaches
+    /// open sessions at their next statement.
+    fn follow_policy(&self) {
+        let grants = self.engine.grants();
+        let current = self.access.get();
+        if current.version.as_ref() == Some(grants.version()) {
+            return;
+        }
+        // A configured user takes the new roles and attributes; a pull or
+        // tool session keeps the roles it was opened with.
+        let access =
+            if self.engine.config.users.contains_key(&self.user) || grants.is_user(&self.user) {
+                grants.access(&self.user)
+            } else {
+                grants.for_roles(&self.user, &current.roles)
+            };
+        tracing::debug!(user = %self.user, version = grants.version().number, "session follows the reloaded policy");
+        self.access.set(access);
+    }
+
+    /// The policy version this session's statements run under now.
+    pub fn policy_version(&self) -> Option<crate::grants::PolicyVersion> {
+        self.access.get().version.clone()
     }
 
     /// The DataFusion state this session plans with.
@@ -774,7 +864,7 @@ impl Session {
             ));
         }
         let schema = plan.schema().inner().clone();
-        let slot = self.engine.admission.statement(&self.access.user).await?;
+        let slot = self.engine.admission.statement(&self.user).await?;
         let ctx = self.ctx.clone();
         let stream = crate::executor::start(crate::limits::OnPlanStack::new(async move {
             Ok::<_, QueryError>(crate::budget::execute_spilling_joins(ctx.state(), plan).await?)
@@ -863,6 +953,7 @@ impl Session {
     /// Planning runs on a stack segment of its own
     /// ([`crate::limits::OnPlanStack`]).
     pub async fn prepare(&self, statement: DFStatement) -> Result<Prepared, QueryError> {
+        self.follow_policy();
         crate::limits::OnPlanStack::new(self.prepare_here(statement)).await
     }
 
@@ -977,6 +1068,7 @@ impl Session {
     /// contacted. Also makes sure every link referenced is up.
     async fn check_tables(&self, references: &[TableReference]) -> Result<(), QueryError> {
         let database = &self.engine.registry.database;
+        let access = self.access.get();
         for r in references {
             let resolved = r.clone().resolve(database, PUBLIC_SCHEMA);
             let table = resolved.table.as_ref();
@@ -991,10 +1083,10 @@ impl Session {
                 continue; // status tables, filtered per user
             }
             let name = self.engine.registry.grant_name(catalog, schema, table);
-            if self.access.table(&name) == TableAccess::Invisible {
+            if access.table(&name) == TableAccess::Invisible {
                 // An agreement naming this user covers the table but grants
                 // nothing now: say which, and why.
-                if let Some(why) = self.access.lapsed(&name) {
+                if let Some(why) = access.lapsed(&name) {
                     return Err(QueryError::new(
                         "42501",
                         format!("permission denied for table {}: {why}", display_name(&name)),
@@ -1052,7 +1144,7 @@ impl Session {
                 resolved.table.as_ref(),
             );
             let name = self.engine.registry.grant_name(catalog, schema, table);
-            match self.access.table(&name) {
+            match self.access.get().table(&name) {
                 TableAccess::Columns(granted)
                     if !granted.contains(&field.name)
                         && self
@@ -1093,7 +1185,7 @@ impl Session {
                     resolved.schema.as_ref(),
                     resolved.table.as_ref(),
                 );
-                let access = self.access.table(&name);
+                let access = self.access.get().table(&name);
                 if let TableAccess::Columns(_) = &access {
                     let schema = scan.source.schema();
                     let mut used: Vec<String> = match &scan.projection {
@@ -1133,7 +1225,7 @@ impl Session {
         plan: LogicalPlan,
         params: Option<ParamValues>,
     ) -> Result<SendableRecordBatchStream, QueryError> {
-        let slot = self.engine.admission.statement(&self.access.user).await?;
+        let slot = self.engine.admission.statement(&self.user).await?;
         // Planned and run on the statement runtime, physical planning on
         // a stack segment of its own, as in `prepare`.
         let ctx = self.ctx.clone();

@@ -107,6 +107,37 @@ pub struct Access {
     /// Every agreement with its standing (`system.agreements` shows the
     /// user those naming them; the custodian sees all).
     pub agreements: Arc<Vec<Agreement>>,
+    /// The policy version this access was built from.
+    pub version: Option<PolicyVersion>,
+}
+
+/// A session's access, replaced as a whole when the policy is reloaded
+/// (between statements; see [`crate::engine::Session`]).
+#[derive(Debug)]
+pub struct AccessCell(std::sync::RwLock<Arc<Access>>);
+
+impl AccessCell {
+    /// A cell holding `access`.
+    pub fn new(access: Access) -> Self {
+        Self(std::sync::RwLock::new(Arc::new(access)))
+    }
+
+    /// The access now.
+    pub fn get(&self) -> Arc<Access> {
+        match self.0.read() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the access.
+    pub fn set(&self, access: Access) {
+        let access = Arc::new(access);
+        match self.0.write() {
+            Ok(mut a) => *a = access,
+            Err(poisoned) => *poisoned.into_inner() = access,
+        }
+    }
 }
 
 impl Access {
@@ -226,18 +257,31 @@ impl Access {
     }
 }
 
-/// Grants of every user, built from the config and the agreements.
+/// Grants of every user, built from the config and the agreements: one
+/// *policy version*. A reload builds a new one; a statement runs under the
+/// version its session held when it started.
 #[derive(Debug)]
 pub struct Grants {
     users: BTreeMap<String, Access>,
     key: Arc<PseudonymKey>,
     agreements: Arc<Vec<Agreement>>,
+    config: Arc<FederationConfig>,
+    version: PolicyVersion,
+}
+
+/// Which policy a statement ran under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyVersion {
+    /// 1 at start, one more at each successful reload.
+    pub number: u64,
+    /// When it was loaded.
+    pub loaded_at: std::time::SystemTime,
 }
 
 impl Grants {
     /// Collects the rules per user; fails when the pseudonym key or the
     /// signers' public keys `[policy]` and the links name cannot be read.
-    pub fn from_config(cfg: &FederationConfig) -> Result<Self, String> {
+    pub fn from_config(cfg: Arc<FederationConfig>, number: u64) -> Result<Self, String> {
         let key = Arc::new(cfg.pseudonym_key()?);
         let agreements = Arc::new(cfg.agreements()?);
         for a in agreements.iter() {
@@ -254,17 +298,32 @@ impl Grants {
             users: BTreeMap::new(),
             key,
             agreements,
+            config: cfg.clone(),
+            version: PolicyVersion {
+                number,
+                loaded_at: std::time::SystemTime::now(),
+            },
         };
         let users = cfg
             .users
             .iter()
             .map(|(name, user)| {
                 let roles = user.get_ref().roles.clone();
-                (name.clone(), grants.for_roles(cfg, name, &roles))
+                (name.clone(), grants.for_roles(name, &roles))
             })
             .collect();
         grants.users = users;
         Ok(grants)
+    }
+
+    /// Whether `user` is a configured user of this policy.
+    pub fn is_user(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// This policy's version.
+    pub fn version(&self) -> &PolicyVersion {
+        &self.version
     }
 
     /// The custodian's pseudonym key.
@@ -281,7 +340,8 @@ impl Grants {
     /// the agreements in force naming the user or one of the roles, plus
     /// `mat.<pull>` for every pull they own or may read. A configured
     /// user's attributes apply; pulls and tools have none.
-    pub fn for_roles(&self, cfg: &FederationConfig, user: &str, roles: &[String]) -> Access {
+    pub fn for_roles(&self, user: &str, roles: &[String]) -> Access {
+        let cfg = &self.config;
         let mut rules = Vec::new();
         for (index, grant) in cfg.grants.iter().enumerate() {
             let g = grant.get_ref();
@@ -372,6 +432,7 @@ impl Grants {
             key: Some(self.key.clone()),
             lapsed,
             agreements: self.agreements.clone(),
+            version: Some(self.version.clone()),
         }
     }
 
@@ -444,6 +505,7 @@ mod tests {
             key: None,
             lapsed: Vec::new(),
             agreements: Arc::new(Vec::new()),
+            version: None,
         };
         let t = n("pg.public.t");
         // One grant: its filter (attributes bound) and masks.

@@ -286,6 +286,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let _health = engine.spawn_health_checks();
+            // A changed config or agreement (or SIGHUP) reloads the policy.
+            let _reload = engine.spawn_policy_reload(std::time::Duration::from_secs(2));
             engine.registry.pulls.recover_all();
             let _scheduler = spawn_scheduler(&engine);
             for (name, link) in &engine.registry.links {

@@ -29,18 +29,19 @@ use datafusion::prelude::SessionContext;
 
 use crate::catalog::{Registry, PUBLIC_SCHEMA};
 use crate::error::QueryError;
-use crate::grants::{Access, TableAccess};
+use crate::grants::{AccessCell, TableAccess};
 
 /// What a session's privilege functions read.
 #[derive(Debug)]
 struct Privileges {
     registry: Arc<Registry>,
-    access: Arc<Access>,
+    /// The session's access (the policy version of its statement).
+    access: Arc<AccessCell>,
     catalogs: Arc<dyn CatalogProviderList>,
 }
 
 /// Registers the functions in `ctx` (over the catalog crate's).
-pub fn install(ctx: &SessionContext, registry: Arc<Registry>, access: Arc<Access>) {
+pub fn install(ctx: &SessionContext, registry: Arc<Registry>, access: Arc<AccessCell>) {
     let privileges = Arc::new(Privileges {
         registry,
         access,
@@ -207,7 +208,7 @@ impl ScalarUDFImpl for HasPrivilege {
             let mut values = values.into_iter();
             if with_user {
                 match values.next() {
-                    Some(Arg::Text(user)) if user == self.privileges.access.user => {}
+                    Some(Arg::Text(user)) if *user == self.privileges.access.get().user => {}
                     Some(Arg::Text(user)) => {
                         return Err(fail(QueryError::new(
                             "42704",
@@ -357,7 +358,7 @@ impl HasPrivilege {
             return Ok(TableAccess::All);
         }
         let grant = p.registry.grant_name(&catalog, &schema, &table);
-        match p.access.table(&grant) {
+        match p.access.get().table(&grant) {
             TableAccess::Invisible => Err(missing()),
             access => Ok(access),
         }

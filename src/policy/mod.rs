@@ -22,6 +22,7 @@ pub mod leak_proof;
 pub mod mask;
 pub mod pattern;
 pub mod table;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

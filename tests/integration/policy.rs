@@ -1047,3 +1047,96 @@ async fn labels_are_browsable_and_masks_can_follow_them() {
         .expect_err("unknown label");
     assert!(e.to_string().contains("unknown label"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_policy_reaches_open_sessions_and_a_broken_one_keeps_the_last() {
+    let dir = temp_dir("policy-reload");
+    let agreements = dir.join("agreements");
+    std::fs::create_dir_all(&agreements).expect("dir");
+    for f in ["PKS-2026-017.toml", "PKS-2026-018.toml"] {
+        std::fs::copy(repo().join("agreements").join(f), agreements.join(f)).expect("copy");
+    }
+    let text = pull_config(&dir.join("data"), 2, "").replace(
+        &format!("agreements_dir = \"{}/agreements\"", repo().display()),
+        &format!("agreements_dir = \"{}\"", agreements.display()),
+    );
+    assert!(text.contains(&agreements.display().to_string()));
+    let path = dir.join("federation.toml");
+    std::fs::write(&path, &text).expect("config");
+    let engine = tautan::engine::Engine::from_file(&path)
+        .await
+        .expect("engine");
+    let _watch = engine.spawn_policy_reload(std::time::Duration::from_millis(100));
+    let server = serve_engine(engine.clone()).await;
+    let kota = server.connect(KOTA).await;
+    let count = || async {
+        kota.query_one("SELECT count(*) FROM kependudukan.public.penduduk", &[])
+            .await
+            .map(|r| r.get::<_, i64>(0))
+    };
+    let version = || async {
+        kota.query_one("SELECT version FROM system.policy", &[])
+            .await
+            .expect("system.policy")
+            .get::<_, i64>(0)
+    };
+    let two_districts = count().await.expect("two districts");
+    assert_eq!(version().await, 1);
+
+    // The custodian narrows the analyst's districts: picked up by the
+    // watcher, and by the open session at its next statement.
+    let engine_ref = server.engine.clone();
+    let wait_for = move |want: i64| {
+        let engine = engine_ref.clone();
+        async move {
+            for _ in 0..100 {
+                if engine_version(&engine) >= want {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("policy version {want} never came");
+        }
+    };
+    std::fs::write(
+        &path,
+        text.replace(
+            "wilayah = [\"31.71.01\", \"31.71.02\"]",
+            "wilayah = [\"31.71.01\"]",
+        ),
+    )
+    .expect("narrowed");
+    wait_for(2).await;
+    let one_district = count().await.expect("one district");
+    assert!(
+        one_district > 0 && one_district < two_districts,
+        "{one_district} of {two_districts}"
+    );
+    assert_eq!(version().await, 2);
+
+    // A broken config: the last good policy stays, the session goes on.
+    std::fs::write(&path, "[server\nthis is not toml").expect("broken");
+    assert!(server.engine.reload_policy().is_err());
+    assert_eq!(count().await.expect("still served"), one_district);
+    assert_eq!(version().await, 2);
+
+    // The agreement withdrawn (its file removed): the table is gone for
+    // the analyst, without a reconnect.
+    std::fs::write(
+        &path,
+        text.replace(
+            "wilayah = [\"31.71.01\", \"31.71.02\"]",
+            "wilayah = [\"31.71.01\"]",
+        ),
+    )
+    .expect("config again");
+    std::fs::remove_file(agreements.join("PKS-2026-017.toml")).expect("withdrawn");
+    let before = engine_version(&server.engine);
+    wait_for(before + 1).await;
+    let e = count().await.expect_err("withdrawn");
+    assert_eq!(sqlstate(&e), "42P01", "{e}");
+}
+
+fn engine_version(engine: &tautan::engine::Engine) -> i64 {
+    engine.grants().version().number as i64
+}
