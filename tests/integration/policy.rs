@@ -1140,3 +1140,60 @@ async fn a_changed_policy_reaches_open_sessions_and_a_broken_one_keeps_the_last(
 fn engine_version(engine: &tautan::engine::Engine) -> i64 {
     engine.grants().version().number as i64
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_query_and_describe_see_only_the_policed_table() {
+    let secrets = secrets().await;
+    let dir = temp_dir("policy-export");
+    let config = dir.join("federation.toml");
+    std::fs::write(&config, pull_config(&dir.join("data"), 2, "")).expect("config");
+    // `tautan export` and `tautan query` as the analyst.
+    let csv = dir.join("penduduk.csv");
+    let out = tautan_cmd()
+        .arg("-c")
+        .arg(&config)
+        .args(["export", "--user", "analis_kota", "-o"])
+        .arg(&csv)
+        .arg("SELECT nik, nama, tanggal_lahir, kecamatan_kode FROM kependudukan.public.penduduk")
+        .output()
+        .expect("export");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&csv).expect("csv");
+    assert_nothing_hidden(&secrets, "tautan export", &text);
+    assert_eq!(text.lines().count() as i64, secrets.visible_rows + 1);
+    let out = tautan_cmd()
+        .arg("-c")
+        .arg(&config)
+        .args([
+            "query",
+            "--user",
+            "analis_kota",
+            "SELECT nik, nama, kecamatan_kode FROM kependudukan.public.penduduk ORDER BY nik LIMIT 20",
+        ])
+        .output()
+        .expect("query");
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{shown}");
+    assert_nothing_hidden(&secrets, "tautan query", &shown);
+    assert!(shown.contains("***"), "{shown}");
+
+    // Describe (extended protocol): the masked types.
+    let server = policed().await;
+    let kota = server.connect(KOTA).await;
+    let statement = kota
+        .prepare(
+            "SELECT nik, nama, tanggal_lahir, kecamatan_kode FROM kependudukan.public.penduduk",
+        )
+        .await
+        .expect("describe");
+    let types: Vec<String> = statement
+        .columns()
+        .iter()
+        .map(|c| c.type_().name().to_string())
+        .collect();
+    assert_eq!(types, ["text", "text", "int4", "varchar"]);
+}
