@@ -253,6 +253,39 @@ async fn rows_outside_the_filter_do_not_exist_and_masked_values_are_what_the_use
     );
     assert!(!remote.to_lowercase().contains("length"), "{remote}");
     assert_nothing_hidden(&secrets, "EXPLAIN", &plan);
+
+    // At the source: every statement sent for the analyst carries the row
+    // filter, and no more rows than the filter's left it.
+    let females: i64 = kota
+        .query_one(
+            "SELECT count(*) FROM kependudukan.public.penduduk WHERE jenis_kelamin = 'P' \
+             AND length(nama) = 3",
+            &[],
+        )
+        .await
+        .expect("filtered at the source")
+        .get(0);
+    assert!(females > 0 && females < secrets.visible_rows);
+    let sent = pg_admin("tautan_uji")
+        .await
+        .query(
+            "SELECT s.query, s.calls, s.rows FROM pg_stat_statements s \
+             JOIN pg_roles r ON r.oid = s.userid JOIN pg_database d ON d.oid = s.dbid \
+             WHERE r.rolname = 'tautan_ro' AND d.datname = 'kependudukan' \
+               AND s.query LIKE '%penduduk%' AND s.query LIKE '%jenis_kelamin%' \
+               AND s.query LIKE '%kecamatan_kode%IN%'",
+            &[],
+        )
+        .await
+        .expect("pg_stat_statements");
+    assert!(!sent.is_empty(), "no statement with the row filter reached the source");
+    for r in &sent {
+        let (query, calls, rows): (String, i64, i64) = (r.get(0), r.get(1), r.get(2));
+        assert!(
+            rows <= calls * secrets.visible_rows,
+            "{query}: {rows} rows in {calls} calls"
+        );
+    }
 }
 
 /// A probe and what it must show (beyond showing nothing hidden).
