@@ -278,7 +278,10 @@ async fn rows_outside_the_filter_do_not_exist_and_masked_values_are_what_the_use
         )
         .await
         .expect("pg_stat_statements");
-    assert!(!sent.is_empty(), "no statement with the row filter reached the source");
+    assert!(
+        !sent.is_empty(),
+        "no statement with the row filter reached the source"
+    );
     for r in &sent {
         let (query, calls, rows): (String, i64, i64) = (r.get(0), r.get(1), r.get(2));
         assert!(
