@@ -821,7 +821,7 @@ impl FederationConfig {
         for grant in &self.grants {
             let g = grant.get_ref();
             for pattern in &g.tables {
-                if let Err(e) = crate::grants::TablePattern::parse(pattern) {
+                if let Err(e) = crate::policy::pattern::TablePattern::parse(pattern) {
                     return Err(self.error_at(
                         text,
                         grant.span().start,

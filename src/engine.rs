@@ -749,6 +749,17 @@ impl Session {
         self.access.set(access);
     }
 
+    /// 42501 for a column the user may not read, naming the agreement
+    /// that gives the table without it.
+    fn column_denied(&self, column: &str, table: &[String]) -> QueryError {
+        let mut e = QueryError::column_denied(column, &display_name(table));
+        if let Some(agreements) = self.access.get().agreements_of(table) {
+            e.message
+                .push_str(&format!(" ({agreements} does not include it)"));
+        }
+        e
+    }
+
     /// The policy version this session's statements run under now.
     pub fn policy_version(&self) -> Option<crate::grants::PolicyVersion> {
         self.access.get().version.clone()
@@ -1152,7 +1163,7 @@ impl Session {
                             .registry
                             .has_column(catalog, schema, table, &field.name) =>
                 {
-                    Some(QueryError::column_denied(&field.name, &display_name(&name)))
+                    Some(self.column_denied(&field.name, &name))
                 }
                 _ => None,
             }
@@ -1196,7 +1207,7 @@ impl Session {
                         used.extend(f.column_refs().into_iter().map(|c| c.name.clone()));
                     }
                     if let Some(col) = used.iter().find(|c| !access.allows_column(c)) {
-                        denied = Some(QueryError::column_denied(col, &display_name(&name)));
+                        denied = Some(self.column_denied(col, &name));
                         return Ok(TreeNodeRecursion::Stop);
                     }
                 }

@@ -220,6 +220,18 @@ impl Access {
         })
     }
 
+    /// The agreements among the rules giving `name` (`agreement PKS-…,
+    /// agreement PKS-…`), for denials that say which agreement applies.
+    pub fn agreements_of(&self, name: &[String]) -> Option<String> {
+        let ids: Vec<&str> = self
+            .rules
+            .iter()
+            .filter(|r| r.pattern.matches(name) && r.origin.starts_with("agreement "))
+            .map(|r| r.origin.as_str())
+            .collect();
+        (!ids.is_empty()).then(|| ids.join(", "))
+    }
+
     /// Whether the user holds a grant of every table (`tables = ["*"]`):
     /// the custodian's staff.
     pub fn is_custodian(&self) -> bool {

@@ -778,6 +778,7 @@ async fn only_agreements_signed_by_both_and_in_force_grant_and_the_others_say_wh
         "kependudukan.public.penduduk_per_kecamatan",
         "2099-12-31",
     );
+    valid.terms.columns = Some(vec!["kecamatan_kode".into(), "jumlah".into()]);
     valid.sign("kependudukan", &producer);
     valid.sign("custodian", &custodian);
     write("1.toml", &valid);
@@ -829,6 +830,16 @@ async fn only_agreements_signed_by_both_and_in_force_grant_and_the_others_say_wh
         .expect("the agreement in force grants")
         .get(0);
     assert!(n > 0);
+    // A column the agreement leaves out: denied, naming the agreement.
+    let e = kota
+        .query(
+            "SELECT jenis_kelamin FROM kependudukan.public.penduduk_per_kecamatan",
+            &[],
+        )
+        .await
+        .expect_err("column outside the agreement");
+    assert_eq!(sqlstate(&e), "42501", "{e}");
+    assert!(message(&e).contains("agreement PKS-1"), "{}", message(&e));
     // The expired agreement: denied, naming it and the day it ended.
     let e = kota
         .query("SELECT * FROM kependudukan.public.penduduk", &[])
