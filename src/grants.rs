@@ -175,9 +175,19 @@ impl Access {
             .iter()
             .filter(|r| r.pattern.matches(name))
             .collect();
-        if matching.is_empty() || matching.iter().any(|r| r.unrestricted()) {
+        // A pull's readers may see its snapshot; a grant of the snapshot
+        // with a policy still applies to them (their own policy, never the
+        // owner's rights).
+        let is_reader = |r: &&Rule| r.origin.starts_with("pull ");
+        let policed = matching.iter().any(|r| !r.unrestricted());
+        if matching.is_empty()
+            || matching
+                .iter()
+                .any(|r| r.unrestricted() && !(policed && is_reader(r)))
+        {
             return None;
         }
+        let matching: Vec<&Rule> = matching.into_iter().filter(|r| !is_reader(r)).collect();
         let mut filters = Vec::new();
         let mut all_rows = false;
         let mut masks = BTreeMap::new();

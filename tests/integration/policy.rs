@@ -1244,3 +1244,54 @@ async fn exports_query_and_describe_see_only_the_policed_table() {
         .collect();
     assert_eq!(types, ["text", "text", "int4", "varchar"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_holds_only_what_its_owner_sees_and_readers_get_their_own_policy() {
+    use tautan::export::NoProgress;
+    let secrets = secrets().await;
+    let dir = temp_dir("policy-pull");
+    let extra = "\n[[grants]]\nrole = \"pemilik\"\ntables = [\"kependudukan.public.penduduk\"]\n\
+        row_filter = \"kecamatan_kode = '31.71.03'\"\nmasks = { nik = \"pseudonym\" }\n\n\
+        [[grants]]\nrole = \"analis_kesehatan\"\ntables = [\"mat.penduduk_kota\"]\n\
+        masks = { nama = \"null\" }\n\n\
+        [pulls.penduduk_kota]\nsql = \"SELECT nik, nama, kecamatan_kode FROM kependudukan.public.penduduk\"\n\
+        owner = \"pemilik\"\nreaders = [\"analis_kesehatan\", \"walidata\"]\n";
+    let server = start_config(&pull_config(&dir, 2, extra)).await;
+    let report = tautan::pulls::run::run_pull(&server.engine, "penduduk_kota", &NoProgress)
+        .await
+        .expect("pull");
+    let pg = pg_admin("kependudukan").await;
+    let owners_rows: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM penduduk WHERE kecamatan_kode = '31.71.03'",
+            &[],
+        )
+        .await
+        .expect("oracle")
+        .get(0);
+    assert_eq!(report.fetched as i64, owners_rows);
+    // The custodian, a reader: the owner's rows, pseudonymized in the file.
+    let admin = server.connect(WALIDATA).await;
+    let all = shown(
+        &admin,
+        "SELECT nik, nama, kecamatan_kode FROM mat.penduduk_kota",
+    )
+    .await
+    .expect("custodian reads the snapshot");
+    assert_eq!(all.lines().count() as i64, owners_rows);
+    assert!(!all.contains("31.71.01"));
+    for nik in &secrets.niks {
+        assert!(!all.contains(nik.as_str()), "a real NIK in the snapshot");
+    }
+    // Another reader, under a mask of its own on the snapshot.
+    let dinkes = server.connect(DINKES).await;
+    let row = dinkes
+        .query_one(
+            "SELECT count(*), count(nama), count(nik) FROM mat.penduduk_kota",
+            &[],
+        )
+        .await
+        .expect("reader with a policy");
+    let counts: Vec<i64> = (0..3).map(|i| row.get(i)).collect();
+    assert_eq!(counts, [owners_rows, 0, owners_rows]);
+}
