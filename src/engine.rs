@@ -1070,6 +1070,17 @@ impl Session {
                 };
                 let optimized = state.optimize(&plan)?;
                 self.check_columns(&optimized)?;
+                // Its row counts would describe rows a row filter hides
+                // (a scan's output before the filter).
+                if matches!(plan, LogicalPlan::Analyze(_))
+                    && crate::policy::table::reads_policed(&optimized)
+                {
+                    return Err(QueryError::new(
+                        "42501",
+                        "EXPLAIN ANALYZE is not available for tables read under a row filter or \
+                         masks: its row counts could describe hidden rows (EXPLAIN is)",
+                    ));
+                }
                 Ok(Prepared::Query(plan))
             }
         }

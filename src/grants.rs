@@ -109,6 +109,18 @@ pub struct Access {
     pub agreements: Arc<Vec<Agreement>>,
     /// The policy version this access was built from.
     pub version: Option<PolicyVersion>,
+    /// `rules` indexed by exact table name (built on first use): with
+    /// hundreds of agreements, finding a table's rules is a lookup, not a
+    /// glob match per rule.
+    index: std::sync::OnceLock<RuleIndex>,
+}
+
+/// Which rules can match a name: by exact name, plus every rule with a
+/// wildcard.
+#[derive(Debug, Clone, Default)]
+struct RuleIndex {
+    exact: std::collections::HashMap<Vec<String>, Vec<usize>>,
+    globbed: Vec<usize>,
 }
 
 /// A session's access, replaced as a whole when the policy is reloaded
@@ -141,11 +153,41 @@ impl AccessCell {
 }
 
 impl Access {
+    /// The rules matching `name`, in the order they were given.
+    fn matching(&self, name: &[String]) -> Vec<&Rule> {
+        let index = self.index.get_or_init(|| {
+            let mut index = RuleIndex::default();
+            for (i, rule) in self.rules.iter().enumerate() {
+                match rule.pattern.literal() {
+                    Some(exact) => index.exact.entry(exact).or_default().push(i),
+                    None => index.globbed.push(i),
+                }
+            }
+            index
+        });
+        let mut found: Vec<usize> = index
+            .exact
+            .get(name)
+            .into_iter()
+            .flatten()
+            .copied()
+            .chain(
+                index
+                    .globbed
+                    .iter()
+                    .copied()
+                    .filter(|i| self.rules[*i].pattern.matches(name)),
+            )
+            .collect();
+        found.sort_unstable();
+        found.into_iter().map(|i| &self.rules[i]).collect()
+    }
+
     /// Access to one table, the union of every matching grant.
     pub fn table(&self, name: &[String]) -> TableAccess {
         let mut columns: Option<BTreeSet<String>> = None;
         let mut visible = false;
-        for rule in self.rules.iter().filter(|r| r.pattern.matches(name)) {
+        for rule in self.matching(name) {
             visible = true;
             match &rule.columns {
                 None => return TableAccess::All,
@@ -170,11 +212,7 @@ impl Access {
     /// unmasked only if every matching grant leaves its column unmasked
     /// and one of them covers its row.
     pub fn policy(&self, name: &[String]) -> Option<TablePolicy> {
-        let matching: Vec<&Rule> = self
-            .rules
-            .iter()
-            .filter(|r| r.pattern.matches(name))
-            .collect();
+        let matching: Vec<&Rule> = self.matching(name);
         // A pull's readers may see its snapshot; a grant of the snapshot
         // with a policy still applies to them (their own policy, never the
         // owner's rights).
@@ -234,9 +272,9 @@ impl Access {
     /// agreement PKS-…`), for denials that say which agreement applies.
     pub fn agreements_of(&self, name: &[String]) -> Option<String> {
         let ids: Vec<&str> = self
-            .rules
-            .iter()
-            .filter(|r| r.pattern.matches(name) && r.origin.starts_with("agreement "))
+            .matching(name)
+            .into_iter()
+            .filter(|r| r.origin.starts_with("agreement "))
             .map(|r| r.origin.as_str())
             .collect();
         (!ids.is_empty()).then(|| ids.join(", "))
@@ -455,6 +493,7 @@ impl Grants {
             lapsed,
             agreements: self.agreements.clone(),
             version: Some(self.version.clone()),
+            index: Default::default(),
         }
     }
 
@@ -528,6 +567,7 @@ mod tests {
             lapsed: Vec::new(),
             agreements: Arc::new(Vec::new()),
             version: None,
+            index: Default::default(),
         };
         let t = n("pg.public.t");
         // One grant: its filter (attributes bound) and masks.

@@ -65,6 +65,17 @@ impl TablePattern {
         head_ok && (n > prefix.len() || self.open_ended)
     }
 
+    /// The table name the pattern matches when it has no wildcard (so it
+    /// matches that one name only).
+    pub fn literal(&self) -> Option<Vec<String>> {
+        let plain = |p: &str| !p.contains(['*', '?', '[', ']', '{', '}', '\\']);
+        let parts: Vec<&str> = self.text.split('.').collect();
+        parts
+            .iter()
+            .all(|p| plain(p))
+            .then(|| parts.iter().map(|p| p.to_string()).collect())
+    }
+
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.text
@@ -77,6 +88,20 @@ mod tests {
 
     fn n(s: &str) -> Vec<String> {
         s.split('.').map(String::from).collect()
+    }
+
+    #[test]
+    fn literal_patterns_name_one_table() {
+        let lit = TablePattern::parse("pg.public.t").unwrap();
+        assert_eq!(lit.literal(), Some(n("pg.public.t")));
+        assert!(lit.matches(&n("pg.public.t")));
+        for globbed in ["pg.*", "pg.public.t?", "pg.public.[ab]", "*"] {
+            assert_eq!(
+                TablePattern::parse(globbed).unwrap().literal(),
+                None,
+                "{globbed}"
+            );
+        }
     }
 
     #[test]

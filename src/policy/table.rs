@@ -252,6 +252,24 @@ impl TableProvider for PolicyTable {
     }
 }
 
+/// Whether `plan` reads any table through a policy.
+pub fn reads_policed(plan: &datafusion::logical_expr::LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node {
+            if let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source) {
+                let any: &dyn std::any::Any = provider.as_ref();
+                if any.downcast_ref::<PolicyTable>().is_some() {
+                    found = true;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
 /// Applies masks to the rows of its input, and lets no predicate through:
 /// the barrier between a policy and the user's own expressions.
 pub struct PolicyExec {

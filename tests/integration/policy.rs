@@ -391,7 +391,8 @@ async fn bypass_probes_show_nothing_hidden() {
         ("SELECT * FROM system.grants".into(), Expect::Anything),
         ("SELECT * FROM system.links".into(), Expect::Anything),
         (format!("EXPLAIN VERBOSE SELECT nik FROM {p} WHERE nik = 'x'"), Expect::Anything),
-        (format!("EXPLAIN ANALYZE SELECT count(*) FROM {p} WHERE 1 / (CASE WHEN kecamatan_kode = '31.71.05' THEN 0 ELSE 1 END) = 1"), Expect::Anything),
+        (format!("EXPLAIN ANALYZE SELECT count(*) FROM {p} WHERE 1 / (CASE WHEN kecamatan_kode = '31.71.05' THEN 0 ELSE 1 END) = 1"), Expect::Error),
+        (format!("EXPLAIN ANALYZE SELECT * FROM ref.kecamatan r WHERE EXISTS (SELECT 1 FROM {p} x WHERE x.kecamatan_kode = r.kode)"), Expect::Error),
         (format!("SELECT nonexistent FROM {p}"), Expect::Error),
         (format!("SELECT nik + 1 FROM {p}"), Expect::Anything),
     ];
