@@ -236,8 +236,9 @@ async fn attempt(
     let mut df = session.dataframe(plan).await?;
 
     if def.config.mode == PullMode::Full {
+        let (state, plan) = df.into_parts();
         let written = write_file(
-            df.execute_stream().await?,
+            crate::budget::execute_spilling_joins(state, plan).await?,
             &target,
             FileFormat::Parquet,
             progress,
@@ -260,8 +261,9 @@ async fn attempt(
         df = df.filter(ident(&watermark).gt(lit(value)))?;
     }
     let delta_path = dir.root().join(format!("{id:020}.delta.parquet"));
+    let (state, plan) = df.into_parts();
     let delta = write_file(
-        df.execute_stream().await?,
+        crate::budget::execute_spilling_joins(state, plan).await?,
         &delta_path,
         FileFormat::Parquet,
         progress,
