@@ -131,8 +131,19 @@ impl Mask {
         })
     }
 
-    /// Applies the mask to one array.
+    /// Applies the mask to one array. A failure names the mask and the
+    /// column's type only: an error from Arrow could quote a value the
+    /// mask is there to hide.
     pub fn apply(&self, values: &ArrayRef, key: &PseudonymKey) -> Result<ArrayRef> {
+        self.apply_unchecked(values, key).map_err(|_| {
+            datafusion::error::DataFusionError::Execution(format!(
+                "the {self} mask cannot be applied to a column of type {}",
+                values.data_type()
+            ))
+        })
+    }
+
+    fn apply_unchecked(&self, values: &ArrayRef, key: &PseudonymKey) -> Result<ArrayRef> {
         match self {
             Mask::Null => Ok(datafusion::arrow::array::new_null_array(
                 values.data_type(),

@@ -71,6 +71,19 @@ pub fn bind_attributes(
     filter: &str,
     attributes: &BTreeMap<String, Vec<String>>,
 ) -> Result<String, String> {
+    replace_attributes(filter, |name| {
+        attributes
+            .get(name)
+            .map(|values| attribute_literal(values))
+            .ok_or_else(|| format!("the user has no attribute `{name}`"))
+    })
+}
+
+/// `filter` with every `{name}` replaced by what `value` gives for it.
+pub fn replace_attributes(
+    filter: &str,
+    mut value: impl FnMut(&str) -> Result<String, String>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(filter.len());
     let mut rest = filter;
     while let Some(open) = rest.find('{') {
@@ -79,28 +92,30 @@ pub fn bind_attributes(
         let Some(close) = after.find('}') else {
             return Err("an unclosed `{` in the row filter".into());
         };
-        let name = after[..close].trim();
-        match attributes.get(name) {
-            Some(values) => out.push_str(&attribute_literal(values)),
-            None => return Err(format!("the user has no attribute `{name}`")),
-        }
+        out.push_str(&value(after[..close].trim())?);
         rest = &after[close + 1..];
     }
     out.push_str(rest);
     Ok(out)
 }
 
-/// The attribute names a row filter uses.
-pub fn attribute_names(filter: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut rest = filter;
-    while let Some(open) = rest.find('{') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('}') else { break };
-        names.push(after[..close].trim().to_string());
-        rest = &after[close + 1..];
+/// Parses a row filter (attributes bound) as one SQL expression, always
+/// in PostgreSQL's dialect, the one [`attribute_literal`] quotes for
+/// (whatever dialect a session plans with).
+pub fn parse_row_filter(text: &str) -> Result<datafusion::sql::sqlparser::ast::Expr, String> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    let mut parser = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(text)
+        .map_err(|e| format!("row filter: {e}"))?;
+    let expr = parser
+        .parse_expr()
+        .map_err(|e| format!("row filter: {e}"))?;
+    if parser.peek_token().token != Token::EOF {
+        return Err("row filter: one predicate expected, found more after it".into());
     }
-    names
+    Ok(expr)
 }
 
 #[cfg(test)]
@@ -128,6 +143,11 @@ mod tests {
         );
         assert!(bind_attributes("kode = {instansi}", &attrs).is_err());
         assert!(bind_attributes("kode = {wilayah", &attrs).is_err());
-        assert_eq!(attribute_names("a = {x} OR b IN ({y})"), vec!["x", "y"]);
+        let mut names = Vec::new();
+        let _ = replace_attributes("a = {x} OR b IN ({y})", |n| {
+            names.push(n.to_string());
+            Ok(String::new())
+        });
+        assert_eq!(names, vec!["x", "y"]);
     }
 }

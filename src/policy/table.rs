@@ -128,12 +128,22 @@ impl PolicyTable {
             .downcast_ref::<SessionState>()
             .ok_or_else(|| DataFusionError::Internal("row filter outside a session".into()))?;
         let schema = Arc::new(DFSchema::try_from(self.inner.schema())?);
-        let expr = state.create_logical_expr(sql, &schema).map_err(|e| {
+        let misfit = |e: String| {
             DataFusionError::Plan(format!(
                 "the row filter of {} does not fit the table: {e}",
                 self.policy.origin
             ))
-        })?;
+        };
+        let parsed = super::parse_row_filter(sql).map_err(misfit)?;
+        let expr = state
+            .create_logical_expr_from_sql_expr(
+                datafusion::sql::sqlparser::ast::ExprWithAlias {
+                    expr: parsed,
+                    alias: None,
+                },
+                &schema,
+            )
+            .map_err(|e| misfit(e.to_string()))?;
         let context = SimplifyContext::builder()
             .with_schema(schema.clone())
             .with_config_options(Arc::clone(state.config_options()))
