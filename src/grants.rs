@@ -46,15 +46,40 @@ pub struct Rule {
     pub pattern: TablePattern,
     /// Which columns; `None` for all.
     pub columns: Option<BTreeSet<String>>,
-    /// Where the rule comes from (`grant 5 (role analis_kota)`,
-    /// `agreement PKS-2026-017`), for plans and messages.
-    pub origin: String,
+    /// Where the rule comes from, for plans and messages.
+    pub origin: Origin,
     /// Only rows matching this predicate (SQL, attributes not yet bound).
     pub row_filter: Option<String>,
     /// Masks by column.
     pub masks: BTreeMap<String, Mask>,
     /// Masks by classification label.
     pub mask_labels: BTreeMap<String, Mask>,
+}
+
+/// Where a rule comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A `[[grants]]` entry: its position in the config (from 1), its role.
+    Grant {
+        /// Position in the config.
+        number: usize,
+        /// The role it gives to.
+        role: String,
+    },
+    /// A signed agreement in force, by id.
+    Agreement(String),
+    /// The readers list of a pull, by pull name.
+    Pull(String),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Grant { number, role } => write!(f, "grant {number} (role {role})"),
+            Origin::Agreement(id) => write!(f, "agreement {id}"),
+            Origin::Pull(name) => write!(f, "pull {name}"),
+        }
+    }
 }
 
 impl Rule {
@@ -216,7 +241,7 @@ impl Access {
         // A pull's readers may see its snapshot; a grant of the snapshot
         // with a policy still applies to them (their own policy, never the
         // owner's rights).
-        let is_reader = |r: &&Rule| r.origin.starts_with("pull ");
+        let is_reader = |r: &&Rule| matches!(r.origin, Origin::Pull(_));
         let policed = matching.iter().any(|r| !r.unrestricted());
         if matching.is_empty()
             || matching
@@ -253,7 +278,7 @@ impl Access {
         }
         let origin = matching
             .iter()
-            .map(|r| r.origin.as_str())
+            .map(|r| r.origin.to_string())
             .collect::<Vec<_>>()
             .join(", ");
         Some(TablePolicy {
@@ -271,11 +296,11 @@ impl Access {
     /// The agreements among the rules giving `name` (`agreement PKS-…,
     /// agreement PKS-…`), for denials that say which agreement applies.
     pub fn agreements_of(&self, name: &[String]) -> Option<String> {
-        let ids: Vec<&str> = self
+        let ids: Vec<String> = self
             .matching(name)
             .into_iter()
-            .filter(|r| r.origin.starts_with("agreement "))
-            .map(|r| r.origin.as_str())
+            .filter(|r| matches!(r.origin, Origin::Agreement(_)))
+            .map(|r| r.origin.to_string())
             .collect();
         (!ids.is_empty()).then(|| ids.join(", "))
     }
@@ -415,7 +440,10 @@ impl Grants {
                         role: g.role.clone(),
                         pattern,
                         columns: g.columns.as_ref().map(|c| c.iter().cloned().collect()),
-                        origin: format!("grant {} (role {})", index + 1, g.role),
+                        origin: Origin::Grant {
+                            number: index + 1,
+                            role: g.role.clone(),
+                        },
                         row_filter: g.row_filter.clone(),
                         // Masks were validated when the config was loaded.
                         masks: parse_masks(&g.masks),
@@ -449,7 +477,7 @@ impl Grants {
                     role: terms.role.clone().unwrap_or_else(|| format!("user {user}")),
                     pattern,
                     columns: terms.columns.as_ref().map(|c| c.iter().cloned().collect()),
-                    origin: format!("agreement {}", terms.id),
+                    origin: Origin::Agreement(terms.id.clone()),
                     row_filter: terms.row_filter.clone(),
                     masks: parse_masks(&terms.masks),
                     mask_labels: parse_masks(&terms.mask_labels),
@@ -466,7 +494,7 @@ impl Grants {
                     role: role.clone(),
                     pattern,
                     columns: None,
-                    origin: format!("pull {name}"),
+                    origin: Origin::Pull(name.clone()),
                     row_filter: None,
                     masks: BTreeMap::new(),
                     mask_labels: BTreeMap::new(),
@@ -520,7 +548,10 @@ mod tests {
             role: "r".into(),
             pattern: TablePattern::parse(p).unwrap(),
             columns: cols.map(|c| c.iter().map(|s| s.to_string()).collect()),
-            origin: "grant 1 (role r)".into(),
+            origin: Origin::Grant {
+                number: 1,
+                role: "r".into(),
+            },
             row_filter: None,
             masks: BTreeMap::new(),
             mask_labels: BTreeMap::new(),
@@ -548,7 +579,10 @@ mod tests {
             role: "r".into(),
             pattern: TablePattern::parse("pg.public.t").unwrap(),
             columns: None,
-            origin: "grant 7 (role r)".into(),
+            origin: Origin::Grant {
+                number: 7,
+                role: "r".into(),
+            },
             row_filter: filter.map(str::to_string),
             masks: masks
                 .iter()

@@ -96,41 +96,7 @@ enum Command {
 #[derive(Subcommand)]
 enum AgreementCommand {
     /// Print a new, unsigned agreement (TOML) to standard output.
-    New {
-        /// The agreement's number, e.g. PKS-2026-017.
-        #[arg(long)]
-        id: String,
-        /// The producing agency's link.
-        #[arg(long)]
-        producer: String,
-        /// The data user (a login).
-        #[arg(long, required_unless_present = "role", conflicts_with = "role")]
-        user: Option<String>,
-        /// Or a role whose holders are the data users.
-        #[arg(long)]
-        role: Option<String>,
-        /// A table pattern under the producer's link (repeatable).
-        #[arg(long = "table", required = true)]
-        tables: Vec<String>,
-        /// Only these columns (repeatable; all when none).
-        #[arg(long = "column")]
-        columns: Vec<String>,
-        /// Only rows matching this SQL predicate ({name}: a user attribute).
-        #[arg(long)]
-        row_filter: Option<String>,
-        /// A mask, column=mask (repeatable).
-        #[arg(long = "mask")]
-        masks: Vec<String>,
-        /// Why the data is exchanged.
-        #[arg(long)]
-        purpose: String,
-        /// First day (YYYY-MM-DD).
-        #[arg(long = "from")]
-        valid_from: String,
-        /// Last day (YYYY-MM-DD).
-        #[arg(long = "until")]
-        valid_until: String,
-    },
+    New(tautan::policy::cli::NewAgreement),
     /// Sign an agreement file in place, as its producer link or as `custodian`.
     Sign {
         /// The agreement file.
@@ -365,35 +331,8 @@ fn agreement_command(
     let mut out = std::io::stdout();
     let load = || tautan::config::FederationConfig::load(config).map_err(|e| e.to_string());
     match command {
-        AgreementCommand::New {
-            id,
-            producer,
-            user,
-            role,
-            tables,
-            columns,
-            row_filter,
-            masks,
-            purpose,
-            valid_from,
-            valid_until,
-        } => {
-            cli::new(
-                cli::NewAgreement {
-                    id,
-                    producer,
-                    user,
-                    role,
-                    tables,
-                    columns,
-                    row_filter,
-                    masks,
-                    purpose,
-                    valid_from,
-                    valid_until,
-                },
-                &mut out,
-            )?;
+        AgreementCommand::New(args) => {
+            cli::new(args, &mut out)?;
             Ok(ExitCode::SUCCESS)
         }
         AgreementCommand::Sign { file, by, key } => {

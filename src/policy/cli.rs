@@ -20,30 +20,42 @@ use super::agreement::{
     load_file, today, Agreement, AgreementFile, SignerKeys, Status, Terms, CUSTODIAN,
 };
 
-/// The terms of a new agreement, from the command line.
-#[derive(Debug, Clone, Default)]
+/// The terms of a new agreement, from the command line
+/// (`tautan agreement new`).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct NewAgreement {
-    /// `--id`.
+    /// The agreement's number, e.g. PKS-2026-017.
+    #[arg(long)]
     pub id: String,
-    /// `--producer`: the producer's link.
+    /// The producing agency's link.
+    #[arg(long)]
     pub producer: String,
-    /// `--user`.
+    /// The data user (a login).
+    #[arg(long, required_unless_present = "role", conflicts_with = "role")]
     pub user: Option<String>,
-    /// `--role`.
+    /// Or a role whose holders are the data users.
+    #[arg(long)]
     pub role: Option<String>,
-    /// `--table`, repeated.
+    /// A table pattern under the producer's link (repeatable).
+    #[arg(long = "table", required = true)]
     pub tables: Vec<String>,
-    /// `--column`, repeated (all columns when none).
+    /// Only these columns (repeatable; all when none).
+    #[arg(long = "column")]
     pub columns: Vec<String>,
-    /// `--row-filter`.
+    /// Only rows matching this SQL predicate ({name}: a user attribute).
+    #[arg(long)]
     pub row_filter: Option<String>,
-    /// `--mask column=mask`, repeated.
+    /// A mask, column=mask (repeatable).
+    #[arg(long = "mask")]
     pub masks: Vec<String>,
-    /// `--purpose`.
+    /// Why the data is exchanged.
+    #[arg(long)]
     pub purpose: String,
-    /// `--from`.
+    /// First day (YYYY-MM-DD).
+    #[arg(long = "from")]
     pub valid_from: String,
-    /// `--until`.
+    /// Last day (YYYY-MM-DD).
+    #[arg(long = "until")]
     pub valid_until: String,
 }
 
