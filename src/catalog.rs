@@ -676,10 +676,7 @@ impl SchemaProvider for FilteredSchema {
         };
         // Under a row filter or masks, the user reads the table through
         // the policy and nothing else.
-        Ok(Some(match self.access.policy(&full) {
-            Some(policy) => Arc::new(crate::policy::PolicyTable::new(view, policy)?),
-            None => view,
-        }))
+        Ok(Some(crate::policy::under(view, self.access.policy(&full))?))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -723,10 +720,10 @@ impl SchemaProvider for MatSchema {
         };
         // A reader's own policy, never the owner's rights.
         let full = [MAT_SCHEMA.to_string(), name.to_string()];
-        Ok(Some(match self.access.policy(&full) {
-            Some(policy) => Arc::new(crate::policy::PolicyTable::new(table, policy)?),
-            None => table,
-        }))
+        Ok(Some(crate::policy::under(
+            table,
+            self.access.policy(&full),
+        )?))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -981,14 +978,7 @@ impl SystemSchema {
                     continue;
                 }
                 let labels = crate::policy::labels::of_field(f);
-                let mask = t.policy.as_ref().and_then(|p| {
-                    p.masks.get(f.name()).or_else(|| {
-                        p.label_masks
-                            .iter()
-                            .find(|(l, _)| labels.contains(*l))
-                            .map(|(_, m)| m)
-                    })
-                });
+                let mask = t.policy.as_ref().and_then(|p| p.mask_for(f));
                 rows.push([
                     Some(t.catalog.clone()),
                     Some(t.schema.clone()),

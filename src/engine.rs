@@ -343,7 +343,7 @@ impl Engine {
         self.grants().for_roles(user, roles)
     }
 
-    /// Every agreement with its standing, as loaded at start.
+    /// Every agreement with its standing, in the policy in force.
     pub fn agreements(&self) -> Arc<Vec<crate::policy::agreement::Agreement>> {
         self.grants().agreements().clone()
     }
@@ -401,8 +401,15 @@ impl Engine {
                 let now = fingerprint(&e);
                 if signalled || now != seen {
                     seen = now;
-                    if let Err(why) = e.reload_policy() {
-                        tracing::warn!(error = %why, "policy not reloaded; the previous one stays in force");
+                    // Reading and verifying every agreement is file I/O and
+                    // signature checks: off the async workers.
+                    let reloaded = tokio::task::spawn_blocking(move || e.reload_policy()).await;
+                    match reloaded {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(why)) => {
+                            tracing::warn!(error = %why, "policy not reloaded; the previous one stays in force")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "policy reload did not finish"),
                     }
                 }
             }

@@ -49,6 +49,31 @@ pub struct TablePolicy {
     pub key: Arc<PseudonymKey>,
 }
 
+impl TablePolicy {
+    /// The mask a column is read through: the one naming it, else the one
+    /// of the first of its labels that has a mask.
+    pub fn mask_for(&self, field: &datafusion::arrow::datatypes::Field) -> Option<&Mask> {
+        self.masks.get(field.name()).or_else(|| {
+            let labels = labels::of_field(field);
+            self.label_masks
+                .iter()
+                .find(|(label, _)| labels.contains(*label))
+                .map(|(_, m)| m)
+        })
+    }
+}
+
+/// `table` as the user may read it: through `policy` when there is one.
+pub fn under(
+    table: Arc<dyn datafusion::catalog::TableProvider>,
+    policy: Option<TablePolicy>,
+) -> datafusion::error::Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    Ok(match policy {
+        Some(policy) => Arc::new(PolicyTable::new(table, policy)?),
+        None => table,
+    })
+}
+
 /// One value of a user attribute, as a row filter's `{name}` writes it:
 /// a quoted SQL string literal, or a comma-separated list of them for a
 /// list attribute (to be used inside `IN (...)`).

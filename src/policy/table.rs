@@ -63,20 +63,13 @@ impl PolicyTable {
         let source = inner.schema();
         // Masks by label become masks of the columns carrying the label; a
         // mask naming the column wins.
-        for f in source.fields() {
-            if policy.masks.contains_key(f.name()) {
-                continue;
-            }
-            let labels = super::labels::of_field(f);
-            if let Some(mask) = policy
-                .label_masks
-                .iter()
-                .find(|(label, _)| labels.contains(*label))
-                .map(|(_, m)| m.clone())
-            {
-                policy.masks.insert(f.name().clone(), mask);
-            }
-        }
+        let by_label: Vec<(String, Mask)> = source
+            .fields()
+            .iter()
+            .filter(|f| !policy.masks.contains_key(f.name()))
+            .filter_map(|f| policy.mask_for(f).map(|m| (f.name().clone(), m.clone())))
+            .collect();
+        policy.masks.extend(by_label);
         let mut masked = BTreeSet::new();
         let fields = source
             .fields()
