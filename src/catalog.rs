@@ -306,9 +306,17 @@ impl LinkEntry {
                 Ok(schemas.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
             }
             LinkSource::Files(path) => {
-                let tables = load_folder(path)
+                let mut tables = load_folder(path)
                     .await
                     .map_err(|e| (format!("link \"{}\": {e}", self.name), "58030".into()))?;
+                if !self.labels.is_empty() {
+                    for (name, provider) in tables.iter_mut() {
+                        let schema = self.labels.labeled(PUBLIC_SCHEMA, name, &provider.schema());
+                        if let Some(labeled) = tautan_files::with_schema(provider, schema) {
+                            *provider = labeled;
+                        }
+                    }
+                }
                 let mut schemas = SchemaMap::new();
                 schemas.insert(PUBLIC_SCHEMA.to_string(), Arc::new(tables));
                 Ok(schemas)

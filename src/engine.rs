@@ -7,12 +7,13 @@
 //! 2. [`crate::statement::classify`]: writes refused (25006), session commands
 //!    answered without touching any source;
 //! 3. every table reference (CTEs, subqueries, UNION, joins) resolved and
-//!    checked against the user's grants — invisible tables are 42P01 —
-//!    and every link referenced made sure to be up (08001 otherwise);
+//!    checked against the user's grants ([`crate::check`]) — invisible
+//!    tables are 42P01 — and every link referenced made sure to be up
+//!    (08001 otherwise);
 //! 4. planned by DataFusion against the user's filtered catalog tree, then
 //!    optimized (filters, projections and limits pushed into each
 //!    [`RemoteTable`](tautan_connector::RemoteTable) scan);
-//! 5. column grants checked on the optimized plan (42501);
+//! 5. column grants checked on the optimized plan ([`crate::check`], 42501);
 //!
 //! and only then [`Session::execute`] runs it, streaming batches.
 
@@ -26,7 +27,6 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::StreamExt;
 
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::ParamValues;
 use datafusion::common::TableReference;
 use datafusion::execution::context::SessionState;
@@ -42,11 +42,12 @@ use tautan_postgres::{PostgresConfig, PostgresLink};
 use crate::auth::{ScramVerifier, DEFAULT_ITERATIONS};
 use crate::catalog::{
     load_folder, LinkEntry, LinkSource, Registry, TableMap, UserCatalogList, MAT_SCHEMA,
-    PUBLIC_SCHEMA, REF_SCHEMA, SYSTEM_SCHEMA,
+    PUBLIC_SCHEMA, REF_SCHEMA,
 };
+use crate::check::GrantCheck;
 use crate::config::{secret, FederationConfig, LinkConfig};
 use crate::error::QueryError;
-use crate::grants::{display_name, Access, Grants, TableAccess};
+use crate::grants::{display_name, Access, Grants};
 use crate::statement::{classify, StatementKind};
 
 /// How often links that are down are contacted again in the background.
@@ -756,17 +757,6 @@ impl Session {
         self.access.set(access);
     }
 
-    /// 42501 for a column the user may not read, naming the agreement
-    /// that gives the table without it.
-    fn column_denied(&self, column: &str, table: &[String]) -> QueryError {
-        let mut e = QueryError::column_denied(column, &display_name(table));
-        if let Some(agreements) = self.access.get().agreements_of(table) {
-            e.message
-                .push_str(&format!(" ({agreements} does not include it)"));
-        }
-        e
-    }
-
     /// The policy version this session's statements run under now.
     pub fn policy_version(&self) -> Option<crate::grants::PolicyVersion> {
         self.access.get().version.clone()
@@ -1070,13 +1060,14 @@ impl Session {
                 let plan = match state.statement_to_plan(statement).await {
                     Ok(plan) => crate::pg_input::typed_array_parameters(plan)?,
                     Err(e) => {
-                        return Err(self
+                        let access = self.access.get();
+                        return Err(GrantCheck::new(&self.engine.registry, &access)
                             .denied_column(&e, &references)
-                            .unwrap_or_else(|| e.into()))
+                            .unwrap_or_else(|| e.into()));
                     }
                 };
                 let optimized = state.optimize(&plan)?;
-                self.check_columns(&optimized)?;
+                GrantCheck::new(&self.engine.registry, &self.access.get()).columns(&optimized)?;
                 // Its row counts would describe rows a row filter hides
                 // (a scan's output before the filter).
                 if matches!(plan, LogicalPlan::Analyze(_))
@@ -1093,149 +1084,34 @@ impl Session {
         }
     }
 
-    /// The grant check on names: before planning, before any source is
-    /// contacted. Also makes sure every link referenced is up.
+    /// The grant check on names ([`crate::check::GrantCheck::names`]),
+    /// then: every link named is up, every `mat.*` table has a snapshot.
     async fn check_tables(&self, references: &[TableReference]) -> Result<(), QueryError> {
-        let database = &self.engine.registry.database;
         let access = self.access.get();
-        for r in references {
-            let resolved = r.clone().resolve(database, PUBLIC_SCHEMA);
-            let table = resolved.table.as_ref();
-            let (catalog, schema) = self
-                .engine
-                .registry
-                .locate(resolved.catalog.as_ref(), resolved.schema.as_ref());
-            if schema == "information_schema" || schema == "pg_catalog" {
-                continue; // filtered views of what the user may see
-            }
-            if catalog == database.as_str() && schema == SYSTEM_SCHEMA {
-                continue; // status tables, filtered per user
-            }
-            let name = self.engine.registry.grant_name(catalog, schema, table);
-            if access.table(&name) == TableAccess::Invisible {
-                // An agreement naming this user covers the table but grants
-                // nothing now: say which, and why.
-                if let Some(why) = access.lapsed(&name) {
-                    return Err(QueryError::new(
-                        "42501",
-                        format!("permission denied for table {}: {why}", display_name(&name)),
-                    ));
-                }
-                return Err(QueryError::undefined_table(&r.to_string()));
-            }
-            if let Some(link) = self.engine.registry.link(catalog) {
+        let named = GrantCheck::new(&self.engine.registry, &access).names(references)?;
+        let database = self.engine.registry.database.as_str();
+        for n in &named {
+            if let Some(link) = self.engine.registry.link(&n.catalog) {
                 link.ensure_up().await.map_err(QueryError::from)?;
-            } else if catalog == database.as_str() && schema == MAT_SCHEMA {
+            } else if n.catalog == database && n.schema == MAT_SCHEMA {
                 let pulls = &self.engine.registry.pulls;
-                if pulls.get(table).is_none() {
-                    return Err(QueryError::undefined_table(&r.to_string()));
+                if pulls.get(&n.table).is_none() {
+                    return Err(QueryError::undefined_table(&n.written));
                 }
-                if pulls.dir(table).current().is_none() {
+                if pulls.dir(&n.table).current().is_none() {
                     return Err(QueryError::new(
                         "55000",
                         format!(
-                            "materialized table \"mat.{table}\" has no snapshot yet; its first pull has not finished (run `tautan pull {table}`)"
+                            "materialized table \"mat.{}\" has no snapshot yet; its first pull has not finished (run `tautan pull {}`)",
+                            n.table, n.table
                         ),
                     ));
                 }
-            } else if catalog != database.as_str() || schema != REF_SCHEMA {
-                return Err(QueryError::undefined_table(&r.to_string()));
+            } else if n.catalog != database || n.schema != REF_SCHEMA {
+                return Err(QueryError::undefined_table(&n.written));
             }
         }
         Ok(())
-    }
-
-    /// A column the planner did not find because the user may not read it:
-    /// a table granted in part shows only its granted columns
-    /// ([`crate::columns`]), so naming another of its columns fails to
-    /// resolve. When the name is a real column of such a table in the
-    /// statement, the answer is PostgreSQL's 42501 for it, as before
-    /// (naming only what the user typed); an unknown name stays 42703.
-    fn denied_column(
-        &self,
-        error: &datafusion::error::DataFusionError,
-        references: &[TableReference],
-    ) -> Option<QueryError> {
-        use datafusion::common::SchemaError;
-        use datafusion::error::DataFusionError;
-        let DataFusionError::SchemaError(e, _) = error.find_root() else {
-            return None;
-        };
-        let SchemaError::FieldNotFound { field, .. } = e.as_ref() else {
-            return None;
-        };
-        let database = &self.engine.registry.database;
-        references.iter().find_map(|r| {
-            let resolved = r.clone().resolve(database, PUBLIC_SCHEMA);
-            let (catalog, schema, table) = (
-                resolved.catalog.as_ref(),
-                resolved.schema.as_ref(),
-                resolved.table.as_ref(),
-            );
-            let name = self.engine.registry.grant_name(catalog, schema, table);
-            match self.access.get().table(&name) {
-                TableAccess::Columns(granted)
-                    if !granted.contains(&field.name)
-                        && self
-                            .engine
-                            .registry
-                            .has_column(catalog, schema, table, &field.name) =>
-                {
-                    Some(self.column_denied(&field.name, &name))
-                }
-                _ => None,
-            }
-        })
-    }
-
-    /// Column grants, on the optimized plan: each scan's projection and the
-    /// filters pushed into it.
-    fn check_columns(&self, plan: &LogicalPlan) -> Result<(), QueryError> {
-        let database = &self.engine.registry.database;
-        let mut denied: Option<QueryError> = None;
-        let _ = plan.apply_with_subqueries(|node| {
-            // A sub-plan sent whole to a link keeps its scans inside.
-            if let LogicalPlan::Extension(ext) = node {
-                if let Some(fed) = ext
-                    .node
-                    .as_any()
-                    .downcast_ref::<datafusion_federation::FederatedPlanNode>()
-                {
-                    if let Err(e) = self.check_columns(&fed.plan) {
-                        denied = Some(e);
-                        return Ok(TreeNodeRecursion::Stop);
-                    }
-                }
-            }
-            if let LogicalPlan::TableScan(scan) = node {
-                let resolved = scan.table_name.clone().resolve(database, PUBLIC_SCHEMA);
-                let name = self.engine.registry.grant_name(
-                    resolved.catalog.as_ref(),
-                    resolved.schema.as_ref(),
-                    resolved.table.as_ref(),
-                );
-                let access = self.access.get().table(&name);
-                if let TableAccess::Columns(_) = &access {
-                    let schema = scan.source.schema();
-                    let mut used: Vec<String> = match &scan.projection {
-                        Some(p) => p.iter().map(|&i| schema.field(i).name().clone()).collect(),
-                        None => schema.fields().iter().map(|f| f.name().clone()).collect(),
-                    };
-                    for f in &scan.filters {
-                        used.extend(f.column_refs().into_iter().map(|c| c.name.clone()));
-                    }
-                    if let Some(col) = used.iter().find(|c| !access.allows_column(c)) {
-                        denied = Some(self.column_denied(col, &name));
-                        return Ok(TreeNodeRecursion::Stop);
-                    }
-                }
-            }
-            Ok(TreeNodeRecursion::Continue)
-        });
-        match denied {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
     }
 
     /// A prepared query as a DataFrame (for pulls and exports, which add

@@ -11,11 +11,11 @@
 //! | configuration (`federation.toml`) | [`config`] |
 //! | login (SCRAM-SHA-256) | [`auth`], [`server::postgres`] |
 //! | parse, refuse writes, bound nesting | [`statement`], [`limits`] |
-//! | grant check on every table name | [`grants`], [`engine`] |
+//! | grant check on every table name, then on every column read | [`check`], [`grants`] |
 //! | the catalog tree the user may see (granted columns only) | [`catalog`], [`columns`] |
 //! | row filters, masks, the leak-proof barrier | [`policy`] |
-//! | what PostgreSQL clients browse (`pg_catalog`) | [`pg_catalog`] |
-//! | PostgreSQL's reading of quoted literals (bool, bytea, interval) | [`pg_input`] |
+//! | what PostgreSQL clients browse (`pg_catalog`) | [`pg_catalog`], [`client_queries`] |
+//! | PostgreSQL's reading of quoted literals (bool, bytea, interval), `ANY` with NULLs | [`pg_input`], [`any_array`] |
 //! | planning (DataFusion's simplifier kept NULL-safe) | [`engine`], [`simplify`] |
 //! | whole sub-plans sent to one link | [`pushdown`], `tautan_connector::federation` |
 //! | scan pushdown (projection, filters, limit) | `tautan_connector::pushdown` |
@@ -27,10 +27,13 @@
 //! | tamper-evident audit log (not yet wired into queries) | [`audit`] |
 
 pub mod admission;
+pub mod any_array;
 pub mod audit;
 pub mod auth;
 pub mod budget;
 pub mod catalog;
+pub mod check;
+pub mod client_queries;
 pub mod columns;
 pub mod config;
 pub mod engine;

@@ -95,7 +95,59 @@ pub fn functions(catalogs: Arc<dyn CatalogProviderList>, database: &str) -> Vec<
             |_| None,
         )));
     }
+    functions.push(ScalarUDF::new_from_impl(RegclassFound::default()));
     functions
+}
+
+/// `tautan_regclass_found(oid, name)`: `'name'::regclass` once the
+/// relation was looked up (`oid`): PostgreSQL's 42P01 when none was found,
+/// as the cast raises, rather than NULL ([`crate::statement`] wraps the
+/// lookup in it).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct RegclassFound {
+    signature: Signature,
+}
+
+impl Default for RegclassFound {
+    fn default() -> Self {
+        Self {
+            signature: Signature::any(2, Volatility::Stable),
+        }
+    }
+}
+
+/// [`RegclassFound`]'s name.
+pub const REGCLASS_FOUND: &str = "tautan_regclass_found";
+
+impl ScalarUDFImpl for RegclassFound {
+    fn name(&self) -> &str {
+        REGCLASS_FOUND
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(args.first().cloned().unwrap_or(DataType::Int64))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let (Some(oid), Some(name)) = (args.args.first(), args.args.get(1)) else {
+            return datafusion::common::plan_err!("{REGCLASS_FOUND} takes an oid and a name");
+        };
+        let oids = oid.to_array(rows)?;
+        let names = cast(&name.to_array(rows)?, &DataType::Utf8)?;
+        let names = names.as_string::<i32>();
+        for row in 0..rows {
+            if oids.is_null(row) && names.is_valid(row) {
+                let e = crate::error::QueryError::new(
+                    "42P01",
+                    format!("relation \"{}\" does not exist", names.value(row)),
+                );
+                return Err(datafusion::error::DataFusionError::External(Box::new(e)));
+            }
+        }
+        Ok(oid.clone())
+    }
 }
 
 /// `name` quoted as PostgreSQL's `quote_ident` does.

@@ -104,13 +104,35 @@ impl ExprPlanner for UnknownLiteralPlanner {
 /// types it. DataFusion infers none there, so a client that leaves the
 /// type to the server (psycopg sends a list of strings untyped) had its
 /// array read as one string, and the ParameterDescription said `text`.
+/// Likewise an untyped parameter cast explicitly (`$1::text[]`) takes the
+/// cast's type, as in PostgreSQL (asyncpg then binds a list, not a string).
 pub fn typed_array_parameters(plan: LogicalPlan) -> Result<LogicalPlan> {
     use datafusion::arrow::datatypes::Field;
-    use datafusion::logical_expr::expr::{Placeholder, ScalarFunction};
+    use datafusion::logical_expr::expr::{Cast, Placeholder, ScalarFunction};
     plan.transform_up_with_subqueries(|node| {
         let schema = merge_schema(&node.inputs());
         node.map_expressions(|e| {
             e.transform_up(|e| {
+                if let Expr::Cast(Cast { expr, field }) = e {
+                    return Ok(match *expr {
+                        Expr::Placeholder(Placeholder { id, field: None })
+                            if matches!(field.data_type(), DataType::List(_)) =>
+                        {
+                            let typed = Field::new("", field.data_type().clone(), true);
+                            Transformed::yes(Expr::Cast(Cast {
+                                expr: Box::new(Expr::Placeholder(Placeholder {
+                                    id,
+                                    field: Some(Arc::new(typed)),
+                                })),
+                                field,
+                            }))
+                        }
+                        other => Transformed::no(Expr::Cast(Cast {
+                            expr: Box::new(other),
+                            field,
+                        })),
+                    });
+                }
                 let Expr::ScalarFunction(ScalarFunction { func, mut args }) = e else {
                     return Ok(Transformed::no(e));
                 };

@@ -503,13 +503,50 @@ fn regclass_on_search_path(statement: &mut Statement) {
             if text.contains("parse_ident(") && text.contains(CURRENT) {
                 let widened =
                     text.replace(CURRENT, "n.nspname IN ('pg_catalog', current_schema())");
-                if let Some(expr) = template(&format!("({widened})"), vec![]) {
+                // The name looked up: `parse_ident(<name>::TEXT)`'s operand.
+                let mut name = None;
+                let _ = datafusion::sql::sqlparser::ast::visit_expressions(query.as_ref(), |x| {
+                    if let Expr::Function(f) = x {
+                        if f.name.to_string().eq_ignore_ascii_case("parse_ident") {
+                            if let datafusion::sql::sqlparser::ast::FunctionArguments::List(l) =
+                                &f.args
+                            {
+                                if let Some(
+                                    datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                                        datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(a),
+                                    ),
+                                ) = l.args.first()
+                                {
+                                    name = Some(a.clone());
+                                }
+                            }
+                        }
+                    }
+                    ControlFlow::<()>::Continue(())
+                });
+                let lookup = template(&format!("({widened})"), vec![]);
+                // Not found is 42P01, as PostgreSQL's cast raises.
+                let found = match (&lookup, name) {
+                    (Some(l), Some(n)) => template(
+                        &format!("{}($1, $2)", crate::pg_functions::REGCLASS_FOUND),
+                        vec![l.clone(), n],
+                    ),
+                    _ => None,
+                };
+                if let Some(expr) = found.or(lookup) {
                     *e = expr;
                 }
             }
         }
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// Whether `e` is the lookup [`regclass_on_search_path`] made of a
+/// `'name'::regclass` cast.
+fn is_regclass_lookup(e: &datafusion::sql::sqlparser::ast::Expr) -> bool {
+    matches!(e, datafusion::sql::sqlparser::ast::Expr::Function(f)
+        if f.name.to_string() == crate::pg_functions::REGCLASS_FOUND)
 }
 
 /// Catalog functions that read catalog tables, as the SQL they stand for:
@@ -880,6 +917,7 @@ pub fn parse(sql: &str) -> Result<Vec<DFStatement>, crate::error::QueryError> {
             if let DFStatement::Statement(s) = statement {
                 intervals_as_casts(s);
                 negations_as_comparisons(s);
+                crate::any_array::with_null_semantics(s);
                 name_columns_as_postgresql(s);
             }
         }
@@ -908,6 +946,8 @@ fn postgresql_column_name(expr: &datafusion::sql::sqlparser::ast::Expr) -> Optio
         Expr::Value(_) | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => Some("?column?".into()),
         Expr::Nested(inner) => postgresql_column_name(inner),
         Expr::Case { .. } => Some("case".into()),
+        // `'name'::regclass`, which is a lookup here: named as the cast.
+        e if is_regclass_lookup(e) => Some("regclass".into()),
         // A function call is named after the function: `count(*)` is
         // `count`, `pg_catalog.lower(x)` is `lower`.
         Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(|i| {
@@ -967,7 +1007,7 @@ fn postgresql_column_name(expr: &datafusion::sql::sqlparser::ast::Expr) -> Optio
                     | Expr::UnaryOp { .. }
                     | Expr::Case { .. }
                     | Expr::Cast { .. }
-            );
+            ) || is_regclass_lookup(operand);
             let ident = |i: &datafusion::sql::sqlparser::ast::Ident| {
                 if i.quote_style.is_some() {
                     i.value.clone()
@@ -1175,6 +1215,9 @@ fn parse_bounded(sql: &str) -> Result<Vec<DFStatement>, crate::error::QueryError
             let statements: Vec<DFStatement> = statements.into_iter().collect();
             for s in &statements {
                 crate::limits::check(s).map_err(refuse)?;
+            }
+            if let Some(equivalent) = crate::client_queries::equivalent(&statements) {
+                return parse_bounded(equivalent);
             }
             let catalog_only = !statements.is_empty()
                 && statements.iter().all(|s| match s {

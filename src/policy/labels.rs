@@ -5,7 +5,8 @@
 //!
 //! - the link's config: `labels = { "public.penduduk.nik" = "pribadi",
 //!   "public.penduduk" = "terbatas" }` (`schema.table.column` for a column,
-//!   `schema.table` for a table; one label or a list);
+//!   `schema.table` for a table; one label or a list; a file link's tables
+//!   are in schema `public`);
 //! - the source's own column comments, by convention: a comment holding
 //!   `[label: pribadi]` (or `[label: pribadi, rahasia]`).
 //!
@@ -19,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use tautan_connector::types::COMMENT_KEY;
 use tautan_connector::RemoteTableDef;
 
@@ -73,9 +74,15 @@ impl Classification {
     /// Writes the labels of `def`'s table and columns (the config's and
     /// those its column comments carry) into its schema's metadata.
     pub fn apply(&self, def: &mut RemoteTableDef) {
-        let key = |c: &str| (def.schema.clone(), def.name.clone(), c.to_string());
-        let fields: Vec<Arc<Field>> = def
-            .arrow_schema
+        def.arrow_schema = self.labeled(&def.schema, &def.name, &def.arrow_schema);
+    }
+
+    /// `arrow` (the schema of table `schema.table`) with the labels of the
+    /// table and its columns in its metadata: the config's, and those the
+    /// columns' comments carry.
+    pub fn labeled(&self, schema: &str, table: &str, arrow: &Schema) -> SchemaRef {
+        let key = |c: &str| (schema.to_string(), table.to_string(), c.to_string());
+        let fields: Vec<Arc<Field>> = arrow
             .fields()
             .iter()
             .map(|f| {
@@ -107,11 +114,17 @@ impl Classification {
                 Arc::new(f.as_ref().clone().with_metadata(md))
             })
             .collect();
-        let mut metadata = def.arrow_schema.metadata().clone();
-        if let Some(t) = self.tables.get(&(def.schema.clone(), def.name.clone())) {
+        let mut metadata = arrow.metadata().clone();
+        if let Some(t) = self.tables.get(&(schema.to_string(), table.to_string())) {
             metadata.insert(LABELS_KEY.to_string(), join(t));
         }
-        def.arrow_schema = Arc::new(Schema::new_with_metadata(fields, metadata));
+        Arc::new(Schema::new_with_metadata(fields, metadata))
+    }
+
+    /// Whether the config labels anything (file links skip relabeling
+    /// when not).
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty() && self.columns.is_empty()
     }
 
     /// Every label the config names.

@@ -55,6 +55,18 @@ pub fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>, Quer
     Ok(out)
 }
 
+/// The PostgreSQL types announced for the parameters of `plan`
+/// (ParameterDescription), in `$1, $2, ...` order.
+pub fn announced_types(plan: &LogicalPlan) -> Result<Vec<Type>, QueryError> {
+    if let Some(types) = crate::client_queries::parameter_types(plan) {
+        return Ok(types);
+    }
+    Ok(parameter_types(plan)?
+        .iter()
+        .map(|t| pg_type_of(t.as_ref()))
+        .collect())
+}
+
 /// The PostgreSQL type announced for a parameter of Arrow type `ty`.
 pub fn pg_type_of(ty: Option<&DataType>) -> Type {
     match ty {
@@ -490,6 +502,7 @@ pub fn decode(
     binary_flags: &[bool],
     client_types: &[Option<Type>],
     inferred: &[Option<DataType>],
+    announced: &[Type],
 ) -> Result<ParamValues, QueryError> {
     let mut values = Vec::with_capacity(raw.len());
     for (i, value) in raw.iter().enumerate() {
@@ -499,6 +512,7 @@ pub fn decode(
             .cloned()
             .flatten()
             .filter(|t| *t != Type::UNKNOWN)
+            .or_else(|| announced.get(i).cloned())
             .unwrap_or_else(|| pg_type_of(target.as_ref()));
         let binary_format = binary_flags.get(i).copied().unwrap_or(false);
         let scalar = match (value, element_type(&declared)) {

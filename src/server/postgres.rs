@@ -405,11 +405,7 @@ impl QueryParser for Parser {
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
         match &stmt.prepared {
-            Prepared::Query(plan) => Ok(params::parameter_types(plan)
-                .map_err(to_pg_error)?
-                .iter()
-                .map(|t| params::pg_type_of(t.as_ref()))
-                .collect()),
+            Prepared::Query(plan) => params::announced_types(plan).map_err(to_pg_error),
             _ => Ok(vec![]),
         }
     }
@@ -667,11 +663,13 @@ impl ExtendedQueryHandler for Handlers {
                 let binary: Vec<bool> = (0..portal.parameters.len())
                     .map(|i| is_binary(&portal.parameter_format, i))
                     .collect();
+                let announced = params::announced_types(plan).map_err(to_pg_error)?;
                 let values = params::decode(
                     &portal.parameters,
                     &binary,
                     &portal.statement.parameter_types,
                     &inferred,
+                    &announced,
                 )
                 .map_err(to_pg_error)?;
                 (!inferred.is_empty()).then_some(values)

@@ -182,3 +182,67 @@ def test_write_refused(walidata):
             await conn.close()
 
     run(go())
+
+
+# Types asyncpg introspects before it can decode or bind them (it knows
+# the scalars themselves by OID): arrays of the common scalars, json and
+# jsonb, by their fixed OIDs (int2[] .. oid[]).
+INTROSPECTED = [1005, 1007, 1016, 1009, 1015, 1231, 1022, 1000, 1182, 1115, 1185, 2951, 1001,
+                114, 3802, 1187, 1028]
+
+
+def test_type_introspection_answers_as_postgresql(walidata):
+    """asyncpg's own introspection query (sent as asyncpg sends it) gives
+    the rows PostgreSQL gives for the same types."""
+    from asyncpg import introspection
+
+    # PostgreSQL sends `kind` and `elemdelim` as "char" (bytes here); tautan
+    # has no "char" on the wire and sends text: compared as text.
+    def text(v):
+        return v.decode() if isinstance(v, bytes) else v
+
+    async def rows(conn, query):
+        found = await conn.fetch(query, INTROSPECTED)
+        return sorted(
+            (r["name"], r["ns"], text(r["kind"]), r["depth"], text(r["elemdelim"]),
+             r["elemtype_name"], r["basetype_name"], r["range_subtype_name"])
+            for r in found
+        )
+
+    async def go():
+        postgres = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres",
+                                         database="postgres", ssl=False, timeout=10)
+        conn = await connect(walidata)
+        try:
+            for query in (introspection.INTRO_LOOKUP_TYPES, introspection.INTRO_LOOKUP_TYPES_13):
+                assert await rows(conn, query) == await rows(postgres, query)
+        finally:
+            await conn.close()
+            await postgres.close()
+
+    run(go())
+
+
+def test_arrays_are_read_and_bound(walidata):
+    async def go():
+        conn = await connect(walidata)
+        try:
+            assert await conn.fetchval("SELECT ARRAY[1, 2, NULL]::int4[]") == [1, 2, None]
+            assert await conn.fetchval("SELECT ARRAY[10000000000]::int8[]") == [10000000000]
+            assert await conn.fetchval("SELECT ARRAY['a', NULL, 'é']::text[]") == ["a", None, "é"]
+            assert await conn.fetchval("SELECT ARRAY[1.5, NULL]::float8[]") == [1.5, None]
+            rows = await conn.fetch(
+                "SELECT nama FROM ref.kecamatan WHERE kode = ANY($1::text[]) ORDER BY kode",
+                ["31.71.06", "31.71.01", "tidak-ada"],
+            )
+            assert [r["nama"] for r in rows] == [KECAMATAN["31.71.01"], KECAMATAN["31.71.06"]]
+            n = await conn.fetchval(
+                "SELECT count(*) FROM (SELECT unnest(ARRAY[1, 2, 3, 4]::int8[]) AS v) t "
+                "WHERE v = ANY($1::int8[])",
+                [1, 2, 3, -5],
+            )
+            assert n == 3
+        finally:
+            await conn.close()
+
+    run(go())

@@ -81,6 +81,93 @@ async fn array_parameters_bind_as_text_and_binary() {
 }
 
 #[tokio::test]
+async fn any_of_an_array_with_nulls_is_null_where_postgresql_says_so() {
+    // DataFusion answers `x = ANY(a)` false where an element or x is NULL
+    // and nothing matched; PostgreSQL answers NULL, and NOT of it keeps
+    // the row out. Values, negated filters and every operator, against
+    // PostgreSQL holding the same table.
+    let server = start().await;
+    let walidata = server.connect(WALIDATA).await;
+    let oracle = pg_admin("tautan_uji").await;
+    let queries = [
+        "SELECT id, i8 = ANY($1), i8 <> ANY($1), i8 > ANY($1), i8 <= ANY($1) FROM {t} ORDER BY id",
+        "SELECT id FROM {t} WHERE NOT (i8 = ANY($1)) ORDER BY id",
+        "SELECT id FROM {t} WHERE (i8 < ANY($1)) IS NULL ORDER BY id",
+        "SELECT id FROM {t} WHERE i8 = ANY($1) ORDER BY id",
+        "SELECT count(*) FILTER (WHERE NOT (i4::int8 >= ANY($1))) FROM {t}",
+    ];
+    let arrays: Vec<Vec<Option<i64>>> = vec![
+        vec![Some(1), None],
+        vec![None],
+        vec![],
+        vec![Some(-1), Some(0), Some(1)],
+        vec![Some(i64::MAX), None, Some(i64::MIN)],
+    ];
+    let text = |rows: Vec<tokio_postgres::SimpleQueryMessage>| {
+        rows.into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                ),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    for sql in queries {
+        for a in &arrays {
+            // As a literal (the simple protocol), the same array both sides.
+            let literal = format!(
+                "ARRAY[{}]::int8[]",
+                a.iter()
+                    .map(|v| v.map_or("NULL".to_string(), |v| v.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let sql = sql.replace("$1", &literal);
+            let ours = walidata
+                .simple_query(&sql.replace("{t}", "uji_pg.public.beda"))
+                .await
+                .map(text)
+                .unwrap_or_else(|e| panic!("{sql}: {}", message(&e)));
+            let theirs = oracle
+                .simple_query(&sql.replace("{t}", "public.beda"))
+                .await
+                .map(text)
+                .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+            assert_eq!(ours, theirs, "{sql}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_regclass_cast_of_an_unknown_name_is_42p01() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    for name in ["tidak_ada", "public.tidak_ada", "pg_catalog.tidak_ada"] {
+        let e = client
+            .simple_query(&format!("SELECT '{name}'::regclass::oid"))
+            .await
+            .expect_err("no such relation");
+        assert_eq!(sqlstate(&e), "42P01", "{name}: {}", message(&e));
+        assert!(
+            message(&e).contains(&format!("relation \"{name}\" does not exist")),
+            "{}",
+            message(&e)
+        );
+    }
+    let found = client
+        .simple_query("SELECT 'pg_class'::regclass::oid")
+        .await
+        .expect("pg_class is found");
+    assert!(
+        matches!(&found[0], tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("1259"))
+    );
+}
+
+#[tokio::test]
 async fn many_concurrent_sessions_get_the_same_answer() {
     let server = start().await;
     let mut tasks = Vec::new();

@@ -1097,6 +1097,83 @@ async fn labels_are_browsable_and_masks_can_follow_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_links_carry_labels_and_masks_follow_them() {
+    // The shipped config labels the Dinsos file's `nik` as `pribadi`; here
+    // dinsos reads its own file with `pribadi` columns cut to their last 4
+    // characters.
+    let base = config_text("");
+    let granted = "role = \"dinsos\"\ntables = [\"dinsos.*\", \"ref.*\"]";
+    assert_eq!(base.matches(granted).count(), 1, "the dinsos grant changed");
+    let text = base.replace(
+        granted,
+        "role = \"dinsos\"\ntables = [\"ref.*\"]\n\n[[grants]]\nrole = \"dinsos\"\n\
+         tables = [\"dinsos.*\"]\nmask_labels = { pribadi = \"partial:4\" }",
+    );
+    let server = start_config(&text).await;
+    let walidata = server.connect(("walidata", "walidata-demo")).await;
+    let dinsos = server.connect(("dinsos", "dinsos-demo")).await;
+    for (client, mask) in [(&walidata, None), (&dinsos, Some("partial:4"))] {
+        let row = client
+            .query_one(
+                "SELECT labels, mask, description FROM system.columns \
+                 WHERE link = 'dinsos' AND \"table\" = 'penerima_bansos' AND \"column\" = 'nik'",
+                &[],
+            )
+            .await
+            .expect("system.columns");
+        assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("pribadi"));
+        assert_eq!(row.get::<_, Option<String>>(1).as_deref(), mask);
+        let description: Option<String> = row.get(2);
+        assert!(
+            description.unwrap_or_default().contains("[label: pribadi]"),
+            "the label is part of the description clients read"
+        );
+    }
+    // The file's NIK column is read as a number; the mask yields text.
+    let full = walidata
+        .query(
+            "SELECT CAST(nik AS text), nilai FROM dinsos.public.penerima_bansos",
+            &[],
+        )
+        .await
+        .expect("walidata reads the file");
+    let masked = dinsos
+        .query(
+            "SELECT nik, nilai FROM dinsos.public.penerima_bansos ORDER BY nik, nilai",
+            &[],
+        )
+        .await
+        .expect("dinsos reads the file masked");
+    assert!(!full.is_empty());
+    assert_eq!(full.len(), masked.len());
+    let mut expected: Vec<(String, i64)> = full
+        .iter()
+        .map(|r| {
+            let nik: String = r.get(0);
+            let tail = &nik[nik.len() - 4..];
+            (
+                format!("{}{tail}", "*".repeat(nik.len() - 4)),
+                r.get::<_, i64>(1),
+            )
+        })
+        .collect();
+    expected.sort();
+    let seen: Vec<(String, i64)> = masked.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(seen, expected);
+    // A filter on the masked column compares the masked value.
+    let one: String = full[0].get(0);
+    let n: i64 = dinsos
+        .query_one(
+            &format!("SELECT count(*) FROM dinsos.public.penerima_bansos WHERE nik = '{one}'"),
+            &[],
+        )
+        .await
+        .expect("filter")
+        .get(0);
+    assert_eq!(n, 0, "the clear NIK matches nothing the masked user sees");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_policy_reaches_open_sessions_and_a_broken_one_keeps_the_last() {
     let dir = temp_dir("policy-reload");
     let agreements = dir.join("agreements");

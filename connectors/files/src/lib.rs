@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::json::JsonFormat;
@@ -101,6 +102,34 @@ pub async fn open_table(
         .with_listing_options(options)
         .with_schema(schema);
     Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// `table` (a provider [`open_table`] made) reading the same files with
+/// `schema`: the same fields, with other metadata (descriptions,
+/// classification labels). `None` when `table` is not a file table or
+/// `schema` has other fields.
+pub fn with_schema(
+    table: &Arc<dyn TableProvider>,
+    schema: SchemaRef,
+) -> Option<Arc<dyn TableProvider>> {
+    let any: &dyn std::any::Any = table.as_ref();
+    let listing = any.downcast_ref::<ListingTable>()?;
+    let same_fields = listing.schema().fields().len() == schema.fields().len()
+        && listing
+            .schema()
+            .fields()
+            .iter()
+            .zip(schema.fields().iter())
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+    if !same_fields {
+        return None;
+    }
+    let config = ListingTableConfig::new_with_multi_paths(listing.table_paths().clone())
+        .with_listing_options(listing.options().clone())
+        .with_schema(schema);
+    ListingTable::try_new(config)
+        .ok()
+        .map(|t| Arc::new(t) as Arc<dyn TableProvider>)
 }
 
 fn first_file(dir: &Path) -> Result<Option<PathBuf>> {

@@ -1,0 +1,234 @@
+//! `x <op> ANY(array)` with PostgreSQL's NULL semantics.
+//!
+//! PostgreSQL answers `x = ANY(a)` as the OR of `x = e` over the elements:
+//! true when one matches, else NULL when `x` or an element is NULL, else
+//! false (false for an empty array, NULL for a NULL array). DataFusion 55
+//! plans `=` as `array_has(a, x)` and the other comparisons against the
+//! array's min/max, which skip NULL elements: `2 = ANY(ARRAY[1, NULL])` is
+//! false, not NULL, so `NOT (2 = ANY(...))` returns a row PostgreSQL does
+//! not, and a select list shows `f` for PostgreSQL's NULL.
+//!
+//! DataFusion's answer is right when it is true. So each `x <op> ANY(a)`
+//! becomes
+//!
+//! ```sql
+//! CASE WHEN a IS NULL THEN NULL
+//!      WHEN cardinality(a) = 0 THEN false
+//!      WHEN x IS NULL THEN NULL
+//!      WHEN x <op> ANY(a) THEN true
+//!      WHEN array_position(a, NULL) IS NOT NULL THEN NULL
+//!      ELSE false END
+//! ```
+//!
+//! except where false and NULL mean the same: a top-level conjunct of a
+//! `WHERE`, `HAVING` or `JOIN ... ON` (a row is kept only when true). Those
+//! stay as they are, so `id = ANY($1)` is still pushed to the source as a
+//! filter. (`ALL` is planned with NULL semantics by DataFusion already.)
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, BinaryOperator, Expr, JoinConstraint, JoinOperator, Query, SetExpr,
+    Statement, VisitMut, VisitorMut,
+};
+
+/// Rewrites every `x <op> ANY(array)` of `statement` that can be NULL where
+/// DataFusion says false (see the module's docs).
+pub fn with_null_semantics(statement: &mut Statement) {
+    // `is_some` (ANY vs SOME, the same operator) marks the comparisons that
+    // stay: first none, then the filters' conjuncts.
+    let _ = visit_expressions_mut(statement, |e| {
+        if let Expr::AnyOp { is_some, right, .. } = e {
+            if !matches!(right.as_ref(), Expr::Subquery(_)) {
+                *is_some = false;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let _ = statement.visit(&mut KeepFilterConjuncts);
+    let _ = visit_expressions_mut(statement, |e| {
+        if let Expr::AnyOp {
+            is_some: false,
+            right,
+            ..
+        } = e
+        {
+            if matches!(right.as_ref(), Expr::Subquery(_)) {
+                return ControlFlow::<()>::Continue(());
+            }
+            let Expr::AnyOp {
+                left,
+                compare_op,
+                right,
+                ..
+            } = std::mem::replace(e, Expr::value(datafusion::sql::sqlparser::ast::Value::Null))
+            else {
+                return ControlFlow::Continue(());
+            };
+            *e = null_safe(*left, compare_op, *right);
+        }
+        ControlFlow::Continue(())
+    });
+}
+
+/// The CASE of the module's docs.
+fn null_safe(left: Expr, compare_op: BinaryOperator, right: Expr) -> Expr {
+    use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
+    use datafusion::sql::sqlparser::ast::{
+        CaseWhen, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
+        Ident, ObjectName, Value,
+    };
+    let call = |name: &str, args: Vec<Expr>| {
+        Expr::Function(Function {
+            name: ObjectName::from(vec![Ident::new(name)]),
+            uses_odbc_syntax: false,
+            parameters: FunctionArguments::None,
+            args: FunctionArguments::List(FunctionArgumentList {
+                duplicate_treatment: None,
+                args: args
+                    .into_iter()
+                    .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                    .collect(),
+                clauses: vec![],
+            }),
+            filter: None,
+            null_treatment: None,
+            over: None,
+            within_group: vec![],
+        })
+    };
+    let nested = |e: &Expr| Expr::Nested(Box::new(e.clone()));
+    let null = Expr::value(Value::Null);
+    let boolean = |b: bool| Expr::value(Value::Boolean(b));
+    let when = |condition: Expr, result: Expr| CaseWhen { condition, result };
+    let conditions = vec![
+        when(Expr::IsNull(Box::new(nested(&right))), null.clone()),
+        when(
+            Expr::BinaryOp {
+                left: Box::new(call("cardinality", vec![right.clone()])),
+                op: BinaryOperator::Eq,
+                right: Box::new(Expr::value(Value::Number("0".into(), false))),
+            },
+            boolean(false),
+        ),
+        when(Expr::IsNull(Box::new(nested(&left))), null.clone()),
+        when(
+            Expr::AnyOp {
+                left: Box::new(left),
+                compare_op,
+                right: Box::new(right.clone()),
+                is_some: true,
+            },
+            boolean(true),
+        ),
+        when(
+            Expr::IsNotNull(Box::new(call("array_position", vec![right, null.clone()]))),
+            null,
+        ),
+    ];
+    Expr::Case {
+        case_token: AttachedToken::empty(),
+        end_token: AttachedToken::empty(),
+        operand: None,
+        conditions,
+        else_result: Some(Box::new(boolean(false))),
+    }
+}
+
+/// Marks the `ANY` comparisons that are top-level conjuncts of a filter
+/// (`WHERE`, `HAVING`, `JOIN ... ON`) of every SELECT.
+struct KeepFilterConjuncts;
+
+impl VisitorMut for KeepFilterConjuncts {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        keep_in_body(query.body.as_mut());
+        ControlFlow::Continue(())
+    }
+}
+
+fn keep_in_body(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            if let Some(selection) = &mut select.selection {
+                keep_conjuncts(selection);
+            }
+            if let Some(having) = &mut select.having {
+                keep_conjuncts(having);
+            }
+            for table in &mut select.from {
+                for join in &mut table.joins {
+                    if let Some(JoinConstraint::On(on)) = inner_constraint(&mut join.join_operator)
+                    {
+                        keep_conjuncts(on);
+                    }
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            keep_in_body(left);
+            keep_in_body(right);
+        }
+        _ => {}
+    }
+}
+
+/// The constraint of an inner join (an outer join's ON decides which rows
+/// are padded with NULLs, where false and NULL also agree; but only inner
+/// joins are needed for pushdown).
+fn inner_constraint(op: &mut JoinOperator) -> Option<&mut JoinConstraint> {
+    match op {
+        JoinOperator::Join(c) | JoinOperator::Inner(c) => Some(c),
+        _ => None,
+    }
+}
+
+fn keep_conjuncts(e: &mut Expr) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            keep_conjuncts(left);
+            keep_conjuncts(right);
+        }
+        Expr::Nested(inner) => keep_conjuncts(inner),
+        Expr::AnyOp { is_some, .. } => *is_some = true,
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        let mut statements = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+            sql,
+        )
+        .expect("parses");
+        with_null_semantics(&mut statements[0]);
+        statements[0].to_string()
+    }
+
+    #[test]
+    fn filters_keep_any_and_every_other_place_gets_the_null_safe_form() {
+        let kept = rewritten("SELECT a FROM t WHERE a = ANY($1) AND b > 0");
+        assert!(!kept.contains("CASE"), "{kept}");
+        for sql in [
+            "SELECT a = ANY(ARRAY[1, NULL]) FROM t",
+            "SELECT a FROM t WHERE NOT (a = ANY($1))",
+            "SELECT a FROM t WHERE a = ANY($1) OR b = 1",
+            "SELECT a FROM t WHERE (a > ANY($1)) IS NULL",
+        ] {
+            let out = rewritten(sql);
+            assert!(out.contains("CASE WHEN"), "{sql}: {out}");
+            assert!(out.contains("array_position"), "{sql}: {out}");
+        }
+        let subquery = rewritten("SELECT a = ANY(SELECT b FROM u) FROM t");
+        assert!(!subquery.contains("CASE"), "{subquery}");
+    }
+}
