@@ -69,6 +69,15 @@ pub fn with_null_semantics(statement: &mut Statement) {
         }
         ControlFlow::Continue(())
     });
+    // The marks go: the statement prints as written (ANY, not SOME).
+    let _ = visit_expressions_mut(statement, |e| {
+        if let Expr::AnyOp { is_some, right, .. } = e {
+            if !matches!(right.as_ref(), Expr::Subquery(_)) {
+                *is_some = false;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// The CASE of the module's docs.

@@ -162,6 +162,48 @@ pub fn typed_array_parameters(plan: LogicalPlan) -> Result<LogicalPlan> {
         })
     })
     .data()
+    .and_then(same_type_everywhere)
+}
+
+/// Every untyped occurrence of a parameter typed somewhere in `plan` gets
+/// that type: `x = ANY($1)` outside a filter becomes a CASE naming `$1`
+/// four times ([`crate::any_array`]), one of which is typed above.
+fn same_type_everywhere(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::expr::Placeholder;
+    let mut typed: std::collections::HashMap<String, datafusion::arrow::datatypes::FieldRef> =
+        Default::default();
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::Placeholder(Placeholder { id, field: Some(f) }) = e {
+                    typed.entry(id.clone()).or_insert_with(|| f.clone());
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    if typed.is_empty() {
+        return Ok(plan);
+    }
+    plan.transform_up_with_subqueries(|node| {
+        node.map_expressions(|e| {
+            e.transform_up(|e| match e {
+                Expr::Placeholder(Placeholder { id, field: None }) => {
+                    let field = typed.get(&id).cloned();
+                    let changed = field.is_some();
+                    let e = Expr::Placeholder(Placeholder { id, field });
+                    Ok(if changed {
+                        Transformed::yes(e)
+                    } else {
+                        Transformed::no(e)
+                    })
+                }
+                other => Ok(Transformed::no(other)),
+            })
+        })
+    })
+    .data()
 }
 
 /// Whether `t` reads quoted literals with its own syntax here.

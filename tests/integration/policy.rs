@@ -1116,7 +1116,7 @@ async fn file_links_carry_labels_and_masks_follow_them() {
         let row = client
             .query_one(
                 "SELECT labels, mask, description FROM system.columns \
-                 WHERE link = 'dinsos' AND \"table\" = 'penerima_bansos' AND \"column\" = 'nik'",
+                 WHERE catalog = 'dinsos' AND \"table\" = 'penerima_bansos' AND \"column\" = 'nik'",
                 &[],
             )
             .await
