@@ -420,7 +420,9 @@ impl datafusion::logical_expr::ScalarUDFImpl for IntervalKey {
     }
 }
 
-fn is_comparison(op: Operator) -> bool {
+/// The comparison operators (`=`, `<>`, `<`, `<=`, `>`, `>=`, `IS [NOT]
+/// DISTINCT FROM`).
+pub(crate) fn is_comparison(op: Operator) -> bool {
     matches!(
         op,
         Operator::Eq

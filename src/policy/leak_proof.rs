@@ -41,14 +41,7 @@ pub fn is_leak_proof(expr: &Expr, scope: Scope<'_>) -> bool {
             Operator::And | Operator::Or => {
                 is_leak_proof(&b.left, scope) && is_leak_proof(&b.right, scope)
             }
-            Operator::Eq
-            | Operator::NotEq
-            | Operator::Lt
-            | Operator::LtEq
-            | Operator::Gt
-            | Operator::GtEq
-            | Operator::IsDistinctFrom
-            | Operator::IsNotDistinctFrom => {
+            op if crate::pg_input::is_comparison(op) => {
                 (plain_column(&b.left, scope) && literal(&b.right))
                     || (literal(&b.left) && plain_column(&b.right, scope))
             }
