@@ -61,11 +61,13 @@ pub fn with_null_semantics(statement: &mut Statement) {
                 compare_op,
                 right,
                 ..
-            } = std::mem::replace(e, Expr::value(datafusion::sql::sqlparser::ast::Value::Null))
+            } = e.clone()
             else {
                 return ControlFlow::Continue(());
             };
-            *e = null_safe(*left, compare_op, *right);
+            if let Some(safe) = null_safe(*left, compare_op, *right) {
+                *e = safe;
+            }
         }
         ControlFlow::Continue(())
     });
@@ -80,68 +82,24 @@ pub fn with_null_semantics(statement: &mut Statement) {
     });
 }
 
-/// The CASE of the module's docs.
-fn null_safe(left: Expr, compare_op: BinaryOperator, right: Expr) -> Expr {
-    use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
-    use datafusion::sql::sqlparser::ast::{
-        CaseWhen, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
-        Ident, ObjectName, Value,
+/// The CASE of the module's docs (`None` only if the template did not
+/// parse, which a unit test rules out).
+fn null_safe(left: Expr, compare_op: BinaryOperator, right: Expr) -> Option<Expr> {
+    let any = Expr::AnyOp {
+        left: Box::new(left.clone()),
+        compare_op,
+        right: Box::new(right.clone()),
+        is_some: true,
     };
-    let call = |name: &str, args: Vec<Expr>| {
-        Expr::Function(Function {
-            name: ObjectName::from(vec![Ident::new(name)]),
-            uses_odbc_syntax: false,
-            parameters: FunctionArguments::None,
-            args: FunctionArguments::List(FunctionArgumentList {
-                duplicate_treatment: None,
-                args: args
-                    .into_iter()
-                    .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
-                    .collect(),
-                clauses: vec![],
-            }),
-            filter: None,
-            null_treatment: None,
-            over: None,
-            within_group: vec![],
-        })
-    };
-    let nested = |e: &Expr| Expr::Nested(Box::new(e.clone()));
-    let null = Expr::value(Value::Null);
-    let boolean = |b: bool| Expr::value(Value::Boolean(b));
-    let when = |condition: Expr, result: Expr| CaseWhen { condition, result };
-    let conditions = vec![
-        when(Expr::IsNull(Box::new(nested(&right))), null.clone()),
-        when(
-            Expr::BinaryOp {
-                left: Box::new(call("cardinality", vec![right.clone()])),
-                op: BinaryOperator::Eq,
-                right: Box::new(Expr::value(Value::Number("0".into(), false))),
-            },
-            boolean(false),
-        ),
-        when(Expr::IsNull(Box::new(nested(&left))), null.clone()),
-        when(
-            Expr::AnyOp {
-                left: Box::new(left),
-                compare_op,
-                right: Box::new(right.clone()),
-                is_some: true,
-            },
-            boolean(true),
-        ),
-        when(
-            Expr::IsNotNull(Box::new(call("array_position", vec![right, null.clone()]))),
-            null,
-        ),
-    ];
-    Expr::Case {
-        case_token: AttachedToken::empty(),
-        end_token: AttachedToken::empty(),
-        operand: None,
-        conditions,
-        else_result: Some(Box::new(boolean(false))),
-    }
+    crate::statement::template(
+        "CASE WHEN ($2) IS NULL THEN NULL \
+              WHEN cardinality($2) = 0 THEN false \
+              WHEN ($1) IS NULL THEN NULL \
+              WHEN $3 THEN true \
+              WHEN array_position($2, NULL) IS NOT NULL THEN NULL \
+              ELSE false END",
+        vec![left, right, any],
+    )
 }
 
 /// Marks the `ANY` comparisons that are top-level conjuncts of a filter

@@ -505,25 +505,19 @@ fn regclass_on_search_path(statement: &mut Statement) {
                     text.replace(CURRENT, "n.nspname IN ('pg_catalog', current_schema())");
                 // The name looked up: `parse_ident(<name>::TEXT)`'s operand.
                 let mut name = None;
-                let _ = datafusion::sql::sqlparser::ast::visit_expressions(query.as_ref(), |x| {
-                    if let Expr::Function(f) = x {
-                        if f.name.to_string().eq_ignore_ascii_case("parse_ident") {
-                            if let datafusion::sql::sqlparser::ast::FunctionArguments::List(l) =
-                                &f.args
+                let _ =
+                    datafusion::sql::sqlparser::ast::visit_expressions(
+                        query.as_ref(),
+                        |x| match x {
+                            Expr::Function(f)
+                                if f.name.to_string().eq_ignore_ascii_case("parse_ident") =>
                             {
-                                if let Some(
-                                    datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
-                                        datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(a),
-                                    ),
-                                ) = l.args.first()
-                                {
-                                    name = Some(a.clone());
-                                }
+                                name = unnamed_arg(f, 0).cloned();
+                                ControlFlow::Break(())
                             }
-                        }
-                    }
-                    ControlFlow::<()>::Continue(())
-                });
+                            _ => ControlFlow::Continue(()),
+                        },
+                    );
                 let lookup = template(&format!("({widened})"), vec![]);
                 // Not found is 42P01, as PostgreSQL's cast raises.
                 let found = match (&lookup, name) {
@@ -542,6 +536,21 @@ fn regclass_on_search_path(statement: &mut Statement) {
     });
 }
 
+/// Argument `i` of a call, when it is a plain positional one.
+fn unnamed_arg(
+    f: &datafusion::sql::sqlparser::ast::Function,
+    i: usize,
+) -> Option<&datafusion::sql::sqlparser::ast::Expr> {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    match &f.args {
+        FunctionArguments::List(list) => match list.args.get(i) {
+            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) => Some(a),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Whether `e` is the lookup [`regclass_on_search_path`] made of a
 /// `'name'::regclass` cast.
 fn is_regclass_lookup(e: &datafusion::sql::sqlparser::ast::Expr) -> bool {
@@ -555,9 +564,7 @@ fn is_regclass_lookup(e: &datafusion::sql::sqlparser::ast::Expr) -> bool {
 /// keys) and `information_schema._pg_expandarray(a)` (pgJDBC's
 /// `getPrimaryKeys`) as DataFusion `unnest`s (zipped like PostgreSQL's).
 fn rewrite_catalog_functions(statement: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{
-        visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-    };
+    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr};
     let _ = visit_expressions_mut(statement, |e| {
         // psql's `\d+` appends a TOAST table's options to `reloptions`:
         // `c.reloptions || array(select 'toast.' || x from unnest(tc.reloptions) x)`.
@@ -655,17 +662,10 @@ fn rewrite_catalog_functions(statement: &mut Statement) {
             .and_then(|p| p.as_ident())
             .map(|i| i.value.to_ascii_lowercase())
             .unwrap_or_default();
-        let FunctionArguments::List(list) = &f.args else {
+        let Some(first) = unnamed_arg(f, 0).cloned() else {
             return ControlFlow::Continue(());
         };
-        let first = match list.args.first() {
-            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) => a.clone(),
-            _ => return ControlFlow::Continue(()),
-        };
-        let second = match list.args.get(1) {
-            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(a))) => Some(a.clone()),
-            _ => None,
-        };
+        let second = unnamed_arg(f, 1).cloned();
         let rewritten = match name.as_str() {
             // Descriptions are rows of pg_description (the sources'
             // comments, see pg_catalog::SourceFacts).
@@ -836,7 +836,7 @@ fn take_outer_predicates(query: &mut Query) -> Option<datafusion::sql::sqlparser
 /// where the arguments go) with `args` put in place as syntax trees: the
 /// rewrites above never print a user's expression and parse it back, so
 /// no quoting of theirs is involved.
-fn template(
+pub(crate) fn template(
     text: &str,
     args: Vec<datafusion::sql::sqlparser::ast::Expr>,
 ) -> Option<datafusion::sql::sqlparser::ast::Expr> {
