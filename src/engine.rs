@@ -1056,18 +1056,19 @@ impl Session {
                                 && state.table_functions().contains_key(table.as_ref()))
                     })
                     .collect();
-                self.check_tables(&references).await?;
+                let access = self.access.get();
+                let grants = GrantCheck::new(&self.engine.registry, &access);
+                self.check_tables(grants, &references).await?;
                 let plan = match state.statement_to_plan(statement).await {
                     Ok(plan) => crate::pg_input::typed_array_parameters(plan)?,
                     Err(e) => {
-                        let access = self.access.get();
-                        return Err(GrantCheck::new(&self.engine.registry, &access)
+                        return Err(grants
                             .denied_column(&e, &references)
                             .unwrap_or_else(|| e.into()));
                     }
                 };
                 let optimized = state.optimize(&plan)?;
-                GrantCheck::new(&self.engine.registry, &self.access.get()).columns(&optimized)?;
+                grants.columns(&optimized)?;
                 // Its row counts would describe rows a row filter hides
                 // (a scan's output before the filter).
                 if matches!(plan, LogicalPlan::Analyze(_))
@@ -1086,9 +1087,12 @@ impl Session {
 
     /// The grant check on names ([`crate::check::GrantCheck::names`]),
     /// then: every link named is up, every `mat.*` table has a snapshot.
-    async fn check_tables(&self, references: &[TableReference]) -> Result<(), QueryError> {
-        let access = self.access.get();
-        let named = GrantCheck::new(&self.engine.registry, &access).names(references)?;
+    async fn check_tables(
+        &self,
+        grants: GrantCheck<'_>,
+        references: &[TableReference],
+    ) -> Result<(), QueryError> {
+        let named = grants.names(references)?;
         let database = self.engine.registry.database.as_str();
         for n in &named {
             if let Some(link) = self.engine.registry.link(&n.catalog) {

@@ -497,6 +497,9 @@ fn binary_array(i: usize, element: &Type, b: &[u8]) -> Result<Vec<ScalarValue>, 
 }
 
 /// Builds DataFusion parameter values from a Bind message's raw values.
+/// A value's PostgreSQL type is the client's (Parse), else `announced`
+/// (a known client query's own, [`crate::client_queries`]), else the one
+/// inferred for the parameter.
 pub fn decode(
     raw: &[Option<bytes::Bytes>],
     binary_flags: &[bool],

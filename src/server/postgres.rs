@@ -663,7 +663,9 @@ impl ExtendedQueryHandler for Handlers {
                 let binary: Vec<bool> = (0..portal.parameters.len())
                     .map(|i| is_binary(&portal.parameter_format, i))
                     .collect();
-                let announced = params::announced_types(plan).map_err(to_pg_error)?;
+                // What decode falls back on for types the client left
+                // open: the inferred ones, or a known client query's own.
+                let announced = crate::client_queries::parameter_types(plan).unwrap_or_default();
                 let values = params::decode(
                     &portal.parameters,
                     &binary,
