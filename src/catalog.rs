@@ -309,12 +309,17 @@ impl LinkEntry {
                 let mut tables = load_folder(path)
                     .await
                     .map_err(|e| (format!("link \"{}\": {e}", self.name), "58030".into()))?;
+                // Labels drive masks: a table that cannot carry them is
+                // not served at all.
                 if !self.labels.is_empty() {
                     for (name, provider) in tables.iter_mut() {
                         let schema = self.labels.labeled(PUBLIC_SCHEMA, name, &provider.schema());
-                        if let Some(labeled) = tautan_files::with_schema(provider, schema) {
-                            *provider = labeled;
-                        }
+                        *provider = tautan_files::with_schema(provider, schema).map_err(|e| {
+                            (
+                                format!("link \"{}\": table {name}: {e}", self.name),
+                                "58030".to_string(),
+                            )
+                        })?;
                     }
                 }
                 let mut schemas = SchemaMap::new();

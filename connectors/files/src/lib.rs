@@ -106,14 +106,17 @@ pub async fn open_table(
 
 /// `table` (a provider [`open_table`] made) reading the same files with
 /// `schema`: the same fields, with other metadata (descriptions,
-/// classification labels). `None` when `table` is not a file table or
-/// `schema` has other fields.
+/// classification labels). An error when `table` is not a file table or
+/// `schema` has other fields: a caller relabeling a table must not go on
+/// with the table unlabeled.
 pub fn with_schema(
     table: &Arc<dyn TableProvider>,
     schema: SchemaRef,
-) -> Option<Arc<dyn TableProvider>> {
+) -> Result<Arc<dyn TableProvider>> {
     let any: &dyn std::any::Any = table.as_ref();
-    let listing = any.downcast_ref::<ListingTable>()?;
+    let listing = any
+        .downcast_ref::<ListingTable>()
+        .ok_or_else(|| DataFusionError::Internal("with_schema: not a table of files".into()))?;
     let same_fields = listing.schema().fields().len() == schema.fields().len()
         && listing
             .schema()
@@ -122,14 +125,14 @@ pub fn with_schema(
             .zip(schema.fields().iter())
             .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
     if !same_fields {
-        return None;
+        return Err(DataFusionError::Internal(
+            "with_schema: the schema has other fields than the files".into(),
+        ));
     }
     let config = ListingTableConfig::new_with_multi_paths(listing.table_paths().clone())
         .with_listing_options(listing.options().clone())
         .with_schema(schema);
-    ListingTable::try_new(config)
-        .ok()
-        .map(|t| Arc::new(t) as Arc<dyn TableProvider>)
+    Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
 fn first_file(dir: &Path) -> Result<Option<PathBuf>> {
