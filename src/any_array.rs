@@ -24,6 +24,12 @@
 //! `WHERE`, `HAVING` or `JOIN ... ON` (a row is kept only when true). Those
 //! stay as they are, so `id = ANY($1)` is still pushed to the source as a
 //! filter. (`ALL` is planned with NULL semantics by DataFusion already.)
+//!
+//! The array expression is written four times in the CASE: an array built
+//! by a subquery is computed up to four times, and one holding a volatile
+//! call (`random()`) can differ between them. A scalar function with
+//! PostgreSQL's semantics would compute it once; DataFusion 55's own
+//! `array_has` is what the true branch reuses today.
 
 use std::ops::ControlFlow;
 
