@@ -349,6 +349,8 @@ pub struct Registry {
     pub reference: RwLock<Arc<TableMap>>,
     /// Materialized pulls (`mat.*`).
     pub pulls: Arc<crate::pulls::Pulls>,
+    /// The audit log's folder (`system.audit`), when the log is on.
+    pub audit_dir: Option<std::path::PathBuf>,
 }
 
 impl Registry {
@@ -753,6 +755,7 @@ struct SystemSchema {
 }
 
 const SYSTEM_TABLES: &[&str] = &[
+    "audit",
     "links",
     "tables",
     "columns",
@@ -1295,6 +1298,10 @@ impl SchemaProvider for SystemSchema {
             "agreements" => self.agreements().map(Some),
             "columns" => self.columns().map(Some),
             "policy" => self.policy().map(Some),
+            "audit" => Ok(Some(Arc::new(crate::audit::table::AuditTable::new(
+                self.registry.audit_dir.clone(),
+                &self.access,
+            )))),
             _ => Ok(None),
         }
     }

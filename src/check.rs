@@ -66,6 +66,11 @@ impl<'a> GrantCheck<'a> {
                 continue;
             }
             if catalog == database.as_str() && schema == SYSTEM_SCHEMA {
+                // The system tables show each user their own part; the
+                // audit log only to the custodian and producers.
+                if table == "audit" && !crate::audit::table::may_read(self.access) {
+                    return Err(crate::audit::table::refused());
+                }
                 continue;
             }
             let name = self.registry.grant_name(catalog, schema, table);
@@ -135,51 +140,69 @@ impl<'a> GrantCheck<'a> {
     /// Column grants, on the optimized plan: each scan's projection and the
     /// filters pushed into it, inside sub-plans sent whole to a link too.
     pub fn columns(&self, plan: &LogicalPlan) -> Result<(), QueryError> {
-        let database = &self.registry.database;
-        let mut denied: Option<QueryError> = None;
-        let _ = plan.apply_with_subqueries(|node| {
-            // A sub-plan sent whole to a link keeps its scans inside.
-            if let LogicalPlan::Extension(ext) = node {
-                if let Some(fed) = ext
-                    .node
-                    .as_any()
-                    .downcast_ref::<datafusion_federation::FederatedPlanNode>()
+        each_scan(plan, &mut |scan| {
+            let name = self.scan_name(scan);
+            let access = self.access.table(&name);
+            if let TableAccess::Columns(_) = &access {
+                if let Some(col) = scan_columns(scan)
+                    .iter()
+                    .find(|c| !access.allows_column(c))
                 {
-                    if let Err(e) = self.columns(&fed.plan) {
-                        denied = Some(e);
-                        return Ok(TreeNodeRecursion::Stop);
-                    }
+                    return Err(self.column_denied(col, &name));
                 }
             }
-            if let LogicalPlan::TableScan(scan) = node {
-                let resolved = scan.table_name.clone().resolve(database, PUBLIC_SCHEMA);
-                let name = self.registry.grant_name(
-                    resolved.catalog.as_ref(),
-                    resolved.schema.as_ref(),
-                    resolved.table.as_ref(),
-                );
-                let access = self.access.table(&name);
-                if let TableAccess::Columns(_) = &access {
-                    let schema = scan.source.schema();
-                    let mut used: Vec<String> = match &scan.projection {
-                        Some(p) => p.iter().map(|&i| schema.field(i).name().clone()).collect(),
-                        None => schema.fields().iter().map(|f| f.name().clone()).collect(),
-                    };
-                    for f in &scan.filters {
-                        used.extend(f.column_refs().into_iter().map(|c| c.name.clone()));
+            Ok(())
+        })
+    }
+
+    /// What the optimized plan reads, table by table, for the audit log:
+    /// the columns each scan projects or filters on, and the agreements the
+    /// table is read under.
+    pub fn reads(&self, plan: &LogicalPlan) -> Vec<crate::audit::TableRead> {
+        let mut reads: Vec<crate::audit::TableRead> = Vec::new();
+        let _ = each_scan(plan, &mut |scan| {
+            let name = self.scan_name(scan);
+            let table = name.join(".");
+            let columns = scan_columns(scan);
+            let policed = {
+                let any: Option<std::sync::Arc<dyn datafusion::catalog::TableProvider>> =
+                    datafusion::datasource::source_as_provider(&scan.source).ok();
+                any.is_some_and(|p| {
+                    let any: &dyn std::any::Any = p.as_ref();
+                    any.is::<crate::policy::table::PolicyTable>()
+                })
+            };
+            match reads.iter_mut().find(|r| r.table == table) {
+                Some(r) => {
+                    for c in columns {
+                        if !r.columns.contains(&c) {
+                            r.columns.push(c);
+                        }
                     }
-                    if let Some(col) = used.iter().find(|c| !access.allows_column(c)) {
-                        denied = Some(self.column_denied(col, &name));
-                        return Ok(TreeNodeRecursion::Stop);
-                    }
+                    r.policed |= policed;
                 }
+                None => reads.push(crate::audit::TableRead {
+                    agreements: self.access.agreements_of(&name),
+                    table,
+                    columns,
+                    policed,
+                }),
             }
-            Ok(TreeNodeRecursion::Continue)
+            Ok(())
         });
-        match denied {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        reads
+    }
+
+    fn scan_name(&self, scan: &datafusion::logical_expr::TableScan) -> Vec<String> {
+        let resolved = scan
+            .table_name
+            .clone()
+            .resolve(&self.registry.database, PUBLIC_SCHEMA);
+        self.registry.grant_name(
+            resolved.catalog.as_ref(),
+            resolved.schema.as_ref(),
+            resolved.table.as_ref(),
+        )
     }
 
     /// 42501 for a column the user may not read, naming the agreement that
@@ -192,4 +215,55 @@ impl<'a> GrantCheck<'a> {
         }
         e
     }
+}
+
+/// Calls `f` on every table scan of `plan` (subqueries included, and the
+/// scans inside sub-plans sent whole to a link), stopping at its first error.
+fn each_scan(
+    plan: &LogicalPlan,
+    f: &mut dyn FnMut(&datafusion::logical_expr::TableScan) -> Result<(), QueryError>,
+) -> Result<(), QueryError> {
+    let mut failed: Option<QueryError> = None;
+    let _ = plan.apply_with_subqueries(|node| {
+        let outcome = match node {
+            LogicalPlan::Extension(ext) => match ext
+                .node
+                .as_any()
+                .downcast_ref::<datafusion_federation::FederatedPlanNode>()
+            {
+                Some(fed) => each_scan(&fed.plan, f),
+                None => Ok(()),
+            },
+            LogicalPlan::TableScan(scan) => f(scan),
+            _ => Ok(()),
+        };
+        match outcome {
+            Ok(()) => Ok(TreeNodeRecursion::Continue),
+            Err(e) => {
+                failed = Some(e);
+                Ok(TreeNodeRecursion::Stop)
+            }
+        }
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The columns a scan reads: its projection and those its pushed filters name.
+fn scan_columns(scan: &datafusion::logical_expr::TableScan) -> Vec<String> {
+    let schema = scan.source.schema();
+    let mut used: Vec<String> = match &scan.projection {
+        Some(p) => p.iter().map(|&i| schema.field(i).name().clone()).collect(),
+        None => schema.fields().iter().map(|f| f.name().clone()).collect(),
+    };
+    for f in &scan.filters {
+        for c in f.column_refs() {
+            if !used.contains(&c.name) {
+                used.push(c.name.clone());
+            }
+        }
+    }
+    used
 }

@@ -412,6 +412,11 @@ pub struct UserConfig {
     /// `{name}` in a grant's `row_filter` is the attribute's value(s).
     #[serde(default)]
     pub attributes: BTreeMap<String, OneOrMany>,
+    /// Links whose producing agency this user works for: they see the
+    /// audit records of statements that read those links (`system.audit`),
+    /// to follow up exchange problems.
+    #[serde(default)]
+    pub producer_of: Vec<String>,
 }
 
 /// One text value or a list of them (user attributes, labels).
@@ -547,6 +552,11 @@ pub struct AuditConfig {
     /// A new segment before one grows beyond this many MiB (and every UTC day).
     #[serde(default = "default_segment_max_mb")]
     pub segment_max_mb: u64,
+    /// Make the key pair at `key` when no file is there (the demo does; a
+    /// custodian makes theirs with `tautan keygen` and keeps this off, so
+    /// a lost key stops the server rather than starting a new one).
+    #[serde(default)]
+    pub create_key: bool,
 }
 
 fn default_audit_dir() -> PathBuf {
@@ -780,6 +790,14 @@ impl FederationConfig {
         for (name, user) in &self.users {
             let u = user.get_ref();
             let key = format!("users.{name}");
+            if let Some(link) = u.producer_of.iter().find(|l| !self.links.contains_key(*l)) {
+                return Err(self.error_at(
+                    text,
+                    user.span().start,
+                    format!("{key}.producer_of"),
+                    format!("`{link}` is not a link of this config"),
+                ));
+            }
             match (&u.password, &u.password_env) {
                 (Some(_), Some(_)) | (None, None) => return Err(self.error_at(
                     text,

@@ -79,6 +79,45 @@ pub struct Engine {
     pub admission: Arc<crate::admission::Admission>,
     /// What unknown users' SCRAM salts are derived from.
     mock_secret: [u8; 32],
+    /// The audit log every statement is recorded in (off without `[audit]`).
+    trail: crate::audit::Trail,
+}
+
+/// Opens the audit log `[audit]` names (off without the section). Refuses
+/// to start without the custodian's key, or with a log that does not
+/// verify as far as opening checks it (see [`crate::audit::AuditLog::open`]).
+fn open_trail(config: &FederationConfig) -> Result<crate::audit::Trail, String> {
+    let defaults = crate::audit::cli::Defaults::of(config);
+    let Some(audit) = &defaults.audit else {
+        return Ok(crate::audit::Trail::off());
+    };
+    if let (true, Some(key)) = (audit.create_key, &audit.key) {
+        if !key.exists() {
+            if let Some(parent) = key.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("[audit] create_key: {}: {e}", parent.display()))?;
+            }
+            let made = crate::audit::keys::generate()
+                .and_then(|k| crate::audit::keys::write_keypair(key, &k));
+            match made {
+                Ok(public) => tracing::warn!(key = %key.display(), public = %public.display(), "made a new audit signing key (create_key = true)"),
+                Err(e) => return Err(format!("[audit] create_key: {e}")),
+            }
+        }
+    }
+    let opened = defaults.options(None).and_then(|options| {
+        crate::audit::AuditLog::open(&audit.dir, options)
+    });
+    match opened {
+        Ok(log) => {
+            let recovery = log.recovery();
+            tracing::info!(dir = %audit.dir.display(), last = recovery.last_seq, "audit log open");
+            Ok(crate::audit::Trail::new(Arc::new(log)))
+        }
+        Err(e) => Err(format!(
+            "[audit]: {e} (tautan does not run statements it cannot record)"
+        )),
+    }
 }
 
 fn build_link(name: &str, cfg: &LinkConfig, base: &FederationConfig) -> LinkSource {
@@ -147,7 +186,27 @@ fn build_link(name: &str, cfg: &LinkConfig, base: &FederationConfig) -> LinkSour
 impl Engine {
     /// Builds the engine from a config and contacts every link once. Links
     /// that fail are marked down; startup never fails because of a source.
+    /// With `[audit]` in the config, the audit log is opened (and the
+    /// engine does not start when it cannot be): every login and statement
+    /// is recorded there.
     pub async fn start(config: FederationConfig) -> Result<Arc<Engine>, String> {
+        let trail = open_trail(&config)?;
+        Self::start_recording(config, trail).await
+    }
+
+    /// [`Engine::start`] without opening the audit log, for what runs no
+    /// statement of a user's (`tautan check`, which must work while the
+    /// server holds the log).
+    pub async fn start_unrecorded(config: FederationConfig) -> Result<Arc<Engine>, String> {
+        Self::start_recording(config, crate::audit::Trail::off()).await
+    }
+
+    /// [`Engine::start`] recording to `trail` whatever `[audit]` says (for
+    /// embedders, and tests that need a log opened with their own options).
+    pub async fn start_recording(
+        config: FederationConfig,
+        trail: crate::audit::Trail,
+    ) -> Result<Arc<Engine>, String> {
         let mut links = BTreeMap::new();
         for (name, link) in &config.links {
             let cfg = link.get_ref();
@@ -184,6 +243,7 @@ impl Engine {
             links,
             reference: std::sync::RwLock::new(Arc::new(reference)),
             pulls: Arc::new(crate::pulls::Pulls::from_config(&config)),
+            audit_dir: trail.log().map(|l| l.dir().to_path_buf()),
         });
         registry.refresh_all().await;
 
@@ -246,6 +306,7 @@ impl Engine {
             budget,
             admission,
             mock_secret,
+            trail,
         });
         engine.check_pull_owners().await?;
         Ok(engine)
@@ -313,8 +374,8 @@ impl Engine {
                 // filter); nothing is executed.
                 let sql = format!("SELECT * FROM {}", quoted.join("."));
                 let planned = async {
-                    let plan = session.prepare_query(&sql).await?;
-                    let df = session.dataframe(plan).await?;
+                    let query = session.prepare_query(&sql).await?;
+                    let df = session.dataframe(query.plan).await?;
                     df.create_physical_plan().await?;
                     Ok::<_, QueryError>(())
                 };
@@ -336,7 +397,9 @@ impl Engine {
             &format!("pull:{}", def.name),
             std::slice::from_ref(&def.config.owner),
         );
-        self.session_with(access)
+        let session = self.session_with(access);
+        session.set_origin(crate::audit::Origin::new(format!("pull:{}", def.name), None));
+        session
     }
 
     /// The access of someone holding `roles` (for tools and pulls).
@@ -423,6 +486,11 @@ impl Engine {
         Self::start(config).await
     }
 
+    /// The audit log's handle (off without `[audit]`).
+    pub fn trail(&self) -> &crate::audit::Trail {
+        &self.trail
+    }
+
     /// Re-contacts links that are down, forever, every few seconds.
     pub fn spawn_health_checks(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let registry = self.registry.clone();
@@ -491,6 +559,10 @@ impl Engine {
             .with_optimizer_rules(crate::pushdown::optimizer_rules(settings.clone()))
             .with_query_planner(crate::pushdown::query_planner())
             .with_physical_optimizer_rule(Arc::new(crate::executor::YieldingJoins))
+            // Last: what each link is sent is written down for the audit log.
+            .with_physical_optimizer_rule(Arc::new(
+                tautan_connector::sent::RecordSentStatements,
+            ))
             .build();
         let mut ctx = SessionContext::new_with_state(state);
         if let Err(e) = datafusion::execution::FunctionRegistry::register_expr_planner(
@@ -523,6 +595,9 @@ impl Engine {
             cursors: tokio::sync::Mutex::new(BTreeMap::new()),
             cancel,
             user,
+            origin: Mutex::new(crate::audit::Origin::new("local", None)),
+            logged_in: std::sync::atomic::AtomicBool::new(false),
+            statements: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -640,6 +715,10 @@ fn apply_setting(
     Ok(())
 }
 
+/// The session setting naming why the user reads (recorded with each
+/// statement in the audit log; also a startup parameter).
+pub const PURPOSE_SETTING: &str = "tautan.purpose";
+
 /// A session's settings, shared with `current_setting()`.
 pub type Settings = crate::pg_catalog::Settings;
 
@@ -668,12 +747,22 @@ pub struct Session {
     cursors: tokio::sync::Mutex<BTreeMap<String, Cursor>>,
     /// Bumped by [`Session::cancel`]; running streams watch it.
     cancel: tokio::sync::watch::Sender<u64>,
+    /// Where the session comes from, for the audit log.
+    origin: Mutex<crate::audit::Origin>,
+    /// Whether a login was recorded (then a logout is too), and how many
+    /// statements ran.
+    logged_in: std::sync::atomic::AtomicBool,
+    statements: std::sync::atomic::AtomicU64,
 }
 
 /// A session's `pg_catalog` is computed from its catalog list, which holds
 /// it: the cycle is cut here, or neither would ever be freed.
 impl Drop for Session {
     fn drop(&mut self) {
+        if self.logged_in.load(std::sync::atomic::Ordering::Acquire) {
+            let statements = self.statements.load(std::sync::atomic::Ordering::Acquire);
+            self.engine.trail.logout(&self.who(), statements);
+        }
         let database = &self.engine.registry.database;
         if let Some(catalog) = self.ctx.catalog(database) {
             let _ = catalog.deregister_schema("pg_catalog", false);
@@ -688,11 +777,21 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// A checked, planned query (placeholders `$n` still in it) and what the
+/// audit log records about it.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// The plan.
+    pub plan: LogicalPlan,
+    /// Its text, the tables and columns it reads, the policy version.
+    pub facts: Arc<crate::audit::StatementFacts>,
+}
+
 /// A statement ready to run.
 #[derive(Debug, Clone)]
 pub enum Prepared {
-    /// A checked, planned query (placeholders `$n` still in it).
-    Query(LogicalPlan),
+    /// A checked, planned query.
+    Query(Query),
     /// A session command's result: a command tag, and for SHOW a value.
     Command {
         /// The command tag (`SET`, `BEGIN`, ...).
@@ -705,7 +804,7 @@ pub enum Prepared {
         /// Cursor name.
         name: String,
         /// The checked, planned query.
-        plan: LogicalPlan,
+        query: Query,
     },
     /// `FETCH`: the next `count` rows (all when `None`) of a cursor.
     Fetch {
@@ -721,7 +820,7 @@ pub enum Prepared {
     /// `COPY ... TO STDOUT`: a checked, planned query answered as COPY data.
     CopyOut {
         /// The checked, planned query.
-        plan: LogicalPlan,
+        query: Query,
         /// Format and its options.
         options: crate::statement::CopyOptions,
     },
@@ -762,6 +861,32 @@ impl Session {
         self.access.get().version.clone()
     }
 
+    /// Says where the session comes from (for the audit log).
+    pub fn set_origin(&self, origin: crate::audit::Origin) {
+        *self.origin.lock().unwrap_or_else(|p| p.into_inner()) = origin;
+    }
+
+    /// Who runs this session's statements, as the audit log names them.
+    pub fn who(&self) -> crate::audit::Who {
+        crate::audit::Who {
+            user: self.user.clone(),
+            roles: self.access.get().roles.clone(),
+            application: self.setting("application_name").filter(|a| !a.is_empty()),
+            purpose: self.setting(PURPOSE_SETTING).filter(|p| !p.is_empty()),
+            origin: self.origin.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
+    }
+
+    /// Records the login (after authentication, before the first
+    /// statement); the session's end is then recorded too. Fails when the
+    /// audit log cannot be written: the login must then be refused.
+    pub async fn record_login(&self) -> Result<(), QueryError> {
+        self.engine.trail.login(&self.who()).await?;
+        self.logged_in
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
     /// The DataFusion state this session plans with.
     pub fn state(&self) -> SessionState {
         self.ctx.state()
@@ -774,13 +899,13 @@ impl Session {
 
     /// Checks and plans `sql`, which must be exactly one query (a pull's
     /// query, an export): nothing reaches a source here.
-    pub async fn prepare_query(&self, sql: &str) -> Result<LogicalPlan, QueryError> {
+    pub async fn prepare_query(&self, sql: &str) -> Result<Query, QueryError> {
         let mut statements = self.parse(sql)?;
         let (Some(statement), true) = (statements.pop(), statements.is_empty()) else {
             return Err(QueryError::new("42601", "expected exactly one query"));
         };
         match self.prepare(statement).await? {
-            Prepared::Query(plan) => Ok(plan),
+            Prepared::Query(query) => Ok(query),
             _ => Err(QueryError::new("42601", "expected a query")),
         }
     }
@@ -862,8 +987,13 @@ impl Session {
         Box::pin(RecordBatchStreamAdapter::new(schema, guarded))
     }
 
-    /// Opens cursor `name` on a prepared query.
-    pub async fn declare(&self, name: &str, plan: LogicalPlan) -> Result<(), QueryError> {
+    /// Opens cursor `name` on a prepared query (its parameters bound).
+    pub async fn declare(
+        &self,
+        name: &str,
+        query: Query,
+        params: Option<ParamValues>,
+    ) -> Result<(), QueryError> {
         let mut cursors = self.cursors.lock().await;
         if cursors.contains_key(name) {
             return Err(QueryError::new(
@@ -871,18 +1001,13 @@ impl Session {
                 format!("cursor \"{name}\" already exists"),
             ));
         }
-        let schema = plan.schema().inner().clone();
-        let slot = self.engine.admission.statement(&self.user).await?;
-        let ctx = self.ctx.clone();
-        let stream = crate::executor::start(crate::limits::OnPlanStack::new(async move {
-            Ok::<_, QueryError>(crate::budget::execute_spilling_joins(ctx.state(), plan).await?)
-        }))
-        .await?;
+        let schema = query.plan.schema().inner().clone();
+        let stream = self.start(query, params).await?;
         cursors.insert(
             name.to_string(),
             Cursor {
                 schema,
-                stream: holding(stream, slot),
+                stream,
                 pending: None,
             },
         );
@@ -959,13 +1084,27 @@ impl Session {
 
     /// Checks and plans one statement. Nothing reaches a source here.
     /// Planning runs on a stack segment of its own
-    /// ([`crate::limits::OnPlanStack`]).
+    /// ([`crate::limits::OnPlanStack`]). A statement refused by the grants
+    /// (42501) or as a write (25006) is recorded in the audit log as
+    /// denied.
     pub async fn prepare(&self, statement: DFStatement) -> Result<Prepared, QueryError> {
         self.follow_policy();
-        crate::limits::OnPlanStack::new(self.prepare_here(statement)).await
+        let sql = statement.to_string();
+        let prepared = crate::limits::OnPlanStack::new(self.prepare_here(statement, &sql)).await;
+        match prepared {
+            Err(e) if e.code == "42501" || e.code == "25006" => {
+                self.engine.trail.denied(&self.who(), &sql, &e).await?;
+                Err(e)
+            }
+            other => other,
+        }
     }
 
-    async fn prepare_here(&self, statement: DFStatement) -> Result<Prepared, QueryError> {
+    async fn prepare_here(
+        &self,
+        statement: DFStatement,
+        sql: &str,
+    ) -> Result<Prepared, QueryError> {
         match classify(&statement) {
             StatementKind::Write(what) => Err(QueryError::read_only(&what)),
             StatementKind::Unsupported(what) => {
@@ -992,8 +1131,8 @@ impl Session {
                 let inner = DFStatement::Statement(Box::new(
                     datafusion::sql::sqlparser::ast::Statement::Query(query),
                 ));
-                match Box::pin(self.prepare_here(inner)).await? {
-                    Prepared::Query(plan) => Ok(Prepared::Declare { name, plan }),
+                match Box::pin(self.prepare_here(inner, sql)).await? {
+                    Prepared::Query(query) => Ok(Prepared::Declare { name, query }),
                     _ => Err(QueryError::new("42601", "DECLARE needs a query")),
                 }
             }
@@ -1017,8 +1156,8 @@ impl Session {
                 let inner = DFStatement::Statement(Box::new(
                     datafusion::sql::sqlparser::ast::Statement::Query(query),
                 ));
-                match Box::pin(self.prepare_here(inner)).await? {
-                    Prepared::Query(plan) => Ok(Prepared::CopyOut { plan, options }),
+                match Box::pin(self.prepare_here(inner, sql)).await? {
+                    Prepared::Query(query) => Ok(Prepared::CopyOut { query, options }),
                     _ => Err(QueryError::new("42601", "COPY needs a query")),
                 }
             }
@@ -1080,7 +1219,15 @@ impl Session {
                          masks: its row counts could describe hidden rows (EXPLAIN is)",
                     ));
                 }
-                Ok(Prepared::Query(plan))
+                let facts = crate::audit::StatementFacts {
+                    sql: sql.to_string(),
+                    reads: grants.reads(&optimized),
+                    policy_version: access.version.as_ref().map(|v| v.number),
+                };
+                Ok(Prepared::Query(Query {
+                    plan,
+                    facts: Arc::new(facts),
+                }))
             }
         }
     }
@@ -1128,25 +1275,73 @@ impl Session {
     }
 
     /// Runs a prepared query with parameter values; batches stream from the
-    /// sources as the caller reads.
+    /// sources as the caller reads. Its intent is in the audit log before
+    /// any source is contacted, its completion when the stream ends.
     pub async fn execute(
         &self,
-        plan: LogicalPlan,
+        query: Query,
+        params: Option<ParamValues>,
+    ) -> Result<SendableRecordBatchStream, QueryError> {
+        let stream = self.start(query, params).await?;
+        Ok(self.cancellable(stream))
+    }
+
+    /// Writes the intent of `query` (durable before anything else happens)
+    /// and returns what records its completion: for callers that run the
+    /// plan themselves (pulls), which put [`Recording::sent`] in the state
+    /// they run it with and hand the stream to [`Recording::watch`].
+    ///
+    /// [`Recording::sent`]: crate::audit::Recording::sent
+    /// [`Recording::watch`]: crate::audit::Recording::watch
+    pub async fn begin(
+        &self,
+        query: &Query,
+        params: Option<&ParamValues>,
+    ) -> Result<crate::audit::Recording, QueryError> {
+        self.statements
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.engine
+            .trail
+            .intent(&self.who(), &query.facts, params)
+            .await
+    }
+
+    /// The session's state for running one statement, with the list its
+    /// link nodes write the statements they send to.
+    pub fn state_recording(&self, recording: &crate::audit::Recording) -> SessionState {
+        let mut state = self.ctx.state();
+        state.config_mut().set_extension(recording.sent());
+        state
+    }
+
+    /// Admits, records and starts `query`: the stream holds the statement
+    /// slot and writes the completion as it ends.
+    async fn start(
+        &self,
+        query: Query,
         params: Option<ParamValues>,
     ) -> Result<SendableRecordBatchStream, QueryError> {
         let slot = self.engine.admission.statement(&self.user).await?;
+        let recording = self.begin(&query, params.as_ref()).await?;
         // Planned and run on the statement runtime, physical planning on
         // a stack segment of its own, as in `prepare`.
-        let ctx = self.ctx.clone();
-        let stream = crate::executor::start(crate::limits::OnPlanStack::new(async move {
+        let state = self.state_recording(&recording);
+        let plan = query.plan;
+        let started = crate::executor::start(crate::limits::OnPlanStack::new(async move {
             let plan = match params {
                 Some(p) => plan.replace_params_with_values(&p)?,
                 None => plan,
             };
-            Ok::<_, QueryError>(crate::budget::execute_spilling_joins(ctx.state(), plan).await?)
+            Ok::<_, QueryError>(crate::budget::execute_spilling_joins(state, plan).await?)
         }))
-        .await?;
-        Ok(self.cancellable(holding(stream, slot)))
+        .await;
+        match started {
+            Ok(stream) => Ok(recording.watch(holding(stream, slot))),
+            Err(e) => {
+                recording.finish(&e.code).await;
+                Err(e)
+            }
+        }
     }
 
     /// Checks, plans and runs every statement of `sql`, collecting results
@@ -1156,15 +1351,15 @@ impl Session {
         for stmt in self.parse(sql)? {
             match self.prepare(stmt).await? {
                 // The CLI shows COPY's rows as a table.
-                Prepared::Query(plan) | Prepared::CopyOut { plan, .. } => {
-                    let schema = plan.schema().inner().clone();
-                    let stream = self.execute(plan, None).await?;
+                Prepared::Query(query) | Prepared::CopyOut { query, .. } => {
+                    let schema = query.plan.schema().inner().clone();
+                    let stream = self.execute(query, None).await?;
                     let batches = datafusion::physical_plan::common::collect(stream).await?;
                     out.push(Outcome::Rows(schema, batches));
                 }
                 Prepared::Command { tag, show } => out.push(Outcome::Command(tag, show)),
-                Prepared::Declare { name, plan } => {
-                    self.declare(&name, plan).await?;
+                Prepared::Declare { name, query } => {
+                    self.declare(&name, query, None).await?;
                     out.push(Outcome::Command("DECLARE CURSOR".into(), None));
                 }
                 Prepared::Fetch { name, count, .. } => {

@@ -92,12 +92,20 @@ impl std::error::Error for QueryError {}
 
 impl From<DataFusionError> for QueryError {
     fn from(e: DataFusionError) -> Self {
+        QueryError::from(&e)
+    }
+}
+
+impl From<&DataFusionError> for QueryError {
+    /// The SQLSTATE and message a client is told for `e` (the error itself
+    /// stays with the caller, e.g. to pass it on in a stream).
+    fn from(e: &DataFusionError) -> Self {
         if let DataFusionError::External(inner) = e.find_root() {
             if let Some(q) = inner.downcast_ref::<QueryError>() {
                 return q.clone();
             }
         }
-        if let Some(link) = find_link_error(&e) {
+        if let Some(link) = find_link_error(e) {
             return QueryError::new(link.client_sqlstate(), link.to_string());
         }
         let root = e.find_root();

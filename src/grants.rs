@@ -122,6 +122,8 @@ pub struct Access {
     pub rules: Vec<Rule>,
     /// The user's attributes, for row filters.
     pub attributes: BTreeMap<String, Vec<String>>,
+    /// Links whose producer this user works for (their audit records).
+    pub producer_of: Vec<String>,
     /// The custodian's pseudonym key; `None` only for someone who can read
     /// nothing masked.
     pub key: Option<Arc<PseudonymKey>>,
@@ -512,11 +514,17 @@ impl Grants {
                     .collect()
             })
             .unwrap_or_default();
+        let producer_of = cfg
+            .users
+            .get(user)
+            .map(|u| u.get_ref().producer_of.clone())
+            .unwrap_or_default();
         Access {
             user: user.to_string(),
             roles: roles.to_vec(),
             rules,
             attributes,
+            producer_of,
             key: Some(self.key.clone()),
             lapsed,
             agreements: self.agreements.clone(),
@@ -597,6 +605,7 @@ mod tests {
             attributes: [("kota".to_string(), vec!["31.71".to_string()])]
                 .into_iter()
                 .collect(),
+            producer_of: Vec::new(),
             key: None,
             lapsed: Vec::new(),
             agreements: Arc::new(Vec::new()),

@@ -24,7 +24,7 @@
 //! | memory budget, bounded functions, statement timeout | [`budget`] |
 //! | streaming rows to the client, cancel | [`server::postgres`], [`server::cancel`] |
 //! | scheduled snapshots served as `mat.*` | [`pulls`], [`export`] |
-//! | tamper-evident audit log (not yet wired into queries) | [`audit`] |
+//! | tamper-evident audit log of every login and statement, `system.audit` | [`audit`] |
 
 pub mod admission;
 pub mod any_array;

@@ -266,10 +266,20 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
             }
             tracing::info!(%addr, database = %engine.config.server.database, "serving PostgreSQL wire protocol");
+            let trail = engine.trail().clone();
+            trail
+                .startup(serde_json::json!({
+                    "listen": addr,
+                    "links": engine.config.links.keys().collect::<Vec<_>>(),
+                    "policy_version": engine.grants().version().number,
+                }))
+                .await
+                .map_err(|e| e.message)?;
             tokio::select! {
                 r = tautan::server::postgres::serve(engine, listener) => r.map_err(|e| e.to_string())?,
-                _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+                _ = shutdown_signal() => tracing::info!("shutting down"),
             }
+            trail.shutdown().await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Query { user, sql } => {
@@ -278,6 +288,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 return Err(format!("no user `{user}` in {}", cli.config.display()));
             }
             let session = engine.session(&user);
+            session.set_origin(tautan::audit::Origin::new("query", None));
             match session.run(&sql).await {
                 Ok(outcomes) => {
                     for o in outcomes {
@@ -595,6 +606,7 @@ async fn export(
         return Err(format!("no user `{user}` in {}", config.display()));
     }
     let session = engine.session(user);
+    session.set_origin(tautan::audit::Origin::new("export", None));
     let plan = session.prepare_query(sql).await;
     let plan = match plan {
         Ok(p) => p,
@@ -630,8 +642,29 @@ async fn export(
     }
 }
 
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 async fn check(path: &std::path::Path) -> Result<ExitCode, String> {
-    let engine = Engine::from_file(path).await?;
+    // It runs no user's statement, and must work while a server holds the
+    // audit log.
+    let config = tautan::config::FederationConfig::load(path).map_err(|e| e.to_string())?;
+    let engine = Engine::start_unrecorded(config).await?;
     println!(
         "config {}: ok ({} links, {} users, {} grants)",
         path.display(),

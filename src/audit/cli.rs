@@ -35,13 +35,18 @@ impl Defaults {
             return Ok(Defaults::default());
         }
         let cfg = FederationConfig::load(config).map_err(|e| e.to_string())?;
+        Ok(Defaults::of(&cfg))
+    }
+
+    /// `[audit]` of a loaded config, its paths resolved.
+    pub fn of(cfg: &FederationConfig) -> Defaults {
         let audit = cfg.audit.clone().map(|mut a| {
             a.dir = cfg.resolve_path(&a.dir);
             a.key = a.key.map(|k| cfg.resolve_path(&k));
             a.external_checkpoint = a.external_checkpoint.map(|k| cfg.resolve_path(&k));
             a
         });
-        Ok(Defaults { audit })
+        Defaults { audit }
     }
 
     /// `--dir`, else `[audit] dir`.

@@ -28,6 +28,8 @@ pub mod merkle;
 pub mod proof;
 pub mod record;
 pub mod segment;
+pub mod table;
+pub mod trail;
 pub mod verify;
 
 pub use checkpoint::{add_witness, Checkpoint, Witness};
@@ -35,6 +37,7 @@ pub use error::AuditError;
 pub use log::{AuditLog, AuditOptions};
 pub use proof::{check_proof, prove, Proof};
 pub use record::{Entry, Kind, Record, Seq};
+pub use trail::{Origin, Recording, StatementFacts, TableRead, Trail, Who};
 pub use verify::{verify, Finding, Report};
 
 /// Result type of the audit module.

@@ -229,16 +229,19 @@ async fn attempt(
     progress: &dyn Progress,
 ) -> Result<(u64, Option<Written>), AttemptError> {
     let session = engine.pull_session(def);
-    let plan = session.prepare_query(&def.config.sql).await?;
+    let query = session.prepare_query(&def.config.sql).await?;
     let previous = dir.current();
     let id = dir.next_id();
     let target = dir.snapshot_path(id);
-    let mut df = session.dataframe(plan).await?;
+    // Recorded in the audit log as the owner's statement: the intent
+    // before the sources are read, the completion as the fetch ends.
+    let recording = session.begin(&query, None).await?;
+    let mut df = DataFrame::new(session.state_recording(&recording), query.plan);
 
     if def.config.mode == PullMode::Full {
         let (state, plan) = df.into_parts();
         let written = write_file(
-            crate::budget::execute_spilling_joins(state, plan).await?,
+            recording.watch(crate::budget::execute_spilling_joins(state, plan).await?),
             &target,
             FileFormat::Parquet,
             progress,
@@ -263,7 +266,7 @@ async fn attempt(
     let delta_path = dir.root().join(format!("{id:020}.delta.parquet"));
     let (state, plan) = df.into_parts();
     let delta = write_file(
-        crate::budget::execute_spilling_joins(state, plan).await?,
+        recording.watch(crate::budget::execute_spilling_joins(state, plan).await?),
         &delta_path,
         FileFormat::Parquet,
         progress,

@@ -32,7 +32,7 @@ use std::panic::AssertUnwindSafe;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{Framed, FramedParts};
 
-use crate::engine::{Engine, Prepared, Session};
+use crate::engine::{Engine, Prepared, Query, Session};
 use crate::error::QueryError;
 use crate::server::cancel::{Canceller, LiveSessions};
 use crate::server::encode::{
@@ -117,16 +117,16 @@ fn result_fields(
 async fn run_query<C: ClientInfo>(
     client: &C,
     session: &Session,
-    plan: LogicalPlan,
+    query: Query,
     format: &Format,
     params: Option<datafusion::common::ParamValues>,
 ) -> PgWireResult<Response> {
     let schema = Arc::new(result_fields(
-        &plan,
+        &query.plan,
         format,
         Some(format_options(client, session)),
     )?);
-    let stream = session.execute(plan, params).await.map_err(to_pg_error)?;
+    let stream = session.execute(query, params).await.map_err(to_pg_error)?;
     Ok(Response::Query(QueryResponse::new(
         schema.clone(),
         row_stream(stream, schema),
@@ -148,7 +148,7 @@ async fn respond<C: ClientInfo>(
     params: Option<datafusion::common::ParamValues>,
 ) -> PgWireResult<Response> {
     match prepared {
-        Prepared::Query(plan) => run_query(client, session, plan.clone(), format, params).await,
+        Prepared::Query(query) => run_query(client, session, query.clone(), format, params).await,
         Prepared::Command {
             show: Some((name, value)),
             ..
@@ -167,15 +167,11 @@ async fn respond<C: ClientInfo>(
             }
             Ok(command_response(tag))
         }
-        Prepared::Declare { name, plan } => {
-            let plan = match params {
-                Some(p) => plan
-                    .clone()
-                    .replace_params_with_values(&p)
-                    .map_err(|e| to_pg_error(e.into()))?,
-                None => plan.clone(),
-            };
-            session.declare(name, plan).await.map_err(to_pg_error)?;
+        Prepared::Declare { name, query } => {
+            session
+                .declare(name, query.clone(), params)
+                .await
+                .map_err(to_pg_error)?;
             Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
         }
         Prepared::Fetch { name, count, .. } => {
@@ -193,9 +189,9 @@ async fn respond<C: ClientInfo>(
             session.close(name.as_deref()).await.map_err(to_pg_error)?;
             Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
         }
-        Prepared::CopyOut { plan, options } => {
+        Prepared::CopyOut { query, options } => {
             let stream = session
-                .execute(plan.clone(), params)
+                .execute(query.clone(), params)
                 .await
                 .map_err(to_pg_error)?;
             Ok(Response::CopyOut(copy_response(
@@ -405,7 +401,7 @@ impl QueryParser for Parser {
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
         match &stmt.prepared {
-            Prepared::Query(plan) => params::announced_types(plan).map_err(to_pg_error),
+            Prepared::Query(query) => params::announced_types(&query.plan).map_err(to_pg_error),
             _ => Ok(vec![]),
         }
     }
@@ -417,7 +413,7 @@ impl QueryParser for Parser {
     ) -> PgWireResult<Vec<FieldInfo>> {
         let format = column_format.cloned().unwrap_or(Format::UnifiedText);
         match &stmt.prepared {
-            Prepared::Query(plan) => result_fields(plan, &format, None),
+            Prepared::Query(query) => result_fields(&query.plan, &format, None),
             Prepared::Command {
                 show: Some((name, _)),
                 ..
@@ -656,9 +652,15 @@ impl ExtendedQueryHandler for Handlers {
         let session = session(client)?;
         let prepared = &portal.statement.statement.prepared;
         let values = match prepared {
-            Prepared::Query(plan)
-            | Prepared::Declare { plan, .. }
-            | Prepared::CopyOut { plan, .. } => {
+            Prepared::Query(Query { plan, .. })
+            | Prepared::Declare {
+                query: Query { plan, .. },
+                ..
+            }
+            | Prepared::CopyOut {
+                query: Query { plan, .. },
+                ..
+            } => {
                 let inferred = params::parameter_types(plan).map_err(to_pg_error)?;
                 let binary: Vec<bool> = (0..portal.parameters.len())
                     .map(|i| is_binary(&portal.parameter_format, i))
@@ -689,11 +691,11 @@ impl ExtendedQueryHandler for Handlers {
         // A cursor is also a protocol-level portal of its name, as in
         // PostgreSQL: psycopg 3 describes it, and Execute reads from it.
         match prepared {
-            Prepared::Declare { name, plan } => {
+            Prepared::Declare { name, query } => {
                 let fetch = Prepared::Fetch {
                     name: name.clone(),
                     count: None,
-                    schema: plan.schema().inner().clone(),
+                    schema: query.plan.schema().inner().clone(),
                 };
                 let statement = Arc::new(StoredStatement::new(
                     name.clone(),
@@ -804,9 +806,11 @@ fn check_format_codes(codes: &[i16], items: usize, what: &str, of: &str) -> PgWi
 /// at Parse, or as many as the highest `$n` in the statement.
 fn required_parameters(statement: &StoredStatement<ParsedStatement>) -> PgWireResult<usize> {
     let planned = match &statement.statement.prepared {
-        Prepared::Query(plan) | Prepared::Declare { plan, .. } | Prepared::CopyOut { plan, .. } => {
-            params::parameter_types(plan).map_err(to_pg_error)?.len()
-        }
+        Prepared::Query(query)
+        | Prepared::Declare { query, .. }
+        | Prepared::CopyOut { query, .. } => params::parameter_types(&query.plan)
+            .map_err(to_pg_error)?
+            .len(),
         _ => 0,
     };
     Ok(planned.max(statement.parameter_types.len()))
@@ -815,7 +819,7 @@ fn required_parameters(statement: &StoredStatement<ParsedStatement>) -> PgWireRe
 /// How many columns a statement returns (for the result formats of Bind).
 fn result_columns(prepared: &Prepared) -> usize {
     match prepared {
-        Prepared::Query(plan) => plan.schema().fields().len(),
+        Prepared::Query(query) => query.plan.schema().fields().len(),
         Prepared::Command { show: Some(_), .. } => 1,
         Prepared::Fetch { schema, .. } => schema.fields().len(),
         _ => 0,

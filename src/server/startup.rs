@@ -173,25 +173,44 @@ impl StartupHandler for ScramStartup {
                     }
                     Step::Challenged(exchange, known_user) => {
                         let text = String::from_utf8_lossy(&raw_body(msg)?).to_string();
+                        let origin = crate::audit::Origin::new(
+                            "postgres",
+                            Some(client.socket_addr().to_string()),
+                        );
                         let server_final = match (exchange.finish(&text), known_user) {
                             (Ok(f), Some(_)) => f,
                             (Err(ScramError::Protocol(m)), _) => return Err(protocol(m)),
-                            _ => {
+                            (result, known) => {
                                 tracing::warn!(user = %user, peer = %client.socket_addr(), "login failed");
+                                let reason = match (result, known) {
+                                    (_, None) => "unknown user",
+                                    _ => "wrong password",
+                                };
+                                self.engine
+                                    .trail()
+                                    .login_failed(&user, &origin, reason)
+                                    .await;
                                 return Err(auth_failed(&user));
                             }
                         };
                         // The user's own connection limit, checked once
                         // they are known to be who they say (as PostgreSQL
                         // checks a role's CONNECTION LIMIT).
-                        let login = self.engine.admission.login(&user).map_err(|e| {
-                            tracing::warn!(user = %user, peer = %client.socket_addr(), limit = e.limit, "login refused: too many connections for the user");
-                            PgWireError::UserError(Box::new(ErrorInfo::new(
-                                "FATAL".into(),
-                                "53300".into(),
-                                e.to_string(),
-                            )))
-                        })?;
+                        let login = match self.engine.admission.login(&user) {
+                            Ok(login) => login,
+                            Err(e) => {
+                                tracing::warn!(user = %user, peer = %client.socket_addr(), limit = e.limit, "login refused: too many connections for the user");
+                                self.engine
+                                    .trail()
+                                    .login_failed(&user, &origin, "too many connections")
+                                    .await;
+                                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                                    "FATAL".into(),
+                                    "53300".into(),
+                                    e.to_string(),
+                                ))));
+                            }
+                        };
                         client.session_extensions().insert(login);
                         client
                             .send(PgWireBackendMessage::Authentication(
@@ -219,6 +238,16 @@ impl StartupHandler for ScramStartup {
                                 )))
                             })?;
                         }
+                        // Recorded before the first statement; a login the
+                        // audit log cannot take is refused.
+                        session.set_origin(origin);
+                        session.record_login().await.map_err(|e| {
+                            PgWireError::UserError(Box::new(ErrorInfo::new(
+                                "FATAL".into(),
+                                e.code.clone(),
+                                e.message,
+                            )))
+                        })?;
                         self.sessions.register(pid, secret, &session);
                         client.session_extensions().insert(session);
                         tracing::info!(user = %user, peer = %client.socket_addr(), "login");

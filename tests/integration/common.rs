@@ -33,11 +33,28 @@ pub fn config_text(extra_links: &str) -> String {
             "agreements_dir = \"agreements\"",
             &format!("agreements_dir = \"{}/agreements\"", repo().display()),
         );
+    // Each test server that wants an audit log names its own folder; the
+    // shipped one is the demo's.
+    let shipped = without_section(&shipped, "audit");
     format!(
         "{shipped}\n{extra_links}\n\
 [links.uji_pg]\nkind = \"postgres\"\nhost = \"127.0.0.1\"\ndatabase = \"tautan_uji\"\nuser = \"tautan_ro\"\npassword = \"tautan-ro\"\n\n\
 [links.uji_my]\nkind = \"mysql\"\nhost = \"127.0.0.1\"\nuser = \"tautan_ro\"\npassword = \"tautan-ro\"\ndatabases = [\"tautan_uji\"]\n"
     )
+}
+
+/// `text` without its `[name]` section (up to the next section header).
+pub fn without_section(text: &str, name: &str) -> String {
+    let header = format!("[{name}]\n");
+    let Some(start) = text.find(&header) else {
+        return text.to_string();
+    };
+    let rest = &text[start + header.len()..];
+    let end = rest
+        .find("\n[")
+        .map(|at| start + header.len() + at + 1)
+        .unwrap_or(text.len());
+    format!("{}{}", &text[..start], &text[end..])
 }
 
 pub struct Server {

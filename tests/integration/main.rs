@@ -20,6 +20,7 @@ mod policy;
 mod pulls;
 mod pushdown;
 mod readonly;
+mod recorded;
 mod robustness;
 mod soak;
 mod types;

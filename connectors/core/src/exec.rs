@@ -161,6 +161,7 @@ impl ExecutionPlan for RemoteScanExec {
             ))
         })?;
         tracing::debug!(link = self.link.name(), partition, sql = %query, "remote scan");
+        crate::sent::note(self.link.name(), query.sql());
         Ok(match &self.share {
             Some(share) => self
                 .link

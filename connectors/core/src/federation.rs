@@ -184,6 +184,7 @@ impl SQLExecutor for LinkExecutor {
             .dialect()
             .decodable(checked.query().clone(), &schema)?;
         tracing::debug!(link = self.link.name(), sql = %query, "remote sub-plan");
+        crate::sent::note(self.link.name(), query.sql());
         Ok(self.link.execute(query, wire))
     }
 

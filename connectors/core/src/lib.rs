@@ -19,7 +19,8 @@
 //! before it leaves ([`sql`]).
 //! A large full scan may be split into parts that run in parallel on one
 //! snapshot of the source ([`Link::split_scan`], [`ScanOptions`]); whole
-//! sub-plans go to a link through [`federation`].
+//! sub-plans go to a link through [`federation`]. What a query sent to its
+//! links is written down for the audit log ([`sent`]).
 
 pub mod dialect;
 pub mod error;
@@ -27,6 +28,7 @@ pub mod exec;
 pub mod federation;
 pub mod health;
 pub mod pushdown;
+pub mod sent;
 pub mod sql;
 pub mod stream;
 pub mod table;

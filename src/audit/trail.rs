@@ -1,0 +1,438 @@
+//! What the engine writes to the audit log, and when: a login or a refused
+//! one, a statement's intent (durable before any link is contacted), its
+//! completion (rows, bytes, duration, SQLSTATE, the SQL each link got), a
+//! statement refused by policy, a logout.
+//!
+//! [`Trail`] is the engine's handle on the log (off when the config has no
+//! `[audit]`). A statement is recorded through a [`Recording`]:
+//! [`Trail::intent`] returns it once the intent is on disk, the caller
+//! hands its stream to [`Recording::watch`], and the completion is written
+//! when the stream ends — or, when the client stops reading first, when it
+//! is dropped. When the log cannot be written, [`Trail::intent`] and
+//! [`Trail::login`] fail with SQLSTATE 58030 and nothing runs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ParamValues;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::StreamExt;
+use serde_json::{json, Map, Value};
+use tautan_connector::sent::SentStatements;
+
+use super::{AuditError, AuditLog, Entry, Kind, Seq};
+use crate::error::QueryError;
+
+/// Where a session comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The interface: `postgres`, `query` (CLI), `export` (CLI),
+    /// `pull:<name>`, `local` (a session the engine made for itself).
+    pub door: String,
+    /// The client's address, when it has one.
+    pub address: Option<String>,
+}
+
+impl Origin {
+    /// A session reached through `door` from `address`.
+    pub fn new(door: impl Into<String>, address: Option<String>) -> Self {
+        Origin {
+            door: door.into(),
+            address,
+        }
+    }
+}
+
+/// Who is behind a statement, as the audit log names them.
+#[derive(Debug, Clone, Default)]
+pub struct Who {
+    /// The login.
+    pub user: String,
+    /// Its roles under the policy the statement runs with.
+    pub roles: Vec<String>,
+    /// `application_name`, as the client set it.
+    pub application: Option<String>,
+    /// `tautan.purpose`, as the client set it.
+    pub purpose: Option<String>,
+    /// Where the session comes from.
+    pub origin: Origin,
+}
+
+impl Who {
+    fn fields(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("user".into(), json!(self.user));
+        m.insert("roles".into(), json!(self.roles));
+        m.insert("door".into(), json!(self.origin.door));
+        if let Some(a) = &self.origin.address {
+            m.insert("client".into(), json!(a));
+        }
+        if let Some(a) = &self.application {
+            m.insert("application".into(), json!(a));
+        }
+        if let Some(p) = &self.purpose {
+            m.insert("purpose".into(), json!(p));
+        }
+        m
+    }
+}
+
+/// One table a statement reads, as planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRead {
+    /// `catalog.schema.table` (a link's name first).
+    pub table: String,
+    /// The columns it reads there.
+    pub columns: Vec<String>,
+    /// The agreement(s) the table is read under, if any.
+    pub agreements: Option<String>,
+    /// Read under a row filter or masks.
+    pub policed: bool,
+}
+
+/// What the log says about a checked statement, known before it runs.
+#[derive(Debug, Clone, Default)]
+pub struct StatementFacts {
+    /// The statement as tautan read it (one statement of what was sent).
+    pub sql: String,
+    /// The tables and columns it reads.
+    pub reads: Vec<TableRead>,
+    /// The policy version it was checked under.
+    pub policy_version: Option<u64>,
+}
+
+/// The engine's handle on the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct Trail {
+    log: Option<Arc<AuditLog>>,
+}
+
+impl Trail {
+    /// A trail writing to `log`.
+    pub fn new(log: Arc<AuditLog>) -> Self {
+        Trail { log: Some(log) }
+    }
+
+    /// No audit log (`[audit]` absent).
+    pub fn off() -> Self {
+        Trail { log: None }
+    }
+
+    /// The log, when there is one.
+    pub fn log(&self) -> Option<&Arc<AuditLog>> {
+        self.log.as_ref()
+    }
+
+    async fn append(&self, entry: Entry) -> Result<Option<Seq>, QueryError> {
+        match &self.log {
+            None => Ok(None),
+            Some(log) => log.append(entry).await.map(Some).map_err(unwritable),
+        }
+    }
+
+    /// The server started (what it serves and under which policy).
+    pub async fn startup(&self, fields: Value) -> Result<(), QueryError> {
+        self.append(Entry::new(Kind::Startup, fields))
+            .await
+            .map(|_| ())
+    }
+
+    /// The server stops: a shutdown record, then a last checkpoint.
+    pub async fn shutdown(&self) {
+        let Some(log) = &self.log else { return };
+        if let Err(e) = log.append(Entry::new(Kind::Shutdown, json!({}))).await {
+            tracing::error!(error = %e, "the shutdown could not be recorded");
+        }
+        if let Err(e) = log.close().await {
+            tracing::error!(error = %e, "the audit log could not be closed cleanly");
+        }
+    }
+
+    /// A successful login; the login is refused when it cannot be written.
+    pub async fn login(&self, who: &Who) -> Result<(), QueryError> {
+        self.append(Entry::new(Kind::Login, Value::Object(who.fields())))
+            .await
+            .map(|_| ())
+    }
+
+    /// A refused login: the user name as given, the address, why.
+    pub async fn login_failed(&self, user: &str, origin: &Origin, reason: &str) {
+        let who = Who {
+            user: user.to_string(),
+            origin: origin.clone(),
+            ..Who::default()
+        };
+        let mut fields = who.fields();
+        fields.remove("roles");
+        fields.insert("reason".into(), json!(reason));
+        if let Err(e) = self
+            .append(Entry::new(Kind::LoginFailed, Value::Object(fields)))
+            .await
+        {
+            tracing::error!(error = %e, "a refused login could not be recorded");
+        }
+    }
+
+    /// A session ended (written in the background: nothing waits for it).
+    pub fn logout(&self, who: &Who, statements: u64) {
+        let Some(log) = self.log.clone() else {
+            return;
+        };
+        let mut fields = who.fields();
+        fields.insert("statements".into(), json!(statements));
+        let entry = Entry::new(Kind::Logout, Value::Object(fields));
+        spawn_append(log, entry);
+    }
+
+    /// A statement refused by policy (or as a write) before anything ran.
+    pub async fn denied(&self, who: &Who, sql: &str, error: &QueryError) -> Result<(), QueryError> {
+        let mut fields = who.fields();
+        fields.insert("sql".into(), json!(sql));
+        fields.insert("decision".into(), json!("denied"));
+        fields.insert("sqlstate".into(), json!(error.code));
+        fields.insert("reason".into(), json!(error.message));
+        self.append(Entry::new(Kind::Denied, Value::Object(fields)))
+            .await
+            .map(|_| ())
+    }
+
+    /// Writes the intent of a statement about to run and returns what
+    /// records its completion. Resolves once the intent is durable; the
+    /// statement must not contact a link before.
+    pub async fn intent(
+        &self,
+        who: &Who,
+        facts: &StatementFacts,
+        params: Option<&ParamValues>,
+    ) -> Result<Recording, QueryError> {
+        let sent = Arc::new(SentStatements::default());
+        let Some(log) = self.log.clone() else {
+            return Ok(Recording::off(sent));
+        };
+        let mut fields = who.fields();
+        fields.insert("sql".into(), json!(facts.sql));
+        if let Some(p) = params {
+            fields.insert("params".into(), params_json(p));
+        }
+        fields.insert("decision".into(), json!("allowed"));
+        fields.insert(
+            "reads".into(),
+            Value::Array(facts.reads.iter().map(read_json).collect()),
+        );
+        let agreements: Vec<&str> = facts
+            .reads
+            .iter()
+            .filter_map(|r| r.agreements.as_deref())
+            .collect();
+        if !agreements.is_empty() {
+            fields.insert("agreements".into(), json!(agreements));
+        }
+        if let Some(v) = facts.policy_version {
+            fields.insert("policy_version".into(), json!(v));
+        }
+        let seq = log
+            .append(Entry::new(Kind::Intent, Value::Object(fields)))
+            .await
+            .map_err(unwritable)?;
+        Ok(Recording {
+            log: Some(log),
+            intent: seq,
+            sent,
+            started: Instant::now(),
+            rows: 0,
+            bytes: 0,
+            finished: AtomicBool::new(false),
+        })
+    }
+}
+
+/// 58030 (io_error): the log cannot be written, so nothing runs.
+fn unwritable(e: AuditError) -> QueryError {
+    let mut q = QueryError::new(
+        "58030",
+        format!("the audit log cannot be written, so statements are refused: {e}"),
+    );
+    q.hint = Some("the custodian must repair the audit log's disk and restart tautan".into());
+    q
+}
+
+fn read_json(r: &TableRead) -> Value {
+    let mut m = Map::new();
+    m.insert("table".into(), json!(r.table));
+    m.insert("columns".into(), json!(r.columns));
+    if let Some(a) = &r.agreements {
+        m.insert("agreements".into(), json!(a));
+    }
+    if r.policed {
+        m.insert("policed".into(), json!(true));
+    }
+    Value::Object(m)
+}
+
+/// Parameter values as text (NULL as JSON null).
+fn params_json(params: &ParamValues) -> Value {
+    let text = |v: &datafusion::common::ScalarValue| {
+        if v.is_null() {
+            Value::Null
+        } else {
+            Value::String(v.to_string())
+        }
+    };
+    match params {
+        ParamValues::List(list) => Value::Array(list.iter().map(|p| text(&p.value)).collect()),
+        ParamValues::Map(map) => {
+            let sorted: std::collections::BTreeMap<_, _> = map.iter().collect();
+            Value::Object(
+                sorted
+                    .into_iter()
+                    .map(|(k, p)| (k.clone(), text(&p.value)))
+                    .collect(),
+            )
+        }
+    }
+}
+
+fn spawn_append(log: Arc<AuditLog>, entry: Entry) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(async move {
+                if let Err(e) = log.append(entry).await {
+                    tracing::error!(error = %e, "an audit record could not be written");
+                }
+            });
+        }
+        Err(_) => tracing::error!("an audit record was lost: no runtime to write it"),
+    }
+}
+
+/// A running statement's record: counts what it returns and writes its
+/// completion once.
+#[derive(Debug)]
+pub struct Recording {
+    log: Option<Arc<AuditLog>>,
+    intent: Seq,
+    sent: Arc<SentStatements>,
+    started: Instant,
+    rows: u64,
+    bytes: u64,
+    finished: AtomicBool,
+}
+
+impl Recording {
+    fn off(sent: Arc<SentStatements>) -> Self {
+        Recording {
+            log: None,
+            intent: 0,
+            sent,
+            started: Instant::now(),
+            rows: 0,
+            bytes: 0,
+            finished: AtomicBool::new(true),
+        }
+    }
+
+    /// The list the statement's link nodes write what they send to (put it
+    /// in the session config the statement runs with).
+    pub fn sent(&self) -> Arc<SentStatements> {
+        self.sent.clone()
+    }
+
+    /// The intent's seq (0 when the log is off).
+    pub fn intent_seq(&self) -> Seq {
+        self.intent
+    }
+
+    fn count(&mut self, batch: &RecordBatch) {
+        self.rows += batch.num_rows() as u64;
+        let bytes: usize = batch
+            .columns()
+            .iter()
+            .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+            .sum();
+        self.bytes += bytes as u64;
+    }
+
+    fn completion(&self, sqlstate: &str, ended: &str) -> Option<(Arc<AuditLog>, Entry)> {
+        if self.finished.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let log = self.log.clone()?;
+        let links: Vec<Value> = self
+            .sent
+            .list()
+            .into_iter()
+            .map(|s| json!({ "link": s.link, "sql": s.sql }))
+            .collect();
+        let fields = json!({
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "duration_ms": (self.started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            "sqlstate": sqlstate,
+            "ended": ended,
+            "links": links,
+        });
+        Some((log, Entry::completion(self.intent, fields)))
+    }
+
+    /// Writes the completion now (for a statement that ends without a
+    /// stream, e.g. one that failed to start).
+    pub async fn finish(self, sqlstate: &str) {
+        let ended = if sqlstate == "00000" { "finished" } else { "failed" };
+        if let Some((log, entry)) = self.completion(sqlstate, ended) {
+            if let Err(e) = log.append(entry).await {
+                tracing::error!(error = %e, "a completion could not be written");
+            }
+        }
+    }
+
+    /// `stream`, counted; the completion is written when it ends (before
+    /// the end is passed on), or when it is dropped unfinished.
+    pub fn watch(self, stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
+        if self.log.is_none() {
+            return stream;
+        }
+        let schema = stream.schema();
+        let watched = futures::stream::unfold(Some((stream, self)), |state| async move {
+            let (mut stream, mut rec) = state?;
+            match stream.next().await {
+                Some(Ok(batch)) => {
+                    rec.count(&batch);
+                    Some((Ok(batch), Some((stream, rec))))
+                }
+                Some(Err(e)) => {
+                    let code = QueryError::from(&e).code;
+                    drop(stream);
+                    rec.finish_with(&code, "failed").await;
+                    Some((Err(e), None))
+                }
+                None => {
+                    drop(stream);
+                    rec.finish_with("00000", "finished").await;
+                    None
+                }
+            }
+        });
+        Box::pin(RecordBatchStreamAdapter::new(schema, watched))
+    }
+
+    async fn finish_with(&self, sqlstate: &str, ended: &str) {
+        if let Some((log, entry)) = self.completion(sqlstate, ended) {
+            if let Err(e) = log.append(entry).await {
+                tracing::error!(error = %e, "a completion could not be written");
+            }
+        }
+    }
+}
+
+impl Drop for Recording {
+    /// A statement whose reader stopped first (a closed portal, a client
+    /// gone, a LIMIT met by the caller): its completion says so.
+    fn drop(&mut self) {
+        if let Some((log, entry)) = self.completion("57014", "abandoned") {
+            spawn_append(log, entry);
+        }
+    }
+}
