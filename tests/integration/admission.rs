@@ -250,7 +250,7 @@ fn running_out_of_file_descriptors_does_not_end_serve() {
         l.local_addr().expect("addr").port()
     };
     let bin = env!("CARGO_BIN_EXE_tautan");
-    let cfg = common::repo().join("federation.toml");
+    let cfg = common::shipped_config_file("fd-limit");
     let mut child = std::process::Command::new("bash")
         .args([
             "-c",

@@ -277,6 +277,18 @@ pub fn pull_config(data_dir: &std::path::Path, max_concurrent: usize, extra: &st
         + extra
 }
 
+/// The shipped config as a file in a fresh folder of its own: absolute
+/// paths, test links, and its audit log (and demo key) in that folder, so
+/// `tautan serve` processes of several tests never share a log.
+pub fn shipped_config_file(tag: &str) -> PathBuf {
+    let dir = temp_dir(tag);
+    let text = pull_config(&dir.join("data"), 2, "")
+        + "\n[audit]\ndir = \"audit/log\"\nkey = \"audit/custodian.pem\"\ncreate_key = true\n";
+    let path = dir.join("federation.toml");
+    std::fs::write(&path, text).expect("config file");
+    path
+}
+
 /// Starts a server on an ephemeral port from complete config text.
 pub async fn start_config(text: &str) -> Server {
     let path = repo().join("federation.toml");

@@ -19,10 +19,11 @@ impl Process {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
+        let config = shipped_config_file("soak");
         let child = tautan_cmd()
-            .current_dir(repo())
-            .env("TAUTAN_KEPENDUDUKAN_PASSWORD", "tautan-ro")
             .env("TAUTAN_LOG", "warn")
+            .arg("--config")
+            .arg(&config)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
