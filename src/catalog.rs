@@ -78,7 +78,8 @@ pub enum LinkStatus {
 }
 
 impl LinkStatus {
-    fn as_str(&self) -> &'static str {
+    /// The status as `system.links` shows it.
+    pub fn as_str(&self) -> &'static str {
         match self {
             LinkStatus::Pending => "pending",
             LinkStatus::Up => "up",

@@ -144,10 +144,7 @@ impl<'a> GrantCheck<'a> {
             let name = self.scan_name(scan);
             let access = self.access.table(&name);
             if let TableAccess::Columns(_) = &access {
-                if let Some(col) = scan_columns(scan)
-                    .iter()
-                    .find(|c| !access.allows_column(c))
-                {
+                if let Some(col) = scan_columns(scan).iter().find(|c| !access.allows_column(c)) {
                     return Err(self.column_denied(col, &name));
                 }
             }
@@ -229,8 +226,8 @@ fn each_scan(
             LogicalPlan::Extension(ext) => match ext
                 .node
                 .as_any()
-                .downcast_ref::<datafusion_federation::FederatedPlanNode>()
-            {
+                .downcast_ref::<datafusion_federation::FederatedPlanNode>(
+            ) {
                 Some(fed) => each_scan(&fed.plan, f),
                 None => Ok(()),
             },

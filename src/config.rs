@@ -38,10 +38,13 @@ pub struct FederationConfig {
     /// Scheduled materialized pulls, by name (`mat.<name>`).
     #[serde(default)]
     pub pulls: BTreeMap<String, Spanned<PullConfig>>,
-    /// The tamper-evident audit log: defaults for `tautan audit …` (the
-    /// engine does not write it yet).
+    /// The tamper-evident audit log every login and statement is recorded
+    /// in (and the defaults of `tautan audit …`).
     #[serde(default)]
     pub audit: Option<AuditConfig>,
+    /// The operations HTTP listener (`/metrics`, `/healthz`); off when absent.
+    #[serde(default)]
+    pub monitoring: Option<MonitoringConfig>,
     /// Governed access: where the pseudonym key comes from.
     #[serde(default)]
     pub policy: PolicyConfig,
@@ -523,6 +526,16 @@ impl Default for MaterializeConfig {
             max_concurrent: default_max_concurrent(),
         }
     }
+}
+
+/// `[monitoring]`: where operations scrape metrics and check health.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringConfig {
+    /// Address of the HTTP listener (`127.0.0.1:6480`); `/metrics` and
+    /// `/healthz` answer there, without a login: keep it on a private
+    /// interface.
+    pub listen: String,
 }
 
 /// `[audit]`: where the audit log lives and how it checkpoints. Paths are

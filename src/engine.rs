@@ -100,14 +100,16 @@ fn open_trail(config: &FederationConfig) -> Result<crate::audit::Trail, String> 
             let made = crate::audit::keys::generate()
                 .and_then(|k| crate::audit::keys::write_keypair(key, &k));
             match made {
-                Ok(public) => tracing::warn!(key = %key.display(), public = %public.display(), "made a new audit signing key (create_key = true)"),
+                Ok(public) => {
+                    tracing::warn!(key = %key.display(), public = %public.display(), "made a new audit signing key (create_key = true)")
+                }
                 Err(e) => return Err(format!("[audit] create_key: {e}")),
             }
         }
     }
-    let opened = defaults.options(None).and_then(|options| {
-        crate::audit::AuditLog::open(&audit.dir, options)
-    });
+    let opened = defaults
+        .options(None)
+        .and_then(|options| crate::audit::AuditLog::open(&audit.dir, options));
     match opened {
         Ok(log) => {
             let recovery = log.recovery();
@@ -295,6 +297,12 @@ impl Engine {
         }
         let config = Arc::new(config);
         let grants = std::sync::RwLock::new(Arc::new(Grants::from_config(config.clone(), 1)?));
+        let kinds = config
+            .links
+            .iter()
+            .map(|(name, l)| (name.clone(), l.get_ref().kind().to_string()))
+            .collect();
+        let trail = trail.with_metrics(Arc::new(crate::metrics::Metrics::new(kinds)));
         let budget = crate::budget::Budget::new(&config.server)
             .map_err(|e| format!("[server] memory and spill settings: {e}"))?;
         let admission = Arc::new(crate::admission::Admission::new(&config));
@@ -398,7 +406,10 @@ impl Engine {
             std::slice::from_ref(&def.config.owner),
         );
         let session = self.session_with(access);
-        session.set_origin(crate::audit::Origin::new(format!("pull:{}", def.name), None));
+        session.set_origin(crate::audit::Origin::new(
+            format!("pull:{}", def.name),
+            None,
+        ));
         session
     }
 
@@ -486,9 +497,63 @@ impl Engine {
         Self::start(config).await
     }
 
-    /// The audit log's handle (off without `[audit]`).
+    /// The audit log's handle (off without `[audit]`), and the metrics.
     pub fn trail(&self) -> &crate::audit::Trail {
         &self.trail
+    }
+
+    /// The state operations watch, read now: links, pools, pulls, the
+    /// audit log (for `/metrics`).
+    pub fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
+        let links = self
+            .registry
+            .links
+            .iter()
+            .map(|(name, entry)| crate::metrics::LinkGauge {
+                name: name.clone(),
+                kind: entry.kind.to_string(),
+                up: entry.state().status == crate::catalog::LinkStatus::Up,
+                pool: entry
+                    .remote()
+                    .and_then(|l| l.health())
+                    .map(|h| (h.in_use(), h.queued())),
+            })
+            .collect();
+        let now_us = crate::pulls::store::now_us();
+        let pulls = self
+            .registry
+            .pulls
+            .names()
+            .into_iter()
+            .map(|name| {
+                let dir = self.registry.pulls.dir(&name);
+                let age = dir
+                    .current()
+                    .map(|c| (now_us - c.created_us).max(0) as f64 / 1e6);
+                let failing = dir
+                    .status()
+                    .is_some_and(|s| s.state == crate::pulls::store::RunState::Failed);
+                (name, age, failing)
+            })
+            .collect();
+        let audit = self.trail.log().map(|log| {
+            let age = crate::audit::checkpoint::latest_checkpoint(log.dir())
+                .ok()
+                .flatten()
+                .and_then(|(_, cp)| {
+                    datafusion::arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(
+                        &cp.ts,
+                    )
+                    .ok()
+                })
+                .map(|ns| (now_us - ns / 1000).max(0) as f64 / 1e6);
+            (age, log.durable_seq())
+        });
+        crate::metrics::Snapshot {
+            links,
+            pulls,
+            audit,
+        }
     }
 
     /// Re-contacts links that are down, forever, every few seconds.
@@ -560,9 +625,7 @@ impl Engine {
             .with_query_planner(crate::pushdown::query_planner())
             .with_physical_optimizer_rule(Arc::new(crate::executor::YieldingJoins))
             // Last: what each link is sent is written down for the audit log.
-            .with_physical_optimizer_rule(Arc::new(
-                tautan_connector::sent::RecordSentStatements,
-            ))
+            .with_physical_optimizer_rule(Arc::new(tautan_connector::sent::RecordSentStatements))
             .build();
         let mut ctx = SessionContext::new_with_state(state);
         if let Err(e) = datafusion::execution::FunctionRegistry::register_expr_planner(
@@ -873,7 +936,11 @@ impl Session {
             roles: self.access.get().roles.clone(),
             application: self.setting("application_name").filter(|a| !a.is_empty()),
             purpose: self.setting(PURPOSE_SETTING).filter(|p| !p.is_empty()),
-            origin: self.origin.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            origin: self
+                .origin
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 

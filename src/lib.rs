@@ -25,6 +25,7 @@
 //! | streaming rows to the client, cancel | [`server::postgres`], [`server::cancel`] |
 //! | scheduled snapshots served as `mat.*` | [`pulls`], [`export`] |
 //! | tamper-evident audit log of every login and statement, `system.audit` | [`audit`] |
+//! | Prometheus metrics and health for operations | [`metrics`], [`server::ops`] |
 
 pub mod admission;
 pub mod any_array;
@@ -42,6 +43,7 @@ pub mod executor;
 pub mod export;
 pub mod grants;
 pub mod limits;
+pub mod metrics;
 pub mod oids;
 pub mod pg_catalog;
 pub mod pg_functions;

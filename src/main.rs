@@ -266,6 +266,22 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
             }
             tracing::info!(%addr, database = %engine.config.server.database, "serving PostgreSQL wire protocol");
+            // The operations door (`[monitoring] listen`): /metrics, /healthz.
+            let _ops = match engine.config.monitoring.as_ref() {
+                Some(m) => {
+                    let ops = tokio::net::TcpListener::bind(&m.listen)
+                        .await
+                        .map_err(|e| format!("[monitoring] cannot listen on {}: {e}", m.listen))?;
+                    tracing::info!(addr = %m.listen, "serving /metrics and /healthz");
+                    let engine = engine.clone();
+                    Some(tokio::spawn(async move {
+                        if let Err(e) = tautan::server::ops::serve(engine, ops).await {
+                            tracing::error!(error = %e, "the monitoring listener stopped");
+                        }
+                    }))
+                }
+                None => None,
+            };
             let trail = engine.trail().clone();
             trail
                 .startup(serde_json::json!({

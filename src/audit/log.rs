@@ -217,6 +217,11 @@ impl AuditLog {
         &self.dir
     }
 
+    /// Why the log refuses appends (a write or sync failed), if it does.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failed.get().cloned()
+    }
+
     /// The last acknowledged (durable) seq.
     pub fn durable_seq(&self) -> Seq {
         self.shared.durable.load(Ordering::Acquire)

@@ -210,8 +210,12 @@ impl PartitionStream for Segments {
                 let mut reader = LineReader::open(&segment.path).map_err(fail)?;
                 while let Some(line) = reader.next_line().map_err(fail)? {
                     // A line cut short by a crash is not a record yet.
-                    let Line::Full { bytes, .. } = line else { continue };
-                    let Ok(record) = Record::parse(bytes) else { continue };
+                    let Line::Full { bytes, .. } = line else {
+                        continue;
+                    };
+                    let Ok(record) = Record::parse(bytes) else {
+                        continue;
+                    };
                     if !visible.shows(&record) {
                         continue;
                     }
@@ -267,19 +271,21 @@ impl Rows {
     fn push(&mut self, r: &Record) {
         let f = &r.fields;
         self.len += 1;
-        self.seq.append_value(i64::try_from(r.seq).unwrap_or(i64::MAX));
-        let micros = datafusion::arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(
-            &r.ts,
-        )
-        .map(|n| n / 1000)
-        .unwrap_or(0);
+        self.seq
+            .append_value(i64::try_from(r.seq).unwrap_or(i64::MAX));
+        let micros =
+            datafusion::arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(&r.ts)
+                .map(|n| n / 1000)
+                .unwrap_or(0);
         self.ts.append_value(micros);
         self.kind.append_value(r.kind.as_str());
         for (builder, key) in self.text.iter_mut().zip(TEXT_FIELDS) {
             builder.append_option(f.get(key).and_then(Value::as_str));
         }
-        self.rows.append_option(f.get("rows").and_then(Value::as_i64));
-        self.bytes.append_option(f.get("bytes").and_then(Value::as_i64));
+        self.rows
+            .append_option(f.get("rows").and_then(Value::as_i64));
+        self.bytes
+            .append_option(f.get("bytes").and_then(Value::as_i64));
         self.duration
             .append_option(f.get("duration_ms").and_then(Value::as_f64));
         self.intent

@@ -25,6 +25,7 @@ use tautan_connector::sent::SentStatements;
 
 use super::{AuditError, AuditLog, Entry, Kind, Seq};
 use crate::error::QueryError;
+use crate::metrics::Metrics;
 
 /// Where a session comes from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,21 +105,32 @@ pub struct StatementFacts {
     pub policy_version: Option<u64>,
 }
 
-/// The engine's handle on the audit log.
+/// The engine's handle on the audit log, and on the metrics that count
+/// the same events ([`crate::metrics`]; kept when the log is off).
 #[derive(Debug, Clone, Default)]
 pub struct Trail {
     log: Option<Arc<AuditLog>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Trail {
     /// A trail writing to `log`.
     pub fn new(log: Arc<AuditLog>) -> Self {
-        Trail { log: Some(log) }
+        Trail {
+            log: Some(log),
+            metrics: Arc::default(),
+        }
     }
 
     /// No audit log (`[audit]` absent).
     pub fn off() -> Self {
-        Trail { log: None }
+        Trail::default()
+    }
+
+    /// This trail, counting into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The log, when there is one.
@@ -126,10 +138,20 @@ impl Trail {
         self.log.as_ref()
     }
 
+    /// The metrics it counts into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     async fn append(&self, entry: Entry) -> Result<Option<Seq>, QueryError> {
         match &self.log {
             None => Ok(None),
-            Some(log) => log.append(entry).await.map(Some).map_err(unwritable),
+            Some(log) => {
+                let started = Instant::now();
+                let appended = log.append(entry).await;
+                self.metrics.audit_appended(started.elapsed().as_secs_f64());
+                appended.map(Some).map_err(unwritable)
+            }
         }
     }
 
@@ -143,7 +165,7 @@ impl Trail {
     /// The server stops: a shutdown record, then a last checkpoint.
     pub async fn shutdown(&self) {
         let Some(log) = &self.log else { return };
-        if let Err(e) = log.append(Entry::new(Kind::Shutdown, json!({}))).await {
+        if let Err(e) = self.append(Entry::new(Kind::Shutdown, json!({}))).await {
             tracing::error!(error = %e, "the shutdown could not be recorded");
         }
         if let Err(e) = log.close().await {
@@ -153,6 +175,7 @@ impl Trail {
 
     /// A successful login; the login is refused when it cannot be written.
     pub async fn login(&self, who: &Who) -> Result<(), QueryError> {
+        self.metrics.login("ok");
         self.append(Entry::new(Kind::Login, Value::Object(who.fields())))
             .await
             .map(|_| ())
@@ -160,6 +183,7 @@ impl Trail {
 
     /// A refused login: the user name as given, the address, why.
     pub async fn login_failed(&self, user: &str, origin: &Origin, reason: &str) {
+        self.metrics.login(reason);
         let who = Who {
             user: user.to_string(),
             origin: origin.clone(),
@@ -189,6 +213,7 @@ impl Trail {
 
     /// A statement refused by policy (or as a write) before anything ran.
     pub async fn denied(&self, who: &Who, sql: &str, error: &QueryError) -> Result<(), QueryError> {
+        self.metrics.denied(&who.user, &error.code);
         let mut fields = who.fields();
         fields.insert("sql".into(), json!(sql));
         fields.insert("decision".into(), json!("denied"));
@@ -208,10 +233,20 @@ impl Trail {
         facts: &StatementFacts,
         params: Option<&ParamValues>,
     ) -> Result<Recording, QueryError> {
-        let sent = Arc::new(SentStatements::default());
-        let Some(log) = self.log.clone() else {
-            return Ok(Recording::off(sent));
+        let mut recording = Recording {
+            log: None,
+            metrics: self.metrics.clone(),
+            user: who.user.clone(),
+            intent: 0,
+            sent: Arc::new(SentStatements::default()),
+            started: Instant::now(),
+            rows: 0,
+            bytes: 0,
+            finished: AtomicBool::new(false),
         };
+        if self.log.is_none() {
+            return Ok(recording);
+        }
         let mut fields = who.fields();
         fields.insert("sql".into(), json!(facts.sql));
         if let Some(p) = params {
@@ -233,19 +268,13 @@ impl Trail {
         if let Some(v) = facts.policy_version {
             fields.insert("policy_version".into(), json!(v));
         }
-        let seq = log
+        let seq = self
             .append(Entry::new(Kind::Intent, Value::Object(fields)))
-            .await
-            .map_err(unwritable)?;
-        Ok(Recording {
-            log: Some(log),
-            intent: seq,
-            sent,
-            started: Instant::now(),
-            rows: 0,
-            bytes: 0,
-            finished: AtomicBool::new(false),
-        })
+            .await?;
+        recording.log = self.log.clone();
+        recording.intent = seq.unwrap_or(0);
+        recording.started = Instant::now();
+        Ok(recording)
     }
 }
 
@@ -309,10 +338,12 @@ fn spawn_append(log: Arc<AuditLog>, entry: Entry) {
 }
 
 /// A running statement's record: counts what it returns and writes its
-/// completion once.
+/// completion (and its metrics) once.
 #[derive(Debug)]
 pub struct Recording {
     log: Option<Arc<AuditLog>>,
+    metrics: Arc<Metrics>,
+    user: String,
     intent: Seq,
     sent: Arc<SentStatements>,
     started: Instant,
@@ -322,18 +353,6 @@ pub struct Recording {
 }
 
 impl Recording {
-    fn off(sent: Arc<SentStatements>) -> Self {
-        Recording {
-            log: None,
-            intent: 0,
-            sent,
-            started: Instant::now(),
-            rows: 0,
-            bytes: 0,
-            finished: AtomicBool::new(true),
-        }
-    }
-
     /// The list the statement's link nodes write what they send to (put it
     /// in the session config the statement runs with).
     pub fn sent(&self) -> Arc<SentStatements> {
@@ -355,10 +374,20 @@ impl Recording {
         self.bytes += bytes as u64;
     }
 
+    /// Counts the statement's end in the metrics and returns its completion
+    /// record (None when already done, or when the log is off).
     fn completion(&self, sqlstate: &str, ended: &str) -> Option<(Arc<AuditLog>, Entry)> {
         if self.finished.swap(true, Ordering::AcqRel) {
             return None;
         }
+        let runs = self.sent.runs();
+        let outcome = match (sqlstate, ended) {
+            (_, "abandoned") => "abandoned",
+            ("00000", _) => "ok",
+            ("57014", _) => "cancelled",
+            _ => "error",
+        };
+        self.metrics.statement(&self.user, outcome, &runs);
         let log = self.log.clone()?;
         let links: Vec<Value> = self
             .sent
@@ -366,13 +395,26 @@ impl Recording {
             .into_iter()
             .map(|s| json!({ "link": s.link, "sql": s.sql }))
             .collect();
+        let reads: Vec<Value> = runs
+            .iter()
+            .map(|r| {
+                json!({
+                    "link": r.link,
+                    "rows": r.rows,
+                    "bytes": r.bytes,
+                    "ms": millis(r.seconds),
+                    "ended": r.outcome,
+                })
+            })
+            .collect();
         let fields = json!({
             "rows": self.rows,
             "bytes": self.bytes,
-            "duration_ms": (self.started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            "duration_ms": millis(self.started.elapsed().as_secs_f64()),
             "sqlstate": sqlstate,
             "ended": ended,
             "links": links,
+            "link_reads": reads,
         });
         Some((log, Entry::completion(self.intent, fields)))
     }
@@ -380,20 +422,17 @@ impl Recording {
     /// Writes the completion now (for a statement that ends without a
     /// stream, e.g. one that failed to start).
     pub async fn finish(self, sqlstate: &str) {
-        let ended = if sqlstate == "00000" { "finished" } else { "failed" };
-        if let Some((log, entry)) = self.completion(sqlstate, ended) {
-            if let Err(e) = log.append(entry).await {
-                tracing::error!(error = %e, "a completion could not be written");
-            }
-        }
+        let ended = if sqlstate == "00000" {
+            "finished"
+        } else {
+            "failed"
+        };
+        self.finish_with(sqlstate, ended).await;
     }
 
     /// `stream`, counted; the completion is written when it ends (before
     /// the end is passed on), or when it is dropped unfinished.
     pub fn watch(self, stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
-        if self.log.is_none() {
-            return stream;
-        }
         let schema = stream.schema();
         let watched = futures::stream::unfold(Some((stream, self)), |state| async move {
             let (mut stream, mut rec) = state?;
@@ -435,4 +474,9 @@ impl Drop for Recording {
             spawn_append(log, entry);
         }
     }
+}
+
+/// Seconds as milliseconds, to the microsecond.
+fn millis(seconds: f64) -> f64 {
+    (seconds * 1_000_000.0).round() / 1000.0
 }

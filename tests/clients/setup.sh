@@ -16,6 +16,7 @@ wanted=(
   "asyncpg:asyncpg"
   "sqlalchemy>=2:sqlalchemy"
   "pgcli:pgcli"
+  "prometheus-client:prometheus_client"
 )
 missing=()
 for pair in "${wanted[@]}"; do

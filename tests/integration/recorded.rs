@@ -70,7 +70,10 @@ async fn wait_for(log: &Path, what: &str, pred: impl Fn(&[Record]) -> bool) -> V
         if pred(&r) {
             return r;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {r:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {r:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -193,9 +196,15 @@ async fn every_wire_statement_is_recorded_with_who_what_and_how_it_ended() {
         .iter()
         .filter_map(|l| l["link"].as_str())
         .collect();
-    assert!(sent.contains(&"kependudukan") && sent.contains(&"kesehatan"), "{sent:?}");
+    assert!(
+        sent.contains(&"kependudukan") && sent.contains(&"kesehatan"),
+        "{sent:?}"
+    );
     for l in completion.fields["links"].as_array().expect("links") {
-        assert!(l["sql"].as_str().is_some_and(|s| s.starts_with("SELECT")), "{l}");
+        assert!(
+            l["sql"].as_str().is_some_and(|s| s.starts_with("SELECT")),
+            "{l}"
+        );
     }
 
     let (intent, completion) = statement(&all, "kecamatan_kode = $1");
@@ -212,10 +221,7 @@ async fn every_wire_statement_is_recorded_with_who_what_and_how_it_ended() {
         .is_some_and(|s| s.contains(kode)));
 
     let (_, completion) = statement(&all, "count(*) - count(*)");
-    assert_eq!(
-        completion.and_then(|c| field(c, "sqlstate")),
-        Some("22012")
-    );
+    assert_eq!(completion.and_then(|c| field(c, "sqlstate")), Some("22012"));
 
     let denials: Vec<&Record> = all.iter().filter(|r| r.kind == Kind::Denied).collect();
     assert_eq!(denials.len(), 2, "{denials:#?}");
@@ -224,14 +230,21 @@ async fn every_wire_statement_is_recorded_with_who_what_and_how_it_ended() {
     assert!(field(denials[0], "reason").is_some_and(|r| r.contains("nik")));
     assert_eq!(field(denials[1], "sqlstate"), Some("25006"));
     // Nothing denied was ever an intent.
-    assert!(!all
-        .iter()
-        .any(|r| r.kind == Kind::Intent && field(r, "sql").is_some_and(|s| s.contains("nik FROM"))));
+    assert!(
+        !all.iter()
+            .any(|r| r.kind == Kind::Intent
+                && field(r, "sql").is_some_and(|s| s.contains("nik FROM")))
+    );
 
     let failures: Vec<(&str, &str)> = all
         .iter()
         .filter(|r| r.kind == Kind::LoginFailed)
-        .map(|r| (field(r, "user").unwrap_or(""), field(r, "reason").unwrap_or("")))
+        .map(|r| {
+            (
+                field(r, "user").unwrap_or(""),
+                field(r, "reason").unwrap_or(""),
+            )
+        })
         .collect();
     assert_eq!(
         failures,
@@ -244,7 +257,12 @@ async fn every_wire_statement_is_recorded_with_who_what_and_how_it_ended() {
         .iter()
         .map(|s| std::fs::read_to_string(&s.path).expect("segment"))
         .collect();
-    for secret in ["tautan-ro", "walidata-demo", "dinkes-demo", "not-the-password"] {
+    for secret in [
+        "tautan-ro",
+        "walidata-demo",
+        "dinkes-demo",
+        "not-the-password",
+    ] {
         assert!(!text.contains(secret), "{secret} is in the audit log");
     }
 
@@ -291,8 +309,7 @@ async fn every_wire_statement_is_recorded_with_who_what_and_how_it_ended() {
     // ...and that refusal is itself on record, as a denial.
     let all = wait_for(&log, "the refused read of the log", |r| {
         r.iter().any(|r| {
-            r.kind == Kind::Denied
-                && field(r, "sql").is_some_and(|s| s.contains("system.audit"))
+            r.kind == Kind::Denied && field(r, "sql").is_some_and(|s| s.contains("system.audit"))
         })
     })
     .await;
@@ -305,10 +322,11 @@ async fn every_wire_statement_is_recorded_with_who_what_and_how_it_ended() {
 async fn a_log_that_cannot_be_written_refuses_statements() {
     let dir = keyed_dir("recorded-unwritable");
     let text = audited_config(&dir);
-    let config = FederationConfig::parse(&text, &common::repo().join("federation.toml"))
-        .expect("config");
-    let mut options =
-        AuditOptions::new(tautan::audit::keys::read_signing_key(&dir.join("key.pem")).expect("key"));
+    let config =
+        FederationConfig::parse(&text, &common::repo().join("federation.toml")).expect("config");
+    let mut options = AuditOptions::new(
+        tautan::audit::keys::read_signing_key(&dir.join("key.pem")).expect("key"),
+    );
     // Writes beyond record 3 fail as a full disk would.
     options.fail_writes_after = Some(3);
     let log = Arc::new(AuditLog::open(&dir.join("log"), options).expect("log"));
@@ -317,8 +335,8 @@ async fn a_log_that_cannot_be_written_refuses_statements() {
         .expect("engine");
     let server = common::serve_engine(engine).await;
     let client = server.connect(WALIDATA).await; // record 1: the login
-    // Records 2 and 3: this statement's intent and completion; the source
-    // sees it (so the probe below could see an unrecorded one).
+                                                 // Records 2 and 3: this statement's intent and completion; the source
+                                                 // sees it (so the probe below could see an unrecorded one).
     client
         .query(
             "SELECT count(*) AS tautan_recorded_probe FROM kependudukan.public.penduduk",
@@ -326,7 +344,9 @@ async fn a_log_that_cannot_be_written_refuses_statements() {
         )
         .await
         .expect("recorded");
-    assert!(!common::pg_statements("tautan_recorded_probe").await.is_empty());
+    assert!(!common::pg_statements("tautan_recorded_probe")
+        .await
+        .is_empty());
     // The next intent is the write that fails: nothing runs from then on.
     let e = client
         .query(
@@ -336,11 +356,21 @@ async fn a_log_that_cannot_be_written_refuses_statements() {
         .await
         .expect_err("refused");
     assert_eq!(common::sqlstate(&e), "58030");
-    assert!(common::message(&e).contains("audit log"), "{}", common::message(&e));
+    assert!(
+        common::message(&e).contains("audit log"),
+        "{}",
+        common::message(&e)
+    );
     // ...and the source never saw it.
-    assert!(common::pg_statements("tautan_unrecorded_probe").await.is_empty());
+    assert!(common::pg_statements("tautan_unrecorded_probe")
+        .await
+        .is_empty());
     // A new login is refused too.
     assert!(server.try_connect(WALIDATA.0, WALIDATA.1).await.is_err());
+    // Operations see it: /healthz answers 503 and says why.
+    let (status, body) = http_get(ops(server.engine.clone()).await, "/healthz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("failed"), "{body}");
 }
 
 /// A free local port.
@@ -386,7 +416,11 @@ fn verify(dir: &Path) -> Value {
     });
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     assert!(report["first_bad"].is_null(), "{report:#}");
-    assert_eq!(report["findings"].as_array().map(Vec::len), Some(0), "{report:#}");
+    assert_eq!(
+        report["findings"].as_array().map(Vec::len),
+        Some(0),
+        "{report:#}"
+    );
     report
 }
 
@@ -420,7 +454,8 @@ async fn kill_9_mid_statement_leaves_its_intent_open_and_the_cli_paths_are_recor
     let log = dir.join("log");
     let before = wait_for(&log, "the long statement's intent", |r| {
         r.iter().any(|r| {
-            r.kind == Kind::Intent && field(r, "sql").is_some_and(|s| s.contains("long_running_probe"))
+            r.kind == Kind::Intent
+                && field(r, "sql").is_some_and(|s| s.contains("long_running_probe"))
         })
     })
     .await;
@@ -446,10 +481,19 @@ async fn kill_9_mid_statement_leaves_its_intent_open_and_the_cli_paths_are_recor
     let out = common::tautan_cmd()
         .args(["--config"])
         .arg(&config)
-        .args(["query", "-u", "walidata", "SELECT count(*) AS cli_query_probe FROM ref.kecamatan"])
+        .args([
+            "query",
+            "-u",
+            "walidata",
+            "SELECT count(*) AS cli_query_probe FROM ref.kecamatan",
+        ])
         .output()
         .expect("tautan query");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let csv = dir.join("export.csv");
     let out = common::tautan_cmd()
         .args(["--config"])
@@ -459,14 +503,22 @@ async fn kill_9_mid_statement_leaves_its_intent_open_and_the_cli_paths_are_recor
         .arg("SELECT kecamatan_kode AS cli_export_probe FROM kependudukan.public.penduduk")
         .output()
         .expect("tautan export");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = common::tautan_cmd()
         .args(["--config"])
         .arg(&config)
         .args(["pull", "kunjungan_kecamatan"])
         .output()
         .expect("tautan pull");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let all = records(&log);
     let (intent, completion) = statement(&all, "cli_query_probe");
@@ -476,7 +528,10 @@ async fn kill_9_mid_statement_leaves_its_intent_open_and_the_cli_paths_are_recor
     assert_eq!(field(intent, "door"), Some("export"));
     assert_eq!(field(intent, "user"), Some("analis_dinkes"));
     let exported = std::fs::read_to_string(&csv).expect("csv").lines().count() as u64 - 1;
-    assert_eq!(completion.and_then(|c| c.fields["rows"].as_u64()), Some(exported));
+    assert_eq!(
+        completion.and_then(|c| c.fields["rows"].as_u64()),
+        Some(exported)
+    );
     let (intent, completion) = statement(&all, "date_trunc('month', v.waktu)");
     assert_eq!(field(intent, "door"), Some("pull:kunjungan_kecamatan"));
     let completion = completion.expect("the pull's completion");
@@ -499,11 +554,127 @@ async fn kill_9_mid_statement_leaves_its_intent_open_and_the_cli_paths_are_recor
     client.query("SELECT 1", &[]).await.expect("after restart");
     drop(client);
     // SIGTERM: a clean stop (shutdown record, last checkpoint).
-    let _ = Command::new("kill")
-        .arg(server.id().to_string())
-        .status();
+    let _ = Command::new("kill").arg(server.id().to_string()).status();
     let _ = server.wait();
     let report = verify(&dir);
-    assert_eq!(report["open_intents"].as_array().map(Vec::len), Some(1), "{report:#}");
+    assert_eq!(
+        report["open_intents"].as_array().map(Vec::len),
+        Some(1),
+        "{report:#}"
+    );
     assert!(records(&log).iter().any(|r| r.kind == Kind::Shutdown));
+}
+
+/// `GET path` on the operations listener: (status, body).
+async fn http_get(port: u16, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: tautan\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.expect("response");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    (status, body.to_string())
+}
+
+/// Starts the operations listener of `engine` on a free port.
+async fn ops(engine: Arc<Engine>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(tautan::server::ops::serve(engine, listener));
+    port
+}
+
+/// The value of the sample `series` (name and labels exactly as written).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_statements_links_denials_and_the_audit_log() {
+    let dir = keyed_dir("recorded-metrics");
+    let server = common::start_config(&audited_config(&dir)).await;
+    let port = ops(server.engine.clone()).await;
+
+    let client = server.connect(WALIDATA).await;
+    let rows = client
+        .query(
+            "SELECT count(*) FROM kependudukan.public.penduduk p \
+             JOIN kesehatan.kesehatan.kunjungan k ON k.nik = p.nik",
+            &[],
+        )
+        .await
+        .expect("join");
+    assert_eq!(rows.len(), 1);
+    let dinkes = server.connect(common::DINKES).await;
+    dinkes
+        .query("SELECT nik FROM kependudukan.public.penduduk", &[])
+        .await
+        .expect_err("denied");
+    assert!(server.try_connect(WALIDATA.0, "wrong").await.is_err());
+
+    let (status, text) = http_get(port, "/metrics").await;
+    assert_eq!(status, 200);
+    let at_least = |series: &str, min: f64| {
+        let v = sample(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+        assert!(v >= min, "{series} = {v} < {min}\n{text}");
+    };
+    at_least(
+        "tautan_statements_total{user=\"walidata\",outcome=\"ok\"}",
+        1.0,
+    );
+    at_least(
+        "tautan_denials_total{user=\"analis_dinkes\",sqlstate=\"42501\"}",
+        1.0,
+    );
+    at_least("tautan_logins_total{outcome=\"wrong_password\"}", 1.0);
+    at_least("tautan_logins_total{outcome=\"ok\"}", 2.0);
+    // The join read every NIK of both tables from their links.
+    let population: i64 = common::pg_admin("kependudukan")
+        .await
+        .query_one("SELECT count(*) FROM penduduk", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(
+        sample(&text, "tautan_link_rows_total{link=\"kependudukan\"}"),
+        Some(population as f64),
+        "{text}"
+    );
+    at_least("tautan_link_rows_total{link=\"kesehatan\"}", 1.0);
+    at_least(
+        "tautan_db_client_operation_duration_seconds_count{db_system_name=\"postgresql\",db_namespace=\"kependudukan\"}",
+        1.0,
+    );
+    at_least(
+        "tautan_db_client_operation_duration_seconds_count{db_system_name=\"mysql\",db_namespace=\"kesehatan\"}",
+        1.0,
+    );
+    at_least(
+        "tautan_link_up{link=\"kependudukan\",kind=\"postgres\"}",
+        1.0,
+    );
+    at_least("tautan_audit_records", 5.0);
+    at_least("tautan_audit_append_duration_seconds_count", 5.0);
+    assert!(text.ends_with("# EOF\n"));
+
+    let (status, body) = http_get(port, "/healthz").await;
+    assert_eq!(status, 200, "{body}");
+    let health: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(health["audit"], "ok");
+    assert_eq!(health["links"]["kependudukan"], "up");
 }

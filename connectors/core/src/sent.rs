@@ -8,12 +8,22 @@
 //! rule [`RecordSentStatements`] in a [`RecordingExec`], which makes the
 //! query's list current on its thread while its child starts: the link's
 //! executor writes each statement down ([`note`]) at the moment it builds
-//! it, before it is sent. Nothing is recorded for a query that carries no
-//! list.
+//! it, before it is sent. The wrapper also times what each link returns
+//! ([`LinkRun`]: rows, Arrow bytes, seconds, whether it ended well), for
+//! the completion record and the per-link metrics. Nothing is recorded for
+//! a query that carries no list.
 
 use std::cell::RefCell;
 use std::fmt;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::RecordBatchStream;
+use futures::Stream;
 
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::config::ConfigOptions;
@@ -31,9 +41,29 @@ pub struct Sent {
     pub sql: String,
 }
 
-/// The statements one query sent, in the order they were built.
+/// What one link node returned: one statement's answer as it streamed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkRun {
+    /// The link's name.
+    pub link: String,
+    /// Rows returned.
+    pub rows: u64,
+    /// Arrow bytes returned.
+    pub bytes: u64,
+    /// From the start of the statement to its last batch (or its end).
+    pub seconds: f64,
+    /// How it ended: `ok`, `error`, or `dropped` (the query stopped
+    /// reading first: a LIMIT met, a cancel, a client gone).
+    pub outcome: &'static str,
+}
+
+/// The statements one query sent, in the order they were built, and what
+/// each link node returned.
 #[derive(Debug, Default)]
-pub struct SentStatements(Mutex<Vec<Sent>>);
+pub struct SentStatements {
+    sent: Mutex<Vec<Sent>>,
+    runs: Mutex<Vec<LinkRun>>,
+}
 
 impl SentStatements {
     /// At most this many statements are kept per query (a split scan sends
@@ -42,7 +72,7 @@ impl SentStatements {
 
     /// Writes down one statement.
     pub fn push(&self, link: &str, sql: &str) {
-        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut list = self.sent.lock().unwrap_or_else(|p| p.into_inner());
         if list.len() < Self::KEEP {
             list.push(Sent {
                 link: link.to_string(),
@@ -53,7 +83,20 @@ impl SentStatements {
 
     /// The statements written down so far.
     pub fn list(&self) -> Vec<Sent> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Writes down what one link node returned.
+    pub fn ran(&self, run: LinkRun) {
+        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        if runs.len() < Self::KEEP {
+            runs.push(run);
+        }
+    }
+
+    /// What the link nodes returned so far.
+    pub fn runs(&self) -> Vec<LinkRun> {
+        self.runs.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -80,22 +123,81 @@ fn with_current<R>(list: Option<Arc<SentStatements>>, f: impl FnOnce() -> R) -> 
 }
 
 /// Wraps a node that reads a link: its statements go to the query's
-/// [`SentStatements`] (from the task's session config) as it starts.
+/// [`SentStatements`] (from the task's session config) as it starts, and
+/// what it returns is timed and counted.
 #[derive(Debug)]
 pub struct RecordingExec {
     input: Arc<dyn ExecutionPlan>,
+    link: String,
 }
 
 impl RecordingExec {
-    /// `input`, recorded.
-    pub fn new(input: Arc<dyn ExecutionPlan>) -> Self {
-        Self { input }
+    /// `input`, which reads `link`, recorded.
+    pub fn new(input: Arc<dyn ExecutionPlan>, link: String) -> Self {
+        Self { input, link }
+    }
+}
+
+/// A link node's stream, counted; its [`LinkRun`] is written once, at the
+/// end, at an error, or when dropped unfinished.
+struct Timed {
+    inner: SendableRecordBatchStream,
+    list: Arc<SentStatements>,
+    run: LinkRun,
+    started: Instant,
+    done: bool,
+}
+
+impl Timed {
+    fn finish(&mut self, outcome: &'static str) {
+        if !self.done {
+            self.done = true;
+            let mut run = self.run.clone();
+            run.outcome = outcome;
+            run.seconds = self.started.elapsed().as_secs_f64();
+            self.list.ran(run);
+        }
+    }
+}
+
+impl Stream for Timed {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(batch))) => {
+                self.run.rows += batch.num_rows() as u64;
+                let bytes: usize = batch
+                    .columns()
+                    .iter()
+                    .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+                    .sum();
+                self.run.bytes += bytes as u64;
+            }
+            Poll::Ready(Some(Err(_))) => self.finish("error"),
+            Poll::Ready(None) => self.finish("ok"),
+            Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl RecordBatchStream for Timed {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        self.finish("dropped");
     }
 }
 
 impl DisplayAs for RecordingExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "RecordingExec")
+        write!(f, "RecordingExec: link={}", self.link)
     }
 }
 
@@ -126,7 +228,10 @@ impl ExecutionPlan for RecordingExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match <[_; 1]>::try_from(children) {
-            Ok([input]) => Ok(Arc::new(RecordingExec { input })),
+            Ok([input]) => Ok(Arc::new(RecordingExec {
+                input,
+                link: self.link.clone(),
+            })),
             Err(children) => Err(datafusion::error::DataFusionError::Internal(format!(
                 "RecordingExec takes one child, got {}",
                 children.len()
@@ -139,8 +244,26 @@ impl ExecutionPlan for RecordingExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let list = context.session_config().get_extension::<SentStatements>();
-        with_current(list, || self.input.execute(partition, context))
+        let Some(list) = context.session_config().get_extension::<SentStatements>() else {
+            return self.input.execute(partition, context);
+        };
+        let started = Instant::now();
+        let inner = with_current(Some(list.clone()), || {
+            self.input.execute(partition, context)
+        })?;
+        Ok(Box::pin(Timed {
+            inner,
+            list,
+            run: LinkRun {
+                link: self.link.clone(),
+                rows: 0,
+                bytes: 0,
+                seconds: 0.0,
+                outcome: "ok",
+            },
+            started,
+            done: false,
+        }))
     }
 }
 
@@ -149,8 +272,16 @@ impl ExecutionPlan for RecordingExec {
 #[derive(Debug, Default)]
 pub struct RecordSentStatements;
 
-/// Names of the physical nodes that send statements to links.
-const LINK_NODES: [&str; 2] = ["RemoteScanExec", "sql_federation_exec"];
+/// The link a physical node reads, when it is one that sends statements
+/// to a link.
+fn link_of(node: &Arc<dyn ExecutionPlan>) -> Option<String> {
+    let any: &dyn std::any::Any = node.as_ref();
+    if let Some(scan) = any.downcast_ref::<crate::RemoteScanExec>() {
+        return Some(scan.link_name().to_string());
+    }
+    any.downcast_ref::<datafusion_federation::sql::VirtualExecutionPlan>()
+        .map(|v| v.executor().name().to_string())
+}
 
 impl PhysicalOptimizerRule for RecordSentStatements {
     fn optimize(
@@ -158,13 +289,12 @@ impl PhysicalOptimizerRule for RecordSentStatements {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            if LINK_NODES.contains(&node.name()) {
-                let wrapped: Arc<dyn ExecutionPlan> = Arc::new(RecordingExec::new(node));
+        plan.transform_up(|node| match link_of(&node) {
+            Some(link) => {
+                let wrapped: Arc<dyn ExecutionPlan> = Arc::new(RecordingExec::new(node, link));
                 Ok(Transformed::yes(wrapped))
-            } else {
-                Ok(Transformed::no(node))
             }
+            None => Ok(Transformed::no(node)),
         })
         .data()
     }
