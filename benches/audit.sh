@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Audit log benchmark: appends/s through the real appender (fsync group
-# commit) with 1, 8 and 64 concurrent appenders, and `tautan audit verify`
-# time over a log of --records records (default 1,000,000).
+# commit) with 1, 8 and 64 concurrent appenders, `tautan audit verify` time
+# and `tautan report` time and peak memory over a log of --records records
+# (default 1,000,000; records shaped as the engine writes them).
 #
 #   bash benches/audit.sh                       # debug binary of $CARGO_TARGET_DIR (or ./target)
 #   TAUTAN_BIN=/path/to/tautan bash benches/audit.sh --records 200000
@@ -55,3 +56,12 @@ start=$(date +%s.%N)
 end=$(date +%s.%N)
 [ -f "$work/rss" ] && cat "$work/rss"
 python3 -c "import sys; t=float(sys.argv[1]); n=int(sys.argv[2]); print('audit verify: %.1f s for %d records (%.1f s per million, %.0f records/s)' % (t, n, t*1e6/n, n/t))" "$(python3 -c "print($end - $start)")" "$records"
+
+today=$(date -u +%F)
+timer=()
+if [ -x /usr/bin/time ]; then timer=(/usr/bin/time -f "tautan report: max RSS %M KiB" -o "$work/rss-report"); fi
+start=$(date +%s.%N)
+"${timer[@]}" "$bin" report --dir "$work/log" --from "$(date -u -d '-1 day' +%F)" --to "$today" -o "$work/report.html" >/dev/null
+end=$(date +%s.%N)
+[ -f "$work/rss-report" ] && cat "$work/rss-report"
+python3 -c "import sys; t=float(sys.argv[1]); n=int(sys.argv[2]); print('tautan report: %.1f s for %d records (%.1f s per million)' % (t, n, t*1e6/n))" "$(python3 -c "print($end - $start)")" "$records"

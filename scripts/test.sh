@@ -13,6 +13,8 @@ command -v psql >/dev/null || need_apt+=(postgresql-client)
 command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql postgresql-contrib)
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
 command -v mariadb >/dev/null || need_apt+=(mariadb-client)
+# The yearly report is printed to PDF and screenshotted by headless Chromium.
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   $SUDO apt-get update -qq

@@ -559,12 +559,29 @@ impl Engine {
     /// Re-contacts links that are down, forever, every few seconds.
     pub fn spawn_health_checks(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let registry = self.registry.clone();
+        let trail = self.trail.clone();
         tokio::spawn(async move {
+            // Each link's status as last recorded (the startup record holds
+            // the first); a change is recorded at the next tick.
+            let mut recorded: BTreeMap<String, crate::catalog::LinkStatus> = registry
+                .links
+                .iter()
+                .map(|(name, l)| (name.clone(), l.state().status))
+                .collect();
             loop {
                 tokio::time::sleep(HEALTH_INTERVAL).await;
                 for link in registry.links.values() {
                     if link.state().status != crate::catalog::LinkStatus::Up {
                         link.refresh().await;
+                    }
+                }
+                for (name, link) in &registry.links {
+                    let state = link.state();
+                    if recorded.get(name) != Some(&state.status) {
+                        trail
+                            .link_changed(name, state.status.as_str(), state.error.as_deref())
+                            .await;
+                        recorded.insert(name.clone(), state.status);
                     }
                 }
             }

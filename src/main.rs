@@ -91,6 +91,25 @@ enum Command {
         #[command(subcommand)]
         command: AgreementCommand,
     },
+    /// The custodian's exchange report for a period, from the audit log
+    /// (HTML, and a PDF beside it when Chromium is installed).
+    Report {
+        /// First day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        from: String,
+        /// Last day, included (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        to: String,
+        /// The HTML file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Language: `id` (Bahasa Indonesia, the default) or `en`.
+        #[arg(long, default_value = "id")]
+        lang: String,
+        /// The log folder (default: `[audit] dir`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -286,7 +305,12 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             trail
                 .startup(serde_json::json!({
                     "listen": addr,
-                    "links": engine.config.links.keys().collect::<Vec<_>>(),
+                    "links": engine
+                        .registry
+                        .links
+                        .iter()
+                        .map(|(name, l)| (name.clone(), l.state().status.as_str()))
+                        .collect::<std::collections::BTreeMap<_, _>>(),
                     "policy_version": engine.grants().version().number,
                 }))
                 .await
@@ -343,6 +367,13 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             audit::cli::keygen(&out, &mut std::io::stdout()).map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Report {
+            from,
+            to,
+            output,
+            lang,
+            dir,
+        } => report(&cli.config, &from, &to, &output, &lang, dir),
         Command::Audit { command } => audit_command(&cli.config, command)
             .await
             .map_err(|e| e.to_string()),
@@ -656,6 +687,58 @@ async fn export(
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// `tautan report`.
+fn report(
+    config: &std::path::Path,
+    from: &str,
+    to: &str,
+    output: &std::path::Path,
+    lang: &str,
+    dir: Option<std::path::PathBuf>,
+) -> Result<ExitCode, String> {
+    use audit::report::{AgreementRow, Lang};
+    let lang = match lang {
+        "id" => Lang::Id,
+        "en" => Lang::En,
+        other => return Err(format!("--lang {other}: use id or en")),
+    };
+    let dir = audit::cli::Defaults::load(config)?
+        .dir(dir)
+        .map_err(|e| e.to_string())?;
+    // The config's agreements, with their standing today (none without a
+    // config).
+    let agreements: Vec<AgreementRow> = match tautan::config::FederationConfig::load(config) {
+        Ok(cfg) => tautan::grants::Grants::from_config(std::sync::Arc::new(cfg), 1)?
+            .agreements()
+            .iter()
+            .filter_map(|a| {
+                let terms = &a.file.as_ref()?.terms;
+                Some(AgreementRow {
+                    id: a.id(),
+                    producer: terms.producer.clone(),
+                    user: terms
+                        .user
+                        .clone()
+                        .or_else(|| terms.role.as_ref().map(|r| format!("role {r}")))
+                        .unwrap_or_default(),
+                    valid_until: terms.valid_until.clone(),
+                    status: a.status.name().to_string(),
+                })
+            })
+            .collect(),
+        Err(_) if !config.exists() => Vec::new(),
+        Err(e) => return Err(e.to_string()),
+    };
+    let pdf = audit::cli::run_report(&dir, from, to, lang, output, &agreements)
+        .map_err(|e| e.to_string())?;
+    println!("wrote {}", output.display());
+    match pdf {
+        Ok(pdf) => println!("wrote {}", pdf.display()),
+        Err(why) => println!("{why}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Ctrl-C or SIGTERM.

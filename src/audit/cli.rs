@@ -285,34 +285,42 @@ pub struct LoadStats {
     pub per_sec: f64,
 }
 
+/// An intent shaped as the engine writes one ([`super::trail`]).
 fn sample_intent(task: usize, i: u64) -> Entry {
     Entry::new(
         Kind::Intent,
         json!({
-            "user": format!("analis_{task}"),
+            "user": format!("analis_{}", task % 16),
             "roles": ["dinkes", "statistik"],
+            "door": "postgres",
             "purpose": "monitoring stunting per kecamatan",
             "application": "psql",
             "client": "10.1.2.3:51234",
             "sql": format!("SELECT kecamatan, count(*) FROM kesehatan.public.balita WHERE tahun = {} GROUP BY 1", 2000 + i % 25),
-            "tables": ["kesehatan.public.balita"],
-            "columns": ["kecamatan", "tahun"],
+            "reads": [{
+                "table": format!("kesehatan.public.balita_{}", i % 40),
+                "columns": ["kecamatan", "tahun"],
+                "agreements": "PKS-2024-017",
+            }],
             "agreements": ["PKS-2024-017"],
             "policy_version": 42,
-            "decision": "allow",
+            "decision": "allowed",
         }),
     )
 }
 
+/// A completion shaped as the engine writes one.
 fn sample_completion(intent: u64) -> Entry {
     Entry::completion(
         intent,
         json!({
-            "sent": {"kesehatan": "COPY (SELECT \"kecamatan\", \"tahun\" FROM \"public\".\"balita\") TO STDOUT (FORMAT binary)"},
+            "links": [{"link": "kesehatan", "sql": "SELECT \"kecamatan\", \"tahun\" FROM \"public\".\"balita\""}],
+            "link_reads": [{"link": "kesehatan", "rows": 512, "bytes": 20480, "ms": 11.9, "ended": "ok"}],
             "rows": 512,
             "bytes": 20480,
             "duration_ms": 12.5,
             "sqlstate": "00000",
+            "ended": "finished",
         }),
     )
 }
@@ -376,6 +384,73 @@ pub async fn run_load(log: Arc<AuditLog>, spec: LoadSpec) -> Result<LoadStats> {
         secs,
         per_sec: appends as f64 / secs.max(1e-9),
     })
+}
+
+/// `tautan report`: the period's report as HTML at `html`, and a PDF beside
+/// it when a Chromium is installed (its path, or why not).
+pub fn run_report(
+    dir: &Path,
+    from: &str,
+    to: &str,
+    lang: super::report::Lang,
+    html: &Path,
+    agreements: &[super::report::AgreementRow],
+) -> Result<std::result::Result<PathBuf, String>> {
+    let (from, to) = (
+        super::report::parse_day(from)?,
+        super::report::parse_day(to)?,
+    );
+    if to < from {
+        return Err(AuditError::Invalid(format!(
+            "--to {to} is before --from {from}"
+        )));
+    }
+    let summary = super::report::summarize(dir, from, to)?;
+    let page = super::report::render_html(&summary, lang, &super::log::now_ts(), agreements);
+    std::fs::write(html, page).map_err(|e| AuditError::io(html, e))?;
+    Ok(print_pdf(html))
+}
+
+/// Prints `html` to a PDF beside it with headless Chromium.
+fn print_pdf(html: &Path) -> std::result::Result<PathBuf, String> {
+    let browser = [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ]
+    .into_iter()
+    .find(|b| {
+        std::process::Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+    .ok_or("no Chromium found (apt install chromium), so no PDF")?;
+    let pdf = html.with_extension("pdf");
+    let absolute = std::fs::canonicalize(html).map_err(|e| format!("{}: {e}", html.display()))?;
+    let out = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-pdf-header-footer",
+        ])
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", absolute.display()))
+        .output()
+        .map_err(|e| format!("{browser}: {e}"))?;
+    if out.status.success() && pdf.exists() {
+        Ok(pdf)
+    } else {
+        Err(format!(
+            "{browser} did not print the PDF: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub mod log;
 pub mod merkle;
 pub mod proof;
 pub mod record;
+pub mod report;
 pub mod segment;
 pub mod table;
 pub mod trail;

@@ -75,6 +75,8 @@ pub enum Kind {
     Shutdown,
     /// The policy (grants, agreements) was loaded or changed.
     Policy,
+    /// A link went up or down (`fields.link`, `fields.status`, `fields.error`).
+    Link,
 }
 
 impl Kind {
@@ -90,6 +92,7 @@ impl Kind {
             Kind::Startup => "startup",
             Kind::Shutdown => "shutdown",
             Kind::Policy => "policy",
+            Kind::Link => "link",
         }
     }
 }

@@ -173,6 +173,17 @@ impl Trail {
         }
     }
 
+    /// A link's status changed (the yearly report's availability).
+    pub async fn link_changed(&self, link: &str, status: &str, error: Option<&str>) {
+        let mut fields = json!({ "link": link, "status": status });
+        if let (Some(e), Value::Object(m)) = (error, &mut fields) {
+            m.insert("error".into(), json!(e));
+        }
+        if let Err(e) = self.append(Entry::new(Kind::Link, fields)).await {
+            tracing::error!(error = %e, "a link status change could not be recorded");
+        }
+    }
+
     /// A successful login; the login is refused when it cannot be written.
     pub async fn login(&self, who: &Who) -> Result<(), QueryError> {
         self.metrics.login("ok");

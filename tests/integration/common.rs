@@ -281,7 +281,9 @@ pub fn pull_config(data_dir: &std::path::Path, max_concurrent: usize, extra: &st
 /// paths, test links, and its audit log (and demo key) in that folder, so
 /// `tautan serve` processes of several tests never share a log.
 pub fn shipped_config_file(tag: &str) -> PathBuf {
-    let dir = temp_dir(tag);
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = temp_dir(&format!("{tag}-{n}"));
     let text = pull_config(&dir.join("data"), 2, "")
         + "\n[audit]\ndir = \"audit/log\"\nkey = \"audit/custodian.pem\"\ncreate_key = true\n";
     let path = dir.join("federation.toml");

@@ -678,3 +678,174 @@ async fn metrics_count_statements_links_denials_and_the_audit_log() {
     assert_eq!(health["audit"], "ok");
     assert_eq!(health["links"]["kependudukan"], "up");
 }
+
+/// The number in the report cell whose HTML starts with `marker` (the
+/// first `<td class="n"…>` after it, or the text up to `<`).
+fn number_after(html: &str, marker: &str) -> u64 {
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in the report"));
+    let rest = &html[at + marker.len()..];
+    let digits: String = rest
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().expect("a number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_counts_what_the_log_holds_and_renders_in_chromium() {
+    let dir = keyed_dir("recorded-report");
+    let log = dir.join("log");
+    let server = common::start_config(&audited_config(&dir)).await;
+    let walidata = server.connect(WALIDATA).await;
+    for _ in 0..3 {
+        walidata
+            .query(
+                "SELECT count(*) FROM kependudukan.public.penduduk p \
+                 JOIN kesehatan.kesehatan.kunjungan k ON k.nik = p.nik",
+                &[],
+            )
+            .await
+            .expect("join");
+    }
+    let dinkes = server.connect(common::DINKES).await;
+    dinkes
+        .query("SELECT * FROM kesehatan.kesehatan.kunjungan LIMIT 7", &[])
+        .await
+        .expect("visits");
+    dinkes
+        .query("SELECT nik FROM kependudukan.public.penduduk", &[])
+        .await
+        .expect_err("denied");
+    assert!(server.try_connect("walidata", "nope").await.is_err());
+    drop((walidata, dinkes));
+    // The period's records are covered by a signed checkpoint.
+    let all = wait_for(&log, "both logouts", |r| {
+        r.iter().filter(|r| r.kind == Kind::Logout).count() >= 2
+    })
+    .await;
+    let checkpoint = server
+        .engine
+        .trail()
+        .log()
+        .expect("log")
+        .checkpoint_now()
+        .await
+        .expect("checkpoint")
+        .expect("one");
+
+    // What the report must say, counted here from the records.
+    let intents: Vec<&Record> = all.iter().filter(|r| r.kind == Kind::Intent).collect();
+    let rows: u64 = all
+        .iter()
+        .filter(|r| r.kind == Kind::Completion)
+        .filter_map(|r| r.fields["rows"].as_u64())
+        .sum();
+    let denied = all.iter().filter(|r| r.kind == Kind::Denied).count() as u64;
+    let pair = |producer: &str, user: &str| {
+        intents
+            .iter()
+            .filter(|r| field(r, "user") == Some(user))
+            .filter(|r| {
+                r.fields["reads"].as_array().is_some_and(|reads| {
+                    reads.iter().any(|t| {
+                        t["table"]
+                            .as_str()
+                            .is_some_and(|t| t.starts_with(&format!("{producer}.")))
+                    })
+                })
+            })
+            .count() as u64
+    };
+    assert_eq!(pair("kependudukan", "walidata"), 3);
+
+    let today = chrono::Utc::now().date_naive().to_string();
+    for (lang, word) in [
+        ("id", "Laporan Pertukaran Data"),
+        ("en", "Data Exchange Report"),
+    ] {
+        let html_path = dir.join(format!("laporan-{lang}.html"));
+        let out = common::tautan_cmd()
+            .args([
+                "report", "--from", &today, "--to", &today, "--lang", lang, "--dir",
+            ])
+            .arg(&log)
+            .arg("-o")
+            .arg(&html_path)
+            .output()
+            .expect("tautan report");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let html = std::fs::read_to_string(&html_path).expect("report");
+        assert!(html.contains(word));
+        assert_eq!(
+            number_after(&html, "id=\"total-statements\""),
+            intents.len() as u64
+        );
+        assert_eq!(number_after(&html, "id=\"total-rows\""), rows);
+        assert_eq!(number_after(&html, "id=\"total-denials\""), denied);
+        assert_eq!(number_after(&html, "id=\"total-failed-logins\""), 1);
+        for (producer, user) in [
+            ("kependudukan", "walidata"),
+            ("kesehatan", "walidata"),
+            ("kesehatan", "analis_dinkes"),
+        ] {
+            assert_eq!(
+                number_after(
+                    &html,
+                    &format!(
+                        "data-producer=\"{producer}\" data-user=\"{user}\"><td>{}",
+                        &today[..7]
+                    )
+                ),
+                pair(producer, user),
+                "{producer} × {user}"
+            );
+        }
+        assert!(html.contains("data-dataset=\"kesehatan.kesehatan.kunjungan\""));
+        assert!(html.contains("<svg class=\"chart\""), "charts");
+        assert!(
+            html.contains(&checkpoint.sig),
+            "the covering checkpoint's signature"
+        );
+        assert!(html.contains("PKS-2026-017"), "the agreements");
+
+        // Rendered by a real browser, where one is installed.
+        let pdf = html_path.with_extension("pdf");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if stdout.contains("no Chromium") {
+            eprintln!("notice: no Chromium here: the report's PDF and screenshot are not checked");
+            continue;
+        }
+        assert!(pdf.exists(), "{stdout}");
+        let head = std::fs::read(&pdf).expect("pdf");
+        assert!(head.starts_with(b"%PDF"), "a PDF");
+        let shot = dir.join(format!("laporan-{lang}.png"));
+        let status = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--window-size=1024,2400",
+            ])
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(format!("file://{}", html_path.display()))
+            .output()
+            .expect("chromium");
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+        let png = std::fs::read(&shot).expect("screenshot");
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 20_000,
+            "a screenshot of a rendered page"
+        );
+    }
+}
