@@ -743,3 +743,28 @@ pub fn parse_day(s: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|e| AuditError::Invalid(format!("`{s}` is not a date (YYYY-MM-DD): {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_users_typed_is_text_in_the_page_never_markup() {
+        let mut s = Summary::default();
+        s.denials.insert(
+            "permission denied for column \"<script>alert(1)</script>\"".into(),
+            2,
+        );
+        s.datasets
+            .insert("kesehatan.x.<img src=x onerror=alert(1)>".into(), 1);
+        s.exchanges.insert(
+            ("2026-01".into(), "kesehatan".into(), "u\"><b>".into()),
+            Volume::default(),
+        );
+        let html = render_html(&s, Lang::En, "now", &[]);
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(!html.contains("<img"), "{html}");
+        assert!(!html.contains("u\"><b>"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    }
+}
