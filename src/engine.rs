@@ -1173,7 +1173,12 @@ impl Session {
     /// denied.
     pub async fn prepare(&self, statement: DFStatement) -> Result<Prepared, QueryError> {
         self.follow_policy();
-        let sql = statement.to_string();
+        // The text only the audit log keeps: not written out when it is off.
+        let sql = if self.engine.trail.is_on() {
+            statement.to_string()
+        } else {
+            String::new()
+        };
         let prepared = crate::limits::OnPlanStack::new(self.prepare_here(statement, &sql)).await;
         match prepared {
             Err(e) if e.code == "42501" || e.code == "25006" => {
@@ -1305,7 +1310,11 @@ impl Session {
                 }
                 let facts = crate::audit::StatementFacts {
                     sql: sql.to_string(),
-                    reads: grants.reads(&optimized),
+                    reads: if self.engine.trail.is_on() {
+                        grants.reads(&optimized)
+                    } else {
+                        Vec::new()
+                    },
                     policy_version: access.version.as_ref().map(|v| v.number),
                 };
                 Ok(Prepared::Query(Query {

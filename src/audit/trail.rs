@@ -133,6 +133,12 @@ impl Trail {
         self
     }
 
+    /// Whether statements are recorded (what only the log needs — the
+    /// statement's text, the columns it reads — is not computed otherwise).
+    pub fn is_on(&self) -> bool {
+        self.log.is_some()
+    }
+
     /// The log, when there is one.
     pub fn log(&self) -> Option<&Arc<AuditLog>> {
         self.log.as_ref()
@@ -377,12 +383,7 @@ impl Recording {
 
     fn count(&mut self, batch: &RecordBatch) {
         self.rows += batch.num_rows() as u64;
-        let bytes: usize = batch
-            .columns()
-            .iter()
-            .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
-            .sum();
-        self.bytes += bytes as u64;
+        self.bytes += tautan_connector::sent::arrow_bytes(batch);
     }
 
     /// Counts the statement's end in the metrics and returns its completion

@@ -23,6 +23,10 @@ use crate::common::{self, WALIDATA};
 /// producer (the dinsos demo verifier: password `dinsos-demo`).
 const STAF_DUKCAPIL: (&str, &str) = ("staf_dukcapil", "dinsos-demo");
 
+/// One statement read from both real sources (population × health visits).
+const CROSS_LINK_JOIN: &str = "SELECT count(*) FROM kependudukan.public.penduduk p \
+     JOIN kesehatan.kesehatan.kunjungan k ON k.nik = p.nik";
+
 /// A folder with a fresh custodian key (`key.pem`, `key.pem.pub`).
 fn keyed_dir(tag: &str) -> PathBuf {
     let dir = common::temp_dir(tag);
@@ -114,14 +118,7 @@ async fn every_wire_statement_is_recorded_with_who_what_and_how_it_ended() {
     tokio::spawn(conn);
 
     // A cross-link statement read from both real sources.
-    let rows = client
-        .query(
-            "SELECT count(*) FROM kependudukan.public.penduduk p \
-             JOIN kesehatan.kesehatan.kunjungan k ON k.nik = p.nik",
-            &[],
-        )
-        .await
-        .expect("join");
+    let rows = client.query(CROSS_LINK_JOIN, &[]).await.expect("join");
     assert_eq!(rows.len(), 1);
     // A bound parameter, recorded as its value.
     let kode = "31.71.01";
@@ -611,14 +608,7 @@ async fn metrics_count_statements_links_denials_and_the_audit_log() {
     let port = ops(server.engine.clone()).await;
 
     let client = server.connect(WALIDATA).await;
-    let rows = client
-        .query(
-            "SELECT count(*) FROM kependudukan.public.penduduk p \
-             JOIN kesehatan.kesehatan.kunjungan k ON k.nik = p.nik",
-            &[],
-        )
-        .await
-        .expect("join");
+    let rows = client.query(CROSS_LINK_JOIN, &[]).await.expect("join");
     assert_eq!(rows.len(), 1);
     let dinkes = server.connect(common::DINKES).await;
     dinkes
@@ -701,14 +691,7 @@ async fn the_report_counts_what_the_log_holds_and_renders_in_chromium() {
     let server = common::start_config(&audited_config(&dir)).await;
     let walidata = server.connect(WALIDATA).await;
     for _ in 0..3 {
-        walidata
-            .query(
-                "SELECT count(*) FROM kependudukan.public.penduduk p \
-                 JOIN kesehatan.kesehatan.kunjungan k ON k.nik = p.nik",
-                &[],
-            )
-            .await
-            .expect("join");
+        walidata.query(CROSS_LINK_JOIN, &[]).await.expect("join");
     }
     let dinkes = server.connect(common::DINKES).await;
     dinkes

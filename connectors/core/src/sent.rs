@@ -57,6 +57,16 @@ pub struct LinkRun {
     pub outcome: &'static str,
 }
 
+/// The Arrow bytes a batch holds (its slices only), as the audit log and
+/// the metrics count what a statement returned.
+pub fn arrow_bytes(batch: &RecordBatch) -> u64 {
+    batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0) as u64)
+        .sum()
+}
+
 /// The statements one query sent, in the order they were built, and what
 /// each link node returned.
 #[derive(Debug, Default)]
@@ -168,12 +178,7 @@ impl Stream for Timed {
         match &polled {
             Poll::Ready(Some(Ok(batch))) => {
                 self.run.rows += batch.num_rows() as u64;
-                let bytes: usize = batch
-                    .columns()
-                    .iter()
-                    .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
-                    .sum();
-                self.run.bytes += bytes as u64;
+                self.run.bytes += arrow_bytes(batch);
             }
             Poll::Ready(Some(Err(_))) => self.finish("error"),
             Poll::Ready(None) => self.finish("ok"),
