@@ -62,6 +62,20 @@ impl ScramVerifier {
         }
     }
 
+    /// Whether `password` is the one this verifier was made from (for
+    /// doors where the client sends the password itself, HTTP Basic over
+    /// TLS): the same derivation, compared in constant time. Costs the
+    /// verifier's PBKDF2 iterations; run it off the async threads.
+    pub fn accepts_password(&self, password: &str) -> bool {
+        let derived = Self::with_salt(password, &self.salt, self.iterations);
+        let diff = derived
+            .stored_key
+            .iter()
+            .zip(self.stored_key.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        diff == 0
+    }
+
     /// Parses `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let bad = || {
@@ -272,9 +286,67 @@ impl ScramExchange {
     }
 }
 
+/// The prefix of an API token (so a leaked one is recognizable by secret
+/// scanners).
+pub const TOKEN_PREFIX: &str = "tautan_";
+
+/// A new API token and the form stored in `federation.toml`
+/// (`sha256:<hex>`): the token itself is shown once and never stored.
+pub fn new_token() -> (String, String) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let secret: [u8; 32] = rand::random();
+    let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
+    let stored = token_hash(&token);
+    (token, stored)
+}
+
+/// The stored form of `token`: `sha256:` and the hex SHA-256 of its text.
+/// (A token is 256 random bits: a fast hash loses nothing, unlike a
+/// password, which needs the slow derivation of a verifier.)
+pub fn token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Whether `stored` is a stored token hash (`sha256:` and 64 hex digits).
+pub fn is_token_hash(stored: &str) -> bool {
+    stored
+        .strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_is_accepted_by_its_own_verifier_only() {
+        let v = ScramVerifier::new("rahasia", 4096);
+        assert!(v.accepts_password("rahasia"));
+        assert!(!v.accepts_password("Rahasia"));
+        assert!(!v.accepts_password(""));
+        // The stored form, parsed back, accepts it too.
+        let parsed = ScramVerifier::parse(&v.to_string()).unwrap();
+        assert!(parsed.accepts_password("rahasia"));
+    }
+
+    #[test]
+    fn tokens_are_random_and_stored_as_their_hash() {
+        let (a, stored_a) = new_token();
+        let (b, _) = new_token();
+        assert_ne!(a, b);
+        assert!(a.starts_with(TOKEN_PREFIX) && a.len() > 40);
+        assert!(is_token_hash(&stored_a));
+        assert_eq!(token_hash(&a), stored_a);
+        assert!(!stored_a.contains(&a[TOKEN_PREFIX.len()..]));
+        assert!(!is_token_hash("sha256:xyz"));
+        assert!(!is_token_hash(&a));
+    }
 
     /// RFC 7677 test vector: user "user", password "pencil".
     #[test]

@@ -45,6 +45,10 @@ pub struct FederationConfig {
     /// The operations HTTP listener (`/metrics`, `/healthz`); off when absent.
     #[serde(default)]
     pub monitoring: Option<MonitoringConfig>,
+    /// The HTTP data door (`POST /v1/sql`, `GET /v1/datasets/...`); off
+    /// when absent.
+    #[serde(default)]
+    pub http: Option<HttpConfig>,
     /// Governed access: where the pseudonym key comes from.
     #[serde(default)]
     pub policy: PolicyConfig,
@@ -420,6 +424,10 @@ pub struct UserConfig {
     /// to follow up exchange problems.
     #[serde(default)]
     pub producer_of: Vec<String>,
+    /// API tokens for the HTTP door, stored as `sha256:<hex>` (as `tautan
+    /// token new` prints them; the token itself is never stored).
+    #[serde(default)]
+    pub tokens: Vec<String>,
 }
 
 /// One text value or a list of them (user attributes, labels).
@@ -526,6 +534,16 @@ impl Default for MaterializeConfig {
             max_concurrent: default_max_concurrent(),
         }
     }
+}
+
+/// `[http]`: the web-service door for data users.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address of the listener (`127.0.0.1:6433`). Logins are HTTP Basic
+    /// with the user's own password: keep it on a private interface or
+    /// behind a TLS-terminating proxy until tautan serves TLS on it.
+    pub listen: String,
 }
 
 /// `[monitoring]`: where operations scrape metrics and check health.
@@ -809,6 +827,17 @@ impl FederationConfig {
                     user.span().start,
                     format!("{key}.producer_of"),
                     format!("`{link}` is not a link of this config"),
+                ));
+            }
+            if let Some(bad) = u.tokens.iter().find(|t| !crate::auth::is_token_hash(t)) {
+                let shown: String = bad.chars().take(12).collect();
+                return Err(self.error_at(
+                    text,
+                    user.span().start,
+                    format!("{key}.tokens"),
+                    format!(
+                        "`{shown}…` is not a stored token: use the `sha256:…` line `tautan token new` prints, never the token itself"
+                    ),
                 ));
             }
             match (&u.password, &u.password_env) {

@@ -73,6 +73,8 @@ pub struct Engine {
     /// key. Replaced whole by [`Engine::reload_policy`].
     grants: std::sync::RwLock<Arc<Grants>>,
     verifiers: BTreeMap<String, ScramVerifier>,
+    /// API tokens (their stored `sha256:` form) and whose they are.
+    tokens: BTreeMap<String, String>,
     /// Memory shared by every session, and spill space.
     pub budget: crate::budget::Budget,
     /// Connection and statement limits.
@@ -306,11 +308,22 @@ impl Engine {
         let budget = crate::budget::Budget::new(&config.server)
             .map_err(|e| format!("[server] memory and spill settings: {e}"))?;
         let admission = Arc::new(crate::admission::Admission::new(&config));
+        let tokens = config
+            .users
+            .iter()
+            .flat_map(|(name, u)| {
+                u.get_ref()
+                    .tokens
+                    .iter()
+                    .map(move |t| (t.to_ascii_lowercase(), name.clone()))
+            })
+            .collect();
         let engine = Arc::new(Engine {
             config,
             registry,
             grants,
             verifiers,
+            tokens,
             budget,
             admission,
             mock_secret,
@@ -537,14 +550,11 @@ impl Engine {
             })
             .collect();
         let audit = self.trail.log().map(|log| {
-            let age = crate::audit::checkpoint::latest_checkpoint(log.dir())
-                .ok()
-                .flatten()
-                .and_then(|(_, cp)| {
-                    datafusion::arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(
-                        &cp.ts,
-                    )
-                    .ok()
+            let age = log
+                .last_checkpoint_ts()
+                .and_then(|ts| {
+                    datafusion::arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(&ts)
+                        .ok()
                 })
                 .map(|ns| (now_us - ns / 1000).max(0) as f64 / 1e6);
             (age, log.durable_seq())
@@ -591,6 +601,13 @@ impl Engine {
     /// The verifier of `user`, if the user exists and can log in.
     pub fn verifier(&self, user: &str) -> Option<ScramVerifier> {
         self.verifiers.get(user).cloned()
+    }
+
+    /// The user an API token belongs to (the token as the client sent it).
+    pub fn token_user(&self, token: &str) -> Option<&str> {
+        self.tokens
+            .get(&crate::auth::token_hash(token))
+            .map(String::as_str)
     }
 
     /// What a login as `user` is checked against: the user's verifier, or
@@ -1431,7 +1448,7 @@ impl Session {
         match started {
             Ok(stream) => Ok(recording.watch(holding(stream, slot))),
             Err(e) => {
-                recording.finish(&e.code).await;
+                recording.finish(&e.code);
                 Err(e)
             }
         }

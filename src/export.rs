@@ -157,14 +157,14 @@ impl Sink {
 /// `schema` with the column names a client is told
 /// ([`crate::statement::column_name`]: `SELECT 1, 2` has two columns
 /// `?column?`). A Parquet file is a table, whose columns need distinct
-/// names: 42701 if two are the same, as PostgreSQL's `CREATE TABLE AS`
-/// answers.
-fn client_schema(schema: &SchemaRef, format: FileFormat) -> Result<SchemaRef, QueryError> {
+/// names (`distinct`): 42701 if two are the same, as PostgreSQL's `CREATE
+/// TABLE AS` answers.
+pub fn client_schema(schema: &SchemaRef, distinct: bool) -> Result<SchemaRef, QueryError> {
     let mut seen = std::collections::HashSet::new();
     let mut fields = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let name = crate::statement::column_name(field.name());
-        if format == FileFormat::Parquet && !seen.insert(name) {
+        if distinct && !seen.insert(name) {
             return Err(QueryError::new(
                 "42701",
                 format!(
@@ -190,7 +190,8 @@ pub async fn write_file(
 ) -> Result<Written, WriteError> {
     let partial = partial_path(path);
     let result = async {
-        let schema = client_schema(&stream.schema(), format).map_err(WriteError::Query)?;
+        let schema = client_schema(&stream.schema(), format == FileFormat::Parquet)
+            .map_err(WriteError::Query)?;
         let file = File::create(&partial).map_err(|e| io(&partial, "cannot create", e))?;
         let mut sink = Sink::open(file, schema.clone(), format)
             .map_err(|e| io(&partial, "cannot write", e))?;

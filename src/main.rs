@@ -75,6 +75,11 @@ enum Command {
     },
     /// Print a SCRAM-SHA-256 verifier for a password read from standard input.
     Passwd,
+    /// API tokens for the HTTP door.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Make an Ed25519 key pair: <out> (private, PKCS#8 PEM) and <out>.pub.
     Keygen {
         /// The private key file to write (never overwritten).
@@ -109,6 +114,16 @@ enum Command {
         /// The log folder (default: `[audit] dir`).
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a token for a user: prints the token (once) and the line that
+    /// stores its hash in the user's section of federation.toml.
+    New {
+        /// The user (a `[users.<name>]` of the config).
+        user: String,
     },
 }
 
@@ -301,6 +316,22 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
                 None => None,
             };
+            // The web-service door (`[http] listen`): /v1/sql, /v1/datasets.
+            let _http = match engine.config.http.as_ref() {
+                Some(h) => {
+                    let door = tokio::net::TcpListener::bind(&h.listen)
+                        .await
+                        .map_err(|e| format!("[http] cannot listen on {}: {e}", h.listen))?;
+                    tracing::info!(addr = %h.listen, "serving HTTP (/v1/sql, /v1/datasets)");
+                    let engine = engine.clone();
+                    Some(tokio::spawn(async move {
+                        if let Err(e) = tautan::server::http::serve(engine, door).await {
+                            tracing::error!(error = %e, "the HTTP listener stopped");
+                        }
+                    }))
+                }
+                None => None,
+            };
             let trail = engine.trail().clone();
             trail
                 .startup(serde_json::json!({
@@ -363,6 +394,30 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             format,
             sql,
         } => export(&cli.config, &user, &output, format, &sql).await,
+        Command::Token {
+            command: TokenCommand::New { user },
+        } => {
+            let config =
+                tautan::config::FederationConfig::load(&cli.config).map_err(|e| e.to_string())?;
+            let Some(existing) = config.users.get(&user) else {
+                return Err(format!("no user `{user}` in {}", cli.config.display()));
+            };
+            let (token, stored) = tautan::auth::new_token();
+            let mut tokens: Vec<String> = existing.get_ref().tokens.clone();
+            tokens.push(stored);
+            let list = tokens
+                .iter()
+                .map(|t| format!("\"{t}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            eprintln!("token for {user} (shown once; give it to the user, keep it secret):");
+            println!("{token}");
+            eprintln!(
+                "store its hash in [users.{user}] of {}, then restart tautan:\ntokens = [{list}]",
+                cli.config.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Keygen { out } => {
             audit::cli::keygen(&out, &mut std::io::stdout()).map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)

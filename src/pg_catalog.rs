@@ -106,6 +106,12 @@ pub fn install(
     for udf in compat_functions() {
         ctx.register_udf(udf);
     }
+    // The logged-in user, as PostgreSQL answers `current_user`,
+    // `session_user` and `user` (the catalog crate answers `postgres`).
+    for name in ["session_user", "current_user", "user"] {
+        let user = user.to_string();
+        ctx.register_udf(text_udf(name, vec![], move |_| Some(user.clone())));
+    }
     ctx.register_udf(ScalarUDF::new_from_impl(JsonBuildObject::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(ExpandArray::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(If::new()));

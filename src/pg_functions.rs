@@ -95,33 +95,53 @@ pub fn functions(catalogs: Arc<dyn CatalogProviderList>, database: &str) -> Vec<
             |_| None,
         )));
     }
-    functions.push(ScalarUDF::new_from_impl(RegclassFound::default()));
+    functions.push(ScalarUDF::new_from_impl(NameFound::regclass()));
+    functions.push(ScalarUDF::new_from_impl(NameFound::regtype()));
     functions
 }
 
-/// `tautan_regclass_found(oid, name)`: `'name'::regclass` once the
-/// relation was looked up (`oid`): PostgreSQL's 42P01 when none was found,
-/// as the cast raises, rather than NULL ([`crate::statement`] wraps the
-/// lookup in it).
+/// `tautan_regclass_found(oid, name)` and `tautan_regtype_found(oid, name)`:
+/// `'name'::regclass` (or `::regtype`) once the name was looked up (`oid`):
+/// PostgreSQL's error when none was found, as the cast raises (42P01
+/// `relation "…" does not exist`, 42704 `type "…" does not exist`), rather
+/// than NULL ([`crate::statement`] wraps the lookup in it).
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct RegclassFound {
+pub struct NameFound {
+    name: &'static str,
+    sqlstate: &'static str,
+    noun: &'static str,
     signature: Signature,
 }
 
-impl Default for RegclassFound {
-    fn default() -> Self {
+impl NameFound {
+    /// The check of a `'name'::regclass` lookup.
+    pub fn regclass() -> Self {
+        Self::new(REGCLASS_FOUND, "42P01", "relation")
+    }
+
+    /// The check of a `'name'::regtype` lookup.
+    pub fn regtype() -> Self {
+        Self::new(REGTYPE_FOUND, "42704", "type")
+    }
+
+    fn new(name: &'static str, sqlstate: &'static str, noun: &'static str) -> Self {
         Self {
+            name,
+            sqlstate,
+            noun,
             signature: Signature::any(2, Volatility::Stable),
         }
     }
 }
 
-/// [`RegclassFound`]'s name.
+/// The name of [`NameFound::regclass`].
 pub const REGCLASS_FOUND: &str = "tautan_regclass_found";
+/// The name of [`NameFound::regtype`].
+pub const REGTYPE_FOUND: &str = "tautan_regtype_found";
 
-impl ScalarUDFImpl for RegclassFound {
+impl ScalarUDFImpl for NameFound {
     fn name(&self) -> &str {
-        REGCLASS_FOUND
+        self.name
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -132,7 +152,7 @@ impl ScalarUDFImpl for RegclassFound {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let (Some(oid), Some(name)) = (args.args.first(), args.args.get(1)) else {
-            return datafusion::common::plan_err!("{REGCLASS_FOUND} takes an oid and a name");
+            return datafusion::common::plan_err!("{} takes an oid and a name", self.name);
         };
         let oids = oid.to_array(rows)?;
         let names = cast(&name.to_array(rows)?, &DataType::Utf8)?;
@@ -140,8 +160,8 @@ impl ScalarUDFImpl for RegclassFound {
         for row in 0..rows {
             if oids.is_null(row) && names.is_valid(row) {
                 let e = crate::error::QueryError::new(
-                    "42P01",
-                    format!("relation \"{}\" does not exist", names.value(row)),
+                    self.sqlstate,
+                    format!("{} \"{}\" does not exist", self.noun, names.value(row)),
                 );
                 return Err(datafusion::error::DataFusionError::External(Box::new(e)));
             }

@@ -326,6 +326,7 @@ fn finish_compat(mut statements: Vec<Statement>, catalog: bool) -> Option<Vec<DF
         regclass_on_search_path(s);
         regproc_columns_as_names(s);
         regtype_text_as_format_type(s);
+        regtype_found(s);
         rewrite_catalog_functions(s);
         name_columns_as_postgresql(s);
         crate::limits::check_sql(s).ok()?;
@@ -364,8 +365,14 @@ fn regtype_text_as_format_type(statement: &mut Statement) {
                 if let Some(name) = typname_lookup(outer) {
                     if let Some(expr) = template(
                         // (A cast of a cast: named `text`, as PostgreSQL names it.)
-                        "CAST(CAST((SELECT format_type(oid, NULL) FROM pg_catalog.pg_type WHERE typname = $1) AS TEXT) AS TEXT)",
-                        vec![Expr::value(Value::SingleQuotedString(type_alias(&name)))],
+                        &format!(
+                            "CAST(CAST(format_type({REGTYPE_FOUND}((SELECT oid FROM pg_catalog.pg_type WHERE typname = $1), $2), NULL) AS TEXT) AS TEXT)",
+                            REGTYPE_FOUND = crate::pg_functions::REGTYPE_FOUND
+                        ),
+                        vec![
+                            Expr::value(Value::SingleQuotedString(type_alias(&name))),
+                            Expr::value(Value::SingleQuotedString(written_type_name(&name))),
+                        ],
                     ) {
                         *e = expr;
                     }
@@ -386,6 +393,39 @@ fn regtype_text_as_format_type(statement: &mut Statement) {
                         }
                     }
                 }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// A type's name as PostgreSQL's error names it: the compatibility
+/// parser looks up `text[]` as `_text`.
+fn written_type_name(typname: &str) -> String {
+    match typname.strip_prefix('_') {
+        Some(element) if !element.is_empty() => format!("{element}[]"),
+        _ => typname.to_string(),
+    }
+}
+
+/// `'name'::regtype` (not read as text): the compatibility parser's lookup
+/// by `typname`, with PostgreSQL's aliases (`integer`, `text[]`), and
+/// 42704 when no type has that name, as PostgreSQL's cast raises.
+fn regtype_found(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr};
+    let _ = visit_expressions_mut(statement, |e| {
+        if let Some(name) = typname_lookup(e) {
+            if let Some(expr) = template(
+                &format!(
+                    "{}((SELECT oid FROM pg_catalog.pg_type WHERE typname = $1), $2)",
+                    crate::pg_functions::REGTYPE_FOUND
+                ),
+                vec![
+                    Expr::value(Value::SingleQuotedString(type_alias(&name))),
+                    Expr::value(Value::SingleQuotedString(written_type_name(&name))),
+                ],
+            ) {
+                *e = expr;
             }
         }
         ControlFlow::<()>::Continue(())
@@ -430,8 +470,17 @@ fn typname_lookup(e: &datafusion::sql::sqlparser::ast::Expr) -> Option<String> {
 /// `character varying` is `varchar`, `pg_catalog.text` is `text`).
 fn type_alias(name: &str) -> String {
     let name = name.trim().to_ascii_lowercase();
+    // `text[]` is `_text`; a type modifier (`varchar(10)`) names no other type.
+    let (name, array) = match name.strip_suffix("[]") {
+        Some(element) => (element.trim_end().to_string(), true),
+        None => (name, false),
+    };
+    let name = match name.find('(') {
+        Some(at) if name.ends_with(')') => name[..at].trim_end().to_string(),
+        _ => name,
+    };
     let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
-    match name {
+    let base = match name {
         "integer" | "int" => "int4",
         "smallint" => "int2",
         "bigint" => "int8",
@@ -446,8 +495,12 @@ fn type_alias(name: &str) -> String {
         "time without time zone" => "time",
         "time with time zone" => "timetz",
         other => other,
+    };
+    if array {
+        format!("_{base}")
+    } else {
+        base.to_string()
     }
-    .to_string()
 }
 
 /// `pg_type`'s `regproc` columns (`typinput`, `typoutput`, ...) hold the
@@ -551,11 +604,18 @@ fn unnamed_arg(
     }
 }
 
-/// Whether `e` is the lookup [`regclass_on_search_path`] made of a
-/// `'name'::regclass` cast.
-fn is_regclass_lookup(e: &datafusion::sql::sqlparser::ast::Expr) -> bool {
-    matches!(e, datafusion::sql::sqlparser::ast::Expr::Function(f)
-        if f.name.to_string() == crate::pg_functions::REGCLASS_FOUND)
+/// The type a lookup [`regclass_on_search_path`] or [`regtype_found`] made
+/// of a `'name'::regclass` or `'name'::regtype` cast stands for, as
+/// PostgreSQL names the column (`None` for any other expression).
+fn reg_lookup(e: &datafusion::sql::sqlparser::ast::Expr) -> Option<&'static str> {
+    match e {
+        datafusion::sql::sqlparser::ast::Expr::Function(f) => match f.name.to_string().as_str() {
+            crate::pg_functions::REGCLASS_FOUND => Some("regclass"),
+            crate::pg_functions::REGTYPE_FOUND => Some("regtype"),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Catalog functions that read catalog tables, as the SQL they stand for:
@@ -947,7 +1007,7 @@ fn postgresql_column_name(expr: &datafusion::sql::sqlparser::ast::Expr) -> Optio
         Expr::Nested(inner) => postgresql_column_name(inner),
         Expr::Case { .. } => Some("case".into()),
         // `'name'::regclass`, which is a lookup here: named as the cast.
-        e if is_regclass_lookup(e) => Some("regclass".into()),
+        e if reg_lookup(e).is_some() => reg_lookup(e).map(String::from),
         // A function call is named after the function: `count(*)` is
         // `count`, `pg_catalog.lower(x)` is `lower`.
         Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(|i| {
@@ -1007,7 +1067,7 @@ fn postgresql_column_name(expr: &datafusion::sql::sqlparser::ast::Expr) -> Optio
                     | Expr::UnaryOp { .. }
                     | Expr::Case { .. }
                     | Expr::Cast { .. }
-            ) || is_regclass_lookup(operand);
+            ) || reg_lookup(operand).is_some();
             let ident = |i: &datafusion::sql::sqlparser::ast::Ident| {
                 if i.quote_style.is_some() {
                     i.value.clone()

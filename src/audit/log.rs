@@ -120,12 +120,16 @@ struct Shared {
     failed: OnceLock<String>,
     closed: AtomicBool,
     durable: AtomicU64,
+    /// When the latest signed checkpoint was made (its `ts`), published by
+    /// the writer so readers need not reread `checkpoints.jsonl`.
+    checkpoint_ts: std::sync::Mutex<Option<String>>,
 }
 
 /// The audit log of one folder, open for appending (one process at a time:
 /// the folder's `audit.lock` is held while open).
 pub struct AuditLog {
     tx: mpsc::Sender<Msg>,
+    writer: Option<std::thread::JoinHandle<()>>,
     shared: Arc<Shared>,
     dir: PathBuf,
     recovery: Recovery,
@@ -137,6 +141,22 @@ impl std::fmt::Debug for AuditLog {
             .field("dir", &self.dir)
             .field("durable", &self.durable_seq())
             .finish()
+    }
+}
+
+impl Drop for AuditLog {
+    /// The last handle is gone: the writer seals and syncs what it was
+    /// handed (records enqueued without waiting too), makes a last
+    /// checkpoint, and this returns once it has, so a process that exits
+    /// next loses nothing.
+    fn drop(&mut self) {
+        // Dropping the only sender ends the writer's loop.
+        drop(std::mem::replace(&mut self.tx, mpsc::channel().0));
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!("the audit writer panicked");
+            }
+        }
     }
 }
 
@@ -179,6 +199,7 @@ impl AuditLog {
             failed: OnceLock::new(),
             closed: AtomicBool::new(false),
             durable: AtomicU64::new(recovery.last_seq),
+            checkpoint_ts: std::sync::Mutex::new(state.last_ckpt.as_ref().map(|c| c.ts.clone())),
         });
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
@@ -195,12 +216,13 @@ impl AuditLog {
             shared: shared.clone(),
             _lock: lock,
         };
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("tautan-audit".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| AuditError::io(dir, e))?;
         Ok(AuditLog {
             tx,
+            writer: Some(writer),
             shared,
             dir: dir.to_path_buf(),
             recovery,
@@ -220,6 +242,15 @@ impl AuditLog {
     /// Why the log refuses appends (a write or sync failed), if it does.
     pub fn failure(&self) -> Option<String> {
         self.shared.failed.get().cloned()
+    }
+
+    /// When the latest signed checkpoint was made (RFC 3339 UTC), if any.
+    pub fn last_checkpoint_ts(&self) -> Option<String> {
+        self.shared
+            .checkpoint_ts
+            .lock()
+            .map(|ts| ts.clone())
+            .unwrap_or_default()
     }
 
     /// The last acknowledged (durable) seq.
@@ -258,6 +289,27 @@ impl AuditLog {
             })
             .map_err(|_| self.gone())?;
         rx.await.map_err(|_| self.gone())?
+    }
+
+    /// Hands a record to the writer without waiting for it to reach the
+    /// disk: it is sealed after every record handed over before it and made
+    /// durable by the next group commit (at the latest by [`AuditLog::close`],
+    /// or when the last handle is dropped). For records whose loss in a crash
+    /// verification reports anyway (a completion: its intent is then open).
+    /// Fails only when the log already refuses appends.
+    pub fn enqueue(&self, entry: Entry) -> Result<()> {
+        self.check_usable()?;
+        let fields = canonical(&entry.fields);
+        // Nobody waits for the acknowledgement: a write that fails marks
+        // the log failed, and the next statement is refused.
+        let (ack, _) = oneshot::channel();
+        self.tx
+            .send(Msg::Append {
+                kind: entry.kind,
+                fields,
+                ack,
+            })
+            .map_err(|_| self.gone())
     }
 
     /// Makes a checkpoint now (if records were added since the last one)
@@ -762,6 +814,9 @@ impl Writer {
         }
         self.last_ckpt_at = Instant::now();
         let published = cp.published();
+        if let Ok(mut ts) = self.shared.checkpoint_ts.lock() {
+            *ts = Some(cp.ts.clone());
+        }
         self.last_ckpt = Some(cp);
         Ok(Some(published))
     }
@@ -826,6 +881,43 @@ mod tests {
         assert!(AuditLog::open(&dir, AuditOptions::new(generate().unwrap())).is_err());
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_file(dir.with_extension("ext.json"));
+    }
+
+    #[tokio::test]
+    async fn records_handed_over_without_waiting_are_kept_in_order_when_the_log_is_dropped() {
+        let dir = tmp("enqueue");
+        let key = generate().unwrap();
+        let opts = AuditOptions::new(key.clone());
+        let log = AuditLog::open(&dir, opts.clone()).unwrap();
+        let first = log
+            .append(Entry::new(Kind::Intent, json!({ "sql": "SELECT 1" })))
+            .await
+            .unwrap();
+        for i in 0..500 {
+            log.enqueue(Entry::completion(first, json!({ "i": i })))
+                .unwrap();
+        }
+        // No close, no wait: dropping the last handle must still leave
+        // every record on disk, in the order handed over, and a checkpoint.
+        drop(log);
+        let report = crate::audit::verify(&dir, &key.verifying_key(), None, &[]).unwrap();
+        assert!(report.first_bad.is_none(), "{report:?}");
+        assert_eq!(report.last_seq, 501);
+        let log = AuditLog::open(&dir, opts).unwrap();
+        assert_eq!(log.recovery().resumed_from_checkpoint, Some(501));
+        drop(log);
+        let mut order = Vec::new();
+        for seg in list_segments(&dir).unwrap() {
+            let text = std::fs::read_to_string(dir.join(&seg.name)).unwrap();
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                if let Some(i) = v.pointer("/fields/i").and_then(|i| i.as_u64()) {
+                    order.push(i);
+                }
+            }
+        }
+        assert_eq!(order, (0..500).collect::<Vec<u64>>());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

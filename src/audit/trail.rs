@@ -217,15 +217,17 @@ impl Trail {
         }
     }
 
-    /// A session ended (written in the background: nothing waits for it).
+    /// A session ended (handed to the writer: nothing waits for it).
     pub fn logout(&self, who: &Who, statements: u64) {
-        let Some(log) = self.log.clone() else {
+        let Some(log) = &self.log else {
             return;
         };
         let mut fields = who.fields();
         fields.insert("statements".into(), json!(statements));
         let entry = Entry::new(Kind::Logout, Value::Object(fields));
-        spawn_append(log, entry);
+        if let Err(e) = log.enqueue(entry) {
+            tracing::error!(error = %e, "a logout could not be recorded");
+        }
     }
 
     /// A statement refused by policy (or as a write) before anything ran.
@@ -341,19 +343,6 @@ fn params_json(params: &ParamValues) -> Value {
     }
 }
 
-fn spawn_append(log: Arc<AuditLog>, entry: Entry) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => {
-            handle.spawn(async move {
-                if let Err(e) = log.append(entry).await {
-                    tracing::error!(error = %e, "an audit record could not be written");
-                }
-            });
-        }
-        Err(_) => tracing::error!("an audit record was lost: no runtime to write it"),
-    }
-}
-
 /// A running statement's record: counts what it returns and writes its
 /// completion (and its metrics) once.
 #[derive(Debug)]
@@ -433,13 +422,13 @@ impl Recording {
 
     /// Writes the completion now (for a statement that ends without a
     /// stream, e.g. one that failed to start).
-    pub async fn finish(self, sqlstate: &str) {
+    pub fn finish(self, sqlstate: &str) {
         let ended = if sqlstate == "00000" {
             "finished"
         } else {
             "failed"
         };
-        self.finish_with(sqlstate, ended).await;
+        self.finish_with(sqlstate, ended);
     }
 
     /// `stream`, counted; the completion is written when it ends (before
@@ -456,12 +445,12 @@ impl Recording {
                 Some(Err(e)) => {
                     let code = QueryError::from(&e).code;
                     drop(stream);
-                    rec.finish_with(&code, "failed").await;
+                    rec.finish_with(&code, "failed");
                     Some((Err(e), None))
                 }
                 None => {
                     drop(stream);
-                    rec.finish_with("00000", "finished").await;
+                    rec.finish_with("00000", "finished");
                     None
                 }
             }
@@ -469,9 +458,13 @@ impl Recording {
         Box::pin(RecordBatchStreamAdapter::new(schema, watched))
     }
 
-    async fn finish_with(&self, sqlstate: &str, ended: &str) {
+    /// Hands the completion to the log. Not awaited: the intent was made
+    /// durable before the statement ran; the completion is sealed in order
+    /// and synced with the next group commit (a crash before that leaves the
+    /// intent open, which `tautan audit verify` reports).
+    fn finish_with(&self, sqlstate: &str, ended: &str) {
         if let Some((log, entry)) = self.completion(sqlstate, ended) {
-            if let Err(e) = log.append(entry).await {
+            if let Err(e) = log.enqueue(entry) {
                 tracing::error!(error = %e, "a completion could not be written");
             }
         }
@@ -482,9 +475,7 @@ impl Drop for Recording {
     /// A statement whose reader stopped first (a closed portal, a client
     /// gone, a LIMIT met by the caller): its completion says so.
     fn drop(&mut self) {
-        if let Some((log, entry)) = self.completion("57014", "abandoned") {
-            spawn_append(log, entry);
-        }
+        self.finish_with("57014", "abandoned");
     }
 }
 

@@ -4,6 +4,7 @@ pub mod cancel;
 pub mod copy_binary;
 pub mod encode;
 pub mod guard;
+pub mod http;
 pub mod ops;
 pub mod params;
 pub mod postgres;

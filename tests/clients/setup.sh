@@ -17,6 +17,7 @@ wanted=(
   "sqlalchemy>=2:sqlalchemy"
   "pgcli:pgcli"
   "prometheus-client:prometheus_client"
+  "pyarrow:pyarrow"
 )
 missing=()
 for pair in "${wanted[@]}"; do

@@ -35,7 +35,10 @@ pub fn config_text(extra_links: &str) -> String {
         );
     // Each test server that wants an audit log names its own folder; the
     // shipped one is the demo's.
-    let shipped = without_section(&without_section(&shipped, "audit"), "monitoring");
+    let shipped = without_section(
+        &without_section(&without_section(&shipped, "audit"), "monitoring"),
+        "http",
+    );
     format!(
         "{shipped}\n{extra_links}\n\
 [links.uji_pg]\nkind = \"postgres\"\nhost = \"127.0.0.1\"\ndatabase = \"tautan_uji\"\nuser = \"tautan_ro\"\npassword = \"tautan-ro\"\n\n\

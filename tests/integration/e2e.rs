@@ -170,6 +170,85 @@ async fn a_regclass_cast_of_an_unknown_name_is_42p01() {
 }
 
 #[tokio::test]
+async fn a_regtype_cast_is_postgresql_s_lookup_and_42704_for_an_unknown_name() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let oracle = pg_admin("tautan_uji").await;
+    let first = |rows: Vec<tokio_postgres::SimpleQueryMessage>| {
+        rows.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
+            _ => None,
+        })
+    };
+    // Every alias spelling PostgreSQL accepts: the same oid (and the
+    // same text) as PostgreSQL's.
+    for name in [
+        "int4",
+        "integer",
+        "INTEGER",
+        "pg_catalog.int8",
+        "text[]",
+        "integer[]",
+        "varchar(10)",
+        "character varying",
+        "timestamp with time zone",
+        "bool",
+    ] {
+        for sql in [
+            format!("SELECT '{name}'::regtype::oid"),
+            format!("SELECT '{name}'::regtype::text"),
+        ] {
+            let ours = first(client.simple_query(&sql).await.expect(&sql));
+            let theirs = first(oracle.simple_query(&sql).await.expect(&sql));
+            assert!(theirs.is_some(), "{sql}");
+            assert_eq!(ours, theirs, "{sql}");
+        }
+    }
+    for name in ["tidak_ada", "int5", "pg_catalog.tidak_ada", "tipe_baru[]"] {
+        for sql in [
+            format!("SELECT '{name}'::regtype::oid"),
+            format!("SELECT '{name}'::regtype::text"),
+        ] {
+            let theirs = oracle.simple_query(&sql).await.expect_err(&sql);
+            let e = client.simple_query(&sql).await.expect_err(&sql);
+            assert_eq!(sqlstate(&e), sqlstate(&theirs), "{sql}: {}", message(&e));
+            // (PostgreSQL names the type as written; the compatibility
+            // parser may have dropped a `pg_catalog.` qualifier.)
+            let unqualified = name.strip_prefix("pg_catalog.").unwrap_or(name);
+            assert!(
+                message(&e).contains(&format!("{unqualified}\" does not exist")),
+                "{sql}: {}",
+                message(&e)
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn current_user_is_the_login() {
+    let server = start().await;
+    for (user, password) in [WALIDATA, DINKES] {
+        let client = server.connect((user, password)).await;
+        let row = client
+            .query_one("SELECT current_user, session_user, user", &[])
+            .await
+            .expect("current_user");
+        for i in 0..3 {
+            assert_eq!(row.get::<_, String>(i), user);
+        }
+        let rows = client
+            .simple_query("SELECT current_user AS u, count(*) FROM ref.kecamatan")
+            .await
+            .expect("with a table");
+        let first = rows.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
+            _ => None,
+        });
+        assert_eq!(first.as_deref(), Some(user));
+    }
+}
+
+#[tokio::test]
 async fn many_concurrent_sessions_get_the_same_answer() {
     let server = start().await;
     let mut tasks = Vec::new();

@@ -24,7 +24,7 @@ use crate::common;
 
 /// Strings that broke out of literals or aliases before the fix, or that
 /// sit on a quoting rule of one of the dialects.
-const REGRESSIONS: &[&str] = &[
+pub(crate) const REGRESSIONS: &[&str] = &[
     // The MariaDB breakout of the report (a quote after a backslash).
     r"\'))) UNION SELECT CAST(1 AS UNSIGNED), nip, nama FROM kepegawaian.pegawai -- ",
     // Closing PostgreSQL's COPY wrapper.

@@ -12,6 +12,7 @@ mod e2e;
 mod faults;
 mod fuzz;
 mod grants;
+mod http;
 mod injection;
 mod limits;
 mod links;

@@ -832,3 +832,87 @@ async fn the_report_counts_what_the_log_holds_and_renders_in_chromium() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_door_is_recorded_like_the_wire() {
+    let dir = keyed_dir("recorded-http");
+    let log = dir.join("log");
+    let server = common::start_config(&audited_config(&dir)).await;
+    let port = crate::http::door(server.engine.clone()).await;
+    let auth = format!("{}:{}", WALIDATA.0, WALIDATA.1);
+    let reply = crate::http::curl(
+        port,
+        "/v1/sql",
+        &[
+            "-u",
+            &auth,
+            "-A",
+            "uji-http/1.0",
+            "-H",
+            "X-Tautan-Purpose: evaluasi stunting",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            r#"{"sql": "SELECT nama FROM kependudukan.public.penduduk WHERE kecamatan_kode = $1", "params": ["31.71.01"]}"#,
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let returned = reply.json().as_array().map(Vec::len).unwrap_or_default() as u64;
+    assert!(returned > 0);
+    let refused = crate::http::curl(
+        port,
+        "/v1/sql",
+        &["-u", "walidata:salah", "--data-binary", "SELECT 1"],
+    )
+    .await;
+    assert_eq!(refused.status, 401);
+    let denied = crate::http::curl(
+        port,
+        "/v1/datasets/kependudukan.public.penduduk?select=nik",
+        &["-u", &format!("{}:{}", common::DINKES.0, common::DINKES.1)],
+    )
+    .await;
+    assert_eq!(denied.status, 403);
+
+    let all = wait_for(&log, "the HTTP statement's completion and logouts", |r| {
+        r.iter().any(|r| r.kind == Kind::Completion)
+            && r.iter().filter(|r| r.kind == Kind::Logout).count() >= 2
+    })
+    .await;
+    let login = all
+        .iter()
+        .find(|r| r.kind == Kind::Login && field(r, "user") == Some("walidata"))
+        .expect("login record");
+    assert_eq!(field(login, "door"), Some("http"));
+    assert_eq!(field(login, "application"), Some("uji-http/1.0"));
+    assert_eq!(field(login, "purpose"), Some("evaluasi stunting"));
+    assert!(field(login, "client").is_some_and(|c| c.starts_with("127.0.0.1:")));
+    let (intent, completion) = statement(&all, "kecamatan_kode = $1");
+    assert_eq!(field(intent, "door"), Some("http"));
+    assert_eq!(intent.fields["params"], serde_json::json!(["31.71.01"]));
+    let completion = completion.expect("completion");
+    assert_eq!(completion.fields["rows"].as_u64(), Some(returned));
+    assert!(completion.fields["links"][0]["sql"]
+        .as_str()
+        .is_some_and(|s| s.contains("31.71.01")));
+    let failed = all
+        .iter()
+        .find(|r| r.kind == Kind::LoginFailed)
+        .expect("the refused login");
+    assert_eq!(field(failed, "door"), Some("http"));
+    assert_eq!(field(failed, "reason"), Some("wrong password"));
+    let denial = all
+        .iter()
+        .find(|r| r.kind == Kind::Denied)
+        .expect("the denied dataset read");
+    assert_eq!(field(denial, "door"), Some("http"));
+    assert_eq!(field(denial, "sqlstate"), Some("42501"));
+    // No password anywhere in the log.
+    let text: String = list_segments(&log)
+        .expect("segments")
+        .iter()
+        .map(|s| std::fs::read_to_string(&s.path).expect("segment"))
+        .collect();
+    assert!(!text.contains("walidata-demo") && !text.contains("salah"));
+}

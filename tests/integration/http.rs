@@ -1,0 +1,617 @@
+//! The HTTP door (`POST /v1/sql`, `GET /v1/datasets/...`), driven by curl:
+//! the same answer as the engine gives the PostgreSQL door, in every format,
+//! under the same grants, masks and row filters; values bound, never
+//! spliced; errors with PostgreSQL's SQLSTATE and a fitting status.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use datafusion::arrow::record_batch::RecordBatch;
+use serde_json::Value;
+use tautan::engine::{Engine, Outcome};
+
+use crate::common::{self, DINKES, WALIDATA};
+
+/// A reply as curl saw it.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// The SQLSTATE of an error reply.
+    fn sqlstate(&self) -> String {
+        self.json()["error"]["sqlstate"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no sqlstate: {}", self.text()))
+            .to_string()
+    }
+}
+
+/// Runs curl with `args` against the door on `port` at `path`.
+pub(crate) async fn curl(port: u16, path: &str, args: &[&str]) -> Reply {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = common::temp_dir(&format!("http-curl-{n}"));
+    let headers = dir.join("headers");
+    let body = dir.join("body");
+    let mut command = std::process::Command::new("curl");
+    command
+        .args(["-sS", "--globoff", "--max-time", "60", "-D"])
+        .arg(&headers)
+        .arg("-o")
+        .arg(&body)
+        .args(args)
+        .arg(format!("http://127.0.0.1:{port}{path}"));
+    let out = tokio::task::spawn_blocking(move || command.output().expect("curl runs"))
+        .await
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "curl {path} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let head = std::fs::read_to_string(&headers).expect("headers");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    let body = std::fs::read(&body).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    Reply {
+        status,
+        content_type,
+        body,
+    }
+}
+
+fn login((user, password): (&str, &str)) -> String {
+    format!("{user}:{password}")
+}
+
+/// Serves the HTTP door of `engine` on a free port.
+pub(crate) async fn door(engine: Arc<Engine>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(tautan::server::http::serve(engine, listener));
+    port
+}
+
+/// What the engine answers `user` for `sql` (as the PostgreSQL door runs it).
+async fn engine_answer(engine: &Arc<Engine>, user: &str, sql: &str) -> Vec<RecordBatch> {
+    let session = engine.session(user);
+    match session.run(sql).await.expect(sql).pop() {
+        Some(Outcome::Rows(_, batches)) => batches,
+        other => panic!("{sql}: {other:?}"),
+    }
+}
+
+/// The rows of `batches` as lines of text (one value per column), for
+/// comparing answers whatever their batch boundaries and column names.
+fn rows(batches: &[RecordBatch]) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        let formatters: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| {
+                datafusion::arrow::util::display::ArrayFormatter::try_new(
+                    c.as_ref(),
+                    &Default::default(),
+                )
+                .expect("formatter")
+            })
+            .collect();
+        for r in 0..b.num_rows() {
+            out.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(r).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
+        }
+    }
+    out
+}
+
+fn arrow_batches(body: &[u8]) -> Vec<RecordBatch> {
+    datafusion::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(body.to_vec()), None)
+        .expect("an Arrow IPC stream")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("Arrow batches")
+}
+
+fn parquet_batches(body: &[u8]) -> Vec<RecordBatch> {
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(Bytes::from(
+        body.to_vec(),
+    ))
+    .expect("a Parquet file")
+    .build()
+    .expect("reader")
+    .collect::<Result<Vec<_>, _>>()
+    .expect("Parquet batches")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_format_carries_exactly_the_answer_the_engine_gives() {
+    let server = common::start().await;
+    let port = door(server.engine.clone()).await;
+    let cases = [
+        (
+            "walidata",
+            WALIDATA,
+            "SELECT * FROM uji_pg.\"Skema Campuran\".\"Data Penting\" ORDER BY \"NilaiBesar\"",
+        ),
+        (
+            "walidata",
+            WALIDATA,
+            "SELECT id, grup, nilai, label FROM uji_pg.public.angka WHERE id <= 20000 ORDER BY id",
+        ),
+        (
+            "walidata",
+            WALIDATA,
+            "SELECT p.kecamatan_kode, k.nama, count(*) AS n FROM kependudukan.public.penduduk p \
+             JOIN ref.kecamatan k ON k.kode = p.kecamatan_kode GROUP BY 1, 2 ORDER BY 1",
+        ),
+        // Masks and row filters hold at this door too.
+        (
+            "analis_kota",
+            ("analis_kota", "kota-demo"),
+            "SELECT * FROM kependudukan.public.penduduk ORDER BY 1, 2",
+        ),
+        ("walidata", WALIDATA, "SELECT 1 AS a WHERE false"),
+    ];
+    for (user, credentials, sql) in cases {
+        let expected = rows(&engine_answer(&server.engine, user, sql).await);
+        let auth = login(credentials);
+        let post = |accept: &'static str| {
+            let auth = auth.clone();
+            async move {
+                curl(
+                    port,
+                    "/v1/sql",
+                    &[
+                        "-u",
+                        &auth,
+                        "-H",
+                        &format!("Accept: {accept}"),
+                        "--data-binary",
+                        sql,
+                    ],
+                )
+                .await
+            }
+        };
+        let arrow = post("application/vnd.apache.arrow.stream").await;
+        assert_eq!(arrow.status, 200, "{sql}: {}", arrow.text());
+        assert_eq!(arrow.content_type, "application/vnd.apache.arrow.stream");
+        assert_eq!(rows(&arrow_batches(&arrow.body)), expected, "Arrow: {sql}");
+
+        let parquet = post("application/vnd.apache.parquet").await;
+        assert_eq!(parquet.status, 200, "{sql}: {}", parquet.text());
+        assert_eq!(
+            rows(&parquet_batches(&parquet.body)),
+            expected,
+            "Parquet: {sql}"
+        );
+
+        let json = post("application/json").await;
+        assert_eq!(json.status, 200, "{sql}: {}", json.text());
+        let array = json.json();
+        let objects = array.as_array().expect("a JSON array");
+        assert_eq!(objects.len(), expected.len(), "JSON: {sql}");
+
+        let ndjson = post("application/x-ndjson").await;
+        assert_eq!(ndjson.status, 200);
+        let lines: Vec<Value> = ndjson
+            .text()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect();
+        assert_eq!(
+            &lines, objects,
+            "NDJSON and JSON carry the same rows: {sql}"
+        );
+
+        let csv = post("text/csv").await;
+        assert_eq!(csv.status, 200);
+        let mut reader = csv::ReaderBuilder::new().from_reader(csv.body.as_slice());
+        assert_eq!(reader.records().count(), expected.len(), "CSV: {sql}");
+    }
+
+    // Values the JSON carries as written at the source: the quote, the
+    // backslash, the numbers.
+    let reply = curl(
+        port,
+        "/v1/sql",
+        &[
+            "-u",
+            &login(WALIDATA),
+            "--data-binary",
+            "SELECT \"Kode Wilayah\", \"NilaiBesar\", \"quote\"\"d\" FROM uji_pg.\"Skema Campuran\".\"Data Penting\" ORDER BY \"NilaiBesar\"",
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let rows = reply.json();
+    assert_eq!(rows[2]["Kode Wilayah"], "it's");
+    assert_eq!(rows[3]["Kode Wilayah"], "a\\b");
+    assert_eq!(rows[0]["NilaiBesar"], 10);
+    assert_eq!(rows[3]["quote\"d"], "A");
+    // numeric(12,2) as an exact JSON number.
+    let reply = curl(
+        port,
+        "/v1/sql",
+        &[
+            "-u",
+            &login(WALIDATA),
+            "--data-binary",
+            "SELECT nilai FROM uji_pg.public.angka WHERE id = 999",
+        ],
+    )
+    .await;
+    assert_eq!(reply.text().trim(), "[{\"nilai\":99.90}]");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_and_dataset_filters_are_bound_never_spliced() {
+    let server = common::start().await;
+    let port = door(server.engine.clone()).await;
+    let auth = login(WALIDATA);
+    // JSON with parameters.
+    let reply = curl(
+        port,
+        "/v1/sql",
+        &[
+            "-u",
+            &auth,
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            r#"{"sql": "SELECT id, label FROM uji_pg.public.angka WHERE id = $1 OR label = $2 ORDER BY id", "params": [7, "label-9"]}"#,
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.json(),
+        serde_json::json!([{"id": 7, "label": "label-7"}, {"id": 9, "label": "label-9"}])
+    );
+    let wrong_count = curl(
+        port,
+        "/v1/sql",
+        &[
+            "-u",
+            &auth,
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            r#"{"sql": "SELECT $1::int + $2::int", "params": [1]}"#,
+        ],
+    )
+    .await;
+    assert_eq!(wrong_count.status, 400, "{}", wrong_count.text());
+
+    // A dataset request: filters, order, limit, offset.
+    let reply = curl(
+        port,
+        "/v1/datasets/uji_pg.public.angka?select=id,label&grup=eq.7&id=lt.1000&order=id.desc&limit=3&offset=1",
+        &["-u", &auth],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.json(),
+        serde_json::json!([
+            {"id": 807, "label": "label-807"},
+            {"id": 707, "label": "label-707"},
+            {"id": 607, "label": "label-607"}
+        ])
+    );
+    let reply = curl(
+        port,
+        "/v1/datasets/uji_pg.public.angka?select=id&id=in.(3,5,8)&label=not.like.*5&order=id",
+        &["-u", &auth, "-H", "Accept: text/csv"],
+    )
+    .await;
+    assert_eq!(reply.text(), "id\n3\n8\n");
+
+    // Hostile strings as filter values find exactly the rows holding them
+    // (none, except the two stored ones), never an error from the source
+    // nor more rows; as names they name nothing.
+    let table = "/v1/datasets/uji_pg.Skema%20Campuran.Data%20Penting";
+    let mut hostile: Vec<String> = crate::injection::REGRESSIONS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    hostile.extend(["it's".to_string(), "a\\b".to_string()]);
+    for value in &hostile {
+        let reply = curl(
+            port,
+            table,
+            &[
+                "-u",
+                &auth,
+                "-G",
+                "--data-urlencode",
+                // (curl encodes the part after `=` only.)
+                &format!("Kode%20Wilayah=eq.{value}"),
+                "--data-urlencode",
+                "select=Kode Wilayah",
+            ],
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{value:?}: {}", reply.text());
+        let found = reply.json();
+        let expected = if value == "it's" || value == "a\\b" {
+            serde_json::json!([{ "Kode Wilayah": value }])
+        } else {
+            serde_json::json!([])
+        };
+        assert_eq!(found, expected, "{value:?}");
+        let as_name = curl(
+            port,
+            table,
+            &[
+                "-u",
+                &auth,
+                "-G",
+                "--data-urlencode",
+                &format!("select={value}"),
+            ],
+        )
+        .await;
+        assert_eq!(as_name.status, 400, "{value:?}: {}", as_name.text());
+        assert_eq!(as_name.sqlstate(), "42703", "{value:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_the_sqlstate_and_a_fitting_status() {
+    let server = common::start().await;
+    let port = door(server.engine.clone()).await;
+    let sql = |auth: String, body: &'static str| async move {
+        curl(port, "/v1/sql", &["-u", &auth, "--data-binary", body]).await
+    };
+    // No login, a wrong password, an unknown user: 401 with a challenge.
+    let anonymous = curl(port, "/v1/sql", &["--data-binary", "SELECT 1"]).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.sqlstate(), "28P01");
+    for auth in ["walidata:salah", "tidak_ada:walidata-demo"] {
+        let reply = sql(auth.to_string(), "SELECT 1").await;
+        assert_eq!(reply.status, 401, "{auth}");
+    }
+    let cases: &[(&str, (&str, &str), u16, &str)] = &[
+        ("SELEC 1", WALIDATA, 400, "42601"),
+        ("SELECT 1; SELECT 2", WALIDATA, 400, "42601"),
+        (
+            "SELECT tidak_ada FROM ref.kecamatan",
+            WALIDATA,
+            400,
+            "42703",
+        ),
+        ("SELECT * FROM ref.tidak_ada", WALIDATA, 404, "42P01"),
+        (
+            "SELECT nik FROM kependudukan.public.penduduk",
+            DINKES,
+            403,
+            "42501",
+        ),
+        (
+            "SELECT * FROM kepegawaian.kepegawaian.pegawai",
+            DINKES,
+            404,
+            "42P01",
+        ),
+        ("DELETE FROM ref.kecamatan", WALIDATA, 403, "25006"),
+        ("SELECT 1/0", WALIDATA, 400, "22012"),
+        ("DECLARE c CURSOR FOR SELECT 1", WALIDATA, 400, "0A000"),
+    ];
+    for (body, credentials, status, sqlstate) in cases {
+        let reply = sql(login(*credentials), body).await;
+        assert_eq!(reply.status, *status, "{body}: {}", reply.text());
+        assert_eq!(reply.sqlstate(), *sqlstate, "{body}: {}", reply.text());
+        assert_eq!(reply.content_type, "application/json");
+    }
+    let unacceptable = curl(
+        port,
+        "/v1/sql",
+        &[
+            "-u",
+            &login(WALIDATA),
+            "-H",
+            "Accept: image/png",
+            "--data-binary",
+            "SELECT 1",
+        ],
+    )
+    .await;
+    assert_eq!(unacceptable.status, 406);
+    let not_json = curl(
+        port,
+        "/v1/sql",
+        &[
+            "-u",
+            &login(WALIDATA),
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "{\"sql\": 1}",
+        ],
+    )
+    .await;
+    assert_eq!(not_json.status, 400);
+    // A session command answers its tag.
+    let set = sql(login(WALIDATA), "SET statement_timeout = '5s'").await;
+    assert_eq!(set.status, 200);
+    assert_eq!(set.json()["command"], "SET");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_that_is_down_is_503() {
+    // A link whose database does not answer (nothing listens on the port).
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let dead_port = dead.local_addr().expect("addr").port();
+    drop(dead);
+    let server = common::start_with(&format!(
+        "[links.mati]\nkind = \"postgres\"\nhost = \"127.0.0.1\"\nport = {dead_port}\n\
+         database = \"x\"\nuser = \"x\"\npassword = \"x\"\n"
+    ))
+    .await;
+    let port = door(server.engine.clone()).await;
+    let reply = curl(
+        port,
+        "/v1/sql",
+        &[
+            "-u",
+            &login(WALIDATA),
+            "--data-binary",
+            "SELECT * FROM mati.public.t",
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert!(reply.sqlstate().starts_with("08"), "{}", reply.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_token_logs_in_as_its_user_and_nothing_else_does() {
+    let (token, stored) = tautan::auth::new_token();
+    let shipped = common::config_text("");
+    // A robot user with walidata's role; its password is dinsos's demo
+    // verifier, its token the one made above.
+    let verifier = shipped
+        .split("[users.dinsos]")
+        .nth(1)
+        .and_then(|rest| rest.split("password = \"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .expect("the dinsos demo verifier")
+        .to_string();
+    let server = common::start_config(&format!(
+        "{shipped}\n[users.robot]\npassword = \"{verifier}\"\nroles = [\"walidata\"]\ntokens = [\"{stored}\"]\n"
+    ))
+    .await;
+    let port = door(server.engine.clone()).await;
+    let bearer = |t: String| format!("Authorization: Bearer {t}");
+    let reply = curl(
+        port,
+        "/v1/sql",
+        &[
+            "-H",
+            &bearer(token.clone()),
+            "--data-binary",
+            "SELECT current_user AS u",
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json(), serde_json::json!([{ "u": "robot" }]));
+    // The stored hash, a changed token, another user's password form: 401.
+    let mut changed = token.clone();
+    changed.pop();
+    changed.push(if token.ends_with('A') { 'B' } else { 'A' });
+    for wrong in [stored.clone(), changed, String::new(), format!("{token} ")] {
+        let reply = curl(
+            port,
+            "/v1/sql",
+            &["-H", &bearer(wrong.clone()), "--data-binary", "SELECT 1"],
+        )
+        .await;
+        // (curl trims a trailing blank of a header value: that token is
+        // the right one.)
+        if wrong.trim() == token {
+            assert_eq!(reply.status, 200);
+        } else {
+            assert_eq!(reply.status, 401, "{wrong:?}");
+        }
+    }
+    // A config that stores a token itself instead of its hash is refused.
+    let bad = format!(
+        "{shipped}\n[users.robot]\npassword = \"{verifier}\"\nroles = []\ntokens = [\"{token}\"]\n"
+    );
+    let e = tautan::config::FederationConfig::parse(&bad, &common::repo().join("federation.toml"))
+        .expect_err("a plain token in the config");
+    assert!(e.to_string().contains("tokens"), "{e}");
+    assert!(!e.to_string().contains(&token), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_cancels_the_statement_at_the_source() {
+    let server = common::start().await;
+    let port = door(server.engine.clone()).await;
+    // A literal only this test sends, so its statement is found among
+    // other tests' at the source.
+    let marker = 917_364_251;
+    let sql = format!("SELECT * FROM uji_pg.public.lambat WHERE x <> {marker}");
+    let running = |admin: tokio_postgres::Client| async move {
+        let row = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'tautan_ro' \
+                 AND state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
+                &[&marker.to_string()],
+            )
+            .await
+            .expect("pg_stat_activity");
+        (row.get::<_, i64>(0), admin)
+    };
+    let auth = login(WALIDATA);
+    let client = tokio::task::spawn_blocking(move || {
+        // curl gives up after 2 s: the source statement (a 60 s sleep)
+        // must not outlive it by much.
+        std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "2", "-u", &auth, "--data-binary", &sql])
+            .arg(format!("http://127.0.0.1:{port}/v1/sql"))
+            .output()
+            .expect("curl runs")
+    });
+    let mut admin = common::pg_admin("tautan_uji").await;
+    let mut seen = false;
+    for _ in 0..30 {
+        let (n, a) = running(admin).await;
+        admin = a;
+        if n > 0 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the statement reached the source");
+    let out = client.await.expect("curl");
+    assert!(!out.status.success(), "curl timed out");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (n, a) = running(admin).await;
+        admin = a;
+        if n == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the source statement still runs 10 s after the client went away"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
