@@ -32,11 +32,100 @@
 //! `array_has` is what the true branch reuses today.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::{DFSchema, ExprSchema};
+use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
+use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::{cast, ExprSchemable, LogicalPlan};
+use datafusion::optimizer::AnalyzerRule;
 
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, BinaryOperator, Expr, JoinConstraint, JoinOperator, Query, SetExpr,
     Statement, VisitMut, VisitorMut,
 };
+
+/// `x = ANY(a)` where `x` and `a`'s elements have no common type for
+/// DataFusion's `array_has` but do compare as numbers: an unsigned MySQL
+/// `BIGINT` against `int8[]` (`UInt64` and `Int64`, which PostgreSQL
+/// compares as numerics). An analyzer rule that runs before type
+/// coercion: both sides are cast to the type DataFusion compares them in
+/// (`Decimal128(20, 0)` for those two), so the answer is the comparison's,
+/// not an error.
+#[derive(Debug, Default)]
+pub struct ComparableElements;
+
+impl AnalyzerRule for ComparableElements {
+    fn analyze(
+        &self,
+        plan: LogicalPlan,
+        _config: &ConfigOptions,
+    ) -> datafusion::common::Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let inputs = node.inputs();
+            let mut schema = merge_schema(&inputs);
+            if let LogicalPlan::TableScan(scan) = &node {
+                schema.merge(scan.projected_schema.as_ref());
+            }
+            node.map_expressions(|e| e.transform_up(|e| comparable(e, &schema)))
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "tautan_comparable_array_elements"
+    }
+}
+
+/// `array_has(a, x)` with both sides cast to their comparison type when
+/// DataFusion's own coercion of the call would fail.
+fn comparable(
+    e: datafusion::logical_expr::Expr,
+    schema: &DFSchema,
+) -> datafusion::common::Result<Transformed<datafusion::logical_expr::Expr>> {
+    use datafusion::logical_expr::Expr as L;
+    let L::ScalarFunction(f) = &e else {
+        return Ok(Transformed::no(e));
+    };
+    if f.name() != "array_has" || f.args.len() != 2 {
+        return Ok(Transformed::no(e));
+    }
+    let (Ok(array), Ok(element)) = (f.args[0].get_type(schema), f.args[1].get_type(schema)) else {
+        return Ok(Transformed::no(e));
+    };
+    let (DataType::List(item) | DataType::LargeList(item)) = &array else {
+        return Ok(Transformed::no(e));
+    };
+    let pair = [item.data_type().clone(), element.clone()];
+    if pair[0] == pair[1] || pair.contains(&DataType::Null) {
+        return Ok(Transformed::no(e));
+    }
+    // `array_has` does not widen the array's element type to one holding
+    // both (a `List(Int64)` is not coerced to `List(Decimal128(20, 0))` for
+    // a `UInt64`); a comparison does. When only the element side needs a
+    // cast, DataFusion's own coercion does it.
+    let Some(common) = comparison_coercion(&pair[0], &pair[1]) else {
+        return Ok(Transformed::no(e));
+    };
+    if common == pair[0] {
+        return Ok(Transformed::no(e));
+    }
+    let list = match &array {
+        DataType::LargeList(_) => {
+            DataType::LargeList(Arc::new(Field::new_list_field(common.clone(), true)))
+        }
+        _ => DataType::List(Arc::new(Field::new_list_field(common.clone(), true))),
+    };
+    let mut call = f.clone();
+    call.args = vec![
+        cast(call.args[0].clone(), list),
+        cast(call.args[1].clone(), common),
+    ];
+    Ok(Transformed::yes(L::ScalarFunction(call)))
+}
 
 /// Rewrites every `x <op> ANY(array)` of `statement` that can be NULL where
 /// DataFusion says false (see the module's docs).

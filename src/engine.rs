@@ -724,7 +724,9 @@ impl Engine {
 }
 
 /// DataFusion's analyzer rules, with PostgreSQL's reading of quoted
-/// literals ([`crate::pg_input::UnknownLiterals`]) before type coercion.
+/// literals ([`crate::pg_input::UnknownLiterals`]) and numeric comparison
+/// of `x = ANY(a)` ([`crate::any_array::ComparableElements`]) before type
+/// coercion.
 fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
     let mut rules = datafusion::optimizer::Analyzer::new().rules;
     let at = rules
@@ -732,6 +734,7 @@ fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + 
         .position(|r| r.name() == "type_coercion")
         .unwrap_or(0);
     rules.insert(at, Arc::new(crate::pg_input::UnknownLiterals));
+    rules.insert(at + 1, Arc::new(crate::any_array::ComparableElements));
     rules
 }
 

@@ -81,6 +81,63 @@ async fn array_parameters_bind_as_text_and_binary() {
 }
 
 #[tokio::test]
+async fn an_unsigned_column_compared_with_any_of_a_signed_array() {
+    // MySQL `BIGINT UNSIGNED` (UInt64) against `int8[]` (List(Int64)):
+    // compared as numbers, as PostgreSQL compares numeric(20,0) with int8,
+    // whatever the signs and sizes; as a filter, in a select list, negated,
+    // with a bound parameter.
+    let server = start().await;
+    let walidata = server.connect(WALIDATA).await;
+    let oracle = pg_admin("tautan_uji").await;
+    let queries = [
+        "SELECT id FROM {t} WHERE bu = ANY($1) ORDER BY id",
+        "SELECT id, bu = ANY($1), bu <> ANY($1), bu > ANY($1), bu <= ALL($1) FROM {t} ORDER BY id",
+        "SELECT id FROM {t} WHERE NOT (bu = ANY($1)) ORDER BY id",
+        "SELECT id FROM {t} WHERE tu = ANY($1) OR si = ANY($1) ORDER BY id",
+        "SELECT id, i = ANY($1), de = ANY($1) FROM {t} WHERE i = ANY($1) OR bi = ANY($1) ORDER BY id",
+    ];
+    let arrays: Vec<Vec<Option<i64>>> = vec![
+        vec![Some(7), Some(-1), Some(i64::MAX)],
+        vec![Some(0), None],
+        vec![Some(i64::MIN), Some(10)],
+        vec![],
+    ];
+    let text = |rows: Vec<tokio_postgres::Row>| {
+        rows.iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| match r.columns()[i].type_() {
+                        &tokio_postgres::types::Type::BOOL => r
+                            .get::<_, Option<bool>>(i)
+                            .map_or("NULL".into(), |b| b.to_string()),
+                        _ => r
+                            .get::<_, Option<i32>>(i)
+                            .map_or("NULL".into(), |v| v.to_string()),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect::<Vec<_>>()
+    };
+    for sql in queries {
+        for a in &arrays {
+            let sql = sql.replace("$1", "$1::int8[]");
+            let ours = walidata
+                .query(&sql.replace("{t}", "uji_my.tautan_uji.beda"), &[a])
+                .await
+                .map(text)
+                .unwrap_or_else(|e| panic!("{sql} {a:?}: {}", message(&e)));
+            let theirs = oracle
+                .query(&sql.replace("{t}", "public.beda_my"), &[a])
+                .await
+                .map(text)
+                .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+            assert_eq!(ours, theirs, "{sql} {a:?}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn any_of_an_array_with_nulls_is_null_where_postgresql_says_so() {
     // DataFusion answers `x = ANY(a)` false where an element or x is NULL
     // and nothing matched; PostgreSQL answers NULL, and NOT of it keeps
