@@ -615,3 +615,49 @@ async fn a_client_that_goes_away_cancels_the_statement_at_the_source() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_lists_exactly_what_the_caller_may_read() {
+    let server = common::start().await;
+    let port = door(server.engine.clone()).await;
+    let doc = |credentials: (&'static str, &'static str)| async move {
+        let reply = curl(port, "/openapi.json", &["-u", &login(credentials)]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()
+    };
+    let dinkes = doc(DINKES).await;
+    let paths = dinkes["paths"].as_object().expect("paths");
+    assert!(paths.contains_key("/v1/sql"));
+    assert!(paths.contains_key("/v1/datasets/ref.kecamatan"));
+    assert!(paths.contains_key("/v1/datasets/kesehatan.kesehatan.kunjungan"));
+    assert!(
+        !paths.keys().any(|p| p.contains("kepegawaian")),
+        "not granted: {:?}",
+        paths.keys()
+    );
+    // Column grants: penduduk without nik or nama.
+    let penduduk = &dinkes["components"]["schemas"]["kependudukan.public.penduduk"]["properties"];
+    let columns: Vec<&String> = penduduk.as_object().expect("columns").keys().collect();
+    assert!(
+        columns.iter().any(|c| *c == "kecamatan_kode"),
+        "{columns:?}"
+    );
+    assert!(
+        !columns.iter().any(|c| *c == "nik" || *c == "nama"),
+        "{columns:?}"
+    );
+    // Every dataset listed answers its GET for this user.
+    for path in paths.keys().filter(|p| p.starts_with("/v1/datasets/")) {
+        let reply = curl(port, &format!("{path}?limit=1"), &["-u", &login(DINKES)]).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+    }
+    // walidata sees more; nobody unauthenticated sees anything.
+    let all = doc(WALIDATA).await;
+    assert!(all["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
+        .any(|p| p.contains("kepegawaian")));
+    let anonymous = curl(port, "/openapi.json", &[]).await;
+    assert_eq!(anonymous.status, 401);
+}

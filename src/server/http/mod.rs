@@ -11,8 +11,9 @@
 //!   `col=op.value` filters from a fixed list of operators, `order=`,
 //!   `limit=`, `offset=`, written as SQL with bound values;
 //! - answers in JSON, NDJSON, CSV, Arrow IPC or Parquet ([`format`]);
+//! - `GET /openapi.json` ([`openapi`]): the datasets the caller may read;
 //! - errors as JSON with PostgreSQL's SQLSTATE and a fitting status
-//!   ([`error`]); logins by HTTP Basic ([`auth`]).
+//!   ([`error`]); logins by HTTP Basic or an API token ([`auth`]).
 //!
 //! The first batch is computed before the status line is sent, so a query
 //! that fails at its start (a link down, a denied column, a bad cast)
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod datasets;
 pub mod error;
 pub mod format;
+pub mod openapi;
 pub mod sql;
 
 use std::net::SocketAddr;
@@ -53,6 +55,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .route("/v1/sql", post(sql::handle))
         .route("/v1/datasets/{name}", get(datasets::handle))
+        .route("/openapi.json", get(openapi::handle))
         .with_state(engine)
 }
 
