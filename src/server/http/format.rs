@@ -127,8 +127,8 @@ impl Shared {
 enum Writer {
     Json(arrow_json::ArrayWriter<Shared>),
     NdJson(arrow_json::LineDelimitedWriter<Shared>),
-    Csv(datafusion::arrow::csv::Writer<Shared>),
-    Arrow(datafusion::arrow::ipc::writer::StreamWriter<Shared>),
+    Csv(Box<datafusion::arrow::csv::Writer<Shared>>),
+    Arrow(Box<datafusion::arrow::ipc::writer::StreamWriter<Shared>>),
     Parquet(Box<ArrowWriter<Shared>>),
 }
 
@@ -163,12 +163,12 @@ impl Encoder {
                     .build(out.clone());
                 // The header, also when no row follows.
                 w.write(&RecordBatch::new_empty(schema)).map_err(failed)?;
-                Writer::Csv(w)
+                Writer::Csv(Box::new(w))
             }
-            Format::Arrow => Writer::Arrow(
+            Format::Arrow => Writer::Arrow(Box::new(
                 datafusion::arrow::ipc::writer::StreamWriter::try_new(out.clone(), &schema)
                     .map_err(failed)?,
-            ),
+            )),
             Format::Parquet => {
                 let level = ZstdLevel::try_new(3).map_err(failed)?;
                 let props = WriterProperties::builder()
