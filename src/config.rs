@@ -544,6 +544,30 @@ pub struct HttpConfig {
     /// with the user's own password: keep it on a private interface or
     /// behind a TLS-terminating proxy until tautan serves TLS on it.
     pub listen: String,
+    /// Single sign-on: bearer JWTs of the region's identity provider.
+    #[serde(default)]
+    pub oidc: Option<OidcConfig>,
+}
+
+/// `[http.oidc]`: the identity provider whose tokens log users in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The tokens' `iss` (the provider's issuer URL).
+    pub issuer: String,
+    /// The tokens' `aud` (the client id tautan is registered as).
+    pub audience: String,
+    /// The provider's public keys, a JWKS file (relative to the config);
+    /// fetch it from the provider's `jwks_uri` and refresh it when the
+    /// provider rotates keys (read at startup).
+    pub jwks: PathBuf,
+    /// The claim naming the tautan user (default `preferred_username`).
+    #[serde(default = "default_user_claim")]
+    pub user_claim: String,
+}
+
+fn default_user_claim() -> String {
+    "preferred_username".into()
 }
 
 /// `[monitoring]`: where operations scrape metrics and check health.

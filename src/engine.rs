@@ -75,6 +75,8 @@ pub struct Engine {
     verifiers: BTreeMap<String, ScramVerifier>,
     /// API tokens (their stored `sha256:` form) and whose they are.
     tokens: BTreeMap<String, String>,
+    /// The identity provider whose JWTs log users in (`[http.oidc]`).
+    oidc: Option<crate::oidc::Oidc>,
     /// Memory shared by every session, and spill space.
     pub budget: crate::budget::Budget,
     /// Connection and statement limits.
@@ -318,12 +320,17 @@ impl Engine {
                     .map(move |t| (t.to_ascii_lowercase(), name.clone()))
             })
             .collect();
+        let oidc = match config.http.as_ref().and_then(|h| h.oidc.as_ref()) {
+            Some(o) => Some(crate::oidc::Oidc::load(o, &config.base_dir)?),
+            None => None,
+        };
         let engine = Arc::new(Engine {
             config,
             registry,
             grants,
             verifiers,
             tokens,
+            oidc,
             budget,
             admission,
             mock_secret,
@@ -608,6 +615,21 @@ impl Engine {
         self.tokens
             .get(&crate::auth::token_hash(token))
             .map(String::as_str)
+    }
+
+    /// The user a single sign-on token (a JWT of `[http.oidc]`) names, once
+    /// it is verified and the user exists here; why not otherwise.
+    pub fn jwt_user(&self, token: &str) -> Result<String, String> {
+        let oidc = self
+            .oidc
+            .as_ref()
+            .ok_or_else(|| "single sign-on is not configured ([http.oidc])".to_string())?;
+        let user = oidc.user(token)?;
+        if self.verifiers.contains_key(&user) || self.config.users.contains_key(&user) {
+            Ok(user)
+        } else {
+            Err(format!("`{user}` is not a user of this federation"))
+        }
     }
 
     /// What a login as `user` is checked against: the user's verifier, or

@@ -9,7 +9,7 @@
 //! | step | module |
 //! |---|---|
 //! | configuration (`federation.toml`) | [`config`] |
-//! | login (SCRAM-SHA-256) | [`auth`], [`server::postgres`] |
+//! | login (SCRAM-SHA-256; HTTP Basic, API tokens, OpenID Connect JWTs) | [`auth`], [`oidc`], [`server::postgres`], [`server::http`] |
 //! | parse, refuse writes, bound nesting | [`statement`], [`limits`] |
 //! | grant check on every table name, then on every column read | [`check`], [`grants`] |
 //! | the catalog tree the user may see (granted columns only) | [`catalog`], [`columns`] |
@@ -44,6 +44,7 @@ pub mod export;
 pub mod grants;
 pub mod limits;
 pub mod metrics;
+pub mod oidc;
 pub mod oids;
 pub mod pg_catalog;
 pub mod pg_functions;

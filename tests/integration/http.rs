@@ -661,3 +661,95 @@ async fn openapi_lists_exactly_what_the_caller_may_read() {
     let anonymous = curl(port, "/openapi.json", &[]).await;
     assert_eq!(anonymous.status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_sign_on_token_logs_in_as_the_user_it_names() {
+    use base64::Engine as _;
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let dir = common::temp_dir("http-oidc");
+    let key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+    let jwks = dir.join("jwks.json");
+    std::fs::write(
+        &jwks,
+        serde_json::json!({ "keys": [{ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": "pemda-1" }] })
+            .to_string(),
+    )
+    .expect("jwks");
+    let server = common::start_config(&format!(
+        "{}\n[http]\nlisten = \"127.0.0.1:0\"\n[http.oidc]\nissuer = \"https://sso.pemda.example\"\n\
+         audience = \"tautan\"\njwks = \"{}\"\n",
+        common::config_text(""),
+        jwks.display()
+    ))
+    .await;
+    let port = door(server.engine.clone()).await;
+    let signer =
+        jsonwebtoken::EncodingKey::from_ed_der(key.to_pkcs8_der().expect("der").as_bytes());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let jwt = |user: &str, exp: u64| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some("pemda-1".into());
+        jsonwebtoken::encode(
+            &header,
+            &serde_json::json!({
+                "iss": "https://sso.pemda.example", "aud": "tautan", "exp": exp,
+                "preferred_username": user,
+            }),
+            &signer,
+        )
+        .expect("jwt")
+    };
+    let ask = |token: String, sql: &'static str| async move {
+        curl(
+            port,
+            "/v1/sql",
+            &[
+                "-H",
+                &format!("Authorization: Bearer {token}"),
+                "--data-binary",
+                sql,
+            ],
+        )
+        .await
+    };
+    // The analyst's token: their grants, not more.
+    let ok = ask(jwt("analis_dinkes", now + 600), "SELECT current_user AS u").await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.json(), serde_json::json!([{ "u": "analis_dinkes" }]));
+    let denied = ask(
+        jwt("analis_dinkes", now + 600),
+        "SELECT nik FROM kependudukan.public.penduduk",
+    )
+    .await;
+    assert_eq!(denied.status, 403);
+    // Expired, a user tautan does not have, another signer: 401.
+    assert_eq!(
+        ask(jwt("analis_dinkes", now - 3600), "SELECT 1")
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        ask(jwt("tidak_ada", now + 600), "SELECT 1").await.status,
+        401
+    );
+    let other = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+    let forged = {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some("pemda-1".into());
+        jsonwebtoken::encode(
+            &header,
+            &serde_json::json!({
+                "iss": "https://sso.pemda.example", "aud": "tautan", "exp": now + 600,
+                "preferred_username": "walidata",
+            }),
+            &jsonwebtoken::EncodingKey::from_ed_der(other.to_pkcs8_der().expect("der").as_bytes()),
+        )
+        .expect("jwt")
+    };
+    assert_eq!(ask(forged, "SELECT 1").await.status, 401);
+}

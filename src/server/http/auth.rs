@@ -2,7 +2,8 @@
 //! the same stored SCRAM verifier the PostgreSQL door uses (the password is
 //! derived and compared, never stored), or `Authorization: Bearer` with an
 //! API token of the user (`tautan token new`; only its SHA-256 is in the
-//! config). Each request is a login: recorded
+//! config) or a single sign-on JWT of the region's identity provider
+//! ([`crate::oidc`]). Each request is a login: recorded
 //! in the audit log (refused ones with their reason and address), admitted
 //! under the user's connection limit, and its session lives as long as its
 //! answer streams.
@@ -99,6 +100,19 @@ pub async fn authenticate(
                 return Err(ApiError::unauthorized());
             }
             user
+        }
+        Credentials::Token(token) if crate::oidc::looks_like_jwt(&token) => {
+            match engine.jwt_user(&token) {
+                Ok(user) => user,
+                Err(why) => {
+                    tracing::warn!(peer = %peer, reason = %why, "HTTP login with a JWT refused");
+                    engine
+                        .trail()
+                        .login_failed("", &origin, "single sign-on token refused")
+                        .await;
+                    return Err(ApiError::unauthorized());
+                }
+            }
         }
         Credentials::Token(token) => match engine.token_user(&token) {
             Some(user) => user.to_string(),

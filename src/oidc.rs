@@ -1,0 +1,247 @@
+//! Single sign-on: OpenID Connect ID or access tokens (JWTs) issued by the
+//! region's identity provider, checked against its published keys (a JWKS
+//! file) and mapped to a tautan user by one claim.
+//!
+//! A token is accepted only when its signature verifies under a key of the
+//! set with an asymmetric algorithm that key's type allows (RSA: RS*/PS*,
+//! EC: ES256/ES384, OKP: EdDSA; the header's `alg` cannot choose another,
+//! and symmetric `oct` keys are refused when the set is loaded), its `iss`
+//! and `aud` are the configured ones, it has not expired (`exp` is
+//! required; 60 s of clock skew), and the user its claim names exists in
+//! `federation.toml`. The user's roles and attributes come from the config,
+//! not from the token.
+
+use std::path::Path;
+
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+use crate::config::OidcConfig;
+
+/// The identity provider's keys and what a token must say.
+#[derive(Clone)]
+pub struct Oidc {
+    keys: Vec<(Option<String>, DecodingKey, Vec<Algorithm>)>,
+    issuer: String,
+    audience: String,
+    user_claim: String,
+}
+
+impl std::fmt::Debug for Oidc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Oidc")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+/// The algorithms a key of this type may verify.
+fn algorithms(jwk: &Jwk) -> Result<Vec<Algorithm>, String> {
+    use Algorithm::*;
+    let allowed = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => vec![RS256, RS384, RS512, PS256, PS384, PS512],
+        AlgorithmParameters::EllipticCurve(_) => vec![ES256, ES384],
+        AlgorithmParameters::OctetKeyPair(_) => vec![EdDSA],
+        AlgorithmParameters::OctetKey(_) => {
+            return Err(
+                "a symmetric (oct) key: an identity provider's tokens are checked with public keys only"
+                    .into(),
+            )
+        }
+    };
+    // A key that names its algorithm verifies that one only.
+    match jwk.common.key_algorithm.map(|a| format!("{a:?}")) {
+        Some(named) => Ok(allowed
+            .into_iter()
+            .filter(|a| format!("{a:?}") == named)
+            .collect()),
+        None => Ok(allowed),
+    }
+}
+
+impl Oidc {
+    /// Loads the key set named by `config` (its path relative to `base`).
+    pub fn load(config: &OidcConfig, base: &Path) -> Result<Oidc, String> {
+        let path = base.join(&config.jwks);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("[http.oidc] jwks {}: {e}", path.display()))?;
+        Oidc::from_jwks(&text, config)
+            .map_err(|e| format!("[http.oidc] jwks {}: {e}", path.display()))
+    }
+
+    /// The verifier for a JWKS document.
+    pub fn from_jwks(jwks: &str, config: &OidcConfig) -> Result<Oidc, String> {
+        let set: JwkSet = serde_json::from_str(jwks).map_err(|e| format!("not a JWK set: {e}"))?;
+        let mut keys = Vec::new();
+        for (i, jwk) in set.keys.iter().enumerate() {
+            let algs = algorithms(jwk).map_err(|e| format!("key {i}: {e}"))?;
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key {i}: {e}"))?;
+            keys.push((jwk.common.key_id.clone(), key, algs));
+        }
+        if keys.is_empty() {
+            return Err("the set has no keys".into());
+        }
+        Ok(Oidc {
+            keys,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            user_claim: config.user_claim.clone(),
+        })
+    }
+
+    /// The user a token names, once it is verified; why not otherwise.
+    pub fn user(&self, token: &str) -> Result<String, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("not a JWT: {e}"))?;
+        let candidates = self.keys.iter().filter(|(kid, _, algs)| {
+            algs.contains(&header.alg)
+                && match (&header.kid, kid) {
+                    (Some(want), Some(have)) => want == have,
+                    (Some(_), None) => false,
+                    (None, _) => true,
+                }
+        });
+        let mut last = format!("no key of the set verifies {:?} tokens", header.alg);
+        for (_, key, _) in candidates {
+            let mut validation = Validation::new(header.alg);
+            validation.set_issuer(&[&self.issuer]);
+            validation.set_audience(&[&self.audience]);
+            validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+            validation.leeway = 60;
+            match jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+                token,
+                key,
+                &validation,
+            ) {
+                Ok(data) => {
+                    return match data.claims.get(&self.user_claim) {
+                        Some(serde_json::Value::String(user)) if !user.is_empty() => {
+                            Ok(user.clone())
+                        }
+                        _ => Err(format!("the token has no `{}` claim", self.user_claim)),
+                    }
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(last)
+    }
+}
+
+/// Whether a bearer credential looks like a JWT (three dot-separated parts).
+pub fn looks_like_jwt(token: &str) -> bool {
+    token.split('.').count() == 3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use serde_json::json;
+
+    fn config() -> OidcConfig {
+        OidcConfig {
+            issuer: "https://sso.example.go.id/realms/pemda".into(),
+            audience: "tautan".into(),
+            jwks: "jwks.json".into(),
+            user_claim: "preferred_username".into(),
+        }
+    }
+
+    /// A key pair: the JWKS with its public half, and a signer.
+    fn keypair(kid: &str) -> (serde_json::Value, EncodingKey) {
+        let key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+        let x = URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+        let der = key.to_pkcs8_der().unwrap();
+        (
+            json!({ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "use": "sig" }),
+            EncodingKey::from_ed_der(der.as_bytes()),
+        )
+    }
+
+    fn token(signer: &EncodingKey, kid: &str, claims: serde_json::Value) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.into());
+        encode(&header, &claims, signer).unwrap()
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    #[test]
+    fn a_token_of_the_provider_names_its_user_and_nothing_else_passes() {
+        let (jwk, signer) = keypair("k1");
+        let (_, stranger) = keypair("k1");
+        let public_x = jwk["x"].as_str().unwrap().to_string();
+        let oidc = Oidc::from_jwks(&json!({ "keys": [jwk] }).to_string(), &config()).unwrap();
+        let good = json!({
+            "iss": "https://sso.example.go.id/realms/pemda",
+            "aud": "tautan",
+            "exp": now() + 600,
+            "preferred_username": "analis_dinkes",
+        });
+        assert_eq!(
+            oidc.user(&token(&signer, "k1", good.clone())),
+            Ok("analis_dinkes".into())
+        );
+        let with = |k: &str, v: serde_json::Value| {
+            let mut c = good.clone();
+            c[k] = v;
+            c
+        };
+        for (why, t) in [
+            ("another key", token(&stranger, "k1", good.clone())),
+            (
+                "expired",
+                token(&signer, "k1", with("exp", json!(now() - 3600))),
+            ),
+            (
+                "another issuer",
+                token(&signer, "k1", with("iss", json!("https://evil"))),
+            ),
+            (
+                "another audience",
+                token(&signer, "k1", with("aud", json!("other"))),
+            ),
+            (
+                "no user",
+                token(&signer, "k1", with("preferred_username", json!(""))),
+            ),
+            ("unknown kid", token(&signer, "k2", good.clone())),
+        ] {
+            assert!(oidc.user(&t).is_err(), "{why}");
+        }
+        // No exp at all.
+        let mut no_exp = good.clone();
+        no_exp.as_object_mut().unwrap().remove("exp");
+        assert!(oidc.user(&token(&signer, "k1", no_exp)).is_err());
+        // A token whose header asks for HMAC with the public key as secret.
+        let mut hs = Header::new(Algorithm::HS256);
+        hs.kid = Some("k1".into());
+        let forged = encode(&hs, &good, &EncodingKey::from_secret(public_x.as_bytes())).unwrap();
+        assert!(oidc.user(&forged).is_err());
+        // Tampered payload.
+        let t = token(&signer, "k1", good);
+        let mut parts: Vec<String> = t.split('.').map(String::from).collect();
+        parts[1] = URL_SAFE_NO_PAD.encode(
+            br#"{"iss":"https://sso.example.go.id/realms/pemda","aud":"tautan","exp":9999999999,"preferred_username":"walidata"}"#,
+        );
+        assert!(oidc.user(&parts.join(".")).is_err());
+    }
+
+    #[test]
+    fn a_symmetric_key_set_is_refused() {
+        let set = json!({ "keys": [{ "kty": "oct", "k": "c2VjcmV0", "kid": "h" }] });
+        assert!(Oidc::from_jwks(&set.to_string(), &config()).is_err());
+        assert!(Oidc::from_jwks("{\"keys\": []}", &config()).is_err());
+        assert!(Oidc::from_jwks("not json", &config()).is_err());
+    }
+}
