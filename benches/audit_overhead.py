@@ -33,6 +33,7 @@ QUERIES = {
 def config(audit, workdir):
     text = open(os.path.join(demo_server.REPO, "federation.toml"), encoding="utf-8").read()
     text = re.sub(r"\n\[monitoring\]\n[^\[]*", "\n", text)
+    text = re.sub(r"\n\[http\]\n[^\[]*", "\n", text)
     for rel in ['"files/dinsos"', '"ref"', '"agreements"', '"data"']:
         text = text.replace(rel, '"' + os.path.join(demo_server.REPO, rel.strip('"')) + '"', 1)
     text = text.replace('"keys/demo/', '"' + os.path.join(demo_server.REPO, "keys/demo/"))

@@ -753,3 +753,50 @@ async fn a_single_sign_on_token_logs_in_as_the_user_it_names() {
     };
     assert_eq!(ask(forged, "SELECT 1").await.status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_names_producers_labels_and_granted_columns() {
+    let server = common::start().await;
+    let port = door(server.engine.clone()).await;
+    let reply = curl(port, "/v1/catalog", &["-u", &login(DINKES)]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let catalog = reply.json();
+    let datasets = catalog["datasets"].as_array().expect("datasets");
+    let find = |name: &str| datasets.iter().find(|d| d["name"] == name).cloned();
+    let kunjungan = find("kesehatan.kesehatan.kunjungan").expect("kunjungan listed");
+    assert_eq!(kunjungan["producer"]["link"], "kesehatan");
+    assert_eq!(
+        kunjungan["producer"]["description"],
+        "Dinkes: puskesmas visits (NIK)"
+    );
+    assert_eq!(
+        kunjungan["url"],
+        "/v1/datasets/kesehatan.kesehatan.kunjungan"
+    );
+    let nik = kunjungan["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .find(|c| c["name"] == "nik")
+        .cloned()
+        .expect("nik column");
+    assert_eq!(nik["labels"], "pribadi");
+    let kecamatan = find("ref.kecamatan").expect("reference data listed");
+    assert_eq!(kecamatan["producer"]["custodian"], "reference data");
+    // Column grants: penduduk's identity columns are not in the catalog.
+    let penduduk = find("kependudukan.public.penduduk").expect("penduduk listed");
+    let names: Vec<&str> = penduduk["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(
+        !names.contains(&"nik") && !names.contains(&"nama"),
+        "{names:?}"
+    );
+    assert!(find("kepegawaian.kepegawaian.pegawai").is_none());
+    assert!(datasets
+        .iter()
+        .all(|d| !d["name"].as_str().unwrap_or("").starts_with("system.")));
+}

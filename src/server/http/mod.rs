@@ -11,6 +11,8 @@
 //!   `col=op.value` filters from a fixed list of operators, `order=`,
 //!   `limit=`, `offset=`, written as SQL with bound values;
 //! - answers in JSON, NDJSON, CSV, Arrow IPC or Parquet ([`format`]);
+//! - `GET /v1/catalog` ([`catalog`]): the metadata catalog of the datasets
+//!   the caller may read (producer, labels, columns);
 //! - `GET /openapi.json` ([`openapi`]): the datasets the caller may read;
 //! - errors as JSON with PostgreSQL's SQLSTATE and a fitting status
 //!   ([`error`]); logins by HTTP Basic or an API token ([`auth`]).
@@ -23,6 +25,7 @@
 //! statement's stream and cancels what it started at the sources.
 
 pub mod auth;
+pub mod catalog;
 pub mod datasets;
 pub mod error;
 pub mod format;
@@ -55,6 +58,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .route("/v1/sql", post(sql::handle))
         .route("/v1/datasets/{name}", get(datasets::handle))
+        .route("/v1/catalog", get(catalog::handle))
         .route("/openapi.json", get(openapi::handle))
         .with_state(engine)
 }

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use datafusion::arrow::array::{Array, AsArray};
 use serde_json::{json, Map, Value};
 
 use super::auth::authenticate;
+use super::catalog::{dataset_name, system_rows};
 use super::error::ApiError;
-use crate::engine::{Engine, Outcome};
+use crate::engine::Engine;
 
 /// One readable column, as `system.columns` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,54 +246,24 @@ pub async fn handle(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&engine, &headers, peer).await?;
-    let database = engine.config.server.database.clone();
-    let outcomes = caller
-        .session
-        .run(
-            "SELECT catalog, schema, \"table\", \"column\", data_type, description \
-             FROM system.columns WHERE schema <> 'system' ORDER BY 1, 2, 3",
-        )
-        .await?;
-    let mut columns = Vec::new();
-    for outcome in outcomes {
-        let Outcome::Rows(_, batches) = outcome else {
-            continue;
-        };
-        for b in batches {
-            let text = |i: usize| b.column(i).as_string_opt::<i32>().cloned();
-            let (
-                Some(catalog),
-                Some(schema),
-                Some(table),
-                Some(column),
-                Some(data_type),
-                Some(description),
-            ) = (text(0), text(1), text(2), text(3), text(4), text(5))
-            else {
-                continue;
-            };
-            for r in 0..b.num_rows() {
-                let dataset = if catalog.value(r) == database {
-                    format!("{}.{}", schema.value(r), table.value(r))
-                } else {
-                    format!(
-                        "{}.{}.{}",
-                        catalog.value(r),
-                        schema.value(r),
-                        table.value(r)
-                    )
-                };
-                columns.push(ColumnInfo {
-                    dataset,
-                    column: column.value(r).to_string(),
-                    data_type: data_type.value(r).to_string(),
-                    description: description
-                        .is_valid(r)
-                        .then(|| description.value(r).to_string()),
-                });
-            }
+    let database = &engine.config.server.database;
+    let columns: Vec<ColumnInfo> = system_rows(
+        &caller.session,
+        "SELECT catalog, schema, \"table\", \"column\", data_type, description \
+         FROM system.columns WHERE schema <> 'system' ORDER BY 1, 2, 3",
+    )
+    .await?
+    .into_iter()
+    .map(|r| {
+        let text = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+        ColumnInfo {
+            dataset: dataset_name(database, &text(0), &text(1), &text(2)),
+            column: text(3),
+            data_type: text(4),
+            description: r.get(5).cloned().flatten(),
         }
-    }
+    })
+    .collect();
     Ok(axum::Json(document(&columns)).into_response())
 }
 
