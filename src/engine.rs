@@ -617,6 +617,13 @@ impl Engine {
             .map(String::as_str)
     }
 
+    /// Whether single sign-on tokens log users in (`[http.oidc]`): then a
+    /// PostgreSQL login over TLS takes the password in clear, so that it can
+    /// be a token.
+    pub fn single_sign_on(&self) -> bool {
+        self.oidc.is_some()
+    }
+
     /// The user a single sign-on token (a JWT of `[http.oidc]`) names, once
     /// it is verified and the user exists here; why not otherwise.
     pub fn jwt_user(&self, token: &str) -> Result<String, String> {

@@ -35,6 +35,8 @@ enum Step {
     MechanismsSent,
     /// Server-first sent.
     Challenged(Box<ScramExchange>, Option<String>),
+    /// A password asked for in clear (TLS with single sign-on on).
+    PasswordRequested,
     Done,
 }
 
@@ -138,12 +140,24 @@ impl StartupHandler for ScramStartup {
                 protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
                 client.set_state(PgWireConnectionState::AuthenticationInProgress);
-                client
-                    .send(PgWireBackendMessage::Authentication(Authentication::SASL(
-                        vec!["SCRAM-SHA-256".to_string()],
-                    )))
-                    .await?;
-                *step = Step::MechanismsSent;
+                if self.engine.single_sign_on() && client.is_secure() {
+                    // Over TLS with single sign-on on, the password comes in
+                    // clear so that it can be an identity provider's token
+                    // (a user's own password is checked too).
+                    client
+                        .send(PgWireBackendMessage::Authentication(
+                            Authentication::CleartextPassword,
+                        ))
+                        .await?;
+                    *step = Step::PasswordRequested;
+                } else {
+                    client
+                        .send(PgWireBackendMessage::Authentication(Authentication::SASL(
+                            vec!["SCRAM-SHA-256".to_string()],
+                        )))
+                        .await?;
+                    *step = Step::MechanismsSent;
+                }
             }
             PgWireFrontendMessage::PasswordMessageFamily(msg) => {
                 let user = client.metadata().get("user").cloned().unwrap_or_default();
@@ -193,65 +207,26 @@ impl StartupHandler for ScramStartup {
                                 return Err(auth_failed(&user));
                             }
                         };
-                        // The user's own connection limit, checked once
-                        // they are known to be who they say (as PostgreSQL
-                        // checks a role's CONNECTION LIMIT).
-                        let login = match self.engine.admission.login(&user) {
-                            Ok(login) => login,
-                            Err(e) => {
-                                tracing::warn!(user = %user, peer = %client.socket_addr(), limit = e.limit, "login refused: too many connections for the user");
-                                self.engine
-                                    .trail()
-                                    .login_failed(&user, &origin, "too many connections")
-                                    .await;
-                                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-                                    "FATAL".into(),
-                                    "53300".into(),
-                                    e.to_string(),
-                                ))));
-                            }
-                        };
-                        client.session_extensions().insert(login);
-                        client
-                            .send(PgWireBackendMessage::Authentication(
-                                Authentication::SASLFinal(server_final.into_bytes().into()),
-                            ))
+                        let server_final =
+                            Authentication::SASLFinal(server_final.into_bytes().into());
+                        self.admit(client, &user, origin, Some(server_final))
                             .await?;
-                        let (pid, key) = self.pids.generate(client);
-                        client.set_pid_and_secret_key(pid, key.clone());
-                        let secret = key.to_bytes().to_vec();
-                        let (handle, guard) = self.connections.register(pid, key);
-                        client.session_extensions().insert(handle);
-                        client.session_extensions().insert(guard);
-                        let session: Arc<Session> = Arc::new(self.engine.session(&user));
-                        // Settings sent with the startup packet (`options`
-                        // as PGOPTIONS fills it, and plain parameters such
-                        // as asyncpg's server_settings) apply as SET would.
-                        for (name, value) in
-                            startup_settings(client.metadata()).map_err(protocol)?
-                        {
-                            session.set(&name, &value).map_err(|e| {
-                                PgWireError::UserError(Box::new(ErrorInfo::new(
-                                    "FATAL".into(),
-                                    e.code.clone(),
-                                    e.message,
-                                )))
-                            })?;
+                    }
+                    Step::PasswordRequested => {
+                        let origin = crate::audit::Origin::new(
+                            "postgres",
+                            Some(client.socket_addr().to_string()),
+                        );
+                        let password = cleartext_password(msg)?;
+                        if let Err(reason) = self.check_password(&user, password).await {
+                            tracing::warn!(user = %user, peer = %client.socket_addr(), reason, "login failed");
+                            self.engine
+                                .trail()
+                                .login_failed(&user, &origin, reason)
+                                .await;
+                            return Err(auth_failed(&user));
                         }
-                        // Recorded before the first statement; a login the
-                        // audit log cannot take is refused.
-                        session.set_origin(origin);
-                        session.record_login().await.map_err(|e| {
-                            PgWireError::UserError(Box::new(ErrorInfo::new(
-                                "FATAL".into(),
-                                e.code.clone(),
-                                e.message,
-                            )))
-                        })?;
-                        self.sessions.register(pid, secret, &session);
-                        client.session_extensions().insert(session);
-                        tracing::info!(user = %user, peer = %client.socket_addr(), "login");
-                        finish_authentication(client, &Parameters).await?;
+                        self.admit(client, &user, origin, None).await?;
                     }
                     _ => return Err(protocol("unexpected authentication message".into())),
                 }
@@ -265,6 +240,118 @@ impl StartupHandler for ScramStartup {
         }
         Ok(())
     }
+}
+
+impl ScramStartup {
+    /// Checks a password sent in clear (over TLS, when single sign-on is
+    /// on): a JWT of the identity provider naming this user, or the user's
+    /// own password against the stored verifier. The reason when refused.
+    async fn check_password(&self, user: &str, password: String) -> Result<(), &'static str> {
+        if crate::oidc::looks_like_jwt(&password) {
+            return match self.engine.jwt_user(&password) {
+                Ok(named) if named == user => Ok(()),
+                Ok(_) => Err("single sign-on token of another user"),
+                Err(_) => Err("single sign-on token refused"),
+            };
+        }
+        let (verifier, known) = self.engine.login_verifier(user);
+        let accepted = tokio::task::spawn_blocking(move || verifier.accepts_password(&password))
+            .await
+            .unwrap_or(false);
+        match (accepted, known) {
+            (true, true) => Ok(()),
+            (_, false) => Err("unknown user"),
+            _ => Err("wrong password"),
+        }
+    }
+
+    /// Completes an authenticated login: the user's connection limit, the
+    /// last authentication message (`last_step`, SCRAM's final), the session
+    /// with the startup packet's settings, the audit record, then
+    /// AuthenticationOk and the parameter statuses.
+    async fn admit<C>(
+        &self,
+        client: &mut C,
+        user: &str,
+        origin: crate::audit::Origin,
+        last_step: Option<Authentication>,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let user = user.to_string();
+        // The user's own connection limit, checked once
+        // they are known to be who they say (as PostgreSQL
+        // checks a role's CONNECTION LIMIT).
+        let login = match self.engine.admission.login(&user) {
+            Ok(login) => login,
+            Err(e) => {
+                tracing::warn!(user = %user, peer = %client.socket_addr(), limit = e.limit, "login refused: too many connections for the user");
+                self.engine
+                    .trail()
+                    .login_failed(&user, &origin, "too many connections")
+                    .await;
+                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "FATAL".into(),
+                    "53300".into(),
+                    e.to_string(),
+                ))));
+            }
+        };
+        client.session_extensions().insert(login);
+        if let Some(last) = last_step {
+            client
+                .send(PgWireBackendMessage::Authentication(last))
+                .await?;
+        }
+        let (pid, key) = self.pids.generate(client);
+        client.set_pid_and_secret_key(pid, key.clone());
+        let secret = key.to_bytes().to_vec();
+        let (handle, guard) = self.connections.register(pid, key);
+        client.session_extensions().insert(handle);
+        client.session_extensions().insert(guard);
+        let session: Arc<Session> = Arc::new(self.engine.session(&user));
+        // Settings sent with the startup packet (`options`
+        // as PGOPTIONS fills it, and plain parameters such
+        // as asyncpg's server_settings) apply as SET would.
+        for (name, value) in startup_settings(client.metadata()).map_err(protocol)? {
+            session.set(&name, &value).map_err(|e| {
+                PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "FATAL".into(),
+                    e.code.clone(),
+                    e.message,
+                )))
+            })?;
+        }
+        // Recorded before the first statement; a login the
+        // audit log cannot take is refused.
+        session.set_origin(origin);
+        session.record_login().await.map_err(|e| {
+            PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                e.code.clone(),
+                e.message,
+            )))
+        })?;
+        self.sessions.register(pid, secret, &session);
+        client.session_extensions().insert(session);
+        tracing::info!(user = %user, peer = %client.socket_addr(), "login");
+        finish_authentication(client, &Parameters).await?;
+        Ok(())
+    }
+}
+
+/// The password of a PasswordMessage (NUL-terminated text).
+fn cleartext_password(msg: PasswordMessageFamily) -> PgWireResult<String> {
+    let body = raw_body(msg)?;
+    let end = body
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or_else(|| protocol("malformed password message".into()))?;
+    String::from_utf8(body[..end].to_vec())
+        .map_err(|_| protocol("malformed password message".into()))
 }
 
 /// The body of a password-family message as the client sent it.

@@ -662,35 +662,45 @@ async fn openapi_lists_exactly_what_the_caller_may_read() {
     assert_eq!(anonymous.status, 401);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_single_sign_on_token_logs_in_as_the_user_it_names() {
-    use base64::Engine as _;
-    use ed25519_dalek::pkcs8::EncodePrivateKey;
-    let dir = common::temp_dir("http-oidc");
-    let key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
-    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
-    let jwks = dir.join("jwks.json");
-    std::fs::write(
-        &jwks,
-        serde_json::json!({ "keys": [{ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": "pemda-1" }] })
-            .to_string(),
-    )
-    .expect("jwks");
-    let server = common::start_config(&format!(
-        "{}\n[http]\nlisten = \"127.0.0.1:0\"\n[http.oidc]\nissuer = \"https://sso.pemda.example\"\n\
-         audience = \"tautan\"\njwks = \"{}\"\n",
-        common::config_text(""),
-        jwks.display()
-    ))
-    .await;
-    let port = door(server.engine.clone()).await;
-    let signer =
-        jsonwebtoken::EncodingKey::from_ed_der(key.to_pkcs8_der().expect("der").as_bytes());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    let jwt = |user: &str, exp: u64| {
+/// An identity provider for the tests: its JWKS file and signing key.
+struct Provider {
+    jwks: std::path::PathBuf,
+    key: ed25519_dalek::SigningKey,
+}
+
+impl Provider {
+    fn new(tag: &str) -> Provider {
+        use base64::Engine as _;
+        let dir = common::temp_dir(tag);
+        let key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+        let x =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+        let jwks = dir.join("jwks.json");
+        std::fs::write(
+            &jwks,
+            serde_json::json!({ "keys": [{ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": "pemda-1" }] })
+                .to_string(),
+        )
+        .expect("jwks");
+        Provider { jwks, key }
+    }
+
+    /// The `[http]` section trusting this provider.
+    fn config(&self) -> String {
+        format!(
+            "\n[http]\nlisten = \"127.0.0.1:0\"\n[http.oidc]\nissuer = \"https://sso.pemda.example\"\n\
+             audience = \"tautan\"\njwks = \"{}\"\n",
+            self.jwks.display()
+        )
+    }
+
+    /// A token for `user` expiring at `exp`, signed by `key` (the
+    /// provider's own when `None`).
+    fn token(&self, user: &str, exp: u64, key: Option<&ed25519_dalek::SigningKey>) -> String {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let key = key.unwrap_or(&self.key);
+        let signer =
+            jsonwebtoken::EncodingKey::from_ed_der(key.to_pkcs8_der().expect("der").as_bytes());
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
         header.kid = Some("pemda-1".into());
         jsonwebtoken::encode(
@@ -702,7 +712,22 @@ async fn a_single_sign_on_token_logs_in_as_the_user_it_names() {
             &signer,
         )
         .expect("jwt")
-    };
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_sign_on_token_logs_in_as_the_user_it_names() {
+    let provider = Provider::new("http-oidc");
+    let server =
+        common::start_config(&format!("{}{}", common::config_text(""), provider.config())).await;
+    let port = door(server.engine.clone()).await;
     let ask = |token: String, sql: &'static str| async move {
         curl(
             port,
@@ -717,41 +742,99 @@ async fn a_single_sign_on_token_logs_in_as_the_user_it_names() {
         .await
     };
     // The analyst's token: their grants, not more.
-    let ok = ask(jwt("analis_dinkes", now + 600), "SELECT current_user AS u").await;
+    let ok = ask(
+        provider.token("analis_dinkes", now() + 600, None),
+        "SELECT current_user AS u",
+    )
+    .await;
     assert_eq!(ok.status, 200, "{}", ok.text());
     assert_eq!(ok.json(), serde_json::json!([{ "u": "analis_dinkes" }]));
     let denied = ask(
-        jwt("analis_dinkes", now + 600),
+        provider.token("analis_dinkes", now() + 600, None),
         "SELECT nik FROM kependudukan.public.penduduk",
     )
     .await;
     assert_eq!(denied.status, 403);
     // Expired, a user tautan does not have, another signer: 401.
-    assert_eq!(
-        ask(jwt("analis_dinkes", now - 3600), "SELECT 1")
-            .await
-            .status,
-        401
-    );
-    assert_eq!(
-        ask(jwt("tidak_ada", now + 600), "SELECT 1").await.status,
-        401
-    );
     let other = ed25519_dalek::SigningKey::from_bytes(&rand::random());
-    let forged = {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-        header.kid = Some("pemda-1".into());
-        jsonwebtoken::encode(
-            &header,
-            &serde_json::json!({
-                "iss": "https://sso.pemda.example", "aud": "tautan", "exp": now + 600,
-                "preferred_username": "walidata",
-            }),
-            &jsonwebtoken::EncodingKey::from_ed_der(other.to_pkcs8_der().expect("der").as_bytes()),
-        )
-        .expect("jwt")
-    };
-    assert_eq!(ask(forged, "SELECT 1").await.status, 401);
+    for token in [
+        provider.token("analis_dinkes", now() - 3600, None),
+        provider.token("tidak_ada", now() + 600, None),
+        provider.token("walidata", now() + 600, Some(&other)),
+    ] {
+        assert_eq!(ask(token, "SELECT 1").await.status, 401);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_token_is_the_password_on_the_postgresql_wire_over_tls() {
+    let provider = Provider::new("wire-oidc");
+    let dir = common::temp_dir("wire-oidc-tls");
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(status.status.success(), "{status:?}");
+    let text = common::config_text("").replace(
+        "database = \"tautan\"",
+        &format!(
+            "database = \"tautan\"\ntls_cert = \"{}\"\ntls_key = \"{}\"",
+            cert.display(),
+            key.display()
+        ),
+    ) + &provider.config();
+    let server = common::start_config(&text).await;
+    let tls = [("PGSSLMODE", "require")];
+    let token = provider.token("analis_dinkes", now() + 600, None);
+    // Over TLS: the token logs in as the user it names, with their grants.
+    let (ok, out, err) = server.psql_env(
+        ("analis_dinkes", &token),
+        &tls,
+        &[
+            "-At",
+            "-c",
+            "SELECT current_user",
+            "-c",
+            "SELECT count(*) FROM ref.kecamatan",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.starts_with("analis_dinkes\n"), "{out}");
+    // The user's own password still works; the token of another user, an
+    // expired one and a wrong password do not.
+    let (ok, _, err) = server.psql_env(DINKES, &tls, &["-c", "SELECT 1"]);
+    assert!(ok, "{err}");
+    for (user, password) in [
+        ("walidata", token.clone()),
+        (
+            "analis_dinkes",
+            provider.token("analis_dinkes", now() - 3600, None),
+        ),
+        ("analis_dinkes", "salah".to_string()),
+        ("tidak_ada", provider.token("tidak_ada", now() + 600, None)),
+    ] {
+        let (ok, _, err) = server.psql_env((user, &password), &tls, &["-c", "SELECT 1"]);
+        assert!(
+            !ok && err.contains("password authentication failed"),
+            "{user}: {err}"
+        );
+    }
+    // Without TLS the login is SCRAM, where a token is no password.
+    let (ok, _, _) = server.psql_env(
+        ("analis_dinkes", &token),
+        &[("PGSSLMODE", "disable")],
+        &["-c", "SELECT 1"],
+    );
+    assert!(!ok, "a token is not accepted in clear text without TLS");
+    let (ok, _, err) = server.psql_env(DINKES, &[("PGSSLMODE", "disable")], &["-c", "SELECT 1"]);
+    assert!(ok, "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
