@@ -540,9 +540,9 @@ impl Default for MaterializeConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Address of the listener (`127.0.0.1:6433`). Logins are HTTP Basic
-    /// with the user's own password: keep it on a private interface or
-    /// behind a TLS-terminating proxy until tautan serves TLS on it.
+    /// Address of the listener (`127.0.0.1:6433`). HTTPS when `[server]
+    /// tls_cert`/`tls_key` are set; otherwise plain HTTP, where Basic sends
+    /// the password: keep it on a private interface then.
     pub listen: String,
     /// Single sign-on: bearer JWTs of the region's identity provider.
     #[serde(default)]

@@ -870,19 +870,7 @@ impl PgWireServerHandlers for Factory {
 /// connection a panic while a message is handled is caught and answered as
 /// that statement's XX000 error ([`connection`]).
 pub async fn serve(engine: Arc<Engine>, listener: TcpListener) -> std::io::Result<()> {
-    let tls = match (
-        &engine.config.server.tls_cert,
-        &engine.config.server.tls_key,
-    ) {
-        (Some(cert), Some(key)) => Some(
-            crate::server::tls::acceptor(
-                &engine.config.resolve_path(cert),
-                &engine.config.resolve_path(key),
-            )
-            .map_err(std::io::Error::other)?,
-        ),
-        _ => None,
-    };
+    let tls = crate::server::tls::from_config(&engine.config).map_err(std::io::Error::other)?;
     let factory = Arc::new(Factory {
         engine,
         handlers: Arc::new(Handlers {

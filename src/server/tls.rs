@@ -1,5 +1,6 @@
-//! TLS for the PostgreSQL endpoint (rustls): offered on SSLRequest when
-//! `[server] tls_cert` and `tls_key` are set.
+//! TLS for the PostgreSQL endpoint (rustls), offered on SSLRequest, and for
+//! the HTTP door (HTTPS only), when `[server] tls_cert` and `tls_key` are
+//! set.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,4 +29,19 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     .with_single_cert(certs, key)
     .map_err(|e| format!("TLS certificate and key do not match: {e}"))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The acceptor `config` asks for (`[server] tls_cert` and `tls_key`, paths
+/// relative to the config), or none.
+pub fn from_config(
+    config: &crate::config::FederationConfig,
+) -> Result<Option<TlsAcceptor>, String> {
+    match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => Some(acceptor(
+            &config.resolve_path(cert),
+            &config.resolve_path(key),
+        ))
+        .transpose(),
+        _ => Ok(None),
+    }
 }

@@ -835,6 +835,42 @@ async fn the_same_token_is_the_password_on_the_postgresql_wire_over_tls() {
     assert!(!ok, "a token is not accepted in clear text without TLS");
     let (ok, _, err) = server.psql_env(DINKES, &[("PGSSLMODE", "disable")], &["-c", "SELECT 1"]);
     assert!(ok, "{err}");
+
+    // With the certificate configured the HTTP door is HTTPS only, and
+    // the token works there too.
+    let port = door(server.engine.clone()).await;
+    let run = |args: Vec<String>| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "20"])
+            .args(&args)
+            .output()
+            .expect("curl runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (ok, body) = run(vec![
+        "-k".into(),
+        "-H".into(),
+        format!("Authorization: Bearer {token}"),
+        "--data-binary".into(),
+        "SELECT current_user AS u".into(),
+        format!("https://127.0.0.1:{port}/v1/sql"),
+    ]);
+    assert!(ok, "{body}");
+    assert_eq!(body, r#"[{"u":"analis_dinkes"}]"#);
+    let (ok, body) = run(vec![
+        "-u".into(),
+        "analis_dinkes:dinkes-demo".into(),
+        "--data-binary".into(),
+        "SELECT 1".into(),
+        format!("http://127.0.0.1:{port}/v1/sql"),
+    ]);
+    assert!(
+        !ok,
+        "plain HTTP is not served when TLS is configured: {body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

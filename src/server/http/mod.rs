@@ -31,6 +31,7 @@ pub mod error;
 pub mod format;
 pub mod openapi;
 pub mod sql;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,13 +64,21 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .with_state(engine)
 }
 
-/// Serves the HTTP door on `listener` until the task is dropped.
+/// Serves the HTTP door on `listener` until the task is dropped: HTTPS
+/// when `[server] tls_cert` and `tls_key` are set (the PostgreSQL
+/// endpoint's certificate), plain HTTP otherwise.
 pub async fn serve(engine: Arc<Engine>, listener: TcpListener) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(engine).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
+    use axum::serve::ListenerExt;
+    let tls = crate::server::tls::from_config(&engine.config).map_err(std::io::Error::other)?;
+    let app = router(engine).into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        Some(acceptor) => {
+            // (`tap_io` lets axum's ConnectInfo read the peer's address.)
+            let listener = tls::TlsListener::new(listener, acceptor)?.tap_io(|_| {});
+            axum::serve(listener, app).await
+        }
+        None => axum::serve(listener, app).await,
+    }
 }
 
 /// What streams the answer: the caller's session and slots are held until
