@@ -39,7 +39,7 @@ use tautan_connector::{LinkRef, ScanOptions};
 use tautan_mysql::{MySqlConfig, MySqlLink};
 use tautan_postgres::{PostgresConfig, PostgresLink};
 
-use crate::auth::{ScramVerifier, DEFAULT_ITERATIONS};
+use crate::auth::ScramVerifier;
 use crate::catalog::{
     load_folder, LinkEntry, LinkSource, Registry, TableMap, UserCatalogList, MAT_SCHEMA,
     PUBLIC_SCHEMA, REF_SCHEMA,
@@ -72,17 +72,16 @@ pub struct Engine {
     /// The policy in force: grants, agreements, attributes, the pseudonym
     /// key. Replaced whole by [`Engine::reload_policy`].
     grants: std::sync::RwLock<Arc<Grants>>,
-    verifiers: BTreeMap<String, ScramVerifier>,
-    /// API tokens (their stored `sha256:` form) and whose they are.
-    tokens: BTreeMap<String, String>,
+    /// Who can log in, and with what: replaced whole by
+    /// [`Engine::reload_policy`], so a changed password or token counts
+    /// from the next login.
+    logins: std::sync::RwLock<Arc<crate::logins::Logins>>,
     /// The identity provider whose JWTs log users in (`[http.oidc]`).
     oidc: Option<crate::oidc::Oidc>,
     /// Memory shared by every session, and spill space.
     pub budget: crate::budget::Budget,
     /// Connection and statement limits.
     pub admission: Arc<crate::admission::Admission>,
-    /// What unknown users' SCRAM salts are derived from.
-    mock_secret: [u8; 32],
     /// The audit log every statement is recorded in (off without `[audit]`).
     trail: crate::audit::Trail,
 }
@@ -253,52 +252,7 @@ impl Engine {
         });
         registry.refresh_all().await;
 
-        // Each user's secret: a stored verifier, or a password from the
-        // environment. The mock secret (unknown users' salts) is derived
-        // from all of them, and so are the salts of environment passwords:
-        // every salt a login sees is the same from one restart to the next.
-        let mut secrets: Vec<(String, Result<ScramVerifier, String>)> = Vec::new();
-        for (name, user) in &config.users {
-            let u = user.get_ref();
-            match (&u.password, &u.password_env) {
-                (Some(text), _) => {
-                    if let Ok(v) = ScramVerifier::parse(text) {
-                        secrets.push((name.clone(), Ok(v)));
-                    }
-                }
-                (None, Some(var)) => match std::env::var(var) {
-                    Ok(p) => secrets.push((name.clone(), Err(p))),
-                    Err(_) => {
-                        tracing::warn!(user = %name, var = %var, "password variable not set; user cannot log in");
-                    }
-                },
-                (None, None) => {}
-            }
-        }
-        let texts: Vec<(String, String)> = secrets
-            .iter()
-            .map(|(name, s)| {
-                let text = match s {
-                    Ok(v) => v.to_string(),
-                    Err(password) => password.clone(),
-                };
-                (name.clone(), text)
-            })
-            .collect();
-        let mock_secret =
-            crate::auth::mock_secret(texts.iter().map(|(u, t)| (u.as_str(), t.as_str())));
-        let mut verifiers = BTreeMap::new();
-        for (name, secret) in secrets {
-            let v = match secret {
-                Ok(v) => v,
-                Err(password) => ScramVerifier::with_salt(
-                    &password,
-                    &crate::auth::mock_salt(&mock_secret, &name),
-                    DEFAULT_ITERATIONS,
-                ),
-            };
-            verifiers.insert(name, v);
-        }
+        let logins = std::sync::RwLock::new(Arc::new(crate::logins::Logins::from_config(&config)));
         let config = Arc::new(config);
         let grants = std::sync::RwLock::new(Arc::new(Grants::from_config(config.clone(), 1)?));
         let kinds = config
@@ -310,16 +264,6 @@ impl Engine {
         let budget = crate::budget::Budget::new(&config.server)
             .map_err(|e| format!("[server] memory and spill settings: {e}"))?;
         let admission = Arc::new(crate::admission::Admission::new(&config));
-        let tokens = config
-            .users
-            .iter()
-            .flat_map(|(name, u)| {
-                u.get_ref()
-                    .tokens
-                    .iter()
-                    .map(move |t| (t.to_ascii_lowercase(), name.clone()))
-            })
-            .collect();
         let oidc = match config.http.as_ref().and_then(|h| h.oidc.as_ref()) {
             Some(o) => Some(crate::oidc::Oidc::load(o, &config.base_dir)?),
             None => None,
@@ -328,12 +272,10 @@ impl Engine {
             config,
             registry,
             grants,
-            verifiers,
-            tokens,
+            logins,
             oidc,
             budget,
             admission,
-            mock_secret,
             trail,
         });
         engine.check_pull_owners().await?;
@@ -460,11 +402,16 @@ impl Engine {
     pub fn reload_policy(&self) -> Result<crate::grants::PolicyVersion, String> {
         let number = self.grants().version().number + 1;
         let config = FederationConfig::load(&self.config.path).map_err(|e| e.to_string())?;
+        let logins = Arc::new(crate::logins::Logins::from_config(&config));
         let grants = Grants::from_config(Arc::new(config), number)?;
         let version = grants.version().clone();
         match self.grants.write() {
             Ok(mut g) => *g = Arc::new(grants),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(grants),
+        }
+        match self.logins.write() {
+            Ok(mut l) => *l = logins,
+            Err(poisoned) => *poisoned.into_inner() = logins,
         }
         tracing::info!(version = number, "policy reloaded");
         Ok(version)
@@ -607,14 +554,20 @@ impl Engine {
 
     /// The verifier of `user`, if the user exists and can log in.
     pub fn verifier(&self, user: &str) -> Option<ScramVerifier> {
-        self.verifiers.get(user).cloned()
+        self.logins().verifier(user)
     }
 
     /// The user an API token belongs to (the token as the client sent it).
-    pub fn token_user(&self, token: &str) -> Option<&str> {
-        self.tokens
-            .get(&crate::auth::token_hash(token))
-            .map(String::as_str)
+    pub fn token_user(&self, token: &str) -> Option<String> {
+        self.logins().token_user(token)
+    }
+
+    /// Who can log in now.
+    fn logins(&self) -> Arc<crate::logins::Logins> {
+        match self.logins.read() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Whether single sign-on tokens log users in (`[http.oidc]`): then a
@@ -632,7 +585,7 @@ impl Engine {
             .as_ref()
             .ok_or_else(|| "single sign-on is not configured ([http.oidc])".to_string())?;
         let user = oidc.user(token)?;
-        if self.verifiers.contains_key(&user) || self.config.users.contains_key(&user) {
+        if self.logins().knows(&user) {
             Ok(user)
         } else {
             Err(format!("`{user}` is not a user of this federation"))
@@ -643,10 +596,7 @@ impl Engine {
     /// for a user that does not exist (or cannot log in) a mock one with a
     /// stable salt ([`ScramVerifier::mock`]). `true` when it is real.
     pub fn login_verifier(&self, user: &str) -> (ScramVerifier, bool) {
-        match self.verifiers.get(user) {
-            Some(v) => (v.clone(), true),
-            None => (ScramVerifier::mock(&self.mock_secret, user), false),
-        }
+        self.logins().login_verifier(user)
     }
 
     /// A session for an authenticated user.

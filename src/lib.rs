@@ -43,6 +43,7 @@ pub mod executor;
 pub mod export;
 pub mod grants;
 pub mod limits;
+pub mod logins;
 pub mod metrics;
 pub mod oidc;
 pub mod oids;

@@ -413,7 +413,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             eprintln!("token for {user} (shown once; give it to the user, keep it secret):");
             println!("{token}");
             eprintln!(
-                "store its hash in [users.{user}] of {}, then restart tautan:\ntokens = [{list}]",
+                "store its hash in [users.{user}] of {} (a running server takes it within seconds):\ntokens = [{list}]",
                 cli.config.display()
             );
             Ok(ExitCode::SUCCESS)

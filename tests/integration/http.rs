@@ -919,3 +919,45 @@ async fn the_catalog_names_producers_labels_and_granted_columns() {
         .iter()
         .all(|d| !d["name"].as_str().unwrap_or("").starts_with("system.")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_added_or_revoked_counts_from_the_next_reload() {
+    let (token, stored) = tautan::auth::new_token();
+    let dir = common::temp_dir("http-token-reload");
+    let path = dir.join("federation.toml");
+    let base = common::pull_config(&dir.join("data"), 1, "");
+    let with_token = base.replace(
+        "[users.dinsos]\n",
+        &format!("[users.dinsos]\ntokens = [\"{stored}\"]\n"),
+    );
+    assert_ne!(with_token, base, "the dinsos user is in the config");
+    std::fs::write(&path, &base).expect("config");
+    let engine = tautan::engine::Engine::start(
+        tautan::config::FederationConfig::load(&path).expect("config"),
+    )
+    .await
+    .expect("engine");
+    let port = door(engine.clone()).await;
+    let ask = || async {
+        curl(
+            port,
+            "/v1/sql",
+            &[
+                "-H",
+                &format!("Authorization: Bearer {token}"),
+                "--data-binary",
+                "SELECT current_user AS u",
+            ],
+        )
+        .await
+    };
+    assert_eq!(ask().await.status, 401, "not yet in the config");
+    std::fs::write(&path, &with_token).expect("config");
+    engine.reload_policy().expect("reload");
+    let reply = ask().await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json(), serde_json::json!([{ "u": "dinsos" }]));
+    std::fs::write(&path, &base).expect("config");
+    engine.reload_policy().expect("reload");
+    assert_eq!(ask().await.status, 401, "revoked");
+}
