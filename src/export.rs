@@ -9,8 +9,12 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use datafusion::arrow::datatypes::SchemaRef;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
@@ -154,6 +158,99 @@ impl Sink {
     }
 }
 
+/// Whether Arrow's CSV writer writes values of `t` itself.
+pub fn csv_writes(t: &DataType) -> bool {
+    !matches!(
+        t,
+        DataType::List(_)
+            | DataType::LargeList(_)
+            | DataType::FixedSizeList(..)
+            | DataType::ListView(_)
+            | DataType::LargeListView(_)
+            | DataType::Struct(_)
+            | DataType::Map(..)
+            | DataType::Union(..)
+            | DataType::Dictionary(..)
+            | DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::FixedSizeBinary(_)
+            | DataType::Interval(_)
+    )
+}
+
+/// Whether the Parquet writer writes values of `t` itself (it has no
+/// month-day-nanosecond interval).
+pub fn parquet_writes(t: &DataType) -> bool {
+    !matches!(t, DataType::Interval(IntervalUnit::MonthDayNano))
+}
+
+/// The columns a writer cannot write itself (arrays in CSV, intervals in
+/// Parquet, ...), written as their display text instead (arrays as `[1,
+/// 2]`, binary as hex; NULL stays NULL), rather than failing the export.
+#[derive(Debug, Clone)]
+pub struct TextColumns {
+    columns: Vec<usize>,
+    schema: SchemaRef,
+}
+
+impl TextColumns {
+    /// For answers of `schema`, written by a writer that writes the types
+    /// `writes` accepts.
+    pub fn new(schema: &SchemaRef, writes: impl Fn(&DataType) -> bool) -> TextColumns {
+        let columns = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !writes(f.data_type()))
+            .map(|(i, _)| i)
+            .collect();
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                if writes(f.data_type()) {
+                    f.as_ref().clone()
+                } else {
+                    Field::new(f.name(), DataType::Utf8, true)
+                }
+            })
+            .collect();
+        TextColumns {
+            columns,
+            schema: Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())),
+        }
+    }
+
+    /// The schema written.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// `batch` as written.
+    pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch, QueryError> {
+        if self.columns.is_empty() {
+            return Ok(batch.clone());
+        }
+        let arrow = |e: datafusion::arrow::error::ArrowError| {
+            QueryError::from(datafusion::error::DataFusionError::from(e))
+        };
+        let mut columns = batch.columns().to_vec();
+        for &i in &self.columns {
+            let Some(column) = columns.get(i).cloned() else {
+                continue;
+            };
+            let formatter = ArrayFormatter::try_new(column.as_ref(), &FormatOptions::default())
+                .map_err(arrow)?;
+            let text: StringArray = (0..column.len())
+                .map(|r| column.is_valid(r).then(|| formatter.value(r).to_string()))
+                .collect();
+            columns[i] = Arc::new(text);
+        }
+        RecordBatch::try_new(self.schema.clone(), columns).map_err(arrow)
+    }
+}
+
 /// `schema` with the column names a client is told
 /// ([`crate::statement::column_name`]: `SELECT 1, 2` has two columns
 /// `?column?`). A Parquet file is a table, whose columns need distinct
@@ -193,7 +290,11 @@ pub async fn write_file(
         let schema = client_schema(&stream.schema(), format == FileFormat::Parquet)
             .map_err(WriteError::Query)?;
         let file = File::create(&partial).map_err(|e| io(&partial, "cannot create", e))?;
-        let mut sink = Sink::open(file, schema.clone(), format)
+        let text = match format {
+            FileFormat::Csv => TextColumns::new(&schema, csv_writes),
+            FileFormat::Parquet => TextColumns::new(&schema, parquet_writes),
+        };
+        let mut sink = Sink::open(file, text.schema().clone(), format)
             .map_err(|e| io(&partial, "cannot write", e))?;
         let mut rows = 0u64;
         while let Some(batch) = stream.next().await {
@@ -201,6 +302,7 @@ pub async fn write_file(
                 .and_then(|b| Ok(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?))
                 .map_err(|e| WriteError::Query(QueryError::from(e)))?;
             rows += batch.num_rows() as u64;
+            let batch = text.apply(&batch).map_err(WriteError::Query)?;
             let bytes = sink
                 .write(&batch)
                 .map_err(|e| io(&partial, "cannot write", e))?;

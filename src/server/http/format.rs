@@ -18,6 +18,7 @@ use parquet::file::properties::WriterProperties;
 
 use super::error::ApiError;
 use crate::error::QueryError;
+use crate::export::TextColumns;
 
 /// A format an answer can be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,11 +27,13 @@ pub enum Format {
     Json,
     /// `application/x-ndjson`: one object per line.
     NdJson,
-    /// `text/csv`: a header line, then one line per row (NULL is empty).
+    /// `text/csv`: a header line, then one line per row (NULL is empty;
+    /// arrays, structs and binary as their text).
     Csv,
     /// `application/vnd.apache.arrow.stream`: the Arrow IPC stream.
     Arrow,
-    /// `application/vnd.apache.parquet`: a Parquet file.
+    /// `application/vnd.apache.parquet`: a Parquet file (intervals as
+    /// their text: Parquet has no month-day-nanosecond interval).
     Parquet,
 }
 
@@ -136,6 +139,10 @@ enum Writer {
 pub struct Encoder {
     writer: Writer,
     out: Shared,
+    /// The columns the format's writer cannot write (CSV: arrays, structs,
+    /// binary; Parquet: month-day-nanosecond intervals), written as their
+    /// text instead.
+    text: TextColumns,
 }
 
 fn failed(e: impl std::fmt::Display) -> QueryError {
@@ -146,6 +153,13 @@ impl Encoder {
     /// An encoder for answers of `schema` (the names clients are told).
     pub fn new(format: Format, schema: SchemaRef) -> Result<Self, QueryError> {
         let out = Shared::default();
+        // Columns the format's writer cannot write go as their text.
+        let text = match format {
+            Format::Csv => TextColumns::new(&schema, crate::export::csv_writes),
+            Format::Parquet => TextColumns::new(&schema, crate::export::parquet_writes),
+            _ => TextColumns::new(&schema, |_| true),
+        };
+        let text_schema = text.schema().clone();
         let writer = match format {
             Format::Json => Writer::Json(
                 arrow_json::WriterBuilder::new()
@@ -162,7 +176,8 @@ impl Encoder {
                     .with_header(true)
                     .build(out.clone());
                 // The header, also when no row follows.
-                w.write(&RecordBatch::new_empty(schema)).map_err(failed)?;
+                w.write(&RecordBatch::new_empty(text_schema.clone()))
+                    .map_err(failed)?;
                 Writer::Csv(Box::new(w))
             }
             Format::Arrow => Writer::Arrow(Box::new(
@@ -176,11 +191,12 @@ impl Encoder {
                     .set_max_row_group_row_count(Some(64 * 1024))
                     .build();
                 Writer::Parquet(Box::new(
-                    ArrowWriter::try_new(out.clone(), schema, Some(props)).map_err(failed)?,
+                    ArrowWriter::try_new(out.clone(), text_schema.clone(), Some(props))
+                        .map_err(failed)?,
                 ))
             }
         };
-        Ok(Encoder { writer, out })
+        Ok(Encoder { writer, out, text })
     }
 
     /// What the answer starts with (CSV's header, Arrow's schema message).
@@ -190,6 +206,7 @@ impl Encoder {
 
     /// `batch`, encoded.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<Bytes, QueryError> {
+        let batch = &self.text.apply(batch)?;
         match &mut self.writer {
             Writer::Json(w) => w.write(batch).map_err(failed)?,
             Writer::NdJson(w) => w.write(batch).map_err(failed)?,
@@ -206,7 +223,7 @@ impl Encoder {
         match &mut self.writer {
             Writer::Json(w) => w.finish().map_err(failed)?,
             Writer::NdJson(w) => w.finish().map_err(failed)?,
-            Writer::Csv(_) => {}
+            Writer::Csv(..) => {}
             Writer::Arrow(w) => w.finish().map_err(failed)?,
             Writer::Parquet(w) => {
                 w.finish().map_err(failed)?;
