@@ -15,6 +15,10 @@ command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariad
 command -v mariadb >/dev/null || need_apt+=(mariadb-client)
 # The yearly report is printed to PDF and screenshotted by headless Chromium.
 command -v chromium >/dev/null || need_apt+=(chromium)
+# The HTTP door's tests use curl as the client; the TLS tests make
+# certificates with openssl.
+command -v curl >/dev/null || need_apt+=(curl)
+command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   $SUDO apt-get update -qq
