@@ -120,12 +120,7 @@ impl Sink {
                 Ok(Sink::Csv(Box::new(w)))
             }
             FileFormat::Parquet => {
-                let level = ZstdLevel::try_new(3).map_err(|e| e.to_string())?;
-                let props = WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(level))
-                    .set_statistics_enabled(EnabledStatistics::Page)
-                    .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-                    .build();
+                let props = parquet_properties(ROW_GROUP_ROWS)?;
                 let w =
                     ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| e.to_string())?;
                 Ok(Sink::Parquet(Box::new(w)))
@@ -156,6 +151,17 @@ impl Sink {
             Sink::Parquet(w) => w.into_inner().map_err(|e| e.to_string()),
         }
     }
+}
+
+/// How tautan writes Parquet (snapshots, exports, HTTP answers): zstd,
+/// page statistics, row groups of `row_group_rows`.
+pub fn parquet_properties(row_group_rows: usize) -> Result<WriterProperties, String> {
+    let level = ZstdLevel::try_new(3).map_err(|e| e.to_string())?;
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(row_group_rows))
+        .build())
 }
 
 /// Whether Arrow's CSV writer writes values of `t` itself.

@@ -302,34 +302,22 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             tracing::info!(%addr, database = %engine.config.server.database, "serving PostgreSQL wire protocol");
             // The operations door (`[monitoring] listen`): /metrics, /healthz.
             let _ops = match engine.config.monitoring.as_ref() {
-                Some(m) => {
-                    let ops = tokio::net::TcpListener::bind(&m.listen)
-                        .await
-                        .map_err(|e| format!("[monitoring] cannot listen on {}: {e}", m.listen))?;
-                    tracing::info!(addr = %m.listen, "serving /metrics and /healthz");
-                    let engine = engine.clone();
-                    Some(tokio::spawn(async move {
-                        if let Err(e) = tautan::server::ops::serve(engine, ops).await {
-                            tracing::error!(error = %e, "the monitoring listener stopped");
-                        }
-                    }))
-                }
+                Some(m) => Some(
+                    spawn_door("monitoring", &m.listen, "/metrics and /healthz", |door| {
+                        tautan::server::ops::serve(engine.clone(), door)
+                    })
+                    .await?,
+                ),
                 None => None,
             };
             // The web-service door (`[http] listen`): /v1/sql, /v1/datasets.
             let _http = match engine.config.http.as_ref() {
-                Some(h) => {
-                    let door = tokio::net::TcpListener::bind(&h.listen)
-                        .await
-                        .map_err(|e| format!("[http] cannot listen on {}: {e}", h.listen))?;
-                    tracing::info!(addr = %h.listen, "serving HTTP (/v1/sql, /v1/datasets)");
-                    let engine = engine.clone();
-                    Some(tokio::spawn(async move {
-                        if let Err(e) = tautan::server::http::serve(engine, door).await {
-                            tracing::error!(error = %e, "the HTTP listener stopped");
-                        }
-                    }))
-                }
+                Some(h) => Some(
+                    spawn_door("http", &h.listen, "HTTP (/v1/sql, /v1/datasets)", |door| {
+                        tautan::server::http::serve(engine.clone(), door)
+                    })
+                    .await?,
+                ),
                 None => None,
             };
             let trail = engine.trail().clone();
@@ -797,6 +785,31 @@ fn report(
 }
 
 /// Ctrl-C or SIGTERM.
+/// Binds the listener of config section `[section] listen = addr` and
+/// serves it with `serve` on a task of its own (logged when it stops).
+async fn spawn_door<F, Fut>(
+    section: &str,
+    addr: &str,
+    what: &str,
+    serve: F,
+) -> Result<tokio::task::JoinHandle<()>, String>
+where
+    F: FnOnce(tokio::net::TcpListener) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("[{section}] cannot listen on {addr}: {e}"))?;
+    tracing::info!(%addr, "serving {what}");
+    let served = serve(listener);
+    let section = section.to_string();
+    Ok(tokio::spawn(async move {
+        if let Err(e) = served.await {
+            tracing::error!(error = %e, "the [{section}] listener stopped");
+        }
+    }))
+}
+
 async fn shutdown_signal() {
     #[cfg(unix)]
     {

@@ -13,8 +13,6 @@ use bytes::Bytes;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 
 use super::error::ApiError;
 use crate::error::QueryError;
@@ -185,11 +183,8 @@ impl Encoder {
                     .map_err(failed)?,
             )),
             Format::Parquet => {
-                let level = ZstdLevel::try_new(3).map_err(failed)?;
-                let props = WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(level))
-                    .set_max_row_group_row_count(Some(64 * 1024))
-                    .build();
+                // Row groups half a snapshot's: an answer holds one in memory.
+                let props = crate::export::parquet_properties(64 * 1024).map_err(failed)?;
                 Writer::Parquet(Box::new(
                     ArrowWriter::try_new(out.clone(), text_schema.clone(), Some(props))
                         .map_err(failed)?,
