@@ -345,27 +345,7 @@ async fn tls_is_negotiated_when_configured() {
     assert!(!ok, "TLS must not be offered without a certificate");
     assert!(err.contains("SSL"), "{err}");
 
-    let dir = temp_dir("tls");
-    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs");
-    assert!(status.status.success(), "{status:?}");
-    let text = config_text("").replace(
-        "database = \"tautan\"",
-        &format!(
-            "database = \"tautan\"\ntls_cert = \"{}\"\ntls_key = \"{}\"",
-            cert.display(),
-            key.display()
-        ),
-    );
+    let text = tls_config_text("tls");
     let server = start_config(&text).await;
     let (ok, out, err) = server.psql_env(
         WALIDATA,

@@ -520,3 +520,29 @@ pub fn panics_on_this_thread() -> usize {
         .copied()
         .unwrap_or(0)
 }
+
+/// The test config with TLS on: a fresh self-signed certificate for
+/// 127.0.0.1 (made with openssl) as `[server] tls_cert`/`tls_key`.
+pub fn tls_config_text(tag: &str) -> String {
+    let dir = temp_dir(tag);
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(status.status.success(), "{status:?}");
+    config_text("").replace(
+        "database = \"tautan\"",
+        &format!(
+            "database = \"tautan\"\ntls_cert = \"{}\"\ntls_key = \"{}\"",
+            cert.display(),
+            key.display()
+        ),
+    )
+}

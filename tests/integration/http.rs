@@ -89,6 +89,16 @@ fn login((user, password): (&str, &str)) -> String {
     format!("{user}:{password}")
 }
 
+/// `POST /v1/sql` of `sql` as `credentials`, answered as JSON.
+async fn post_sql(port: u16, credentials: (&str, &str), sql: &str) -> Reply {
+    curl(
+        port,
+        "/v1/sql",
+        &["-u", &login(credentials), "--data-binary", sql],
+    )
+    .await
+}
+
 /// Serves the HTTP door of `engine` on a free port.
 pub(crate) async fn door(engine: Arc<Engine>) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -244,17 +254,7 @@ async fn every_format_carries_exactly_the_answer_the_engine_gives() {
 
     // Values the JSON carries as written at the source: the quote, the
     // backslash, the numbers.
-    let reply = curl(
-        port,
-        "/v1/sql",
-        &[
-            "-u",
-            &login(WALIDATA),
-            "--data-binary",
-            "SELECT \"Kode Wilayah\", \"NilaiBesar\", \"quote\"\"d\" FROM uji_pg.\"Skema Campuran\".\"Data Penting\" ORDER BY \"NilaiBesar\"",
-        ],
-    )
-    .await;
+    let reply = post_sql(port, WALIDATA, "SELECT \"Kode Wilayah\", \"NilaiBesar\", \"quote\"\"d\" FROM uji_pg.\"Skema Campuran\".\"Data Penting\" ORDER BY \"NilaiBesar\"").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let rows = reply.json();
     assert_eq!(rows[2]["Kode Wilayah"], "it's");
@@ -262,15 +262,10 @@ async fn every_format_carries_exactly_the_answer_the_engine_gives() {
     assert_eq!(rows[0]["NilaiBesar"], 10);
     assert_eq!(rows[3]["quote\"d"], "A");
     // numeric(12,2) as an exact JSON number.
-    let reply = curl(
+    let reply = post_sql(
         port,
-        "/v1/sql",
-        &[
-            "-u",
-            &login(WALIDATA),
-            "--data-binary",
-            "SELECT nilai FROM uji_pg.public.angka WHERE id = 999",
-        ],
+        WALIDATA,
+        "SELECT nilai FROM uji_pg.public.angka WHERE id = 999",
     )
     .await;
     assert_eq!(reply.text().trim(), "[{\"nilai\":99.90}]");
@@ -393,16 +388,13 @@ async fn parameters_and_dataset_filters_are_bound_never_spliced() {
 async fn errors_carry_the_sqlstate_and_a_fitting_status() {
     let server = common::start().await;
     let port = door(server.engine.clone()).await;
-    let sql = |auth: String, body: &'static str| async move {
-        curl(port, "/v1/sql", &["-u", &auth, "--data-binary", body]).await
-    };
     // No login, a wrong password, an unknown user: 401 with a challenge.
     let anonymous = curl(port, "/v1/sql", &["--data-binary", "SELECT 1"]).await;
     assert_eq!(anonymous.status, 401);
     assert_eq!(anonymous.sqlstate(), "28P01");
-    for auth in ["walidata:salah", "tidak_ada:walidata-demo"] {
-        let reply = sql(auth.to_string(), "SELECT 1").await;
-        assert_eq!(reply.status, 401, "{auth}");
+    for credentials in [("walidata", "salah"), ("tidak_ada", "walidata-demo")] {
+        let reply = post_sql(port, credentials, "SELECT 1").await;
+        assert_eq!(reply.status, 401, "{credentials:?}");
     }
     let cases: &[(&str, (&str, &str), u16, &str)] = &[
         ("SELEC 1", WALIDATA, 400, "42601"),
@@ -431,7 +423,7 @@ async fn errors_carry_the_sqlstate_and_a_fitting_status() {
         ("DECLARE c CURSOR FOR SELECT 1", WALIDATA, 400, "0A000"),
     ];
     for (body, credentials, status, sqlstate) in cases {
-        let reply = sql(login(*credentials), body).await;
+        let reply = post_sql(port, *credentials, body).await;
         assert_eq!(reply.status, *status, "{body}: {}", reply.text());
         assert_eq!(reply.sqlstate(), *sqlstate, "{body}: {}", reply.text());
         assert_eq!(reply.content_type, "application/json");
@@ -465,7 +457,7 @@ async fn errors_carry_the_sqlstate_and_a_fitting_status() {
     .await;
     assert_eq!(not_json.status, 400);
     // A session command answers its tag.
-    let set = sql(login(WALIDATA), "SET statement_timeout = '5s'").await;
+    let set = post_sql(port, WALIDATA, "SET statement_timeout = '5s'").await;
     assert_eq!(set.status, 200);
     assert_eq!(set.json()["command"], "SET");
 }
@@ -482,17 +474,7 @@ async fn a_link_that_is_down_is_503() {
     ))
     .await;
     let port = door(server.engine.clone()).await;
-    let reply = curl(
-        port,
-        "/v1/sql",
-        &[
-            "-u",
-            &login(WALIDATA),
-            "--data-binary",
-            "SELECT * FROM mati.public.t",
-        ],
-    )
-    .await;
+    let reply = post_sql(port, WALIDATA, "SELECT * FROM mati.public.t").await;
     assert_eq!(reply.status, 503, "{}", reply.text());
     assert!(reply.sqlstate().starts_with("08"), "{}", reply.text());
 }
@@ -769,27 +751,7 @@ async fn a_single_sign_on_token_logs_in_as_the_user_it_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_token_is_the_password_on_the_postgresql_wire_over_tls() {
     let provider = Provider::new("wire-oidc");
-    let dir = common::temp_dir("wire-oidc-tls");
-    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs");
-    assert!(status.status.success(), "{status:?}");
-    let text = common::config_text("").replace(
-        "database = \"tautan\"",
-        &format!(
-            "database = \"tautan\"\ntls_cert = \"{}\"\ntls_key = \"{}\"",
-            cert.display(),
-            key.display()
-        ),
-    ) + &provider.config();
+    let text = common::tls_config_text("wire-oidc-tls") + &provider.config();
     let server = common::start_config(&text).await;
     let tls = [("PGSSLMODE", "require")];
     let token = provider.token("analis_dinkes", now() + 600, None);

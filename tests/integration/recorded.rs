@@ -564,25 +564,8 @@ async fn kill_9_mid_statement_leaves_its_intent_open_and_the_cli_paths_are_recor
 
 /// `GET path` on the operations listener: (status, body).
 async fn http_get(port: u16, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: tautan\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .expect("request");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.expect("response");
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").expect("headers");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    (status, body.to_string())
+    let reply = crate::http::curl(port, path, &[]).await;
+    (reply.status, reply.text())
 }
 
 /// Starts the operations listener of `engine` on a free port.
