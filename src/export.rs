@@ -233,11 +233,9 @@ impl TextColumns {
         &self.schema
     }
 
-    /// `batch` as written.
+    /// `batch` as written: under the schema's column names, with the
+    /// columns the writer cannot write as their text.
     pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch, QueryError> {
-        if self.columns.is_empty() {
-            return Ok(batch.clone());
-        }
         let arrow = |e: datafusion::arrow::error::ArrowError| {
             QueryError::from(datafusion::error::DataFusionError::from(e))
         };
@@ -304,9 +302,7 @@ pub async fn write_file(
             .map_err(|e| io(&partial, "cannot write", e))?;
         let mut rows = 0u64;
         while let Some(batch) = stream.next().await {
-            let batch = batch
-                .and_then(|b| Ok(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?))
-                .map_err(|e| WriteError::Query(QueryError::from(e)))?;
+            let batch = batch.map_err(|e| WriteError::Query(QueryError::from(e)))?;
             rows += batch.num_rows() as u64;
             let batch = text.apply(&batch).map_err(WriteError::Query)?;
             let bytes = sink

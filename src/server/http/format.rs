@@ -179,7 +179,7 @@ impl Encoder {
                 Writer::Csv(Box::new(w))
             }
             Format::Arrow => Writer::Arrow(Box::new(
-                datafusion::arrow::ipc::writer::StreamWriter::try_new(out.clone(), &schema)
+                datafusion::arrow::ipc::writer::StreamWriter::try_new(out.clone(), &text_schema)
                     .map_err(failed)?,
             )),
             Format::Parquet => {
@@ -199,7 +199,8 @@ impl Encoder {
         self.out.take()
     }
 
-    /// `batch`, encoded.
+    /// `batch` (any column names: it is written under the schema the
+    /// encoder was made for), encoded.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<Bytes, QueryError> {
         let batch = &self.text.apply(batch)?;
         match &mut self.writer {

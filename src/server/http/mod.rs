@@ -41,8 +41,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use bytes::Bytes;
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
@@ -85,17 +83,8 @@ pub async fn serve(engine: Arc<Engine>, listener: TcpListener) -> std::io::Resul
 /// the last byte is sent or the client goes away.
 struct Streaming {
     stream: SendableRecordBatchStream,
-    schema: datafusion::arrow::datatypes::SchemaRef,
-    encoder: Option<Encoder>,
+    encoder: Encoder,
     _caller: Caller,
-}
-
-fn renamed(
-    schema: &datafusion::arrow::datatypes::SchemaRef,
-    batch: RecordBatch,
-) -> Result<RecordBatch, QueryError> {
-    RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
-        .map_err(|e| QueryError::from(datafusion::error::DataFusionError::from(e)))
 }
 
 fn cut_short(e: QueryError) -> std::io::Error {
@@ -113,38 +102,27 @@ pub async fn answer(
     let schema =
         crate::export::client_schema(query.plan.schema().inner(), format == Format::Parquet)?;
     let mut stream = caller.session.execute(query, params).await?;
-    let mut encoder = Encoder::new(format, schema.clone())?;
+    let mut encoder = Encoder::new(format, schema)?;
     let mut head = vec![encoder.start()];
     match stream.next().await {
-        Some(Ok(batch)) => head.push(encoder.write(&renamed(&schema, batch)?)?),
+        Some(Ok(batch)) => head.push(encoder.write(&batch)?),
         Some(Err(e)) => return Err(QueryError::from(e).into()),
         None => {}
     }
     let state = Streaming {
         stream,
-        schema,
-        encoder: Some(encoder),
+        encoder,
         _caller: caller,
     };
     let rest = futures::stream::unfold(Some(state), |state| async move {
         let mut st = state?;
         match st.stream.next().await {
-            Some(Ok(batch)) => {
-                let encoded = match st.encoder.as_mut() {
-                    Some(encoder) => renamed(&st.schema, batch).and_then(|b| encoder.write(&b)),
-                    None => Ok(Bytes::new()),
-                };
-                match encoded {
-                    Ok(bytes) => Some((Ok(bytes), Some(st))),
-                    Err(e) => Some((Err(cut_short(e)), None)),
-                }
-            }
-            Some(Err(e)) => Some((Err(cut_short(QueryError::from(e))), None)),
-            None => match st.encoder.take().map(Encoder::finish) {
-                Some(Ok(bytes)) => Some((Ok(bytes), None)),
-                Some(Err(e)) => Some((Err(cut_short(e)), None)),
-                None => None,
+            Some(Ok(batch)) => match st.encoder.write(&batch) {
+                Ok(bytes) => Some((Ok(bytes), Some(st))),
+                Err(e) => Some((Err(cut_short(e)), None)),
             },
+            Some(Err(e)) => Some((Err(cut_short(QueryError::from(e))), None)),
+            None => Some((st.encoder.finish().map_err(cut_short), None)),
         }
     });
     let body = futures::stream::iter(head.into_iter().map(Ok))
