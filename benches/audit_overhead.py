@@ -14,7 +14,6 @@ median statements/s of each side and the ratio.
 
 import argparse
 import os
-import re
 import statistics
 import tempfile
 import threading
@@ -31,18 +30,12 @@ QUERIES = {
 
 
 def config(audit, workdir):
-    text = open(os.path.join(demo_server.REPO, "federation.toml"), encoding="utf-8").read()
-    text = re.sub(r"\n\[monitoring\]\n[^\[]*", "\n", text)
-    text = re.sub(r"\n\[http\]\n[^\[]*", "\n", text)
-    for rel in ['"files/dinsos"', '"ref"', '"agreements"', '"data"']:
-        text = text.replace(rel, '"' + os.path.join(demo_server.REPO, rel.strip('"')) + '"', 1)
-    text = text.replace('"keys/demo/', '"' + os.path.join(demo_server.REPO, "keys/demo/"))
+    sections = ("monitoring", "http") if audit else ("monitoring", "http", "audit")
+    text = demo_server.shipped_config(without=sections)
     if audit:
         text = text.replace('dir = "audit/log"', f'dir = "{workdir}/audit/log"')
         text = text.replace('key = "audit/custodian.pem"', f'key = "{workdir}/audit/custodian.pem"')
         text = text.replace('"audit/latest-checkpoint.json"', f'"{workdir}/audit/latest.json"')
-    else:
-        text = re.sub(r"\n\[audit\]\n[^\[]*", "\n", text)
     path = os.path.join(workdir, f"federation-{'on' if audit else 'off'}.toml")
     open(path, "w", encoding="utf-8").write(text)
     return path

@@ -3,6 +3,7 @@ fairness.py): a free port, the server started and waited for, and the
 percentile both report."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,6 +21,17 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def shipped_config(without=()):
+    """The shipped federation.toml's text, its relative paths made absolute
+    (so it can be written anywhere), without the sections named."""
+    text = open(os.path.join(REPO, "federation.toml"), encoding="utf-8").read()
+    for section in without:
+        text = re.sub(r"\n\[" + section + r"\]\n[^\[]*", "\n", text)
+    for rel in ['"files/dinsos"', '"ref"', '"agreements"', '"data"']:
+        text = text.replace(rel, '"' + os.path.join(REPO, rel.strip('"')) + '"', 1)
+    return text.replace('"keys/demo/', '"' + os.path.join(REPO, "keys/demo/"))
 
 
 def percentile(values, p):

@@ -14,7 +14,6 @@ server's peak resident memory is its VmHWM from /proc when the answer ends.
 
 import argparse
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -23,8 +22,8 @@ import time
 import urllib.request
 import base64
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+import demo_server
+
 ACCEPT = {
     "ndjson": "application/x-ndjson",
     "json": "application/json",
@@ -41,12 +40,7 @@ def free_port():
 
 
 def config(work, wire, http):
-    text = open(os.path.join(REPO, "federation.toml"), encoding="utf-8").read()
-    for section in ("monitoring", "http", "audit"):
-        text = re.sub(r"\n\[" + section + r"\]\n[^\[]*", "\n", text)
-    for rel in ['"files/dinsos"', '"ref"', '"agreements"', '"data"']:
-        text = text.replace(rel, '"' + os.path.join(REPO, rel.strip('"')) + '"', 1)
-    text = text.replace('"keys/demo/', '"' + os.path.join(REPO, "keys/demo/"))
+    text = demo_server.shipped_config(without=("monitoring", "http", "audit"))
     text = text.replace('listen = "127.0.0.1:6432"', f'listen = "127.0.0.1:{wire}"')
     text += f"""
 [http]
