@@ -191,6 +191,16 @@ pub async fn execute_spilling_joins(
     plan: LogicalPlan,
 ) -> Result<SendableRecordBatchStream> {
     let physical = state.create_physical_plan(&plan).await?;
+    execute_planned(state, plan, physical)
+}
+
+/// [`execute_spilling_joins`] of a plan already made physical from `plan`
+/// (by `state`): for a caller that plans while something else finishes.
+pub fn execute_planned(
+    state: SessionState,
+    plan: LogicalPlan,
+    physical: Arc<dyn ExecutionPlan>,
+) -> Result<SendableRecordBatchStream> {
     let retry = state.config().options().optimizer.prefer_hash_join && has_hash_join(&physical);
     let mut stream = execute_stream(physical, Arc::new(TaskContext::from(&state)))?;
     if !retry {

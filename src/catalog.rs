@@ -27,12 +27,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::{
-    CatalogProvider, CatalogProviderList, MemTable, SchemaProvider, TableProvider,
-};
+use datafusion::catalog::{CatalogProvider, CatalogProviderList, SchemaProvider, TableProvider};
 use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
 use tautan_connector::federation::LinkFederation;
@@ -339,13 +334,18 @@ pub async fn load_folder(path: &std::path::Path) -> Result<TableMap> {
     Ok(found.into_iter().map(|t| (t.name, t.provider)).collect())
 }
 
+/// Links by name.
+pub type LinkMap = BTreeMap<String, Arc<LinkEntry>>;
+
 /// Every link and the reference data.
 #[derive(Debug)]
 pub struct Registry {
     /// The default catalog's name (the federation as a database).
     pub database: String,
-    /// Links by name.
-    pub links: BTreeMap<String, Arc<LinkEntry>>,
+    /// Links by name: replaced whole when a reload adds, changes or
+    /// removes links ([`Registry::replace_links`]); a statement keeps the
+    /// entries it planned with.
+    links: RwLock<Arc<LinkMap>>,
     /// Reference tables (`ref.*`).
     pub reference: RwLock<Arc<TableMap>>,
     /// Materialized pulls (`mat.*`).
@@ -355,19 +355,55 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A registry of `links`, the reference data and the pulls.
+    pub fn new(
+        database: String,
+        links: LinkMap,
+        reference: TableMap,
+        pulls: Arc<crate::pulls::Pulls>,
+        audit_dir: Option<PathBuf>,
+    ) -> Self {
+        Registry {
+            database,
+            links: RwLock::new(Arc::new(links)),
+            reference: RwLock::new(Arc::new(reference)),
+            pulls,
+            audit_dir,
+        }
+    }
+
     /// Contacts every link concurrently; a link that fails is marked down
     /// and startup goes on.
     pub async fn refresh_all(&self) {
-        let tasks = self.links.values().map(|l| l.refresh());
+        let links = self.links();
+        let tasks = links.values().map(|l| l.refresh());
         futures::future::join_all(tasks).await;
     }
 
-    /// The link named `name`.
-    pub fn link(&self, name: &str) -> Option<&Arc<LinkEntry>> {
-        self.links.get(name)
+    /// Every link now.
+    pub fn links(&self) -> Arc<LinkMap> {
+        match self.links.read() {
+            Ok(l) => l.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
-    fn reference(&self) -> Arc<TableMap> {
+    /// The link named `name`.
+    pub fn link(&self, name: &str) -> Option<Arc<LinkEntry>> {
+        self.links().get(name).cloned()
+    }
+
+    /// Serves `links` from now on (statements already planned keep the
+    /// entries they hold).
+    pub fn replace_links(&self, links: LinkMap) {
+        match self.links.write() {
+            Ok(mut l) => *l = Arc::new(links),
+            Err(p) => *p.into_inner() = Arc::new(links),
+        }
+    }
+
+    /// The reference data tables (`ref.*`), as last loaded.
+    pub fn reference(&self) -> Arc<TableMap> {
         match self.reference.read() {
             Ok(r) => r.clone(),
             Err(p) => p.into_inner().clone(),
@@ -382,7 +418,7 @@ impl Registry {
     pub fn locate<'a>(&self, catalog: &'a str, schema: &'a str) -> (&'a str, &'a str) {
         if catalog == self.database {
             if let Some((link, inner)) = schema.split_once('.') {
-                if self.links.contains_key(link) {
+                if self.links().contains_key(link) {
                     return (link, inner);
                 }
             }
@@ -487,10 +523,7 @@ impl CatalogProviderList for UserCatalogList {
         if !access.may_see_prefix(&[name.to_string()]) {
             return None;
         }
-        Some(Arc::new(LinkCatalog {
-            link: link.clone(),
-            access,
-        }))
+        Some(Arc::new(LinkCatalog { link, access }))
     }
 }
 
@@ -558,7 +591,7 @@ impl DefaultCatalog {
         self.access
             .may_see_prefix(std::slice::from_ref(&link.name))
             .then(|| LinkCatalog {
-                link: link.clone(),
+                link,
                 access: self.access.clone(),
             })
     }
@@ -576,7 +609,7 @@ impl CatalogProvider for DefaultCatalog {
         if self.access.may_see_prefix(&[MAT_SCHEMA.to_string()]) {
             names.push(MAT_SCHEMA.to_string());
         }
-        for link in self.registry.links.keys() {
+        for link in self.registry.links().keys() {
             if let Some(catalog) = self.link_catalog(link) {
                 names.extend(
                     catalog
@@ -634,10 +667,10 @@ impl CatalogProvider for DefaultCatalog {
                 tables: self.registry.reference(),
                 access: self.access.clone(),
             })),
-            SYSTEM_SCHEMA => Some(Arc::new(SystemSchema {
-                registry: self.registry.clone(),
-                access: self.access.clone(),
-            })),
+            SYSTEM_SCHEMA => Some(Arc::new(crate::system::SystemSchema::new(
+                self.registry.clone(),
+                self.access.clone(),
+            ))),
             MAT_SCHEMA => Some(Arc::new(MatSchema {
                 pulls: self.registry.pulls.clone(),
                 access: self.access.clone(),
@@ -744,570 +777,5 @@ impl SchemaProvider for MatSchema {
 
     fn table_exist(&self, name: &str) -> bool {
         self.visible(name) && self.pulls.dir(name).current().is_some()
-    }
-}
-
-/// `system.links`, `system.tables`, `system.grants`, computed per query for
-/// the user asking.
-#[derive(Debug)]
-struct SystemSchema {
-    registry: Arc<Registry>,
-    access: Arc<Access>,
-}
-
-const SYSTEM_TABLES: &[&str] = &[
-    "audit",
-    "links",
-    "tables",
-    "columns",
-    "grants",
-    "pulls",
-    "agreements",
-    "policy",
-];
-
-/// A table the user may see, for `system.tables` and `system.columns`.
-struct VisibleTable {
-    catalog: String,
-    schema: String,
-    table: String,
-    kind: &'static str,
-    provider: Arc<dyn TableProvider>,
-    access: TableAccess,
-    policy: Option<crate::policy::TablePolicy>,
-}
-
-fn mem_table(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Arc<dyn TableProvider>> {
-    let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), columns)?;
-    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
-}
-
-impl SystemSchema {
-    fn visible_links(&self) -> Vec<&Arc<LinkEntry>> {
-        self.registry
-            .links
-            .iter()
-            .filter(|(n, _)| self.access.may_see_prefix(&[n.to_string()]))
-            .map(|(_, l)| l)
-            .collect()
-    }
-
-    fn links(&self) -> Result<Arc<dyn TableProvider>> {
-        let links = self.visible_links();
-        let mut name = vec![];
-        let mut kind = vec![];
-        let mut status = vec![];
-        let mut error = vec![];
-        let mut tables = vec![];
-        let mut checked = vec![];
-        let mut description = vec![];
-        let mut in_use = vec![];
-        let mut queued = vec![];
-        for l in links {
-            let s = l.state();
-            name.push(l.name.clone());
-            kind.push(l.kind.to_string());
-            let health = l.remote().and_then(|r| r.health());
-            // A statement that found the source unreachable or stalled
-            // since the link was last checked: degraded, with why.
-            let failure = l.failure_since_check(&s);
-            match (&failure, s.status) {
-                (Some(f), LinkStatus::Up) => {
-                    status.push("degraded".to_string());
-                    error.push(Some(f.message.clone()));
-                }
-                _ => {
-                    status.push(s.status.as_str().to_string());
-                    error.push(s.error.clone());
-                }
-            }
-            in_use.push(health.map(|h| h.in_use() as i64));
-            queued.push(health.map(|h| h.queued() as i64));
-            let n: usize = s
-                .schemas
-                .iter()
-                .map(|(schema, t)| {
-                    t.keys()
-                        .filter(|t| {
-                            self.access
-                                .table(&[l.name.clone(), schema.clone(), t.to_string()])
-                                != TableAccess::Invisible
-                        })
-                        .count()
-                })
-                .sum();
-            tables.push(n as i64);
-            checked.push(s.checked_at.and_then(|t| {
-                t.duration_since(SystemTime::UNIX_EPOCH)
-                    .ok()
-                    .map(|d| d.as_micros() as i64)
-            }));
-            description.push(l.description.clone());
-        }
-        mem_table(
-            vec![
-                Field::new("name", DataType::Utf8, false),
-                Field::new("kind", DataType::Utf8, false),
-                Field::new("status", DataType::Utf8, false),
-                Field::new("error", DataType::Utf8, true),
-                Field::new("tables", DataType::Int64, false),
-                Field::new(
-                    "checked_at",
-                    DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
-                    true,
-                ),
-                Field::new("description", DataType::Utf8, true),
-                Field::new("connections_in_use", DataType::Int64, true),
-                Field::new("queued", DataType::Int64, true),
-            ],
-            vec![
-                Arc::new(StringArray::from(name)),
-                Arc::new(StringArray::from(kind)),
-                Arc::new(StringArray::from(status)),
-                Arc::new(StringArray::from(error)),
-                Arc::new(Int64Array::from(tables)),
-                Arc::new(TimestampMicrosecondArray::from(checked).with_timezone("+00:00")),
-                Arc::new(StringArray::from(description)),
-                Arc::new(Int64Array::from(in_use)),
-                Arc::new(Int64Array::from(queued)),
-            ],
-        )
-    }
-
-    /// Every table of a link or of the reference data the user may see,
-    /// with what the user may read of it.
-    fn visible_tables(&self) -> Vec<VisibleTable> {
-        let mut out = Vec::new();
-        let mut push = |catalog: &str,
-                        schema: &str,
-                        table: &str,
-                        kind: &'static str,
-                        provider: &Arc<dyn TableProvider>,
-                        full: Vec<String>| {
-            let access = self.access.table(&full);
-            if access == TableAccess::Invisible {
-                return;
-            }
-            out.push(VisibleTable {
-                catalog: catalog.to_string(),
-                schema: schema.to_string(),
-                table: table.to_string(),
-                kind,
-                provider: provider.clone(),
-                policy: self.access.policy(&full),
-                access,
-            });
-        };
-        for l in self.visible_links() {
-            let s = l.state();
-            for (sch, tables) in s.schemas.iter() {
-                for (t, p) in tables.iter() {
-                    push(
-                        &l.name,
-                        sch,
-                        t,
-                        l.kind,
-                        p,
-                        vec![l.name.clone(), sch.clone(), t.clone()],
-                    );
-                }
-            }
-        }
-        let db = self.registry.database.clone();
-        for (t, p) in self.registry.reference().iter() {
-            push(
-                &db,
-                REF_SCHEMA,
-                t,
-                "reference",
-                p,
-                vec![REF_SCHEMA.to_string(), t.clone()],
-            );
-        }
-        out
-    }
-
-    fn tables(&self) -> Result<Arc<dyn TableProvider>> {
-        let visible = self.visible_tables();
-        let text = |f: &dyn Fn(&VisibleTable) -> Option<String>| {
-            Arc::new(StringArray::from(visible.iter().map(f).collect::<Vec<_>>())) as ArrayRef
-        };
-        mem_table(
-            vec![
-                Field::new("catalog", DataType::Utf8, false),
-                Field::new("schema", DataType::Utf8, false),
-                Field::new("table", DataType::Utf8, false),
-                Field::new("kind", DataType::Utf8, false),
-                Field::new("columns", DataType::Int64, false),
-                Field::new("access", DataType::Utf8, false),
-                Field::new("labels", DataType::Utf8, true),
-                Field::new("policy", DataType::Utf8, true),
-            ],
-            vec![
-                text(&|t| Some(t.catalog.clone())),
-                text(&|t| Some(t.schema.clone())),
-                text(&|t| Some(t.table.clone())),
-                text(&|t| Some(t.kind.to_string())),
-                // The columns this user sees.
-                Arc::new(Int64Array::from(
-                    visible
-                        .iter()
-                        .map(|t| {
-                            t.provider
-                                .schema()
-                                .fields()
-                                .iter()
-                                .filter(|f| t.access.allows_column(f.name()))
-                                .count() as i64
-                        })
-                        .collect::<Vec<_>>(),
-                )),
-                text(&|t| {
-                    Some(match &t.access {
-                        TableAccess::Columns(c) => c.iter().cloned().collect::<Vec<_>>().join(", "),
-                        _ => "all columns".to_string(),
-                    })
-                }),
-                text(&|t| {
-                    t.provider
-                        .schema()
-                        .metadata()
-                        .get(crate::policy::labels::LABELS_KEY)
-                        .cloned()
-                }),
-                // Under which grants or agreements, when a row filter or
-                // masks apply (never the key).
-                text(&|t| t.policy.as_ref().map(|p| p.origin.clone())),
-            ],
-        )
-    }
-
-    /// `system.columns`: every column the user may read, with its type,
-    /// classification labels, the mask the user sees it through, and its
-    /// description.
-    fn columns(&self) -> Result<Arc<dyn TableProvider>> {
-        let mut rows: Vec<[Option<String>; 8]> = Vec::new();
-        for t in self.visible_tables() {
-            let schema = t.provider.schema();
-            for f in schema.fields() {
-                if !t.access.allows_column(f.name()) {
-                    continue;
-                }
-                let labels = crate::policy::labels::of_field(f);
-                let mask = t.policy.as_ref().and_then(|p| p.mask_for(f));
-                rows.push([
-                    Some(t.catalog.clone()),
-                    Some(t.schema.clone()),
-                    Some(t.table.clone()),
-                    Some(f.name().clone()),
-                    Some(f.data_type().to_string()),
-                    (!labels.is_empty()).then(|| labels.into_iter().collect::<Vec<_>>().join(", ")),
-                    mask.map(|m| m.to_string()),
-                    f.metadata()
-                        .get(tautan_connector::types::COMMENT_KEY)
-                        .cloned(),
-                ]);
-            }
-        }
-        let names = [
-            "catalog",
-            "schema",
-            "table",
-            "column",
-            "data_type",
-            "labels",
-            "mask",
-            "description",
-        ];
-        let fields = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| Field::new(*n, DataType::Utf8, i >= 5))
-            .collect();
-        let columns = (0..names.len())
-            .map(|i| {
-                Arc::new(StringArray::from(
-                    rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>(),
-                )) as ArrayRef
-            })
-            .collect();
-        mem_table(fields, columns)
-    }
-
-    /// `system.policy`: the policy version this statement runs under.
-    fn policy(&self) -> Result<Arc<dyn TableProvider>> {
-        let version = self.access.version.as_ref();
-        let loaded = version.map(|v| {
-            chrono::DateTime::<chrono::Utc>::from(v.loaded_at)
-                .format("%Y-%m-%d %H:%M:%S UTC")
-                .to_string()
-        });
-        let in_force = self
-            .access
-            .agreements
-            .iter()
-            .filter(|a| a.status == crate::policy::agreement::Status::Valid)
-            .count();
-        mem_table(
-            vec![
-                Field::new("version", DataType::Int64, true),
-                Field::new("loaded_at", DataType::Utf8, true),
-                Field::new("agreements", DataType::Int64, false),
-                Field::new("agreements_in_force", DataType::Int64, false),
-            ],
-            vec![
-                Arc::new(Int64Array::from(vec![version.map(|v| v.number as i64)])),
-                Arc::new(StringArray::from(vec![loaded])),
-                Arc::new(Int64Array::from(vec![self.access.agreements.len() as i64])),
-                Arc::new(Int64Array::from(vec![in_force as i64])),
-            ],
-        )
-    }
-
-    /// `system.agreements`: the agreements naming the user (all of them
-    /// for the custodian), with whether each grants anything now and why
-    /// not.
-    fn agreements(&self) -> Result<Arc<dyn TableProvider>> {
-        let shown: Vec<&crate::policy::agreement::Agreement> = self
-            .access
-            .agreements
-            .iter()
-            .filter(|a| self.access.sees_agreement(a))
-            .collect();
-        let terms = |f: &dyn Fn(&crate::policy::agreement::Terms) -> Option<String>| {
-            Arc::new(StringArray::from(
-                shown
-                    .iter()
-                    .map(|a| a.file.as_ref().and_then(|file| f(&file.terms)))
-                    .collect::<Vec<_>>(),
-            )) as ArrayRef
-        };
-        mem_table(
-            vec![
-                Field::new("id", DataType::Utf8, false),
-                Field::new("producer", DataType::Utf8, true),
-                Field::new("data_user", DataType::Utf8, true),
-                Field::new("tables", DataType::Utf8, true),
-                Field::new("purpose", DataType::Utf8, true),
-                Field::new("valid_from", DataType::Utf8, true),
-                Field::new("valid_until", DataType::Utf8, true),
-                Field::new("status", DataType::Utf8, false),
-                Field::new("reason", DataType::Utf8, true),
-                Field::new("file", DataType::Utf8, false),
-            ],
-            vec![
-                Arc::new(StringArray::from(
-                    shown.iter().map(|a| a.id()).collect::<Vec<_>>(),
-                )),
-                terms(&|t| Some(t.producer.clone())),
-                terms(&|t| {
-                    t.user
-                        .as_ref()
-                        .map(|u| format!("user {u}"))
-                        .or_else(|| t.role.as_ref().map(|r| format!("role {r}")))
-                }),
-                terms(&|t| Some(t.tables.join(", "))),
-                terms(&|t| Some(t.purpose.clone())),
-                terms(&|t| Some(t.valid_from.clone())),
-                terms(&|t| Some(t.valid_until.clone())),
-                Arc::new(StringArray::from(
-                    shown
-                        .iter()
-                        .map(|a| a.status.name().to_string())
-                        .collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    shown
-                        .iter()
-                        .map(|a| {
-                            (a.status != crate::policy::agreement::Status::Valid)
-                                .then(|| a.status.to_string())
-                        })
-                        .collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    shown
-                        .iter()
-                        .map(|a| {
-                            a.path
-                                .file_name()
-                                .map(|n| n.to_string_lossy().into_owned())
-                                .unwrap_or_default()
-                        })
-                        .collect::<Vec<_>>(),
-                )),
-            ],
-        )
-    }
-
-    fn pulls(&self) -> Result<Arc<dyn TableProvider>> {
-        let pulls = &self.registry.pulls;
-        let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()));
-        let ts_array = |v: Vec<Option<i64>>| -> ArrayRef {
-            Arc::new(TimestampMicrosecondArray::from(v).with_timezone("+00:00"))
-        };
-        let now = crate::pulls::store::now_us();
-        let infos: Vec<_> = pulls
-            .names()
-            .iter()
-            .filter(|n| {
-                self.access.table(&[MAT_SCHEMA.to_string(), n.to_string()])
-                    != TableAccess::Invisible
-            })
-            .filter_map(|n| pulls.info(n))
-            .collect();
-        let text = |f: &dyn Fn(&crate::pulls::PullInfo) -> Option<String>| -> ArrayRef {
-            Arc::new(StringArray::from(infos.iter().map(f).collect::<Vec<_>>()))
-        };
-        let int = |f: &dyn Fn(&crate::pulls::PullInfo) -> Option<i64>| -> ArrayRef {
-            Arc::new(Int64Array::from(infos.iter().map(f).collect::<Vec<_>>()))
-        };
-        let time = |f: &dyn Fn(&crate::pulls::PullInfo) -> Option<i64>| -> ArrayRef {
-            ts_array(infos.iter().map(f).collect())
-        };
-        mem_table(
-            vec![
-                Field::new("name", DataType::Utf8, true),
-                Field::new("mode", DataType::Utf8, true),
-                Field::new("schedule", DataType::Utf8, true),
-                Field::new("timezone", DataType::Utf8, true),
-                Field::new("next_run", ts(), true),
-                Field::new("status", DataType::Utf8, true),
-                Field::new("last_start", ts(), true),
-                Field::new("last_end", ts(), true),
-                Field::new("duration_ms", DataType::Int64, true),
-                Field::new("attempts", DataType::Int64, true),
-                Field::new("rows", DataType::Int64, true),
-                Field::new("bytes", DataType::Int64, true),
-                Field::new("last_error", DataType::Utf8, true),
-                Field::new("snapshot", DataType::Int64, true),
-                Field::new("snapshot_rows", DataType::Int64, true),
-                Field::new("snapshot_bytes", DataType::Int64, true),
-                Field::new("snapshot_created", ts(), true),
-                Field::new("snapshot_age_s", DataType::Int64, true),
-                Field::new("watermark", DataType::Utf8, true),
-            ],
-            vec![
-                text(&|i| Some(i.def.name.clone())),
-                text(&|i| Some(i.def.config.mode.as_str().to_string())),
-                text(&|i| i.def.config.schedule.clone()),
-                text(&|i| Some(i.def.config.timezone.clone())),
-                time(&|i| i.next_run_us),
-                text(&|i| {
-                    Some(
-                        i.status
-                            .as_ref()
-                            .map(|s| s.state.as_str())
-                            .unwrap_or("never run")
-                            .to_string(),
-                    )
-                }),
-                time(&|i| i.status.as_ref().map(|s| s.started_us)),
-                time(&|i| i.status.as_ref().and_then(|s| s.ended_us)),
-                int(&|i| {
-                    let s = i.status.as_ref()?;
-                    Some((s.ended_us? - s.started_us) / 1000)
-                }),
-                int(&|i| i.status.as_ref().map(|s| i64::from(s.attempts))),
-                int(&|i| i.status.as_ref().map(|s| s.rows as i64)),
-                int(&|i| i.status.as_ref().map(|s| s.bytes as i64)),
-                text(&|i| i.status.as_ref().and_then(|s| s.error.clone())),
-                int(&|i| i.current.as_ref().map(|c| c.id as i64)),
-                int(&|i| i.current.as_ref().map(|c| c.rows as i64)),
-                int(&|i| i.current.as_ref().map(|c| c.bytes as i64)),
-                time(&|i| i.current.as_ref().map(|c| c.created_us)),
-                int(&|i| i.current.as_ref().map(|c| (now - c.created_us) / 1_000_000)),
-                text(&|i| i.current.as_ref().and_then(|c| c.watermark.clone())),
-            ],
-        )
-    }
-
-    fn grants(&self) -> Result<Arc<dyn TableProvider>> {
-        let rules = &self.access.rules;
-        mem_table(
-            vec![
-                Field::new("user", DataType::Utf8, false),
-                Field::new("role", DataType::Utf8, false),
-                Field::new("tables", DataType::Utf8, false),
-                Field::new("columns", DataType::Utf8, true),
-                Field::new("row_filter", DataType::Utf8, true),
-                Field::new("masks", DataType::Utf8, true),
-            ],
-            vec![
-                Arc::new(StringArray::from(vec![
-                    self.access.user.clone();
-                    rules.len()
-                ])),
-                Arc::new(StringArray::from(
-                    rules.iter().map(|r| r.role.clone()).collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    rules
-                        .iter()
-                        .map(|r| r.pattern.as_str().to_string())
-                        .collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    rules
-                        .iter()
-                        .map(|r| {
-                            r.columns
-                                .as_ref()
-                                .map(|c| c.iter().cloned().collect::<Vec<_>>().join(", "))
-                        })
-                        .collect::<Vec<_>>(),
-                )),
-                // The filter as the grant writes it ({attributes} unbound).
-                Arc::new(StringArray::from(
-                    rules
-                        .iter()
-                        .map(|r| r.row_filter.clone())
-                        .collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    rules
-                        .iter()
-                        .map(|r| {
-                            (!r.masks.is_empty()).then(|| {
-                                r.masks
-                                    .iter()
-                                    .map(|(c, m)| format!("{c}={m}"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            })
-                        })
-                        .collect::<Vec<_>>(),
-                )),
-            ],
-        )
-    }
-}
-
-#[async_trait]
-impl SchemaProvider for SystemSchema {
-    fn table_names(&self) -> Vec<String> {
-        SYSTEM_TABLES.iter().map(|s| s.to_string()).collect()
-    }
-
-    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        match name {
-            "links" => self.links().map(Some),
-            "tables" => self.tables().map(Some),
-            "grants" => self.grants().map(Some),
-            "pulls" => self.pulls().map(Some),
-            "agreements" => self.agreements().map(Some),
-            "columns" => self.columns().map(Some),
-            "policy" => self.policy().map(Some),
-            "audit" => Ok(Some(Arc::new(crate::audit::table::AuditTable::new(
-                self.registry.audit_dir.clone(),
-                &self.access,
-            )))),
-            _ => Ok(None),
-        }
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        SYSTEM_TABLES.contains(&name)
     }
 }

@@ -84,6 +84,15 @@ pub struct Engine {
     pub admission: Arc<crate::admission::Admission>,
     /// The audit log every statement is recorded in (off without `[audit]`).
     trail: crate::audit::Trail,
+    /// Each link's declaration as last loaded ([`link_declaration`]): a
+    /// reload rebuilds the links whose declaration changed.
+    declared_links: std::sync::Mutex<BTreeMap<String, String>>,
+}
+
+/// What a link is built from, for telling whether a reload changed it:
+/// its section and the folder relative paths are resolved from.
+fn link_declaration(cfg: &LinkConfig, config: &FederationConfig) -> String {
+    format!("{cfg:?} @ {}", config.base_dir.display())
 }
 
 /// Opens the audit log `[audit]` names (off without the section). Refuses
@@ -123,6 +132,24 @@ fn open_trail(config: &FederationConfig) -> Result<crate::audit::Trail, String> 
             "[audit]: {e} (tautan does not run statements it cannot record)"
         )),
     }
+}
+
+/// The registry's entry for link `name` as `cfg` declares it (not yet
+/// contacted).
+fn link_entry(name: &str, cfg: &LinkConfig, config: &FederationConfig) -> Arc<LinkEntry> {
+    Arc::new(
+        LinkEntry::new(
+            name.to_string(),
+            cfg.kind(),
+            cfg.description().map(String::from),
+            build_link(name, cfg, config),
+            cfg.connect_timeout(),
+        )
+        // Validated when the config was loaded.
+        .with_labels(
+            crate::policy::labels::Classification::from_config(&cfg.labels()).unwrap_or_default(),
+        ),
+    )
 }
 
 fn build_link(name: &str, cfg: &LinkConfig, base: &FederationConfig) -> LinkSource {
@@ -212,28 +239,11 @@ impl Engine {
         config: FederationConfig,
         trail: crate::audit::Trail,
     ) -> Result<Arc<Engine>, String> {
-        let mut links = BTreeMap::new();
-        for (name, link) in &config.links {
-            let cfg = link.get_ref();
-            let source = build_link(name, cfg, &config);
-            links.insert(
-                name.clone(),
-                Arc::new(
-                    LinkEntry::new(
-                        name.clone(),
-                        cfg.kind(),
-                        cfg.description().map(String::from),
-                        source,
-                        cfg.connect_timeout(),
-                    )
-                    // Validated when the config was loaded.
-                    .with_labels(
-                        crate::policy::labels::Classification::from_config(&cfg.labels())
-                            .unwrap_or_default(),
-                    ),
-                ),
-            );
-        }
+        let links = config
+            .links
+            .iter()
+            .map(|(name, link)| (name.clone(), link_entry(name, link.get_ref(), &config)))
+            .collect();
         let reference = match &config.reference {
             Some(r) => {
                 let path = config.resolve_path(&r.path);
@@ -243,13 +253,13 @@ impl Engine {
             }
             None => TableMap::new(),
         };
-        let registry = Arc::new(Registry {
-            database: config.server.database.clone(),
+        let registry = Arc::new(Registry::new(
+            config.server.database.clone(),
             links,
-            reference: std::sync::RwLock::new(Arc::new(reference)),
-            pulls: Arc::new(crate::pulls::Pulls::from_config(&config)),
-            audit_dir: trail.log().map(|l| l.dir().to_path_buf()),
-        });
+            reference,
+            Arc::new(crate::pulls::Pulls::from_config(&config)),
+            trail.log().map(|l| l.dir().to_path_buf()),
+        ));
         registry.refresh_all().await;
 
         let logins = std::sync::RwLock::new(Arc::new(crate::logins::Logins::from_config(&config)));
@@ -268,6 +278,13 @@ impl Engine {
             Some(o) => Some(crate::oidc::Oidc::load(o, &config.base_dir)?),
             None => None,
         };
+        let declared_links = std::sync::Mutex::new(
+            config
+                .links
+                .iter()
+                .map(|(name, l)| (name.clone(), link_declaration(l.get_ref(), &config)))
+                .collect(),
+        );
         let engine = Arc::new(Engine {
             config,
             registry,
@@ -277,6 +294,7 @@ impl Engine {
             budget,
             admission,
             trail,
+            declared_links,
         });
         engine.check_pull_owners().await?;
         Ok(engine)
@@ -312,7 +330,7 @@ impl Engine {
     /// query. Returns one line per problem.
     pub async fn check_policies(self: &Arc<Self>) -> Vec<String> {
         let mut tables: Vec<Vec<String>> = Vec::new();
-        for (link, entry) in &self.registry.links {
+        for (link, entry) in self.registry.links().iter() {
             for (schema, names) in entry.state().schemas.iter() {
                 for table in names.keys() {
                     tables.push(vec![link.clone(), schema.clone(), table.clone()]);
@@ -394,17 +412,31 @@ impl Engine {
     }
 
     /// Reads the config file and the agreements again and, when they are
-    /// valid, makes them the policy in force: grants, users' roles and
-    /// attributes, agreements, the pseudonym key. Sessions take the new
-    /// policy at their next statement. Links, users' passwords and server
-    /// settings stay as they were started (a restart changes those). An
-    /// invalid config keeps the policy in force; the error says why.
+    /// valid, makes them the policy in force: grants, users' roles,
+    /// attributes, passwords and tokens, agreements, the pseudonym key —
+    /// and the links: added, changed (rebuilt) and removed ones, unchanged
+    /// ones kept with their pools. Sessions take the new policy and links
+    /// at their next statement; a statement runs to its end under the ones
+    /// it started with. `[server]`, `[http]`, `[audit]`, `[reference]` and
+    /// the pulls stay as they were started (a restart changes those). An
+    /// invalid config keeps everything in force; the error says why.
     pub fn reload_policy(&self) -> Result<crate::grants::PolicyVersion, String> {
         let number = self.grants().version().number + 1;
         let config = FederationConfig::load(&self.config.path).map_err(|e| e.to_string())?;
         let logins = Arc::new(crate::logins::Logins::from_config(&config));
+        let links = self.reconcile_links(&config);
         let grants = Grants::from_config(Arc::new(config), number)?;
         let version = grants.version().clone();
+        if let Some((links, declared, changes)) = links {
+            self.registry.replace_links(links);
+            match self.declared_links.lock() {
+                Ok(mut d) => *d = declared,
+                Err(p) => *p.into_inner() = declared,
+            }
+            for change in changes {
+                tracing::info!(link = %change.0, change = change.1, "link reloaded");
+            }
+        }
         match self.grants.write() {
             Ok(mut g) => *g = Arc::new(grants),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(grants),
@@ -415,6 +447,49 @@ impl Engine {
         }
         tracing::info!(version = number, "policy reloaded");
         Ok(version)
+    }
+
+    /// The links `config` declares: the entries of unchanged links kept
+    /// (their pools, state and sessions go on), added and changed ones new
+    /// (contacted when first used, or by the health checks), removed ones
+    /// gone. `None` when nothing changed.
+    #[allow(clippy::type_complexity)]
+    fn reconcile_links(
+        &self,
+        config: &FederationConfig,
+    ) -> Option<(
+        crate::catalog::LinkMap,
+        BTreeMap<String, String>,
+        Vec<(String, &'static str)>,
+    )> {
+        let before = match self.declared_links.lock() {
+            Ok(d) => d.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let current = self.registry.links();
+        let mut links = crate::catalog::LinkMap::new();
+        let mut declared = BTreeMap::new();
+        let mut changes = Vec::new();
+        for (name, link) in &config.links {
+            let cfg = link.get_ref();
+            let declaration = link_declaration(cfg, config);
+            let entry = match (before.get(name), current.get(name)) {
+                (Some(was), Some(entry)) if *was == declaration => entry.clone(),
+                (was, _) => {
+                    changes.push((
+                        name.clone(),
+                        if was.is_some() { "changed" } else { "added" },
+                    ));
+                    link_entry(name, cfg, config)
+                }
+            };
+            links.insert(name.clone(), entry);
+            declared.insert(name.clone(), declaration);
+        }
+        for name in current.keys().filter(|n| !config.links.contains_key(*n)) {
+            changes.push((name.clone(), "removed"));
+        }
+        (!changes.is_empty()).then_some((links, declared, changes))
     }
 
     /// Reloads the policy whenever the config file or a file of the
@@ -474,7 +549,7 @@ impl Engine {
     pub fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
         let links = self
             .registry
-            .links
+            .links()
             .iter()
             .map(|(name, entry)| crate::metrics::LinkGauge {
                 name: name.clone(),
@@ -528,18 +603,20 @@ impl Engine {
             // Each link's status as last recorded (the startup record holds
             // the first); a change is recorded at the next tick.
             let mut recorded: BTreeMap<String, crate::catalog::LinkStatus> = registry
-                .links
+                .links()
                 .iter()
                 .map(|(name, l)| (name.clone(), l.state().status))
                 .collect();
             loop {
                 tokio::time::sleep(HEALTH_INTERVAL).await;
-                for link in registry.links.values() {
+                // (The links now: a reload may have added or removed some.)
+                let links = registry.links();
+                for link in links.values() {
                     if link.state().status != crate::catalog::LinkStatus::Up {
                         link.refresh().await;
                     }
                 }
-                for (name, link) in &registry.links {
+                for (name, link) in links.iter() {
                     let state = link.state();
                     if recorded.get(name) != Some(&state.status) {
                         trail
@@ -1408,32 +1485,52 @@ impl Session {
 
     /// Admits, records and starts `query`: the stream holds the statement
     /// slot and writes the completion as it ends.
+    ///
+    /// The intent goes to the audit writer first and the statement is
+    /// planned while its group commit's fsync runs; it is executed (the
+    /// first moment a link can be contacted) only once the intent is
+    /// durable.
     async fn start(
         &self,
         query: Query,
         params: Option<ParamValues>,
     ) -> Result<SendableRecordBatchStream, QueryError> {
         let slot = self.engine.admission.statement(&self.user).await?;
-        let recording = self.begin(&query, params.as_ref()).await?;
+        self.statements
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let intent = self
+            .engine
+            .trail
+            .submit_intent(&self.who(), &query.facts, params.as_ref())?;
+        let mut state = self.ctx.state();
+        state.config_mut().set_extension(intent.sent());
+        let plan = query.plan;
         // Planned and run on the statement runtime, physical planning on
         // a stack segment of its own, as in `prepare`.
-        let state = self.state_recording(&recording);
-        let plan = query.plan;
-        let started = crate::executor::start(crate::limits::OnPlanStack::new(async move {
-            let plan = match params {
-                Some(p) => plan.replace_params_with_values(&p)?,
-                None => plan,
-            };
-            Ok::<_, QueryError>(crate::budget::execute_spilling_joins(state, plan).await?)
-        }))
-        .await;
-        match started {
-            Ok(stream) => Ok(recording.watch(holding(stream, slot))),
-            Err(e) => {
-                recording.finish(&e.code);
-                Err(e)
+        let stream = crate::executor::start(crate::limits::OnPlanStack::new(async move {
+            let planned = async {
+                let plan = match params {
+                    Some(p) => plan.replace_params_with_values(&p)?,
+                    None => plan,
+                };
+                let physical = state.create_physical_plan(&plan).await?;
+                Ok::<_, QueryError>((plan, physical))
             }
-        }
+            .await;
+            let recording = intent.durable().await?;
+            let started = planned.and_then(|(plan, physical)| {
+                Ok(crate::budget::execute_planned(state, plan, physical)?)
+            });
+            match started {
+                Ok(stream) => Ok(recording.watch(stream)),
+                Err(e) => {
+                    recording.finish(&e.code);
+                    Err(e)
+                }
+            }
+        }))
+        .await?;
+        Ok(holding(stream, slot))
     }
 
     /// Checks, plans and runs every statement of `sql`, collecting results

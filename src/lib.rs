@@ -42,6 +42,7 @@ pub mod error;
 pub mod executor;
 pub mod export;
 pub mod grants;
+pub mod html;
 pub mod limits;
 pub mod logins;
 pub mod metrics;
@@ -57,6 +58,7 @@ pub mod pushdown;
 pub mod server;
 pub mod simplify;
 pub mod statement;
+pub mod system;
 
 /// PostgreSQL version tautan presents itself as (for clients that check).
 pub const SERVER_VERSION: &str = "16.0";

@@ -290,7 +290,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             let _reload = engine.spawn_policy_reload(std::time::Duration::from_secs(2));
             engine.registry.pulls.recover_all();
             let _scheduler = spawn_scheduler(&engine);
-            for (name, link) in &engine.registry.links {
+            for (name, link) in engine.registry.links().iter() {
                 let s = link.state();
                 match &s.error {
                     None => tracing::info!(link = %name, status = ?s.status, "ready"),
@@ -326,7 +326,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                     "listen": addr,
                     "links": engine
                         .registry
-                        .links
+                        .links()
                         .iter()
                         .map(|(name, l)| (name.clone(), l.state().status.as_str()))
                         .collect::<std::collections::BTreeMap<_, _>>(),
@@ -840,7 +840,7 @@ async fn check(path: &std::path::Path) -> Result<ExitCode, String> {
         engine.config.grants.len()
     );
     let mut failures = 0;
-    for (name, link) in &engine.registry.links {
+    for (name, link) in engine.registry.links().iter() {
         let state = link.state();
         let tables: usize = state.schemas.values().map(|t| t.len()).sum();
         match (&state.error, link.remote()) {

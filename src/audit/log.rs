@@ -116,6 +116,7 @@ enum Msg {
     },
 }
 
+#[derive(Debug)]
 struct Shared {
     failed: OnceLock<String>,
     closed: AtomicBool,
@@ -123,6 +124,30 @@ struct Shared {
     /// When the latest signed checkpoint was made (its `ts`), published by
     /// the writer so readers need not reread `checkpoints.jsonl`.
     checkpoint_ts: std::sync::Mutex<Option<String>>,
+}
+
+/// A record handed to the writer ([`AuditLog::submit`]).
+#[derive(Debug)]
+pub struct Pending {
+    rx: oneshot::Receiver<Result<Seq>>,
+    shared: Arc<Shared>,
+}
+
+impl Pending {
+    /// Resolves with the record's seq once it is on disk (synced), or with
+    /// why it never will be.
+    pub async fn durable(self) -> Result<Seq> {
+        let shared = self.shared;
+        self.rx.await.map_err(|_| gone(&shared))?
+    }
+}
+
+fn gone(shared: &Shared) -> AuditError {
+    match shared.failed.get() {
+        Some(e) => AuditError::Failed(e.clone()),
+        None if shared.closed.load(Ordering::Acquire) => AuditError::Closed,
+        None => AuditError::Failed("the audit writer stopped".into()),
+    }
 }
 
 /// The audit log of one folder, open for appending (one process at a time:
@@ -269,15 +294,18 @@ impl AuditLog {
     }
 
     fn gone(&self) -> AuditError {
-        match self.shared.failed.get() {
-            Some(e) => AuditError::Failed(e.clone()),
-            None if self.shared.closed.load(Ordering::Acquire) => AuditError::Closed,
-            None => AuditError::Failed("the audit writer stopped".into()),
-        }
+        gone(&self.shared)
     }
 
     /// Appends a record; resolves with its seq once it is on disk (synced).
     pub async fn append(&self, entry: Entry) -> Result<Seq> {
+        self.submit(entry)?.durable().await
+    }
+
+    /// Hands a record to the writer and returns at once: [`Pending::durable`]
+    /// resolves when it is on disk. Lets a caller do work that contacts
+    /// nobody (planning) while the group commit's fsync runs.
+    pub fn submit(&self, entry: Entry) -> Result<Pending> {
         self.check_usable()?;
         let fields = canonical(&entry.fields);
         let (ack, rx) = oneshot::channel();
@@ -288,7 +316,10 @@ impl AuditLog {
                 ack,
             })
             .map_err(|_| self.gone())?;
-        rx.await.map_err(|_| self.gone())?
+        Ok(Pending {
+            rx,
+            shared: self.shared.clone(),
+        })
     }
 
     /// Hands a record to the writer without waiting for it to reach the
@@ -542,7 +573,7 @@ struct Writer {
     _lock: File,
 }
 
-type Pending = Vec<(Seq, oneshot::Sender<Result<Seq>>)>;
+type Unacked = Vec<(Seq, oneshot::Sender<Result<Seq>>)>;
 
 impl Writer {
     fn failed(&self) -> Option<String> {
@@ -583,7 +614,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let mut pending: Pending = Vec::new();
+            let mut pending: Unacked = Vec::new();
             for msg in batch.drain(..) {
                 match msg {
                     Msg::Append { kind, fields, ack } => {
@@ -659,7 +690,7 @@ impl Writer {
         kind: Kind,
         fields: &str,
         ack: oneshot::Sender<Result<Seq>>,
-        pending: &mut Pending,
+        pending: &mut Unacked,
     ) {
         let seq = self.next_seq;
         let ts = match &self.opts.clock {
@@ -719,7 +750,7 @@ impl Writer {
     }
 
     /// Writes and syncs the buffer, then acknowledges its records.
-    fn flush(&mut self, pending: &mut Pending) {
+    fn flush(&mut self, pending: &mut Unacked) {
         if pending.is_empty() {
             return;
         }

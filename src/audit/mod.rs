@@ -35,10 +35,10 @@ pub mod verify;
 
 pub use checkpoint::{add_witness, Checkpoint, Witness};
 pub use error::AuditError;
-pub use log::{AuditLog, AuditOptions};
+pub use log::{AuditLog, AuditOptions, Pending};
 pub use proof::{check_proof, prove, Proof};
 pub use record::{Entry, Kind, Record, Seq};
-pub use trail::{Origin, Recording, StatementFacts, TableRead, Trail, Who};
+pub use trail::{Origin, PendingIntent, Recording, StatementFacts, TableRead, Trail, Who};
 pub use verify::{verify, Finding, Report};
 
 /// Result type of the audit module.

@@ -465,18 +465,7 @@ const EN: Words = Words {
 
 /// HTML text.
 fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::html::escape(s)
 }
 
 /// A vertical bar chart (inline SVG) of `values` labelled `labels`.
@@ -529,14 +518,11 @@ pub fn render_html(
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{} {}</title><style>\
-         body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}\
-         td,th{{border:1px solid #bbb;padding:4px 8px;text-align:left}}td.n{{text-align:right}}\
-         .bar{{fill:#2a6f97}}.chart{{display:block;margin:1em 0}}code{{word-break:break-all}}\
-         </style></head><body>",
+        "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{} {}</title><style>{}</style></head><body>",
         if lang == Lang::Id { "id" } else { "en" },
         t.title,
-        esc(&period)
+        esc(&period),
+        crate::html::STYLE
     );
     let _ = write!(
         h,

@@ -23,7 +23,7 @@ use futures::StreamExt;
 use serde_json::{json, Map, Value};
 use tautan_connector::sent::SentStatements;
 
-use super::{AuditError, AuditLog, Entry, Kind, Seq};
+use super::{AuditError, AuditLog, Entry, Kind, Pending, Seq};
 use crate::error::QueryError;
 use crate::metrics::Metrics;
 
@@ -252,7 +252,20 @@ impl Trail {
         facts: &StatementFacts,
         params: Option<&ParamValues>,
     ) -> Result<Recording, QueryError> {
-        let mut recording = Recording {
+        self.submit_intent(who, facts, params)?.durable().await
+    }
+
+    /// Hands the intent of a statement about to run to the writer without
+    /// waiting for it: the statement may plan meanwhile (planning contacts
+    /// no source), and must have [`PendingIntent::durable`] resolve before
+    /// it contacts a link or answers anything.
+    pub fn submit_intent(
+        &self,
+        who: &Who,
+        facts: &StatementFacts,
+        params: Option<&ParamValues>,
+    ) -> Result<PendingIntent, QueryError> {
+        let recording = Recording {
             log: None,
             metrics: self.metrics.clone(),
             user: who.user.clone(),
@@ -263,9 +276,12 @@ impl Trail {
             bytes: 0,
             finished: AtomicBool::new(false),
         };
-        if self.log.is_none() {
-            return Ok(recording);
-        }
+        let Some(log) = &self.log else {
+            return Ok(PendingIntent {
+                recording: Some(recording),
+                pending: None,
+            });
+        };
         let mut fields = who.fields();
         fields.insert("sql".into(), json!(facts.sql));
         if let Some(p) = params {
@@ -287,13 +303,86 @@ impl Trail {
         if let Some(v) = facts.policy_version {
             fields.insert("policy_version".into(), json!(v));
         }
-        let seq = self
-            .append(Entry::new(Kind::Intent, Value::Object(fields)))
-            .await?;
-        recording.log = self.log.clone();
-        recording.intent = seq.unwrap_or(0);
-        recording.started = Instant::now();
-        Ok(recording)
+        let pending = log
+            .submit(Entry::new(Kind::Intent, Value::Object(fields)))
+            .map_err(unwritable)?;
+        Ok(PendingIntent {
+            recording: Some(recording),
+            pending: Some((log.clone(), pending, Instant::now())),
+        })
+    }
+}
+
+/// An intent handed to the writer, not yet known to be on disk
+/// ([`Trail::submit_intent`]).
+pub struct PendingIntent {
+    /// `None` once [`PendingIntent::durable`] took it.
+    recording: Option<Recording>,
+    pending: Option<(Arc<AuditLog>, Pending, Instant)>,
+}
+
+impl std::fmt::Debug for PendingIntent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingIntent")
+            .field("logged", &self.pending.is_some())
+            .finish()
+    }
+}
+
+/// A recording of `intent` in `log`.
+fn attach(mut recording: Recording, log: Arc<AuditLog>, intent: Seq) -> Recording {
+    recording.intent = intent;
+    recording.log = Some(log);
+    recording.started = Instant::now();
+    recording
+}
+
+impl PendingIntent {
+    /// The list the statement's link nodes write what they send to (as
+    /// [`Recording::sent`]; usable while the intent is on its way).
+    pub fn sent(&self) -> Arc<SentStatements> {
+        self.recording
+            .as_ref()
+            .map(Recording::sent)
+            .unwrap_or_default()
+    }
+
+    /// Resolves once the intent is durable, with what records the
+    /// statement's completion; 58030 when it cannot be written.
+    pub async fn durable(mut self) -> Result<Recording, QueryError> {
+        let recording = self
+            .recording
+            .take()
+            .ok_or_else(|| QueryError::new("XX000", "the intent was already taken"))?;
+        let Some((log, pending, submitted)) = self.pending.take() else {
+            return Ok(recording);
+        };
+        let seq = pending.durable().await;
+        recording
+            .metrics
+            .audit_appended(submitted.elapsed().as_secs_f64());
+        Ok(attach(recording, log, seq.map_err(unwritable)?))
+    }
+}
+
+impl Drop for PendingIntent {
+    /// A statement given up before its intent was known durable (a panic
+    /// while planning, a client gone): its completion follows the intent
+    /// as `abandoned`, so the log holds no open intent for it.
+    fn drop(&mut self) {
+        let (Some(recording), Some((log, pending, _))) =
+            (self.recording.take(), self.pending.take())
+        else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            if let Ok(seq) = pending.durable().await {
+                drop(attach(recording, log, seq));
+            }
+        });
     }
 }
 

@@ -227,7 +227,9 @@ pub(super) fn encode_field<E: Encoder>(
         return encoder.encode_field(&None::<i8>, pg_field);
     }
     if let (None, Some(kind)) = (special(field), Kind::of(field)) {
-        return encoder.encode_field(&Value { array, row, kind }, pg_field);
+        return encoder
+            .encode_field(&Value { array, row, kind }, pg_field)
+            .map_err(keep_sqlstate);
     }
     match special(field) {
         Some(kind) => {
@@ -498,6 +500,19 @@ pub fn error_info_of(e: PgWireError) -> ErrorInfo {
     match e {
         PgWireError::UserError(info) => *info,
         other => error_info(QueryError::new("XX000", other.to_string())),
+    }
+}
+
+/// A value's encoding failure: pgwire wraps what a `ToSql` returned as an
+/// `ApiError` (XX000); a [`QueryError`] there (a value out of PostgreSQL's
+/// range, 22008) keeps its own SQLSTATE.
+fn keep_sqlstate(e: PgWireError) -> PgWireError {
+    match e {
+        PgWireError::ApiError(inner) => match inner.downcast::<QueryError>() {
+            Ok(query) => to_pg_error(*query),
+            Err(inner) => PgWireError::ApiError(inner),
+        },
+        other => other,
     }
 }
 

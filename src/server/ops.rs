@@ -46,7 +46,7 @@ async fn metrics(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
 async fn healthz(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
     let links: serde_json::Map<String, serde_json::Value> = engine
         .registry
-        .links
+        .links()
         .iter()
         .map(|(name, l)| (name.clone(), json!(l.state().status.as_str())))
         .collect();

@@ -19,7 +19,7 @@
 use std::error::Error;
 
 use bytes::{BufMut, BytesMut};
-use chrono::{Datelike, NaiveDate, NaiveDateTime, Offset, Timelike};
+use chrono::Offset;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Field, Float32Type, Float64Type, Int8Type,
@@ -36,6 +36,15 @@ use tautan_connector::types::{
 };
 
 type Failure = Box<dyn Error + Sync + Send>;
+
+/// A value PostgreSQL's own type cannot hold (22008, as PostgreSQL says it);
+/// the encoder's caller keeps the SQLSTATE ([`super::encode`]).
+fn out_of_range(what: &str) -> Failure {
+    Box::new(crate::error::QueryError::new(
+        "22008",
+        format!("{what} out of range"),
+    ))
+}
 
 /// Days from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch).
 const PG_EPOCH_DAYS: i32 = 10_957;
@@ -130,12 +139,12 @@ fn timestamp_micros(a: &ArrayRef, r: usize) -> Result<i64, Failure> {
             .as_primitive::<TimestampSecondType>()
             .value(r)
             .checked_mul(1_000_000)
-            .ok_or("timestamp out of range")?,
+            .ok_or_else(|| out_of_range("timestamp"))?,
         DataType::Timestamp(TimeUnit::Millisecond, _) => a
             .as_primitive::<TimestampMillisecondType>()
             .value(r)
             .checked_mul(1_000)
-            .ok_or("timestamp out of range")?,
+            .ok_or_else(|| out_of_range("timestamp"))?,
         DataType::Timestamp(TimeUnit::Nanosecond, _) => {
             nanos_to_micros(a.as_primitive::<TimestampNanosecondType>().value(r))
         }
@@ -233,7 +242,10 @@ impl Value<'_> {
                 out.put_i32(match d {
                     DATE_INFINITY => i32::MAX,
                     DATE_NEG_INFINITY => i32::MIN,
-                    d => d.checked_sub(PG_EPOCH_DAYS).ok_or("date out of range")?,
+                    d if !(PG_MIN_DAYS..=PG_MAX_DAYS).contains(&i64::from(d)) => {
+                        return Err(out_of_range("date"))
+                    }
+                    d => d - PG_EPOCH_DAYS,
                 })
             }
             Kind::Time => out.put_i64(time_micros(a, r)),
@@ -242,9 +254,8 @@ impl Value<'_> {
                 out.put_i64(match t {
                     TIMESTAMP_INFINITY => i64::MAX,
                     TIMESTAMP_NEG_INFINITY => i64::MIN,
-                    t => t
-                        .checked_sub(PG_EPOCH_MICROS)
-                        .ok_or("timestamp out of range")?,
+                    t if t < PG_MIN_DAYS * MICROS_PER_DAY => return Err(out_of_range("timestamp")),
+                    t => t - PG_EPOCH_MICROS,
                 })
             }
             Kind::Interval => {
@@ -360,24 +371,40 @@ fn fraction(micros: u32) -> String {
     f.trim_end_matches('0').to_string()
 }
 
-fn ymd(date: NaiveDate) -> (String, &'static str) {
-    // PostgreSQL writes years before 1 as "<1 - year> BC".
-    if date.year() <= 0 {
-        (
-            format!(
-                "{:04}-{:02}-{:02}",
-                1 - date.year(),
-                date.month(),
-                date.day()
-            ),
-            " BC",
-        )
-    } else {
-        (
-            format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day()),
-            "",
-        )
+/// PostgreSQL's first date, 4714-11-24 BC, in days since 1970.
+const PG_MIN_DAYS: i64 = -2_440_588;
+/// PostgreSQL's last date, 5874897-12-31, in days since 1970.
+const PG_MAX_DAYS: i64 = 2_145_042_905;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// The proleptic Gregorian (year, month, day) of `days` since 1970, for
+/// any `i64` (Howard Hinnant's `civil_from_days`); chrono stops at year
+/// 262143, PostgreSQL's timestamps go to 294276 and its dates further.
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = i128::from(days) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i128::from(month <= 2);
+    (year as i64, month, day)
+}
+
+/// `YYYY-MM-DD` of `days` since 1970 and its era suffix: PostgreSQL writes
+/// years before 1 as "<1 - year> BC". 22008 outside PostgreSQL's date range.
+fn ymd(days: i64) -> Result<(String, &'static str), Failure> {
+    if !(PG_MIN_DAYS..=PG_MAX_DAYS).contains(&days) {
+        return Err(out_of_range("date"));
     }
+    let (year, month, day) = civil(days);
+    Ok(if year <= 0 {
+        (format!("{:04}-{month:02}-{day:02}", 1 - year), " BC")
+    } else {
+        (format!("{year:04}-{month:02}-{day:02}"), "")
+    })
 }
 
 fn date_text(days: i32) -> Result<String, Failure> {
@@ -386,8 +413,7 @@ fn date_text(days: i32) -> Result<String, Failure> {
         DATE_NEG_INFINITY => return Ok("-infinity".into()),
         _ => {}
     }
-    let date = NaiveDate::from_num_days_from_ce_opt(days + 719_163).ok_or("date out of range")?;
-    let (text, era) = ymd(date);
+    let (text, era) = ymd(i64::from(days))?;
     Ok(format!("{text}{era}"))
 }
 
@@ -403,34 +429,45 @@ fn time_text(micros: i64) -> String {
     )
 }
 
+/// The offset east of UTC, in seconds, of `zone` at `micros` since 1970.
+/// Past the end of chrono's calendar the zone's offset at that end is used
+/// (the zone's last rules, as PostgreSQL does after its tables end).
+fn offset_at(zone: &str, micros: i64) -> i32 {
+    match zone_of(zone) {
+        Zone::Fixed(seconds) => seconds,
+        Zone::Named(tz) => {
+            let clamped = micros.clamp(
+                chrono::DateTime::<chrono::Utc>::MIN_UTC.timestamp_micros(),
+                chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp_micros(),
+            );
+            chrono::DateTime::from_timestamp_micros(clamped)
+                .map(|t| t.with_timezone(&tz).offset().fix().local_minus_utc())
+                .unwrap_or(0)
+        }
+    }
+}
+
 fn timestamp_text(micros: i64, zone: Option<&str>) -> Result<String, Failure> {
     match micros {
         TIMESTAMP_INFINITY => return Ok("infinity".into()),
         TIMESTAMP_NEG_INFINITY => return Ok("-infinity".into()),
         _ => {}
     }
-    let utc = chrono::DateTime::from_timestamp_micros(micros).ok_or("timestamp out of range")?;
-    let (local, offset): (NaiveDateTime, Option<i32>) = match zone {
-        None => (utc.naive_utc(), None),
-        Some(zone) => match zone_of(zone) {
-            Zone::Named(tz) => {
-                let t = utc.with_timezone(&tz);
-                (t.naive_local(), Some(t.offset().fix().local_minus_utc()))
-            }
-            Zone::Fixed(seconds) => (
-                utc.naive_utc() + chrono::Duration::seconds(i64::from(seconds)),
-                Some(seconds),
-            ),
-        },
-    };
-    let (date, era) = ymd(local.date());
-    let time = local.time();
+    if micros < PG_MIN_DAYS * MICROS_PER_DAY {
+        return Err(out_of_range("timestamp"));
+    }
+    let offset = zone.map(|zone| offset_at(zone, micros));
+    let local = i128::from(micros) + i128::from(offset.unwrap_or(0)) * 1_000_000;
+    let days = local.div_euclid(i128::from(MICROS_PER_DAY)) as i64;
+    let of_day = local.rem_euclid(i128::from(MICROS_PER_DAY)) as i64;
+    let (date, era) = ymd(days).map_err(|_| out_of_range("timestamp"))?;
+    let secs = of_day / 1_000_000;
     let mut text = format!(
         "{date} {:02}:{:02}:{:02}{}",
-        time.hour(),
-        time.minute(),
-        time.second(),
-        fraction(time.nanosecond() / 1000)
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60,
+        fraction((of_day % 1_000_000) as u32)
     );
     if let Some(seconds) = offset {
         let sign = if seconds < 0 { '-' } else { '+' };
@@ -562,6 +599,30 @@ mod tests {
     }
 
     #[test]
+    fn the_calendar_agrees_with_chrono_where_chrono_has_one() {
+        use chrono::{Datelike, NaiveDate};
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        let mut days: i64 = -95_000_000;
+        while days < 95_000_000 {
+            let d = epoch + chrono::Duration::days(days);
+            assert_eq!(
+                civil(days),
+                (i64::from(d.year()), d.month(), d.day()),
+                "{days}"
+            );
+            days += 9_973;
+        }
+        for days in -800_000..800_000 {
+            let d = epoch + chrono::Duration::days(days);
+            assert_eq!(
+                civil(days),
+                (i64::from(d.year()), d.month(), d.day()),
+                "{days}"
+            );
+        }
+    }
+
+    #[test]
     fn decimals_dates_times_intervals() {
         assert_eq!(decimal_text(-1500, 3), "-1.500");
         assert_eq!(decimal_text(1, 6), "0.000001");
@@ -572,8 +633,29 @@ mod tests {
         );
         assert_eq!(date_text(0).unwrap(), "1970-01-01");
         assert_eq!(date_text(DATE_INFINITY).unwrap(), "infinity");
-        let one_bc = NaiveDate::from_ymd_opt(0, 1, 1).map(|d| d.num_days_from_ce() - 719_163);
-        assert_eq!(date_text(one_bc.unwrap()).unwrap(), "0001-01-01 BC");
+        assert_eq!(date_text(-719_528).unwrap(), "0001-01-01 BC");
+        // PostgreSQL's ends (chrono's calendar stops at year 262143).
+        assert_eq!(date_text(-2_440_588).unwrap(), "4714-11-24 BC");
+        assert!(date_text(-2_440_589).is_err());
+        assert_eq!(date_text(2_145_042_905).unwrap(), "5874897-12-31");
+        assert!(date_text(2_145_042_906).is_err());
+        assert_eq!(
+            date_text(i32::MAX - 1)
+                .map_err(|e| e.to_string())
+                .unwrap_err(),
+            "date out of range (22008)"
+        );
+        assert_eq!(
+            timestamp_text(8_210_335_410_367_500_000, None).unwrap(),
+            "262145-03-04 05:06:07.5"
+        );
+        assert_eq!(
+            timestamp_text(8_210_335_410_367_500_000, Some("Asia/Jakarta")).unwrap(),
+            "262145-03-04 12:06:07.5+07"
+        );
+        assert!(timestamp_text(i64::MAX - 1, None).is_ok_and(|t| t.starts_with("294247-01-10 ")));
+        assert!(timestamp_text(-2_440_589 * MICROS_PER_DAY, None).is_err());
+        assert!(timestamp_text(i64::MIN + 1, Some("UTC")).is_err());
         assert_eq!(time_text(45_296_500_000), "12:34:56.5");
         assert_eq!(time_text(0), "00:00:00");
         assert_eq!(

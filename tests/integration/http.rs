@@ -12,6 +12,8 @@ use tautan::engine::{Engine, Outcome};
 
 use crate::common::{self, DINKES, WALIDATA};
 
+const DINSOS: (&str, &str) = ("dinsos", "dinsos-demo");
+
 /// A reply as curl saw it.
 #[derive(Debug)]
 pub(crate) struct Reply {
@@ -880,6 +882,171 @@ async fn the_catalog_names_producers_labels_and_granted_columns() {
     assert!(datasets
         .iter()
         .all(|d| !d["name"].as_str().unwrap_or("").starts_with("system.")));
+    // Keys, descriptions and the reference data a dataset is keyed by.
+    assert_eq!(kunjungan["primary_key"], "id");
+    let refs = kunjungan["reference_keys"].as_str().unwrap_or_default();
+    assert!(
+        refs.contains("kecamatan_kode → ref.kecamatan.kode"),
+        "{kunjungan}"
+    );
+    let puskesmas = find("kesehatan.kesehatan.puskesmas").expect("puskesmas listed");
+    assert_eq!(puskesmas["description"], "Daftar puskesmas");
+    assert_eq!(puskesmas["primary_key"], "kode");
+    // A key with a column the user may not read is not shown (it would
+    // name that column).
+    assert_eq!(penduduk["primary_key"], Value::Null, "{penduduk}");
+    // The row estimate is the source's own.
+    let reltuples: f64 = common::pg_admin("kependudukan")
+        .await
+        .query_one(
+            "SELECT reltuples::float8 FROM pg_class WHERE oid = 'public.penduduk'::regclass",
+            &[],
+        )
+        .await
+        .expect("reltuples")
+        .get(0);
+    let expected = (reltuples >= 0.0).then(|| reltuples.round() as i64);
+    assert_eq!(penduduk["row_estimate"].as_i64(), expected, "{penduduk}");
+    // Freshness: nothing read from kesehatan yet by this server; after a
+    // read to the end, when it ended.
+    assert_eq!(kunjungan["fresh_at"], Value::Null);
+    let read = post_sql(
+        port,
+        DINKES,
+        "SELECT count(*) AS n FROM kesehatan.kesehatan.kunjungan",
+    )
+    .await;
+    assert_eq!(read.status, 200, "{}", read.text());
+    let reply = curl(port, "/v1/catalog", &["-u", &login(DINKES)]).await;
+    let again = reply.json();
+    let fresh = again["datasets"]
+        .as_array()
+        .and_then(|d| {
+            d.iter()
+                .find(|d| d["name"] == "kesehatan.kesehatan.kunjungan")
+        })
+        .and_then(|d| d["fresh_at"].as_str().map(str::to_string))
+        .expect("fresh_at after a read");
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert!(fresh.starts_with(&today), "{fresh}");
+    // The same rows in SQL: system.datasets.
+    let client = server.connect(DINKES).await;
+    let row = client
+        .query_one(
+            "SELECT primary_key, reference_keys, producer FROM system.datasets \
+             WHERE dataset = 'kesehatan.kesehatan.kunjungan'",
+            &[],
+        )
+        .await
+        .expect("system.datasets");
+    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("id"));
+    assert_eq!(
+        row.get::<_, Option<String>>(2).as_deref(),
+        Some("kesehatan")
+    );
+    let hidden = client
+        .query(
+            "SELECT 1 FROM system.datasets WHERE dataset LIKE 'kepegawaian.%'",
+            &[],
+        )
+        .await
+        .expect("system.datasets");
+    assert!(hidden.is_empty());
+}
+
+/// The catalog and status pages: what the visitor may see, escaped, and
+/// rendered by a real browser (headless Chromium: the DOM it builds and a
+/// screenshot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_and_status_pages_show_what_the_visitor_may_see_in_a_browser() {
+    let dir = common::temp_dir("http-pages");
+    std::fs::write(dir.join("catatan.csv"), "a,b\n1,2\n").expect("csv");
+    let hostile = format!(
+        "[links.berkas]\nkind = \"files\"\npath = \"{}\"\ndescription = \"<script>alert('x')</script> & \\\"kutip\\\"\"\n",
+        dir.display()
+    );
+    let server = common::start_with(&hostile).await;
+    let port = door(server.engine.clone()).await;
+    let anonymous = curl(port, "/catalog", &[]).await;
+    assert_eq!(anonymous.status, 401);
+    let page = curl(port, "/catalog", &["-u", &login(WALIDATA)]).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(
+        page.content_type.starts_with("text/html"),
+        "{}",
+        page.content_type
+    );
+    let html = page.text();
+    assert!(html.contains("kesehatan.kesehatan.kunjungan"));
+    assert!(html.contains("berkas.public.catatan"), "{html}");
+    assert!(
+        !html.contains("<script>"),
+        "markup from the config is escaped"
+    );
+    assert!(
+        html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;kutip&quot;")
+    );
+    // dinsos sees only its own link.
+    let dinsos = curl(port, "/catalog", &["-u", &login(DINSOS)]).await.text();
+    assert!(dinsos.contains("dinsos.public.penerima_bansos"), "{dinsos}");
+    assert!(!dinsos.contains("kesehatan.kesehatan"), "{dinsos}");
+    let status = curl(port, "/status", &["-u", &login(WALIDATA)]).await;
+    assert_eq!(status.status, 200);
+    let status = status.text();
+    assert!(status.contains("<table id=\"links\">") && status.contains("kependudukan"));
+    assert!(!curl(port, "/status", &["-u", &login(DINSOS)])
+        .await
+        .text()
+        .contains("kesehatan"));
+
+    if std::process::Command::new("chromium")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("notice: no Chromium here: the catalog page is not rendered in a browser");
+        return;
+    }
+    let file = dir.join("katalog.html");
+    std::fs::write(&file, &html).expect("page");
+    let chromium = |args: &[String]| {
+        let out = std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--window-size=1024,2000",
+            ])
+            .args(args)
+            .output()
+            .expect("chromium");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let url = format!("file://{}", file.display());
+    let dom = chromium(&["--dump-dom".to_string(), url.clone()]);
+    // The browser built one section per dataset, with its columns.
+    let sections = dom.matches("<section class=\"dataset\"").count();
+    let listed = html.matches("<section class=\"dataset\"").count();
+    assert!(
+        sections >= 5 && sections == listed,
+        "{sections} of {listed}"
+    );
+    assert!(
+        dom.contains("<code>kecamatan_kode</code>"),
+        "columns rendered"
+    );
+    let shot = dir.join("katalog.png");
+    chromium(&[format!("--screenshot={}", shot.display()), url]);
+    let png = std::fs::read(&shot).expect("screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "a rendered page"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

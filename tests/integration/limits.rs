@@ -129,6 +129,97 @@ async fn bind_binary(raw: &mut Raw, sql: &str, types: &[u32], value: &[u8]) -> O
     wire::first_error(&msgs)
 }
 
+/// The DataRow (or the SQLSTATE of the error) of `SELECT $1` with one
+/// binary parameter of type `oid`, results in `format`.
+async fn echo(raw: &mut Raw, oid: u32, value: &[u8], format: i16) -> Result<Vec<u8>, String> {
+    let mut batch = wire::parse("", "SELECT $1", &[oid]);
+    batch.extend(wire::bind("", "", &[1], &[Some(value)], &[format]));
+    batch.extend(wire::execute(""));
+    batch.extend(wire::sync());
+    raw.send(&batch).await;
+    let msgs = raw.until_ready().await;
+    if let Some(code) = wire::first_error(&msgs) {
+        return Err(code);
+    }
+    msgs.into_iter()
+        .find(|m| m.tag == b'D')
+        .map(|m| m.body)
+        .ok_or_else(|| "no row".to_string())
+}
+
+/// Dates and timestamps anywhere in the range both PostgreSQL and tautan
+/// hold — 4714 BC, and years past 262143 where chrono's calendar ends (a
+/// fuzz campaign found `timestamp out of range` as XX000 there) — come
+/// back as PostgreSQL itself writes them, text and binary, in UTC and in a
+/// zone with a local-mean-time offset in its early history.
+#[tokio::test]
+async fn dates_and_timestamps_at_the_ends_of_the_range_are_written_as_postgresql_writes_them() {
+    let server = start().await;
+    let mut tautan = Raw::login(server.port, DINKES).await;
+    let mut pg = Raw::connect(5432).await;
+    pg.send(&wire::startup(&[
+        ("user", "postgres"),
+        ("database", "test"),
+    ]))
+    .await;
+    pg.until_ready().await;
+    // PostgreSQL's binary forms: days / microseconds since 2000-01-01.
+    let dates: [i32; 6] = [-2_451_545, -730_120, 0, 2_921_939, 95_000_000, 106_751_000];
+    let timestamps: [i64; 6] = [
+        -211_813_488_000_000_000,
+        -62_135_596_800_000_001,
+        0,
+        8_000_000_000_000_000_123,
+        9_000_000_000_000_000_000,
+        9_222_000_000_000_000_000,
+    ];
+    let mut compared = 0;
+    for zone in ["UTC", "Asia/Jakarta"] {
+        for raw in [&mut tautan, &mut pg] {
+            raw.send(&wire::query(&format!("SET TimeZone = '{zone}'")))
+                .await;
+            raw.until_ready().await;
+        }
+        let values = dates
+            .iter()
+            .map(|d| (1082, d.to_be_bytes().to_vec()))
+            .chain(timestamps.iter().flat_map(|t| {
+                [
+                    (1114, t.to_be_bytes().to_vec()),
+                    (1184, t.to_be_bytes().to_vec()),
+                ]
+            }));
+        for (oid, value) in values {
+            for format in [0, 1] {
+                let ours = echo(&mut tautan, oid, &value, format).await;
+                let theirs = echo(&mut pg, oid, &value, format).await;
+                assert_eq!(
+                    ours.as_ref()
+                        .map(|b| String::from_utf8_lossy(b).into_owned()),
+                    theirs
+                        .as_ref()
+                        .map(|b| String::from_utf8_lossy(b).into_owned()),
+                    "type {oid}, value {value:?}, format {format}, {zone}"
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 2 * (6 + 12) * 2);
+    // Where tautan's range ends before PostgreSQL's (Arrow's microseconds
+    // since 1970 stop in 294247; dates are held to the timestamp range):
+    // 22008, never a wrong value.
+    for (oid, value) in [
+        (1114, 9_223_000_000_000_000_000i64.to_be_bytes().to_vec()),
+        (1082, 2_000_000_000i32.to_be_bytes().to_vec()),
+    ] {
+        assert_eq!(
+            echo(&mut tautan, oid, &value, 0).await,
+            Err("22008".to_string())
+        );
+    }
+}
+
 #[tokio::test]
 async fn binary_parameters_are_decoded_by_their_type_and_checked() {
     let server = start().await;

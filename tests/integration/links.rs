@@ -233,3 +233,95 @@ async fn a_statement_never_waits_on_its_own_connections() {
         );
     }
 }
+
+/// The config changes under a running server: a link added is served from
+/// the next statement of an open session, a changed link is rebuilt, an
+/// unchanged one keeps its entry (its pool and state), a removed one is
+/// gone — without a restart, the session never dropped. A statement that
+/// started on the old link finishes on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_added_changed_and_removed_are_served_after_a_reload() {
+    let dir = temp_dir("links-reload");
+    let path = dir.join("federation.toml");
+    let base = pull_config(&dir.join("data"), 1, "");
+    let arsip = |database: &str| {
+        format!(
+            "\n[links.arsip]\nkind = \"postgres\"\nhost = \"127.0.0.1\"\ndatabase = \"{database}\"\nuser = \"tautan_ro\"\npassword = \"tautan-ro\"\n"
+        )
+    };
+    std::fs::write(&path, &base).expect("config");
+    let engine = tautan::engine::Engine::start(
+        tautan::config::FederationConfig::load(&path).expect("config"),
+    )
+    .await
+    .expect("engine");
+    let server = serve_engine(engine.clone()).await;
+    let client = server.connect(WALIDATA).await;
+    let kependudukan = engine.registry.link("kependudukan").expect("link");
+    let missing = client
+        .simple_query("SELECT count(*) FROM arsip.public.beda")
+        .await
+        .expect_err("no such link yet");
+    assert_eq!(sqlstate(&missing), "42P01");
+    // Added.
+    std::fs::write(&path, base.clone() + &arsip("tautan_uji")).expect("config");
+    engine.reload_policy().expect("reload");
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM arsip.public.beda", &[])
+        .await
+        .expect("the new link, same session")
+        .get(0);
+    assert_eq!(n, 12);
+    assert!(
+        std::sync::Arc::ptr_eq(
+            &engine.registry.link("kependudukan").expect("link"),
+            &kependudukan
+        ),
+        "an unchanged link keeps its entry"
+    );
+    // A cursor opened on the link as it is now...
+    client
+        .batch_execute("BEGIN; DECLARE c CURSOR FOR SELECT id FROM arsip.public.beda ORDER BY id")
+        .await
+        .expect("cursor");
+    // ...then the link is pointed at another database: rebuilt.
+    std::fs::write(&path, base.clone() + &arsip("kependudukan")).expect("config");
+    engine.reload_policy().expect("reload");
+    let rows = client
+        .query("FETCH ALL FROM c", &[])
+        .await
+        .expect("the cursor finishes on the old link");
+    assert_eq!(rows.len(), 12);
+    client.batch_execute("COMMIT").await.expect("commit");
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM arsip.public.penduduk", &[])
+        .await
+        .expect("the changed link")
+        .get(0);
+    assert!(n > 0);
+    // Removed.
+    std::fs::write(&path, &base).expect("config");
+    engine.reload_policy().expect("reload");
+    let gone = client
+        .simple_query("SELECT count(*) FROM arsip.public.penduduk")
+        .await
+        .expect_err("the link is gone");
+    assert_eq!(sqlstate(&gone), "42P01");
+    // An invalid link keeps the links in force.
+    std::fs::write(
+        &path,
+        base.clone() + "\n[links.rusak]\nkind = \"postgres\"\nhost = \"127.0.0.1\"\n",
+    )
+    .expect("config");
+    assert!(engine.reload_policy().is_err());
+    assert!(engine.registry.link("rusak").is_none());
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM kependudukan.public.penduduk_per_kecamatan",
+            &[],
+        )
+        .await
+        .expect("still serving")
+        .get(0);
+    assert!(n > 0);
+}

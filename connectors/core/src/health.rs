@@ -13,7 +13,7 @@
 //!   statements waiting, the last failure — for `system.links`.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -63,6 +63,9 @@ pub struct LinkHealth {
     in_use: AtomicUsize,
     queued: AtomicUsize,
     last_failure: Mutex<Option<Failure>>,
+    /// When a statement last finished well (microseconds since 1970; 0:
+    /// never since the server started).
+    last_success_us: AtomicU64,
 }
 
 impl LinkHealth {
@@ -86,12 +89,28 @@ impl LinkHealth {
             .clone()
     }
 
+    /// When a statement last read from the source to its end (the
+    /// freshness of what the link serves); `None` before the first.
+    pub fn last_success(&self) -> Option<SystemTime> {
+        match self.last_success_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(SystemTime::UNIX_EPOCH + Duration::from_micros(us)),
+        }
+    }
+
     /// Records how a statement ended: a source-side failure is kept until
     /// a statement finishes well.
     pub fn record(&self, outcome: Result<(), &LinkError>) {
         let mut last = self.last_failure.lock().unwrap_or_else(|p| p.into_inner());
         match outcome {
-            Ok(()) => *last = None,
+            Ok(()) => {
+                *last = None;
+                let now = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_micros() as u64)
+                    .unwrap_or(1);
+                self.last_success_us.store(now.max(1), Ordering::Relaxed);
+            }
             Err(e)
                 if matches!(
                     e.kind,

@@ -12,7 +12,9 @@
 //!   `limit=`, `offset=`, written as SQL with bound values;
 //! - answers in JSON, NDJSON, CSV, Arrow IPC or Parquet ([`format`]);
 //! - `GET /v1/catalog` ([`catalog`]): the metadata catalog of the datasets
-//!   the caller may read (producer, labels, columns);
+//!   the caller may read (producer, labels, keys, row estimate, freshness,
+//!   reference keys, columns); `GET /catalog` and `GET /status`
+//!   ([`pages`]): the same catalog, and the links and pulls, as web pages;
 //! - `GET /openapi.json` ([`openapi`]): the datasets the caller may read;
 //! - errors as JSON with PostgreSQL's SQLSTATE and a fitting status
 //!   ([`error`]); logins by HTTP Basic or an API token ([`auth`]).
@@ -30,6 +32,7 @@ pub mod datasets;
 pub mod error;
 pub mod format;
 pub mod openapi;
+pub mod pages;
 pub mod sql;
 pub mod tls;
 
@@ -59,6 +62,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/v1/datasets/{name}", get(datasets::handle))
         .route("/v1/catalog", get(catalog::handle))
         .route("/openapi.json", get(openapi::handle))
+        .route("/catalog", get(pages::catalog))
+        .route("/status", get(pages::status))
         .with_state(engine)
 }
 
