@@ -1248,6 +1248,18 @@ impl Session {
     /// (42501) or as a write (25006) is recorded in the audit log as
     /// denied.
     pub async fn prepare(&self, statement: DFStatement) -> Result<Prepared, QueryError> {
+        self.prepare_declared(statement, &[]).await
+    }
+
+    /// [`Session::prepare`] with the parameter types the client declared
+    /// (the wire's Parse message; `None` where it left a type to the
+    /// server): a parameter the statement leaves untyped (`SELECT $1`)
+    /// takes its declared type, as in PostgreSQL.
+    pub async fn prepare_declared(
+        &self,
+        statement: DFStatement,
+        declared: &[Option<datafusion::arrow::datatypes::DataType>],
+    ) -> Result<Prepared, QueryError> {
         self.follow_policy();
         // The text only the audit log keeps: not written out when it is off.
         let sql = if self.engine.trail.is_on() {
@@ -1255,7 +1267,8 @@ impl Session {
         } else {
             String::new()
         };
-        let prepared = crate::limits::OnPlanStack::new(self.prepare_here(statement, &sql)).await;
+        let prepared =
+            crate::limits::OnPlanStack::new(self.prepare_here(statement, &sql, declared)).await;
         match prepared {
             Err(e) if e.code == "42501" || e.code == "25006" => {
                 self.engine.trail.denied(&self.who(), &sql, &e).await?;
@@ -1269,6 +1282,7 @@ impl Session {
         &self,
         statement: DFStatement,
         sql: &str,
+        declared: &[Option<datafusion::arrow::datatypes::DataType>],
     ) -> Result<Prepared, QueryError> {
         match classify(&statement) {
             StatementKind::Write(what) => Err(QueryError::read_only(&what)),
@@ -1296,7 +1310,7 @@ impl Session {
                 let inner = DFStatement::Statement(Box::new(
                     datafusion::sql::sqlparser::ast::Statement::Query(query),
                 ));
-                match Box::pin(self.prepare_here(inner, sql)).await? {
+                match Box::pin(self.prepare_here(inner, sql, declared)).await? {
                     Prepared::Query(query) => Ok(Prepared::Declare { name, query }),
                     _ => Err(QueryError::new("42601", "DECLARE needs a query")),
                 }
@@ -1321,7 +1335,7 @@ impl Session {
                 let inner = DFStatement::Statement(Box::new(
                     datafusion::sql::sqlparser::ast::Statement::Query(query),
                 ));
-                match Box::pin(self.prepare_here(inner, sql)).await? {
+                match Box::pin(self.prepare_here(inner, sql, declared)).await? {
                     Prepared::Query(query) => Ok(Prepared::CopyOut { query, options }),
                     _ => Err(QueryError::new("42601", "COPY needs a query")),
                 }
@@ -1364,7 +1378,10 @@ impl Session {
                 let grants = GrantCheck::new(&self.engine.registry, &access);
                 self.check_tables(grants, &references).await?;
                 let plan = match state.statement_to_plan(statement).await {
-                    Ok(plan) => crate::pg_input::typed_array_parameters(plan)?,
+                    Ok(plan) => crate::pg_input::declared_parameters(
+                        crate::pg_input::typed_array_parameters(plan)?,
+                        declared,
+                    )?,
                     Err(e) => {
                         return Err(grants
                             .denied_column(&e, &references)

@@ -165,6 +165,49 @@ pub fn typed_array_parameters(plan: LogicalPlan) -> Result<LogicalPlan> {
     .and_then(same_type_everywhere)
 }
 
+/// `plan` with each parameter it leaves untyped (`SELECT $1`, `$1 IS
+/// NULL`) given the type the client declared for it (`declared[n - 1]` for
+/// `$n`), as PostgreSQL types it: the row description then names that
+/// type and a bound value is read as one. Parameters the statement types
+/// itself keep their type. The plan's schemas are recomputed, so a
+/// projection of the parameter has the declared type.
+pub fn declared_parameters(
+    plan: LogicalPlan,
+    declared: &[Option<DataType>],
+) -> Result<LogicalPlan> {
+    use datafusion::arrow::datatypes::Field;
+    use datafusion::logical_expr::expr::Placeholder;
+    if declared.iter().all(Option::is_none) {
+        return Ok(plan);
+    }
+    let type_of = |id: &str| -> Option<DataType> {
+        let n: usize = id.strip_prefix('$')?.parse().ok()?;
+        declared.get(n.checked_sub(1)?).cloned().flatten()
+    };
+    plan.transform_up_with_subqueries(|node| {
+        let node = node.map_expressions(|e| {
+            e.transform_up(|e| match e {
+                Expr::Placeholder(Placeholder { id, field: None }) => match type_of(&id) {
+                    Some(t) => Ok(Transformed::yes(Expr::Placeholder(Placeholder {
+                        id,
+                        field: Some(Arc::new(Field::new("", t, true))),
+                    }))),
+                    None => Ok(Transformed::no(Expr::Placeholder(Placeholder {
+                        id,
+                        field: None,
+                    }))),
+                },
+                other => Ok(Transformed::no(other)),
+            })
+        })?;
+        // Every node: a schema above a typed parameter (an outer
+        // projection, a join) holds the type too.
+        node.map_data(|n| n.recompute_schema())
+    })
+    .data()
+    .and_then(same_type_everywhere)
+}
+
 /// Every untyped occurrence of a parameter typed somewhere in `plan` gets
 /// that type: `x = ANY($1)` outside a filter becomes a CASE naming `$1`
 /// four times ([`crate::any_array`]), one of which is typed above.

@@ -226,6 +226,25 @@ pub(super) fn encode_field<E: Encoder>(
         // Checked here for every type: arrow-pg does not for all of them.
         return encoder.encode_field(&None::<i8>, pg_field);
     }
+    // A column described as `unknown` is sent as text in either format
+    // (PostgreSQL's `unknownsend`); arrow-pg's binary encoders expect the
+    // described type to match the value's (an array under `unknown` was a
+    // panic).
+    let as_text;
+    let pg_field =
+        if *pg_field.datatype() == Type::UNKNOWN && pg_field.format() == FieldFormat::Binary {
+            as_text = FieldInfo::new(
+                pg_field.name().to_string(),
+                pg_field.table_id(),
+                pg_field.column_id(),
+                Type::UNKNOWN,
+                FieldFormat::Text,
+            )
+            .with_format_options(pg_field.format_options().clone());
+            &as_text
+        } else {
+            pg_field
+        };
     if let (None, Some(kind)) = (special(field), Kind::of(field)) {
         return encoder
             .encode_field(&Value { array, row, kind }, pg_field)

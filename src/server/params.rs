@@ -11,6 +11,8 @@
 //! shape, 22008 for a date or timestamp tautan cannot represent (binary
 //! `infinity` included), 42P02 for a placeholder number no Bind can supply.
 
+use std::sync::Arc;
+
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, TimeUnit};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::logical_expr::LogicalPlan;
@@ -305,6 +307,36 @@ fn binary(i: usize, ty: &Type, b: &[u8]) -> Result<ScalarValue, QueryError> {
 }
 
 /// The element type of array type `ty`, if it is one.
+/// The Arrow type of a parameter a client declared as `ty`, where the
+/// declaration says it whole (`numeric` does not: no precision; `uuid`,
+/// `json` and the types tautan has no Arrow form for are left to the
+/// statement).
+pub fn declared_arrow_type(ty: &Type) -> Option<DataType> {
+    use datafusion::arrow::datatypes::{Field, IntervalUnit};
+    if let Some(element) = element_type(ty) {
+        let element = declared_arrow_type(&element)?;
+        return Some(DataType::List(Arc::new(Field::new_list_field(
+            element, true,
+        ))));
+    }
+    Some(match *ty {
+        Type::BOOL => DataType::Boolean,
+        Type::INT2 => DataType::Int16,
+        Type::INT4 => DataType::Int32,
+        Type::INT8 => DataType::Int64,
+        Type::FLOAT4 => DataType::Float32,
+        Type::FLOAT8 => DataType::Float64,
+        Type::TEXT | Type::VARCHAR | Type::NAME => DataType::Utf8,
+        Type::BYTEA => DataType::Binary,
+        Type::DATE => DataType::Date32,
+        Type::TIME => DataType::Time64(TimeUnit::Microsecond),
+        Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
+        Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+        Type::INTERVAL => DataType::Interval(IntervalUnit::MonthDayNano),
+        _ => return None,
+    })
+}
+
 fn element_type(ty: &Type) -> Option<Type> {
     match ty.kind() {
         postgres_types::Kind::Array(element) => Some(element.clone()),

@@ -371,7 +371,7 @@ impl QueryParser for Parser {
         &self,
         client: &C,
         sql: &str,
-        _types: &[Option<Type>],
+        types: &[Option<Type>],
     ) -> PgWireResult<Option<Self::Statement>>
     where
         C: ClientInfo + Unpin + Send + Sync,
@@ -392,7 +392,14 @@ impl QueryParser for Parser {
         {
             return Err(to_pg_error(QueryError::in_failed_transaction()));
         }
-        let prepared = session.prepare(statement).await.map_err(to_pg_error)?;
+        let declared: Vec<_> = types
+            .iter()
+            .map(|t| t.as_ref().and_then(params::declared_arrow_type))
+            .collect();
+        let prepared = session
+            .prepare_declared(statement, &declared)
+            .await
+            .map_err(to_pg_error)?;
         Ok(Some(ParsedStatement {
             sql: sql.to_string(),
             prepared,

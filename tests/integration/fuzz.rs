@@ -78,7 +78,7 @@ const SQL: &[&str] = &[
 
 /// Type oids Parse declares: every type the decoder knows, arrays, and
 /// some it does not.
-const OIDS: &[u32] = &[
+pub(crate) const OIDS: &[u32] = &[
     0,
     16,
     17,
@@ -113,7 +113,7 @@ const OIDS: &[u32] = &[
 ];
 
 /// Values in text format.
-const TEXT_VALUES: &[&str] = &[
+pub(crate) const TEXT_VALUES: &[&str] = &[
     "1",
     "0",
     "-1",
