@@ -58,10 +58,16 @@ end=$(date +%s.%N)
 python3 -c "import sys; t=float(sys.argv[1]); n=int(sys.argv[2]); print('audit verify: %.1f s for %d records (%.1f s per million, %.0f records/s)' % (t, n, t*1e6/n, n/t))" "$(python3 -c "print($end - $start)")" "$records"
 
 today=$(date -u +%F)
-timer=()
-if [ -x /usr/bin/time ]; then timer=(/usr/bin/time -f "tautan report: max RSS %M KiB" -o "$work/rss-report"); fi
-start=$(date +%s.%N)
-"${timer[@]}" "$bin" report --dir "$work/log" --from "$(date -u -d '-1 day' +%F)" --to "$today" -o "$work/report.html" >/dev/null
-end=$(date +%s.%N)
-[ -f "$work/rss-report" ] && cat "$work/rss-report"
-python3 -c "import sys; t=float(sys.argv[1]); n=int(sys.argv[2]); print('tautan report: %.1f s for %d records (%.1f s per million)' % (t, n, t*1e6/n))" "$(python3 -c "print($end - $start)")" "$records"
+# Twice: the HTML alone (tautan's own memory: GNU time reports the largest
+# of the process and its children, and the PDF is printed by a Chromium the
+# report starts), then with the PDF.
+for pdf in --no-pdf ""; do
+  what="tautan report${pdf:+ $pdf}"
+  timer=()
+  if [ -x /usr/bin/time ]; then timer=(/usr/bin/time -f "$what: max RSS %M KiB" -o "$work/rss-report"); fi
+  start=$(date +%s.%N)
+  "${timer[@]}" "$bin" report --dir "$work/log" --from "$(date -u -d '-1 day' +%F)" --to "$today" -o "$work/report.html" $pdf >/dev/null
+  end=$(date +%s.%N)
+  [ -f "$work/rss-report" ] && cat "$work/rss-report"
+  python3 -c "import sys; t=float(sys.argv[1]); n=int(sys.argv[2]); print('%s: %.1f s for %d records (%.1f s per million)' % (sys.argv[3], t, n, t*1e6/n))" "$(python3 -c "print($end - $start)")" "$records" "$what"
+done

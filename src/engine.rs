@@ -714,6 +714,7 @@ impl Engine {
             .with_optimizer_rules(crate::pushdown::optimizer_rules(settings.clone()))
             .with_query_planner(crate::pushdown::query_planner())
             .with_physical_optimizer_rule(Arc::new(crate::executor::YieldingJoins))
+            .with_physical_optimizer_rule(Arc::new(crate::overflow::CheckedArithmetic))
             // Last: what each link is sent is written down for the audit log.
             .with_physical_optimizer_rule(Arc::new(tautan_connector::sent::RecordSentStatements))
             .build();
@@ -782,7 +783,7 @@ impl Engine {
 /// DataFusion's analyzer rules, with PostgreSQL's reading of quoted
 /// literals ([`crate::pg_input::UnknownLiterals`]) and numeric comparison
 /// of `x = ANY(a)` ([`crate::any_array::ComparableElements`]) before type
-/// coercion.
+/// coercion, and overflow checks of constant arithmetic last.
 fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
     let mut rules = datafusion::optimizer::Analyzer::new().rules;
     let at = rules
@@ -791,6 +792,9 @@ fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + 
         .unwrap_or(0);
     rules.insert(at, Arc::new(crate::pg_input::UnknownLiterals));
     rules.insert(at + 1, Arc::new(crate::any_array::ComparableElements));
+    // After type coercion: constant arithmetic that overflows is an error,
+    // not a wrapped value folded in ([`crate::overflow`]).
+    rules.push(Arc::new(crate::overflow::CheckedConstants));
     rules
 }
 

@@ -129,12 +129,17 @@ impl From<&DataFusionError> for QueryError {
                 "42883"
             }
             DataFusionError::Plan(_) => "42000",
-            DataFusionError::ArrowError(a, _) => match a.as_ref() {
-                datafusion::arrow::error::ArrowError::DivideByZero => "22012",
-                datafusion::arrow::error::ArrowError::CastError(_)
-                | datafusion::arrow::error::ArrowError::ParseError(_) => "22P02",
-                _ => "XX000",
-            },
+            DataFusionError::ArrowError(a, _) => {
+                use datafusion::arrow::error::ArrowError;
+                match a.as_ref() {
+                    ArrowError::DivideByZero => "22012",
+                    ArrowError::CastError(_) | ArrowError::ParseError(_) => "22P02",
+                    ArrowError::ArithmeticOverflow(_) => "22003",
+                    ArrowError::ComputeError(m) => computed(m),
+                    _ => "XX000",
+                }
+            }
+            DataFusionError::Execution(m) => computed(m),
             DataFusionError::ResourcesExhausted(_) => "53200",
             _ => "XX000",
         };
@@ -169,6 +174,31 @@ impl From<&DataFusionError> for QueryError {
             message = message.trim_end().to_string();
         }
         QueryError::new(code, message)
+    }
+}
+
+/// The SQLSTATE PostgreSQL gives for a value a function or operator could
+/// not compute (Arrow's compute errors and DataFusion's execution errors
+/// say it in words); XX000 when the words say nothing of the input.
+fn computed(message: &str) -> &'static str {
+    let m = message.to_ascii_lowercase();
+    if (m.contains("timestamp") || m.contains("date") || m.contains("interval"))
+        && (m.contains("out of range") || m.contains("overflow"))
+        || ["month value", "day value", "year value"]
+            .iter()
+            .any(|field| m.contains(field) && m.contains("out of range"))
+    {
+        "22008"
+    } else if m.contains("overflow") {
+        "22003"
+    } else if m.contains("square root of a negative") {
+        "2201F"
+    } else if m.contains("negative count not allowed") {
+        "22011"
+    } else if m.contains("out of range") || m.contains("invalid unicode scalar value") {
+        "22023"
+    } else {
+        "XX000"
     }
 }
 

@@ -48,6 +48,7 @@ pub mod logins;
 pub mod metrics;
 pub mod oidc;
 pub mod oids;
+pub mod overflow;
 pub mod pg_catalog;
 pub mod pg_functions;
 pub mod pg_input;

@@ -114,6 +114,9 @@ enum Command {
         /// The log folder (default: `[audit] dir`).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Write the HTML only (no PDF, Chromium not started).
+        #[arg(long)]
+        no_pdf: bool,
     },
 }
 
@@ -416,7 +419,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             output,
             lang,
             dir,
-        } => report(&cli.config, &from, &to, &output, &lang, dir),
+            no_pdf,
+        } => report(&cli.config, &from, &to, &output, &lang, dir, !no_pdf),
         Command::Audit { command } => audit_command(&cli.config, command)
             .await
             .map_err(|e| e.to_string()),
@@ -740,6 +744,7 @@ fn report(
     output: &std::path::Path,
     lang: &str,
     dir: Option<std::path::PathBuf>,
+    pdf: bool,
 ) -> Result<ExitCode, String> {
     use audit::report::{AgreementRow, Lang};
     let lang = match lang {
@@ -774,7 +779,7 @@ fn report(
         Err(_) if !config.exists() => Vec::new(),
         Err(e) => return Err(e.to_string()),
     };
-    let pdf = audit::cli::run_report(&dir, from, to, lang, output, &agreements)
+    let pdf = audit::cli::run_report(&dir, from, to, lang, output, &agreements, pdf)
         .map_err(|e| e.to_string())?;
     println!("wrote {}", output.display());
     match pdf {
@@ -784,7 +789,6 @@ fn report(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ctrl-C or SIGTERM.
 /// Binds the listener of config section `[section] listen = addr` and
 /// serves it with `serve` on a task of its own (logged when it stops).
 async fn spawn_door<F, Fut>(

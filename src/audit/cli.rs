@@ -386,8 +386,8 @@ pub async fn run_load(log: Arc<AuditLog>, spec: LoadSpec) -> Result<LoadStats> {
     })
 }
 
-/// `tautan report`: the period's report as HTML at `html`, and a PDF beside
-/// it when a Chromium is installed (its path, or why not).
+/// `tautan report`: the period's report as HTML at `html`, and (when `pdf`)
+/// a PDF beside it when a Chromium is installed (its path, or why not).
 pub fn run_report(
     dir: &Path,
     from: &str,
@@ -395,6 +395,7 @@ pub fn run_report(
     lang: super::report::Lang,
     html: &Path,
     agreements: &[super::report::AgreementRow],
+    pdf: bool,
 ) -> Result<std::result::Result<PathBuf, String>> {
     let (from, to) = (
         super::report::parse_day(from)?,
@@ -408,6 +409,9 @@ pub fn run_report(
     let summary = super::report::summarize(dir, from, to)?;
     let page = super::report::render_html(&summary, lang, &super::log::now_ts(), agreements);
     std::fs::write(html, page).map_err(|e| AuditError::io(html, e))?;
+    if !pdf {
+        return Ok(Err("no PDF asked for (--no-pdf)".into()));
+    }
     Ok(print_pdf(html))
 }
 
