@@ -112,11 +112,30 @@ async fn bind_messages_must_fit_their_statement() {
     assert!(msgs.iter().any(|m| m.tag == b'D'), "{msgs:?}");
 }
 
-/// Parse `sql` with `types`, Bind one binary value, Execute; the SQLSTATE
-/// of the answer (None when it succeeded).
-async fn bind_binary(raw: &mut Raw, sql: &str, types: &[u32], value: &[u8]) -> Option<String> {
+/// One extended-protocol round: Parse `sql` with `types`, Bind one value
+/// (`value_format`: 0 text, 1 binary) asking for results in
+/// `result_format`, Describe the portal, Execute, Sync; every message up
+/// to ReadyForQuery (the connection must still be there).
+async fn round(
+    raw: &mut Raw,
+    sql: &str,
+    types: &[u32],
+    value: &[u8],
+    value_format: i16,
+    result_format: Option<i16>,
+) -> Vec<wire::Msg> {
     let mut batch = wire::parse("", sql, types);
-    batch.extend(wire::bind("", "", &[1], &[Some(value)], &[]));
+    let results: Vec<i16> = result_format.into_iter().collect();
+    batch.extend(wire::bind(
+        "",
+        "",
+        &[value_format],
+        &[Some(value)],
+        &results,
+    ));
+    let mut describe = vec![b'P'];
+    describe.extend(wire::cstr(""));
+    batch.extend(wire::msg(b'D', &describe));
     batch.extend(wire::execute(""));
     batch.extend(wire::sync());
     raw.send(&batch).await;
@@ -124,20 +143,21 @@ async fn bind_binary(raw: &mut Raw, sql: &str, types: &[u32], value: &[u8]) -> O
     assert_eq!(
         msgs.last().map(|m| m.tag),
         Some(b'Z'),
-        "{sql}: the connection ended: {msgs:?}"
+        "{sql} {types:?} {value:?}: the connection ended: {msgs:?}"
     );
-    wire::first_error(&msgs)
+    msgs
+}
+
+/// Parse `sql` with `types`, Bind one binary value, Execute; the SQLSTATE
+/// of the answer (None when it succeeded).
+async fn bind_binary(raw: &mut Raw, sql: &str, types: &[u32], value: &[u8]) -> Option<String> {
+    wire::first_error(&round(raw, sql, types, value, 1, None).await)
 }
 
 /// The DataRow (or the SQLSTATE of the error) of `SELECT $1` with one
 /// binary parameter of type `oid`, results in `format`.
 async fn echo(raw: &mut Raw, oid: u32, value: &[u8], format: i16) -> Result<Vec<u8>, String> {
-    let mut batch = wire::parse("", "SELECT $1", &[oid]);
-    batch.extend(wire::bind("", "", &[1], &[Some(value)], &[format]));
-    batch.extend(wire::execute(""));
-    batch.extend(wire::sync());
-    raw.send(&batch).await;
-    let msgs = raw.until_ready().await;
+    let msgs = round(raw, "SELECT $1", &[oid], value, 1, Some(format)).await;
     if let Some(code) = wire::first_error(&msgs) {
         return Err(code);
     }
@@ -160,26 +180,15 @@ async fn every_declared_parameter_type_echoes_back_in_both_formats_or_fails_clea
     for oid in crate::fuzz::OIDS {
         for value in crate::fuzz::TEXT_VALUES {
             for format in [0i16, 1] {
-                let mut batch = wire::parse("", "SELECT $1", &[*oid]);
-                batch.extend(wire::bind(
-                    "",
-                    "",
-                    &[],
-                    &[Some(value.as_bytes())],
-                    &[format],
-                ));
-                let mut describe = vec![b'P'];
-                describe.extend(wire::cstr(""));
-                batch.extend(wire::msg(b'D', &describe));
-                batch.extend(wire::execute(""));
-                batch.extend(wire::sync());
-                raw.send(&batch).await;
-                let msgs = raw.until_ready().await;
-                assert_eq!(
-                    msgs.last().map(|m| m.tag),
-                    Some(b'Z'),
-                    "type {oid}, {value:?}, format {format}: the connection ended: {msgs:?}"
-                );
+                let msgs = round(
+                    &mut raw,
+                    "SELECT $1",
+                    &[*oid],
+                    value.as_bytes(),
+                    0,
+                    Some(format),
+                )
+                .await;
                 match wire::first_error(&msgs).as_deref() {
                     Some("XX000") => internal.push(format!(
                         "type {oid}, {value:?}, format {format}: {:?} (described as type {:?})",
