@@ -690,6 +690,16 @@ impl SchemaProvider for SystemSchema {
     }
 }
 
+/// A dataset's name (`system.datasets`, and what `GET /v1/datasets/` takes): `schema.table` in the
+/// federation's own catalog (`ref.kecamatan`), `link.schema.table` else.
+pub fn dataset_name(database: &str, catalog: &str, schema: &str, table: &str) -> String {
+    if catalog == database {
+        format!("{schema}.{table}")
+    } else {
+        format!("{catalog}.{schema}.{table}")
+    }
+}
+
 /// One row of `system.datasets`.
 struct Dataset {
     name: String,
@@ -727,9 +737,7 @@ impl Dataset {
         });
         let join = |v: Vec<String>| (!v.is_empty()).then(|| v.join(", "));
         Dataset {
-            name: crate::server::http::catalog::dataset_name(
-                database, &t.catalog, &t.schema, &t.table,
-            ),
+            name: dataset_name(database, &t.catalog, &t.schema, &t.table),
             catalog: t.catalog.clone(),
             schema: t.schema.clone(),
             table: t.table.clone(),
@@ -807,6 +815,18 @@ fn reference_key(column: &str, reference: &crate::catalog::TableMap) -> Option<S
 mod tests {
     use super::*;
     use datafusion::arrow::datatypes::Fields;
+
+    #[test]
+    fn dataset_names_are_what_the_dataset_door_takes() {
+        assert_eq!(
+            dataset_name("tautan", "tautan", "ref", "kecamatan"),
+            "ref.kecamatan"
+        );
+        assert_eq!(
+            dataset_name("tautan", "kesehatan", "kesehatan", "kunjungan"),
+            "kesehatan.kesehatan.kunjungan"
+        );
+    }
 
     #[test]
     fn columns_named_after_a_reference_table_and_its_key_are_keyed_by_it() {

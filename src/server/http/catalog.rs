@@ -22,6 +22,7 @@ use serde_json::json;
 use super::auth::authenticate;
 use super::error::ApiError;
 use crate::engine::{Engine, Outcome, Session};
+use crate::system::dataset_name;
 
 /// The text rows of a `system.*` query (every column read as text; NULL
 /// as `None`).
@@ -60,16 +61,6 @@ pub async fn system_rows(
         }
     }
     Ok(rows)
-}
-
-/// The name `/v1/datasets/` takes for a table: `schema.table` in the
-/// federation's own catalog (`ref.kecamatan`), `link.schema.table` else.
-pub fn dataset_name(database: &str, catalog: &str, schema: &str, table: &str) -> String {
-    if catalog == database {
-        format!("{schema}.{table}")
-    } else {
-        format!("{catalog}.{schema}.{table}")
-    }
 }
 
 fn cell(row: &[Option<String>], i: usize) -> String {
@@ -202,21 +193,4 @@ pub async fn handle(
     let caller = authenticate(&engine, &headers, peer).await?;
     let datasets = datasets(&caller.session, &engine.config.server.database).await?;
     Ok(axum::Json(json!({ "datasets": datasets })).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dataset_names_are_what_the_dataset_door_takes() {
-        assert_eq!(
-            dataset_name("tautan", "tautan", "ref", "kecamatan"),
-            "ref.kecamatan"
-        );
-        assert_eq!(
-            dataset_name("tautan", "kesehatan", "kesehatan", "kunjungan"),
-            "kesehatan.kesehatan.kunjungan"
-        );
-    }
 }

@@ -16,9 +16,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use super::auth::authenticate;
-use super::catalog::{dataset_name, system_rows};
+use super::catalog::system_rows;
 use super::error::ApiError;
 use crate::engine::Engine;
+use crate::system::dataset_name;
 
 /// One readable column, as `system.columns` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
