@@ -12,4 +12,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TAUTAN_FUZZ_MESSAGES="${1:-200000}"
+export TAUTAN_FUZZ_SEED="${TAUTAN_FUZZ_SEED:-random}"
 exec cargo test --test integration fuzz:: -- --nocapture
