@@ -1,6 +1,6 @@
 //! Arithmetic that fails on overflow, as PostgreSQL's does.
 //!
-//! DataFusion evaluates `+`, `-` and `*` with Arrow's wrapping kernels:
+//! DataFusion evaluates integer `+`, `-` and `*` with Arrow's wrapping kernels:
 //! `bigint_column + 1` at `9223372036854775807` answered
 //! `-9223372036854775808`, a wrong answer with no error. PostgreSQL raises
 //! 22003 (`bigint out of range`). [`CheckedArithmetic`], the last physical
@@ -16,6 +16,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::Schema;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
@@ -27,17 +28,27 @@ use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::physical_plan::ExecutionPlan;
 
-/// `expr` with every `+`, `-`, `*` failing on overflow.
-fn checked(expr: &Arc<dyn PhysicalExpr>) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
+/// `expr` (over rows of `schema`) with every integer `+`, `-`, `*`
+/// failing on overflow. Only integers: a float overflows to infinity
+/// either way, and a decimal result's precision, not the i128 holding it,
+/// is what bounds it (checked decimal kernels cost time for nothing).
+fn checked(
+    expr: &Arc<dyn PhysicalExpr>,
+    schema: &Schema,
+) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
     Arc::clone(expr).transform_up(|e| {
         let any: &dyn Any = e.as_ref();
         let Some(b) = any.downcast_ref::<BinaryExpr>() else {
             return Ok(Transformed::no(e));
         };
-        if !matches!(
-            b.op(),
-            Operator::Plus | Operator::Minus | Operator::Multiply
-        ) {
+        let integers = b.left().data_type(schema).is_ok_and(|t| t.is_integer())
+            && b.right().data_type(schema).is_ok_and(|t| t.is_integer());
+        if !integers
+            || !matches!(
+                b.op(),
+                Operator::Plus | Operator::Minus | Operator::Multiply
+            )
+        {
             return Ok(Transformed::no(e));
         }
         let strict = BinaryExpr::new(Arc::clone(b.left()), *b.op(), Arc::clone(b.right()))
@@ -62,8 +73,9 @@ impl PhysicalOptimizerRule for CheckedArithmetic {
             if let Some(p) = any.downcast_ref::<ProjectionExec>() {
                 let mut changed = false;
                 let mut exprs = Vec::with_capacity(p.expr().len());
+                let input = p.input().schema();
                 for e in p.expr() {
-                    let t = checked(&e.expr)?;
+                    let t = checked(&e.expr, &input)?;
                     changed |= t.transformed;
                     exprs.push(ProjectionExpr {
                         expr: t.data,
@@ -82,7 +94,7 @@ impl PhysicalOptimizerRule for CheckedArithmetic {
                 return Ok(Transformed::yes(Arc::new(strict) as Arc<dyn ExecutionPlan>));
             }
             if let Some(f) = any.downcast_ref::<FilterExec>() {
-                let t = checked(f.predicate())?;
+                let t = checked(f.predicate(), &f.input().schema())?;
                 if !t.transformed {
                     return Ok(Transformed::no(node));
                 }
@@ -139,7 +151,6 @@ fn constant_arithmetic(e: &datafusion::logical_expr::Expr) -> bool {
 /// overflows (other failures are left to the simplifier, which reports
 /// them as it always has).
 fn check_constant(e: &datafusion::logical_expr::Expr) -> Result<()> {
-    use datafusion::arrow::datatypes::Schema;
     use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
     use datafusion::common::DFSchema;
     use datafusion::execution::context::ExecutionProps;
@@ -151,7 +162,7 @@ fn check_constant(e: &datafusion::logical_expr::Expr) -> Result<()> {
     ) else {
         return Ok(());
     };
-    let strict = checked(&physical)?.data;
+    let strict = checked(&physical, &Schema::empty())?.data;
     let one_row = RecordBatch::try_new_with_options(
         Arc::new(Schema::empty()),
         vec![],
