@@ -228,8 +228,10 @@ impl SystemSchema {
             if access == TableAccess::Invisible {
                 continue;
             }
-            let (Some(info), Some(provider)) = (pulls.info(&name), pulls.table(&name).await?)
-            else {
+            // A pull without a snapshot (or whose snapshot cannot be read
+            // now) is not a dataset yet; the others are still listed.
+            let provider = pulls.table(&name).await.ok().flatten();
+            let (Some(info), Some(provider)) = (pulls.info(&name), provider) else {
                 continue;
             };
             let table = VisibleTable {

@@ -75,6 +75,28 @@ async fn full_pull_is_served_as_mat_table_under_grants() {
     assert_eq!(row.get::<_, i64>(3), 8);
     assert_eq!(row.get::<_, String>(4), "full");
     assert!(row.get::<_, bool>(5));
+    // In the metadata catalog: a materialized dataset, fresh as of its
+    // snapshot; not there for a role that may not read it.
+    let row = dinkes
+        .query_one(
+            "SELECT kind, producer IS NULL, columns, fresh_at IS NOT NULL FROM system.datasets \
+             WHERE dataset = 'mat.kunjungan_uji'",
+            &[],
+        )
+        .await
+        .expect("system.datasets");
+    assert_eq!(row.get::<_, String>(0), "materialized");
+    assert!(row.get::<_, bool>(1));
+    assert_eq!(row.get::<_, i64>(2), 2);
+    assert!(row.get::<_, bool>(3));
+    assert_eq!(
+        count(
+            &dinsos,
+            "SELECT count(*) FROM system.datasets WHERE schema = 'mat'"
+        )
+        .await,
+        0
+    );
 
     // The snapshot is zstd-compressed Parquet with statistics.
     let file = dir.join("kunjungan_uji/snapshots/00000000000000000001.parquet");
