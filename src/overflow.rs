@@ -12,11 +12,16 @@
 //! any physical rule runs: [`CheckedConstants`], an analyzer rule after
 //! type coercion, evaluates each constant `+`, `-`, `*` with the checked
 //! kernels first, so `9223372036854775807::bigint + 1` is the same error.
+//! Floats: PostgreSQL raises 22003 where finite operands overflow to
+//! infinity (`1e308 * 10`) and 22012 for a division by zero; DataFusion
+//! answered `Infinity`. [`FiniteFloat`] checks the result of each float
+//! operator evaluated in tautan (infinite operands stay allowed, as in
+//! PostgreSQL: `'Infinity'::float8 * 2` is `Infinity`).
 
 use std::any::Any;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
@@ -29,8 +34,9 @@ use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::physical_plan::ExecutionPlan;
 
 /// `expr` (over rows of `schema`) with every integer `+`, `-`, `*`
-/// failing on overflow. Only integers: a float overflows to infinity
-/// either way, and a decimal result's precision, not the i128 holding it,
+/// failing on overflow, and every float `+`, `-`, `*`, `/` failing where
+/// finite operands give an infinite result ([`FiniteFloat`]). Decimals
+/// are left alone: a decimal result's precision, not the i128 holding it,
 /// is what bounds it (checked decimal kernels cost time for nothing).
 fn checked(
     expr: &Arc<dyn PhysicalExpr>,
@@ -41,14 +47,23 @@ fn checked(
         let Some(b) = any.downcast_ref::<BinaryExpr>() else {
             return Ok(Transformed::no(e));
         };
-        let integers = b.left().data_type(schema).is_ok_and(|t| t.is_integer())
-            && b.right().data_type(schema).is_ok_and(|t| t.is_integer());
-        if !integers
-            || !matches!(
-                b.op(),
-                Operator::Plus | Operator::Minus | Operator::Multiply
-            )
+        let both = |f: fn(&DataType) -> bool| {
+            b.left().data_type(schema).is_ok_and(|t| f(&t))
+                && b.right().data_type(schema).is_ok_and(|t| f(&t))
+        };
+        let arithmetic = matches!(
+            b.op(),
+            Operator::Plus | Operator::Minus | Operator::Multiply
+        );
+        if both(DataType::is_floating)
+            && (arithmetic || *b.op() == Operator::Divide)
+            && !any.is::<FiniteFloat>()
         {
+            return Ok(Transformed::yes(Arc::new(FiniteFloat {
+                inner: Arc::clone(&e),
+            }) as Arc<dyn PhysicalExpr>));
+        }
+        if !both(DataType::is_integer) || !arithmetic {
             return Ok(Transformed::no(e));
         }
         let strict = BinaryExpr::new(Arc::clone(b.left()), *b.op(), Arc::clone(b.right()))
@@ -115,14 +130,17 @@ impl PhysicalOptimizerRule for CheckedArithmetic {
     }
 }
 
-/// Whether `e` is `+`, `-` or `*` over constants only (no column, no
-/// parameter, nothing volatile): what the simplifier will fold.
+/// Whether `e` is `+`, `-`, `*` or `/` over constants only (no column,
+/// no parameter, nothing volatile): what the simplifier will fold.
 fn constant_arithmetic(e: &datafusion::logical_expr::Expr) -> bool {
     use datafusion::logical_expr::Expr;
     let Expr::BinaryExpr(b) = e else {
         return false;
     };
-    if !matches!(b.op, Operator::Plus | Operator::Minus | Operator::Multiply) {
+    if !matches!(
+        b.op,
+        Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide
+    ) {
         return false;
     }
     let mut constant = true;
@@ -148,8 +166,8 @@ fn constant_arithmetic(e: &datafusion::logical_expr::Expr) -> bool {
 }
 
 /// Evaluates constant `e` with the checked kernels: `Err` when it
-/// overflows (other failures are left to the simplifier, which reports
-/// them as it always has).
+/// overflows or divides by zero (other failures are left to the
+/// simplifier, which reports them as it always has).
 fn check_constant(e: &datafusion::logical_expr::Expr) -> Result<()> {
     use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
     use datafusion::common::DFSchema;
@@ -173,7 +191,11 @@ fn check_constant(e: &datafusion::logical_expr::Expr) -> Result<()> {
             if matches!(
                 err.find_root(),
                 datafusion::error::DataFusionError::ArrowError(a, _)
-                    if matches!(a.as_ref(), datafusion::arrow::error::ArrowError::ArithmeticOverflow(_))
+                    if matches!(
+                        a.as_ref(),
+                        datafusion::arrow::error::ArrowError::ArithmeticOverflow(_)
+                            | datafusion::arrow::error::ArrowError::DivideByZero
+                    )
             ) =>
         {
             Err(err)
@@ -182,8 +204,9 @@ fn check_constant(e: &datafusion::logical_expr::Expr) -> Result<()> {
     }
 }
 
-/// The analyzer rule: constant `+`, `-`, `*` that overflow are an error
-/// before the simplifier folds them into a wrapped value.
+/// The analyzer rule: constant `+`, `-`, `*`, `/` that overflow (or divide
+/// a float by zero) are an error before the simplifier folds them into a
+/// wrapped value or an infinity.
 #[derive(Debug, Default)]
 pub struct CheckedConstants;
 
@@ -208,5 +231,120 @@ impl datafusion::optimizer::AnalyzerRule for CheckedConstants {
 
     fn name(&self) -> &str {
         "tautan_checked_constants"
+    }
+}
+
+/// A float `+`, `-`, `*` or `/` whose result must be finite wherever its
+/// operands are (PostgreSQL's `float_overflow_error`,
+/// `float_zero_divide_error`). The operands are evaluated again only for a
+/// batch whose result holds an infinity or NaN, so finite answers cost one
+/// scan of the result.
+#[derive(Debug, Eq)]
+pub struct FiniteFloat {
+    inner: Arc<dyn PhysicalExpr>,
+}
+
+// By hand, as DataFusion's own expressions do (rust-lang/rust#78808).
+impl PartialEq for FiniteFloat {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.eq(&other.inner)
+    }
+}
+
+impl std::hash::Hash for FiniteFloat {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.inner.hash(state);
+    }
+}
+
+impl std::fmt::Display for FiniteFloat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.inner)
+    }
+}
+
+fn floats(v: datafusion::logical_expr::ColumnarValue, rows: usize) -> Result<Vec<f64>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::Float64Type;
+    let array = v.into_array(rows)?;
+    let wide = datafusion::arrow::compute::cast(&array, &DataType::Float64)?;
+    let values = wide.as_primitive::<Float64Type>();
+    Ok((0..values.len())
+        .map(|i| {
+            if values.is_null(i) {
+                0.0
+            } else {
+                values.value(i)
+            }
+        })
+        .collect())
+}
+
+impl PhysicalExpr for FiniteFloat {
+    fn data_type(&self, input_schema: &Schema) -> Result<DataType> {
+        self.inner.data_type(input_schema)
+    }
+
+    fn nullable(&self, input_schema: &Schema) -> Result<bool> {
+        self.inner.nullable(input_schema)
+    }
+
+    fn evaluate(
+        &self,
+        batch: &datafusion::arrow::record_batch::RecordBatch,
+    ) -> Result<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::arrow::error::ArrowError;
+        use datafusion::error::DataFusionError;
+        let out = self.inner.evaluate(batch)?;
+        let rows = batch.num_rows().max(1);
+        let results = floats(out.clone(), rows)?;
+        if results.iter().all(|v| v.is_finite()) {
+            return Ok(out);
+        }
+        let any: &dyn Any = self.inner.as_ref();
+        let Some(b) = any.downcast_ref::<BinaryExpr>() else {
+            return Ok(out);
+        };
+        let left = floats(b.left().evaluate(batch)?, rows)?;
+        let right = floats(b.right().evaluate(batch)?, rows)?;
+        for ((r, l), x) in results.iter().zip(&left).zip(&right) {
+            if r.is_finite() || !l.is_finite() || !x.is_finite() {
+                continue;
+            }
+            if *b.op() == Operator::Divide && *x == 0.0 {
+                return Err(DataFusionError::ArrowError(
+                    Box::new(ArrowError::DivideByZero),
+                    None,
+                ));
+            }
+            return Err(DataFusionError::ArrowError(
+                Box::new(ArrowError::ArithmeticOverflow(format!(
+                    "value out of range: overflow ({l} {} {x})",
+                    b.op()
+                ))),
+                None,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
+        vec![&self.inner]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn PhysicalExpr>>,
+    ) -> Result<Arc<dyn PhysicalExpr>> {
+        match children.into_iter().next() {
+            Some(inner) => Ok(Arc::new(FiniteFloat { inner })),
+            None => Err(datafusion::error::DataFusionError::Internal(
+                "FiniteFloat has one child".into(),
+            )),
+        }
+    }
+
+    fn fmt_sql(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt_sql(f)
     }
 }

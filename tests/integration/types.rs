@@ -355,14 +355,16 @@ async fn outcome(client: &tokio_postgres::Client, sql: &str) -> Result<Option<St
 }
 
 /// Integer arithmetic that overflows is PostgreSQL's error (22003), never a
-/// wrapped value (`bigint max + 1` answered `-9223372036854775808`):
+/// wrapped value (`bigint max + 1` answered `-9223372036854775808`), and
+/// float arithmetic overflowing finite operands to infinity, or dividing
+/// by zero, is PostgreSQL's error (22003, 22012), never `Infinity`:
 /// evaluated in tautan (pushdown off), sent to the source (on), or folded
 /// from constants while planning. The oracle is PostgreSQL over the same
 /// rows. (Deliberately not compared: `int4_column + 1`, where tautan types
 /// the literal `1` as bigint and answers 2147483648 where PostgreSQL's int4
 /// arithmetic raises 22003.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn integer_overflow_is_an_error_as_in_postgresql_never_a_wrapped_value() {
+async fn arithmetic_overflow_is_an_error_as_in_postgresql_never_a_wrapped_value_or_infinity() {
     let server = start().await;
     let client = server.connect(WALIDATA).await;
     let oracle = pg_admin("tautan_uji").await;
@@ -384,6 +386,18 @@ async fn integer_overflow_is_an_error_as_in_postgresql_never_a_wrapped_value() {
         "SELECT 3037000499 * 3037000499",
         "SELECT 2147483647::int4 + 1::int4",
         "SELECT 1 + 2 * 3 - 4",
+        // Floats: finite operands overflowing to infinity, and division
+        // by zero, are errors; infinite operands are not.
+        "SELECT f8 * 10 FROM {t} WHERE id = 4",
+        "SELECT f8 + f8 FROM {t} WHERE id = 4",
+        "SELECT f8 * 2 FROM {t} WHERE id = 8",
+        "SELECT f8 - f8 FROM {t} WHERE id = 9",
+        "SELECT 1 / f8 FROM {t} WHERE id = 6",
+        "SELECT f8 / 0 FROM {t} WHERE id = 7",
+        "SELECT f8 / 2 FROM {t} WHERE id = 4",
+        "SELECT f4 * f4 FROM {t} WHERE id = 4",
+        "SELECT count(*) FROM {t} WHERE f8 * 1e10 > 0",
+        "SELECT 1.5::float8 / 0::float8",
     ];
     let mut compared = 0;
     for pushdown in ["on", "off"] {
