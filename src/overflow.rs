@@ -220,7 +220,11 @@ impl datafusion::optimizer::AnalyzerRule for CheckedConstants {
             node.apply_expressions(|e| {
                 e.apply(|x| {
                     if constant_arithmetic(x) {
+                        // The whole constant subtree at once: its parts
+                        // are evaluated inside it (checking each nested
+                        // one again was cubic in a 1000-deep `+ 0` chain).
                         check_constant(x)?;
+                        return Ok(datafusion::common::tree_node::TreeNodeRecursion::Jump);
                     }
                     Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
                 })
