@@ -55,10 +55,7 @@ fn checked(
             b.op(),
             Operator::Plus | Operator::Minus | Operator::Multiply
         );
-        if both(DataType::is_floating)
-            && (arithmetic || *b.op() == Operator::Divide)
-            && !any.is::<FiniteFloat>()
-        {
+        if both(DataType::is_floating) && (arithmetic || *b.op() == Operator::Divide) {
             return Ok(Transformed::yes(Arc::new(FiniteFloat {
                 inner: Arc::clone(&e),
             }) as Arc<dyn PhysicalExpr>));
@@ -242,7 +239,7 @@ impl datafusion::optimizer::AnalyzerRule for CheckedConstants {
 /// operands are (PostgreSQL's `float_overflow_error`,
 /// `float_zero_divide_error`). The operands are evaluated again only for a
 /// batch whose result holds an infinity or NaN, so finite answers cost one
-/// scan of the result.
+/// scan of the result, in place.
 #[derive(Debug, Eq)]
 pub struct FiniteFloat {
     inner: Arc<dyn PhysicalExpr>,
@@ -267,6 +264,33 @@ impl std::fmt::Display for FiniteFloat {
     }
 }
 
+/// Whether every non-NULL value of `v` is finite, read in place (the
+/// check every batch of a float operator pays).
+fn all_finite(v: &datafusion::logical_expr::ColumnarValue) -> bool {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{Float32Type, Float64Type};
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::ColumnarValue;
+    match v {
+        ColumnarValue::Scalar(ScalarValue::Float64(x)) => x.is_none_or(f64::is_finite),
+        ColumnarValue::Scalar(ScalarValue::Float32(x)) => x.is_none_or(f32::is_finite),
+        ColumnarValue::Array(a) => match a.data_type() {
+            DataType::Float64 => a
+                .as_primitive::<Float64Type>()
+                .iter()
+                .all(|x| x.is_none_or(f64::is_finite)),
+            DataType::Float32 => a
+                .as_primitive::<Float32Type>()
+                .iter()
+                .all(|x| x.is_none_or(f32::is_finite)),
+            _ => true,
+        },
+        _ => true,
+    }
+}
+
+/// `v` as f64 values, NULL as 0 (for the rare batch that holds a
+/// non-finite value).
 fn floats(v: datafusion::logical_expr::ColumnarValue, rows: usize) -> Result<Vec<f64>> {
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::Float64Type;
@@ -300,11 +324,11 @@ impl PhysicalExpr for FiniteFloat {
         use datafusion::arrow::error::ArrowError;
         use datafusion::error::DataFusionError;
         let out = self.inner.evaluate(batch)?;
-        let rows = batch.num_rows().max(1);
-        let results = floats(out.clone(), rows)?;
-        if results.iter().all(|v| v.is_finite()) {
+        if all_finite(&out) {
             return Ok(out);
         }
+        let rows = batch.num_rows().max(1);
+        let results = floats(out.clone(), rows)?;
         let any: &dyn Any = self.inner.as_ref();
         let Some(b) = any.downcast_ref::<BinaryExpr>() else {
             return Ok(out);
