@@ -115,6 +115,9 @@ pub struct LinkEntry {
     timeout: Duration,
     /// The classification labels the config gives its tables and columns.
     labels: crate::policy::labels::Classification,
+    /// What it was built from ([`LinkEntry::with_declaration`]): a reload
+    /// rebuilds the link when this changes.
+    declaration: String,
 }
 
 /// How soon a down link may be contacted again when a query needs it.
@@ -145,6 +148,7 @@ impl LinkEntry {
             refresh_lock: tokio::sync::Mutex::new(()),
             timeout,
             labels: Default::default(),
+            declaration: String::new(),
         }
     }
 
@@ -153,6 +157,17 @@ impl LinkEntry {
     pub fn with_labels(mut self, labels: crate::policy::labels::Classification) -> Self {
         self.labels = labels;
         self
+    }
+
+    /// The link built from `declaration` (its config section, as text).
+    pub fn with_declaration(mut self, declaration: String) -> Self {
+        self.declaration = declaration;
+        self
+    }
+
+    /// What the link was built from.
+    pub fn declaration(&self) -> &str {
+        &self.declaration
     }
 
     /// A snapshot of the state.

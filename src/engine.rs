@@ -84,12 +84,10 @@ pub struct Engine {
     pub admission: Arc<crate::admission::Admission>,
     /// The audit log every statement is recorded in (off without `[audit]`).
     trail: crate::audit::Trail,
-    /// Each link's declaration as last loaded ([`link_declaration`]): a
-    /// reload rebuilds the links whose declaration changed.
-    declared_links: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
-/// What a link is built from, for telling whether a reload changed it:
+/// What a link is built from, for telling whether a reload changed it
+/// ([`LinkEntry::declaration`]):
 /// its section and the folder relative paths are resolved from.
 fn link_declaration(cfg: &LinkConfig, config: &FederationConfig) -> String {
     format!("{cfg:?} @ {}", config.base_dir.display())
@@ -148,7 +146,8 @@ fn link_entry(name: &str, cfg: &LinkConfig, config: &FederationConfig) -> Arc<Li
         // Validated when the config was loaded.
         .with_labels(
             crate::policy::labels::Classification::from_config(&cfg.labels()).unwrap_or_default(),
-        ),
+        )
+        .with_declaration(link_declaration(cfg, config)),
     )
 }
 
@@ -278,13 +277,6 @@ impl Engine {
             Some(o) => Some(crate::oidc::Oidc::load(o, &config.base_dir)?),
             None => None,
         };
-        let declared_links = std::sync::Mutex::new(
-            config
-                .links
-                .iter()
-                .map(|(name, l)| (name.clone(), link_declaration(l.get_ref(), &config)))
-                .collect(),
-        );
         let engine = Arc::new(Engine {
             config,
             registry,
@@ -294,7 +286,6 @@ impl Engine {
             budget,
             admission,
             trail,
-            declared_links,
         });
         engine.check_pull_owners().await?;
         Ok(engine)
@@ -427,12 +418,8 @@ impl Engine {
         let links = self.reconcile_links(&config);
         let grants = Grants::from_config(Arc::new(config), number)?;
         let version = grants.version().clone();
-        if let Some((links, declared, changes)) = links {
+        if let Some((links, changes)) = links {
             self.registry.replace_links(links);
-            match self.declared_links.lock() {
-                Ok(mut d) => *d = declared,
-                Err(p) => *p.into_inner() = declared,
-            }
             for change in changes {
                 tracing::info!(link = %change.0, change = change.1, "link reloaded");
             }
@@ -452,30 +439,21 @@ impl Engine {
     /// The links `config` declares: the entries of unchanged links kept
     /// (their pools, state and sessions go on), added and changed ones new
     /// (contacted when first used, or by the health checks), removed ones
-    /// gone. `None` when nothing changed.
-    #[allow(clippy::type_complexity)]
+    /// gone; with what changed. `None` when nothing did.
     fn reconcile_links(
         &self,
         config: &FederationConfig,
-    ) -> Option<(
-        crate::catalog::LinkMap,
-        BTreeMap<String, String>,
-        Vec<(String, &'static str)>,
-    )> {
-        let before = match self.declared_links.lock() {
-            Ok(d) => d.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
+    ) -> Option<(crate::catalog::LinkMap, Vec<(String, &'static str)>)> {
         let current = self.registry.links();
         let mut links = crate::catalog::LinkMap::new();
-        let mut declared = BTreeMap::new();
         let mut changes = Vec::new();
         for (name, link) in &config.links {
             let cfg = link.get_ref();
-            let declaration = link_declaration(cfg, config);
-            let entry = match (before.get(name), current.get(name)) {
-                (Some(was), Some(entry)) if *was == declaration => entry.clone(),
-                (was, _) => {
+            let entry = match current.get(name) {
+                Some(entry) if entry.declaration() == link_declaration(cfg, config) => {
+                    entry.clone()
+                }
+                was => {
                     changes.push((
                         name.clone(),
                         if was.is_some() { "changed" } else { "added" },
@@ -484,12 +462,11 @@ impl Engine {
                 }
             };
             links.insert(name.clone(), entry);
-            declared.insert(name.clone(), declaration);
         }
         for name in current.keys().filter(|n| !config.links.contains_key(*n)) {
             changes.push((name.clone(), "removed"));
         }
-        (!changes.is_empty()).then_some((links, declared, changes))
+        (!changes.is_empty()).then_some((links, changes))
     }
 
     /// Reloads the policy whenever the config file or a file of the
