@@ -163,6 +163,13 @@ impl From<&DataFusionError> for QueryError {
                 return QueryError::new("42703", message);
             }
         }
+        // PostgreSQL's wording, without the operands Arrow's message names
+        // (values of rows, in an error text).
+        if let DataFusionError::ArrowError(a, _) = root {
+            if let datafusion::arrow::error::ArrowError::ArithmeticOverflow(_) = a.as_ref() {
+                return QueryError::new("22003", "value out of range: overflow");
+            }
+        }
         let mut message = text
             .strip_prefix("Error during planning: ")
             .or_else(|| text.strip_prefix("SQL error: "))

@@ -346,10 +346,9 @@ impl PhysicalExpr for FiniteFloat {
                 ));
             }
             return Err(DataFusionError::ArrowError(
-                Box::new(ArrowError::ArithmeticOverflow(format!(
-                    "value out of range: overflow ({l} {} {x})",
-                    b.op()
-                ))),
+                Box::new(ArrowError::ArithmeticOverflow(
+                    "value out of range: overflow".into(),
+                )),
                 None,
             ));
         }
