@@ -101,6 +101,24 @@ async fn post_sql(port: u16, credentials: (&str, &str), sql: &str) -> Reply {
     .await
 }
 
+/// `POST /v1/sql` of `sql` with HTTP Basic `auth` (`user:password`),
+/// asking for the answer as `accept`.
+async fn post_sql_as(port: u16, auth: &str, accept: &str, sql: &str) -> Reply {
+    curl(
+        port,
+        "/v1/sql",
+        &[
+            "-u",
+            auth,
+            "-H",
+            &format!("Accept: {accept}"),
+            "--data-binary",
+            sql,
+        ],
+    )
+    .await
+}
+
 /// Serves the HTTP door of `engine` on a free port.
 pub(crate) async fn door(engine: Arc<Engine>) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -201,21 +219,7 @@ async fn every_format_carries_exactly_the_answer_the_engine_gives() {
         let auth = login(credentials);
         let post = |accept: &'static str| {
             let auth = auth.clone();
-            async move {
-                curl(
-                    port,
-                    "/v1/sql",
-                    &[
-                        "-u",
-                        &auth,
-                        "-H",
-                        &format!("Accept: {accept}"),
-                        "--data-binary",
-                        sql,
-                    ],
-                )
-                .await
-            }
+            async move { post_sql_as(port, &auth, accept, sql).await }
         };
         let arrow = post("application/vnd.apache.arrow.stream").await;
         assert_eq!(arrow.status, 200, "{sql}: {}", arrow.text());
@@ -1114,19 +1118,7 @@ async fn every_type_of_both_sources_is_answered_in_every_format() {
             "application/vnd.apache.arrow.stream",
             "application/vnd.apache.parquet",
         ] {
-            let reply = curl(
-                port,
-                "/v1/sql",
-                &[
-                    "-u",
-                    &auth,
-                    "-H",
-                    &format!("Accept: {accept}"),
-                    "--data-binary",
-                    &sql,
-                ],
-            )
-            .await;
+            let reply = post_sql_as(port, &auth, accept, &sql).await;
             assert_eq!(reply.status, 200, "{table} as {accept}: {}", reply.text());
             let count = match accept {
                 "application/json" => reply.json().as_array().map(Vec::len).unwrap_or(0),
