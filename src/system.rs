@@ -49,6 +49,13 @@ struct VisibleTable {
     link: Option<Arc<LinkEntry>>,
 }
 
+/// `t` as microseconds since 1970 (a `timestamptz` column's value).
+fn micros(t: SystemTime) -> Option<i64> {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_micros() as i64)
+}
+
 fn mem_table(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Arc<dyn TableProvider>> {
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
@@ -115,11 +122,7 @@ impl SystemSchema {
                 })
                 .sum();
             tables.push(n as i64);
-            checked.push(s.checked_at.and_then(|t| {
-                t.duration_since(SystemTime::UNIX_EPOCH)
-                    .ok()
-                    .map(|d| d.as_micros() as i64)
-            }));
+            checked.push(s.checked_at.and_then(micros));
             description.push(l.description.clone());
         }
         mem_table(
@@ -757,11 +760,7 @@ impl Dataset {
             row_estimate: remote
                 .and_then(|r| r.def().estimates.rows)
                 .map(|rows| rows.round() as i64),
-            fresh_at: fresh.and_then(|t| {
-                t.duration_since(SystemTime::UNIX_EPOCH)
-                    .ok()
-                    .map(|d| d.as_micros() as i64)
-            }),
+            fresh_at: fresh.and_then(micros),
             reference_keys: join(
                 readable
                     .iter()
