@@ -176,6 +176,7 @@ pub fn declared_parameters(
     declared: &[Option<DataType>],
 ) -> Result<LogicalPlan> {
     use datafusion::arrow::datatypes::Field;
+    use datafusion::common::tree_node::TreeNodeRecursion;
     use datafusion::logical_expr::expr::Placeholder;
     if declared.iter().all(Option::is_none) {
         return Ok(plan);
@@ -184,6 +185,27 @@ pub fn declared_parameters(
         let n: usize = id.strip_prefix('$')?.parse().ok()?;
         declared.get(n.checked_sub(1)?).cloned().flatten()
     };
+    // Most statements type every parameter themselves (`id = $1`): then
+    // nothing is rewritten and no schema recomputed (pgJDBC declares a
+    // type for every parameter of every statement).
+    let mut untyped = false;
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::Placeholder(Placeholder { id, field: None }) = e {
+                    untyped |= type_of(id).is_some();
+                }
+                Ok(if untyped {
+                    TreeNodeRecursion::Stop
+                } else {
+                    TreeNodeRecursion::Continue
+                })
+            })
+        })
+    })?;
+    if !untyped {
+        return Ok(plan);
+    }
     plan.transform_up_with_subqueries(|node| {
         let node = node.map_expressions(|e| {
             e.transform_up(|e| match e {
