@@ -56,6 +56,13 @@ pub enum LinkSource {
     Remote(LinkRef),
     /// A folder of structured files.
     Files(PathBuf),
+    /// A web service's endpoints.
+    Http {
+        /// The client, its limits and secrets.
+        link: Arc<tautan_http::HttpLink>,
+        /// One table per endpoint.
+        tables: Vec<tautan_http::Endpoint>,
+    },
     /// Misconfigured (e.g. a secret missing from the environment): always
     /// down with this reason.
     Broken(String),
@@ -184,6 +191,14 @@ impl LinkEntry {
             Err(poisoned) => poisoned.into_inner(),
         };
         f(&mut guard);
+    }
+
+    /// The web service and its endpoints, for a link of kind `http`.
+    pub fn http(&self) -> Option<(&Arc<tautan_http::HttpLink>, &[tautan_http::Endpoint])> {
+        match &self.source {
+            LinkSource::Http { link, tables } => Some((link, tables)),
+            _ => None,
+        }
     }
 
     /// The connector, for `tautan check`.
@@ -315,6 +330,31 @@ impl LinkEntry {
                     schemas.entry(schema).or_default().insert(name, table);
                 }
                 Ok(schemas.into_iter().map(|(k, v)| (k, Arc::new(v))).collect())
+            }
+            LinkSource::Http { link, tables } => {
+                // Reachable, and answering what is declared: the first
+                // endpoint's first page is read (undeclared columns are
+                // read from a first page anyway).
+                if let Some(first) = tables.iter().find(|t| !t.columns.is_empty()) {
+                    tautan_http::table::probe(link, first)
+                        .await
+                        .map_err(|e| (e.to_string(), e.client_sqlstate().to_string()))?;
+                }
+                let mut map = TableMap::new();
+                for endpoint in tables {
+                    let schema = tautan_http::table::infer_schema(link, endpoint)
+                        .await
+                        .map_err(|e| (e.to_string(), e.client_sqlstate().to_string()))?;
+                    let schema = self.labels.labeled(PUBLIC_SCHEMA, &endpoint.name, &schema);
+                    let table = tautan_http::HttpTable::new(link.clone(), endpoint.clone(), schema);
+                    map.insert(
+                        endpoint.name.clone(),
+                        Arc::new(table) as Arc<dyn TableProvider>,
+                    );
+                }
+                let mut schemas = SchemaMap::new();
+                schemas.insert(PUBLIC_SCHEMA.to_string(), Arc::new(map));
+                Ok(schemas)
             }
             LinkSource::Files(path) => {
                 let mut tables = load_folder(path)

@@ -267,6 +267,44 @@ pub enum LinkConfig {
         #[serde(default)]
         labels: BTreeMap<String, OneOrMany>,
     },
+    /// An agency's web service: REST/JSON or CSV endpoints read as tables
+    /// ([`tautan_http`]).
+    Http {
+        /// Every endpoint's path is relative to this.
+        base_url: String,
+        /// Headers sent with every request, written in the file.
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        /// Headers whose values are read from environment variables
+        /// (header name → variable name): secrets stay out of the file.
+        #[serde(default)]
+        headers_env: BTreeMap<String, String>,
+        /// Longest one request may take, in milliseconds.
+        #[serde(default = "default_http_timeout_ms")]
+        timeout_ms: u64,
+        /// Retries of a request answered 429 or 5xx, or not answered.
+        #[serde(default = "default_http_retries")]
+        retries: u32,
+        /// Most pages one scan reads (more is an error, never a cut answer).
+        #[serde(default = "default_http_max_pages")]
+        max_pages: usize,
+        /// Most bytes one scan reads (likewise).
+        #[serde(default = "default_http_max_bytes")]
+        max_bytes: u64,
+        /// Most requests per second to the service (0: no limit).
+        #[serde(default = "default_http_requests_per_second")]
+        requests_per_second: f64,
+        /// The endpoints, one table each.
+        #[serde(default)]
+        tables: Vec<tautan_http::Endpoint>,
+        /// Free-text description.
+        description: Option<String>,
+        /// The producer's public key, for agreement signatures.
+        public_key: Option<String>,
+        /// Classification labels, as for PostgreSQL links.
+        #[serde(default)]
+        labels: BTreeMap<String, OneOrMany>,
+    },
     /// A folder of structured files (CSV, Parquet, JSON).
     Files {
         /// The folder; relative to the config file.
@@ -282,11 +320,12 @@ pub enum LinkConfig {
 }
 
 impl LinkConfig {
-    /// `postgres`, `mysql` or `files`.
+    /// `postgres`, `mysql`, `http` or `files`.
     pub fn kind(&self) -> &'static str {
         match self {
             LinkConfig::Postgres { .. } => "postgres",
             LinkConfig::Mysql { .. } => "mysql",
+            LinkConfig::Http { .. } => "http",
             LinkConfig::Files { .. } => "files",
         }
     }
@@ -296,6 +335,7 @@ impl LinkConfig {
         match self {
             LinkConfig::Postgres { description, .. }
             | LinkConfig::Mysql { description, .. }
+            | LinkConfig::Http { description, .. }
             | LinkConfig::Files { description, .. } => description.as_deref(),
         }
     }
@@ -305,6 +345,7 @@ impl LinkConfig {
         match self {
             LinkConfig::Postgres { public_key, .. }
             | LinkConfig::Mysql { public_key, .. }
+            | LinkConfig::Http { public_key, .. }
             | LinkConfig::Files { public_key, .. } => public_key.as_deref(),
         }
     }
@@ -314,6 +355,7 @@ impl LinkConfig {
         match self {
             LinkConfig::Postgres { labels, .. }
             | LinkConfig::Mysql { labels, .. }
+            | LinkConfig::Http { labels, .. }
             | LinkConfig::Files { labels, .. } => labels
                 .iter()
                 .map(|(k, v)| (k.clone(), v.values()))
@@ -341,7 +383,7 @@ impl LinkConfig {
                     .then(|| Duration::from_millis(*statement_timeout_ms)),
                 stall_timeout: Duration::from_millis((*stall_timeout_ms).max(100)),
             },
-            LinkConfig::Files { .. } => Default::default(),
+            LinkConfig::Http { .. } | LinkConfig::Files { .. } => Default::default(),
         }
     }
 
@@ -354,9 +396,26 @@ impl LinkConfig {
             | LinkConfig::Mysql {
                 connect_timeout_ms, ..
             } => Duration::from_millis(*connect_timeout_ms),
+            LinkConfig::Http { timeout_ms, .. } => Duration::from_millis(*timeout_ms),
             LinkConfig::Files { .. } => Duration::from_secs(5),
         }
     }
+}
+
+fn default_http_timeout_ms() -> u64 {
+    30_000
+}
+fn default_http_retries() -> u32 {
+    3
+}
+fn default_http_max_pages() -> usize {
+    1_000
+}
+fn default_http_max_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+fn default_http_requests_per_second() -> f64 {
+    10.0
 }
 
 fn default_pg_port() -> u16 {
@@ -820,6 +879,23 @@ impl FederationConfig {
                     key,
                     format!("`{name}` is reserved; choose another link name"),
                 ));
+            }
+            if let LinkConfig::Http { tables, .. } = link.get_ref() {
+                let mut seen = std::collections::BTreeSet::new();
+                for t in tables {
+                    let problem = t
+                        .validate()
+                        .err()
+                        .or_else(|| (!seen.insert(&t.name)).then(|| "declared twice".to_string()));
+                    if let Some(problem) = problem {
+                        return Err(self.error_at(
+                            text,
+                            link.span().start,
+                            key,
+                            format!("table `{}`: {problem}", t.name),
+                        ));
+                    }
+                }
             }
             if let LinkConfig::Postgres {
                 password,

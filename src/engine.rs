@@ -209,6 +209,46 @@ fn build_link(name: &str, cfg: &LinkConfig, base: &FederationConfig) -> LinkSour
             .map_err(|e| e.to_string())?;
             Ok(LinkSource::Remote(Arc::new(link) as LinkRef))
         }
+        LinkConfig::Http {
+            base_url,
+            headers,
+            headers_env,
+            timeout_ms,
+            retries,
+            max_pages,
+            max_bytes,
+            requests_per_second,
+            tables,
+            ..
+        } => {
+            let mut all: Vec<(String, String)> = headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (header, var) in headers_env {
+                let value = std::env::var(var).map_err(|_| {
+                    format!("environment variable {var} (header {header}) is not set")
+                })?;
+                all.push((header.clone(), value));
+            }
+            let link = tautan_http::HttpLink::new(
+                name,
+                tautan_http::HttpLinkOptions {
+                    base_url: base_url.clone(),
+                    headers: all,
+                    timeout: std::time::Duration::from_millis(*timeout_ms),
+                    retries: *retries,
+                    max_pages: *max_pages,
+                    max_bytes: *max_bytes,
+                    requests_per_second: *requests_per_second,
+                },
+            )
+            .map_err(|e| e.message)?;
+            Ok(LinkSource::Http {
+                link: Arc::new(link),
+                tables: tables.clone(),
+            })
+        }
         LinkConfig::Files { path, .. } => Ok(LinkSource::Files(base.resolve_path(path))),
     })();
     result.unwrap_or_else(LinkSource::Broken)
@@ -702,6 +742,9 @@ impl Engine {
         ) {
             tracing::warn!(error = %e, "PostgreSQL literal reading not available in this session");
         }
+        // PostgreSQL's exact `sum` for integers, in place of DataFusion's.
+        ctx.register_udaf(crate::aggregates::ExactSum::udaf());
+        ctx.register_udf(crate::math::Acosh::udf());
         for udf in crate::budget::bounded_functions(&ctx.state()) {
             ctx.register_udf(udf);
         }

@@ -170,6 +170,14 @@ impl From<&DataFusionError> for QueryError {
                 return QueryError::new("22003", "value out of range: overflow");
             }
         }
+        // Arrow's wording around a message that says what PostgreSQL's does.
+        if let DataFusionError::ArrowError(a, _) = root {
+            if let datafusion::arrow::error::ArrowError::ComputeError(m) = a.as_ref() {
+                if code != "XX000" {
+                    return QueryError::new(code, m.clone());
+                }
+            }
+        }
         let mut message = text
             .strip_prefix("Error during planning: ")
             .or_else(|| text.strip_prefix("SQL error: "))
@@ -198,8 +206,13 @@ fn computed(message: &str) -> &'static str {
         "22008"
     } else if m.contains("overflow") {
         "22003"
-    } else if m.contains("square root of a negative") {
+    } else if m.contains("square root of a negative")
+        || m.contains("raised to a negative power")
+        || m.contains("raised to a non-integer power")
+    {
         "2201F"
+    } else if m.contains("logarithm of") {
+        "2201E"
     } else if m.contains("negative count not allowed") {
         "22011"
     } else if m.contains("out of range") || m.contains("invalid unicode scalar value") {

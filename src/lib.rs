@@ -16,7 +16,7 @@
 //! | row filters, masks, the leak-proof barrier | [`policy`] |
 //! | what PostgreSQL clients browse (`pg_catalog`) | [`pg_catalog`], [`client_queries`] |
 //! | PostgreSQL's reading of quoted literals (bool, bytea, interval), `ANY` with NULLs | [`pg_input`], [`any_array`] |
-//! | planning (DataFusion's simplifier kept NULL-safe) | [`engine`], [`simplify`] |
+//! | planning (DataFusion's simplifier kept NULL-safe; checked arithmetic, exact sums) | [`engine`], [`simplify`], [`overflow`], [`aggregates`], [`math`] |
 //! | whole sub-plans sent to one link | [`pushdown`], `tautan_connector::federation` |
 //! | scan pushdown (projection, filters, limit) | `tautan_connector::pushdown` |
 //! | source SQL sealed and guarded before it leaves | `tautan_connector::sql` |
@@ -28,6 +28,7 @@
 //! | Prometheus metrics and health for operations | [`metrics`], [`server::ops`] |
 
 pub mod admission;
+pub mod aggregates;
 pub mod any_array;
 pub mod audit;
 pub mod auth;
@@ -45,6 +46,7 @@ pub mod grants;
 pub mod html;
 pub mod limits;
 pub mod logins;
+pub mod math;
 pub mod metrics;
 pub mod oidc;
 pub mod oids;

@@ -879,7 +879,29 @@ async fn check(path: &std::path::Path) -> Result<ExitCode, String> {
                     println!("link {name} ({}): DOWN — {e}", link.kind);
                 }
             },
-            (None, None) => println!("link {name} ({}): up — {tables} tables", link.kind),
+            (None, None) => match link.http() {
+                Some((http, endpoints)) => {
+                    println!("link {name} ({}): {tables} tables", link.kind);
+                    for endpoint in endpoints {
+                        match tautan_http::table::probe(http, endpoint).await {
+                            Ok(p) => {
+                                println!(
+                                    "  table {}: up — {} rows on the first page",
+                                    endpoint.name, p.rows
+                                );
+                                if endpoint.columns.is_empty() {
+                                    println!("    inferred; pin them: columns = {:?}", p.columns);
+                                }
+                            }
+                            Err(e) => {
+                                failures += 1;
+                                println!("  table {}: DOWN — {e}", endpoint.name);
+                            }
+                        }
+                    }
+                }
+                None => println!("link {name} ({}): up — {tables} tables", link.kind),
+            },
         }
     }
     let reference = engine

@@ -16,7 +16,11 @@
 //! infinity (`1e308 * 10`) and 22012 for a division by zero; DataFusion
 //! answered `Infinity`. [`FiniteFloat`] checks the result of each float
 //! operator evaluated in tautan (infinite operands stay allowed, as in
-//! PostgreSQL: `'Infinity'::float8 * 2` is `Infinity`).
+//! PostgreSQL: `'Infinity'::float8 * 2` is `Infinity`). It checks the float
+//! functions PostgreSQL refuses arguments or results of in the same way:
+//! `ln(0)` is 2201E, `sqrt(-1)` and `power(0, -1)` 2201F, `exp(1000)` and
+//! `acos(2)` 22003 (DataFusion answered `-Infinity`, `NaN`, `Infinity`),
+//! and float results that underflow to zero (`1e-300 * 1e-300`) are 22003.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -27,11 +31,13 @@ use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::expressions::BinaryExpr;
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::physical_plan::ExecutionPlan;
+
+use crate::error::QueryError;
 
 /// `expr` (over rows of `schema`) with every integer `+`, `-`, `*`
 /// failing on overflow, and every float `+`, `-`, `*`, `/` failing where
@@ -44,6 +50,15 @@ fn checked(
 ) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
     Arc::clone(expr).transform_up(|e| {
         let any: &dyn Any = e.as_ref();
+        if let Some(f) = any.downcast_ref::<ScalarFunctionExpr>() {
+            return Ok(match FloatCheck::of_function(f.name(), f.return_type()) {
+                Some(check) => Transformed::yes(Arc::new(FiniteFloat {
+                    inner: Arc::clone(&e),
+                    check,
+                }) as Arc<dyn PhysicalExpr>),
+                None => Transformed::no(e),
+            });
+        }
         let Some(b) = any.downcast_ref::<BinaryExpr>() else {
             return Ok(Transformed::no(e));
         };
@@ -58,6 +73,7 @@ fn checked(
         if both(DataType::is_floating) && (arithmetic || *b.op() == Operator::Divide) {
             return Ok(Transformed::yes(Arc::new(FiniteFloat {
                 inner: Arc::clone(&e),
+                check: FloatCheck::Operator(*b.op()),
             }) as Arc<dyn PhysicalExpr>));
         }
         if !both(DataType::is_integer) || !arithmetic {
@@ -127,17 +143,22 @@ impl PhysicalOptimizerRule for CheckedArithmetic {
     }
 }
 
-/// Whether `e` is `+`, `-`, `*` or `/` over constants only (no column,
-/// no parameter, nothing volatile): what the simplifier will fold.
+/// Whether `e` is `+`, `-`, `*`, `/` or a checked float function
+/// ([`FloatCheck`]) over constants only (no column, no parameter, nothing
+/// volatile): what the simplifier will fold.
 fn constant_arithmetic(e: &datafusion::logical_expr::Expr) -> bool {
     use datafusion::logical_expr::Expr;
-    let Expr::BinaryExpr(b) = e else {
-        return false;
+    let checked = match e {
+        Expr::BinaryExpr(b) => matches!(
+            b.op,
+            Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide
+        ),
+        // Its return type is not known here; a function that is not a
+        // float's is left alone when the check is built.
+        Expr::ScalarFunction(f) => FloatCheck::of_function(f.name(), &DataType::Float64).is_some(),
+        _ => false,
     };
-    if !matches!(
-        b.op,
-        Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide
-    ) {
+    if !checked {
         return false;
     }
     let mut constant = true;
@@ -184,6 +205,7 @@ fn check_constant(e: &datafusion::logical_expr::Expr) -> Result<()> {
         &RecordBatchOptions::new().with_row_count(Some(1)),
     )?;
     match strict.evaluate(&one_row) {
+        Err(err @ datafusion::error::DataFusionError::External(_)) => Err(err),
         Err(err)
             if matches!(
                 err.find_root(),
@@ -235,26 +257,181 @@ impl datafusion::optimizer::AnalyzerRule for CheckedConstants {
     }
 }
 
-/// A float `+`, `-`, `*` or `/` whose result must be finite wherever its
-/// operands are (PostgreSQL's `float_overflow_error`,
-/// `float_zero_divide_error`). The operands are evaluated again only for a
-/// batch whose result holds an infinity or NaN, so finite answers cost one
+/// What a float operator or function evaluated in tautan must refuse, as
+/// PostgreSQL's `float.c` does: results that overflow or underflow their
+/// finite operands, and arguments outside a function's domain (DataFusion
+/// answered `-Infinity` for `ln(0)`, `NaN` for `sqrt(-1)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum FloatCheck {
+    /// `+`, `-`, `*`, `/`.
+    Operator(Operator),
+    /// `ln`, `log` and `log10` of one argument.
+    Log,
+    /// `sqrt`.
+    Sqrt,
+    /// `exp`.
+    Exp,
+    /// `power`/`pow`.
+    Power,
+    /// `acos`, `asin` (the domain is -1..1).
+    UnitDomain,
+    /// `acosh` (1 and above).
+    Acosh,
+    /// `atanh` (-1..1, both ends infinite).
+    Atanh,
+    /// `degrees`, `radians`: a multiplication.
+    Scale,
+}
+
+impl FloatCheck {
+    /// The check for the function `name` returning `returns`, if it has one.
+    fn of_function(name: &str, returns: &DataType) -> Option<Self> {
+        if !returns.is_floating() {
+            return None;
+        }
+        Some(match name {
+            "ln" | "log" | "log10" => FloatCheck::Log,
+            "sqrt" => FloatCheck::Sqrt,
+            "exp" => FloatCheck::Exp,
+            "power" | "pow" => FloatCheck::Power,
+            "acos" | "asin" => FloatCheck::UnitDomain,
+            "acosh" => FloatCheck::Acosh,
+            "atanh" => FloatCheck::Atanh,
+            "degrees" | "radians" => FloatCheck::Scale,
+            _ => return None,
+        })
+    }
+
+    /// Whether a batch whose results are all finite needs no look at its
+    /// arguments: a zero result can be an underflow for these.
+    fn zero_is_suspect(self) -> bool {
+        matches!(
+            self,
+            FloatCheck::Operator(Operator::Multiply | Operator::Divide)
+                | FloatCheck::Exp
+                | FloatCheck::Power
+                | FloatCheck::Scale
+                // `log(0, x)` is -0 in DataFusion.
+                | FloatCheck::Log
+        )
+    }
+
+    /// PostgreSQL's error for `args` giving `result`, if it raises one.
+    fn violation(self, result: f64, args: &[f64]) -> Option<QueryError> {
+        let overflow = || QueryError::new("22003", "value out of range: overflow");
+        let underflow = || QueryError::new("22003", "value out of range: underflow");
+        let out_of_range = || QueryError::new("22003", "input is out of range");
+        let finite = args.iter().all(|a| a.is_finite());
+        if args.iter().any(|a| a.is_nan()) {
+            // NaN in, NaN out, everywhere in PostgreSQL but `0/0`.
+            return None;
+        }
+        match (self, args) {
+            (FloatCheck::Operator(Operator::Divide), [l, r]) => {
+                if *r == 0.0 {
+                    Some(QueryError::new("22012", "division by zero"))
+                } else if result.is_infinite() && finite {
+                    Some(overflow())
+                } else if result == 0.0 && *l != 0.0 && r.is_finite() {
+                    Some(underflow())
+                } else {
+                    None
+                }
+            }
+            (FloatCheck::Operator(Operator::Multiply), [l, r]) => {
+                if result.is_infinite() && finite {
+                    Some(overflow())
+                } else if result == 0.0 && *l != 0.0 && *r != 0.0 {
+                    Some(underflow())
+                } else {
+                    None
+                }
+            }
+            (FloatCheck::Operator(_), _) => (result.is_infinite() && finite).then(overflow),
+            (FloatCheck::Log, [base, _]) if *base == 1.0 => {
+                Some(QueryError::new("22012", "division by zero"))
+            }
+            (FloatCheck::Log, args) => {
+                if args.contains(&0.0) {
+                    Some(QueryError::new("2201E", "cannot take logarithm of zero"))
+                } else if args.iter().any(|x| *x < 0.0) {
+                    Some(QueryError::new(
+                        "2201E",
+                        "cannot take logarithm of a negative number",
+                    ))
+                } else {
+                    None
+                }
+            }
+            (FloatCheck::Sqrt, [x]) => (*x < 0.0)
+                .then(|| QueryError::new("2201F", "cannot take square root of a negative number")),
+            (FloatCheck::Exp, [_]) if finite => {
+                if result.is_infinite() {
+                    Some(overflow())
+                } else if result == 0.0 {
+                    Some(underflow())
+                } else {
+                    None
+                }
+            }
+            (FloatCheck::Power, [x, y]) => {
+                if *x == 0.0 && *y < 0.0 {
+                    Some(QueryError::new(
+                        "2201F",
+                        "zero raised to a negative power is undefined",
+                    ))
+                } else if *x < 0.0 && y.floor() != *y {
+                    Some(QueryError::new(
+                        "2201F",
+                        "a negative number raised to a non-integer power yields a complex result",
+                    ))
+                } else if finite && result.is_infinite() {
+                    Some(overflow())
+                } else if finite && result == 0.0 && *x != 0.0 {
+                    Some(underflow())
+                } else {
+                    None
+                }
+            }
+            (FloatCheck::UnitDomain, [x]) => (!(-1.0..=1.0).contains(x)).then(out_of_range),
+            (FloatCheck::Acosh, [x]) => (*x < 1.0).then(out_of_range),
+            (FloatCheck::Atanh, [x]) => (!(-1.0..=1.0).contains(x)).then(out_of_range),
+            (FloatCheck::Scale, [x]) if finite => {
+                if result.is_infinite() {
+                    Some(overflow())
+                } else if result == 0.0 && *x != 0.0 {
+                    Some(underflow())
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A float operator or function whose result PostgreSQL would have refused
+/// ([`FloatCheck`]). The arguments are evaluated again only for a batch
+/// whose results hold a value that can be a refusal (an infinity or NaN,
+/// or a zero where that can be an underflow), so ordinary answers cost one
 /// scan of the result, in place.
 #[derive(Debug, Eq)]
 pub struct FiniteFloat {
     inner: Arc<dyn PhysicalExpr>,
+    check: FloatCheck,
 }
 
 // By hand, as DataFusion's own expressions do (rust-lang/rust#78808).
 impl PartialEq for FiniteFloat {
     fn eq(&self, other: &Self) -> bool {
-        self.inner.eq(&other.inner)
+        self.inner.eq(&other.inner) && self.check == other.check
     }
 }
 
 impl std::hash::Hash for FiniteFloat {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.inner.hash(state);
+        self.check.hash(state);
     }
 }
 
@@ -264,47 +441,44 @@ impl std::fmt::Display for FiniteFloat {
     }
 }
 
-/// Whether every non-NULL value of `v` is finite, read in place (the
-/// check every batch of a float operator pays).
-fn all_finite(v: &datafusion::logical_expr::ColumnarValue) -> bool {
+/// Whether no value of `v` can be a refusal: every non-NULL value finite
+/// (and, where `zero` says so, non-zero), read in place (the check every
+/// batch pays).
+fn unsuspicious(v: &datafusion::logical_expr::ColumnarValue, zero: bool) -> bool {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::{Float32Type, Float64Type};
     use datafusion::common::ScalarValue;
     use datafusion::logical_expr::ColumnarValue;
+    let fine64 = |x: f64| x.is_finite() && !(zero && x == 0.0);
+    let fine32 = |x: f32| x.is_finite() && !(zero && x == 0.0);
     match v {
-        ColumnarValue::Scalar(ScalarValue::Float64(x)) => x.is_none_or(f64::is_finite),
-        ColumnarValue::Scalar(ScalarValue::Float32(x)) => x.is_none_or(f32::is_finite),
+        ColumnarValue::Scalar(ScalarValue::Float64(x)) => x.is_none_or(fine64),
+        ColumnarValue::Scalar(ScalarValue::Float32(x)) => x.is_none_or(fine32),
         ColumnarValue::Array(a) => match a.data_type() {
             DataType::Float64 => a
                 .as_primitive::<Float64Type>()
                 .iter()
-                .all(|x| x.is_none_or(f64::is_finite)),
+                .all(|x| x.is_none_or(fine64)),
             DataType::Float32 => a
                 .as_primitive::<Float32Type>()
                 .iter()
-                .all(|x| x.is_none_or(f32::is_finite)),
+                .all(|x| x.is_none_or(fine32)),
             _ => true,
         },
         _ => true,
     }
 }
 
-/// `v` as f64 values, NULL as 0 (for the rare batch that holds a
-/// non-finite value).
-fn floats(v: datafusion::logical_expr::ColumnarValue, rows: usize) -> Result<Vec<f64>> {
+/// `v` as f64 values, `None` for NULL (for the rare batch that needs its
+/// arguments looked at).
+fn floats(v: datafusion::logical_expr::ColumnarValue, rows: usize) -> Result<Vec<Option<f64>>> {
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::Float64Type;
     let array = v.into_array(rows)?;
     let wide = datafusion::arrow::compute::cast(&array, &DataType::Float64)?;
     let values = wide.as_primitive::<Float64Type>();
     Ok((0..values.len())
-        .map(|i| {
-            if values.is_null(i) {
-                0.0
-            } else {
-                values.value(i)
-            }
-        })
+        .map(|i| (!values.is_null(i)).then(|| values.value(i)))
         .collect())
 }
 
@@ -321,36 +495,36 @@ impl PhysicalExpr for FiniteFloat {
         &self,
         batch: &datafusion::arrow::record_batch::RecordBatch,
     ) -> Result<datafusion::logical_expr::ColumnarValue> {
-        use datafusion::arrow::error::ArrowError;
-        use datafusion::error::DataFusionError;
         let out = self.inner.evaluate(batch)?;
-        if all_finite(&out) {
+        if unsuspicious(&out, self.check.zero_is_suspect()) {
             return Ok(out);
         }
         let rows = batch.num_rows().max(1);
         let results = floats(out.clone(), rows)?;
-        let any: &dyn Any = self.inner.as_ref();
-        let Some(b) = any.downcast_ref::<BinaryExpr>() else {
-            return Ok(out);
-        };
-        let left = floats(b.left().evaluate(batch)?, rows)?;
-        let right = floats(b.right().evaluate(batch)?, rows)?;
-        for ((r, l), x) in results.iter().zip(&left).zip(&right) {
-            if r.is_finite() || !l.is_finite() || !x.is_finite() {
+        let args = self
+            .inner
+            .children()
+            .into_iter()
+            .map(|a| floats(a.evaluate(batch)?, rows))
+            .collect::<Result<Vec<_>>>()?;
+        let mut row_args = Vec::with_capacity(args.len());
+        for (i, result) in results.iter().enumerate() {
+            let Some(result) = result else { continue };
+            row_args.clear();
+            for a in &args {
+                match a.get(i).copied().flatten() {
+                    Some(x) => row_args.push(x),
+                    None => break,
+                }
+            }
+            if row_args.len() != args.len() {
                 continue;
             }
-            if *b.op() == Operator::Divide && *x == 0.0 {
-                return Err(DataFusionError::ArrowError(
-                    Box::new(ArrowError::DivideByZero),
-                    None,
-                ));
+            if let Some(error) = self.check.violation(*result, &row_args) {
+                return Err(datafusion::error::DataFusionError::External(Box::new(
+                    error,
+                )));
             }
-            return Err(DataFusionError::ArrowError(
-                Box::new(ArrowError::ArithmeticOverflow(
-                    "value out of range: overflow".into(),
-                )),
-                None,
-            ));
         }
         Ok(out)
     }
@@ -364,7 +538,10 @@ impl PhysicalExpr for FiniteFloat {
         children: Vec<Arc<dyn PhysicalExpr>>,
     ) -> Result<Arc<dyn PhysicalExpr>> {
         match children.into_iter().next() {
-            Some(inner) => Ok(Arc::new(FiniteFloat { inner })),
+            Some(inner) => Ok(Arc::new(FiniteFloat {
+                inner,
+                check: self.check,
+            })),
             None => Err(datafusion::error::DataFusionError::Internal(
                 "FiniteFloat has one child".into(),
             )),

@@ -77,7 +77,7 @@ async fn a_join_larger_than_the_share_answers_by_spilling() {
         )
     };
     let sql = format!(
-        "SELECT count(*), sum(a.k) FROM ({}) a JOIN ({}) b ON a.k = b.k \
+        "SELECT count(*), sum(a.k)::bigint FROM ({}) a JOIN ({}) b ON a.k = b.k \
          WHERE a.pad_x <> b.pad_y",
         side('x'),
         side('y')

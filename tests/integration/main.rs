@@ -13,6 +13,7 @@ mod faults;
 mod fuzz;
 mod grants;
 mod http;
+mod http_links;
 mod injection;
 mod limits;
 mod links;

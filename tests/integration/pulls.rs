@@ -52,7 +52,7 @@ async fn full_pull_is_served_as_mat_table_under_grants() {
     assert_eq!(report.current.as_ref().map(|c| c.id), Some(1));
 
     assert_eq!(
-        count(&dinkes, "SELECT sum(n) FROM mat.kunjungan_uji").await,
+        count(&dinkes, "SELECT sum(n)::bigint FROM mat.kunjungan_uji").await,
         30_000
     );
     // A role that is not a reader sees no such table, and no status row.
