@@ -64,4 +64,6 @@ cargo test --workspace --all-targets --no-fail-fast "$@" 2>&1 || status=1
 # Real client libraries (psycopg2/3, asyncpg, SQLAlchemy, pgcli, pgJDBC)
 # against the tautan binary the tests just built.
 bash tests/clients/run.sh "$CARGO_TARGET_DIR/debug/tautan" || status=1
+# The stand-in web service some tests start for the shipped `bps` link.
+pkill -f scripts/agency-api.py 2>/dev/null || true
 exit $status

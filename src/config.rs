@@ -49,6 +49,10 @@ pub struct FederationConfig {
     /// when absent.
     #[serde(default)]
     pub http: Option<HttpConfig>,
+    /// The Arrow Flight SQL door (ADBC, the Flight SQL JDBC driver); off
+    /// when absent.
+    #[serde(default)]
+    pub flight: Option<FlightConfig>,
     /// Governed access: where the pseudonym key comes from.
     #[serde(default)]
     pub policy: PolicyConfig,
@@ -606,6 +610,16 @@ pub struct HttpConfig {
     /// Single sign-on: bearer JWTs of the region's identity provider.
     #[serde(default)]
     pub oidc: Option<OidcConfig>,
+}
+
+/// `[flight]`: the Arrow Flight SQL listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlightConfig {
+    /// Address of the gRPC listener (`127.0.0.1:6434`). Plain gRPC: Basic
+    /// sends the password, so keep it on a private interface (or use API
+    /// tokens).
+    pub listen: String,
 }
 
 /// `[http.oidc]`: the identity provider whose tokens log users in.

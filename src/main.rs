@@ -323,6 +323,16 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 ),
                 None => None,
             };
+            // The Arrow Flight SQL door (`[flight] listen`).
+            let _flight = match engine.config.flight.as_ref() {
+                Some(f) => Some(
+                    spawn_door("flight", &f.listen, "Arrow Flight SQL", |door| {
+                        tautan::server::flight_sql::serve(engine.clone(), door)
+                    })
+                    .await?,
+                ),
+                None => None,
+            };
             let trail = engine.trail().clone();
             trail
                 .startup(serde_json::json!({

@@ -3,6 +3,7 @@
 pub mod cancel;
 pub mod copy_binary;
 pub mod encode;
+pub mod flight_sql;
 pub mod guard;
 pub mod http;
 pub mod ops;

@@ -546,3 +546,33 @@ pub fn tls_config_text(tag: &str) -> String {
         ),
     )
 }
+
+/// Makes sure the shipped config's web-service link (`bps`) has its
+/// stand-in service on 127.0.0.1:6490 (`scripts/agency-api.py`): started
+/// once for the test run if nothing listens there (`scripts/test.sh`
+/// stops it afterwards).
+pub fn agency_api() {
+    static STARTED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    STARTED.get_or_init(|| {
+        let up = || std::net::TcpStream::connect(("127.0.0.1", 6490)).is_ok();
+        if up() {
+            return;
+        }
+        // Kept for the whole run (other tests read the shipped link too).
+        static SERVICE: std::sync::Mutex<Option<std::process::Child>> = std::sync::Mutex::new(None);
+        let child = std::process::Command::new("python3")
+            .arg(repo().join("scripts/agency-api.py"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 scripts/agency-api.py");
+        *SERVICE.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+        for _ in 0..200 {
+            if up() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("scripts/agency-api.py does not listen on 6490");
+    });
+}

@@ -399,6 +399,7 @@ fn cli_query_prints_a_table() {
 
 #[test]
 fn cli_check_tests_every_link() {
+    agency_api();
     let out = tautan_cmd().arg("check").output().expect("runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -415,6 +416,10 @@ fn cli_check_tests_every_link() {
         "{stdout}"
     );
     assert!(stdout.contains("reference data: 2 tables"), "{stdout}");
+    assert!(
+        stdout.contains("link bps (http): 1 tables\n  table harga: up — 25 rows on the first page"),
+        "{stdout}"
+    );
 
     // A bad config names file, line and key.
     let dir = std::env::temp_dir().join(format!("tautan-check-{}", std::process::id()));
@@ -436,6 +441,7 @@ fn cli_check_tests_every_link() {
 /// is quiet for the least-privilege demo accounts `sql/load.sh` creates.
 #[test]
 fn check_warns_about_accounts_that_can_do_more_than_read() {
+    agency_api();
     let out = tautan_cmd().arg("check").output().expect("runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");

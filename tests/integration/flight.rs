@@ -1,0 +1,243 @@
+//! The Arrow Flight SQL door with arrow-rs's own Flight SQL client:
+//! handshake logins, statements and prepared statements streamed as
+//! Arrow, catalog listings — and the same grants as psql.
+
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::sql::CommandGetTables;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use futures::TryStreamExt;
+use tokio_postgres::SimpleQueryMessage;
+use tonic::transport::Channel;
+
+use crate::common::*;
+
+/// A Flight SQL door on an ephemeral port over `server`'s engine.
+async fn door(server: &Server) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(tautan::server::flight_sql::serve(
+        server.engine.clone(),
+        listener,
+    ));
+    format!("http://{addr}")
+}
+
+async fn client(url: &str) -> FlightSqlServiceClient<Channel> {
+    let channel = Channel::from_shared(url.to_string())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    FlightSqlServiceClient::new(channel)
+}
+
+/// Every row of the batches as text.
+fn text(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
+    let mut rows = Vec::new();
+    for b in batches {
+        let formatters: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| {
+                ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).expect("formatter")
+            })
+            .collect();
+        for r in 0..b.num_rows() {
+            rows.push(
+                b.columns()
+                    .iter()
+                    .zip(&formatters)
+                    .map(|(c, f)| c.is_valid(r).then(|| f.value(r).to_string()))
+                    .collect(),
+            );
+        }
+    }
+    rows
+}
+
+/// Runs `sql` through Flight SQL: the rows as text, or the gRPC status.
+async fn flight(
+    c: &mut FlightSqlServiceClient<Channel>,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>, String> {
+    let info = c
+        .execute(sql.to_string(), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut batches = Vec::new();
+    for endpoint in info.endpoint {
+        let ticket = endpoint.ticket.ok_or("no ticket")?;
+        let stream = c.do_get(ticket).await.map_err(|e| e.to_string())?;
+        batches.extend(
+            stream
+                .try_collect::<Vec<_>>()
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(text(&batches))
+}
+
+/// Runs `sql` through the PostgreSQL wire: rows as text, or the SQLSTATE.
+async fn wire(c: &tokio_postgres::Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+    match c.simple_query(sql).await {
+        Ok(msgs) => Ok(msgs
+            .into_iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(String::from)).collect())
+                }
+                _ => None,
+            })
+            .collect()),
+        Err(e) => Err(sqlstate(&e)),
+    }
+}
+
+/// A user reads through Flight SQL exactly what psql shows them: the same
+/// rows, the same refusals (the SQLSTATE is in the gRPC message), and
+/// listings of only the tables they may read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flight_sql_answers_what_the_wire_answers_under_the_same_grants() {
+    let server = start().await;
+    let url = door(&server).await;
+    let cases = [
+        "SELECT kode, nama FROM ref.kecamatan ORDER BY kode",
+        "SELECT kecamatan_kode, count(*) AS n FROM kesehatan.kesehatan.kunjungan GROUP BY 1 ORDER BY 1",
+        "SELECT jenis_kelamin, count(*) FROM kependudukan.public.penduduk GROUP BY 1 ORDER BY 1",
+        "SELECT nik FROM kependudukan.public.penduduk ORDER BY nik LIMIT 1",
+        "SELECT * FROM dinsos.public.penerima_bansos ORDER BY nik, program, bulan LIMIT 2",
+        "SELECT count(*) FROM kepegawaian.kepegawaian.pegawai",
+        "SELECT 1/0",
+    ];
+    for login in [WALIDATA, DINKES] {
+        let pg = server.connect(login).await;
+        let mut fl = client(&url).await;
+        fl.handshake(login.0, login.1).await.expect("handshake");
+        for sql in cases {
+            let ours = flight(&mut fl, sql).await;
+            let theirs = wire(&pg, sql).await;
+            match (&ours, &theirs) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{} {sql}", login.0),
+                (Err(a), Err(code)) => assert!(
+                    a.contains(&format!("SQLSTATE {code}")),
+                    "{} {sql}: {a} vs {code}",
+                    login.0
+                ),
+                _ => panic!("{} {sql}: flight {ours:?} vs wire {theirs:?}", login.0),
+            }
+        }
+        // Prepared statements answer the same.
+        let mut prepared = fl
+            .prepare("SELECT kode FROM ref.kecamatan ORDER BY kode".into(), None)
+            .await
+            .expect("prepare");
+        assert_eq!(prepared.dataset_schema().expect("schema").fields().len(), 1);
+        let info = prepared.execute().await.expect("execute");
+        let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+        let batches: Vec<RecordBatch> = fl
+            .do_get(ticket)
+            .await
+            .expect("do_get")
+            .try_collect()
+            .await
+            .expect("rows");
+        assert_eq!(text(&batches).len(), 8);
+        // The table listing is what information_schema shows over the wire.
+        let info = fl
+            .get_tables(CommandGetTables {
+                catalog: None,
+                db_schema_filter_pattern: None,
+                table_name_filter_pattern: None,
+                table_types: vec![],
+                include_schema: false,
+            })
+            .await
+            .expect("get_tables");
+        let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+        let batches: Vec<RecordBatch> = fl
+            .do_get(ticket)
+            .await
+            .expect("do_get")
+            .try_collect()
+            .await
+            .expect("rows");
+        let mut listed: Vec<String> = text(&batches)
+            .into_iter()
+            .map(|r| {
+                format!(
+                    "{}.{}.{}",
+                    r[0].clone().unwrap_or_default(),
+                    r[1].clone().unwrap_or_default(),
+                    r[2].clone().unwrap_or_default()
+                )
+            })
+            .collect();
+        listed.sort();
+        let mut shown: Vec<String> = wire(
+            &pg,
+            "SELECT table_catalog || '.' || table_schema || '.' || table_name FROM information_schema.tables \
+             WHERE table_schema NOT IN ('information_schema', 'pg_catalog')",
+        )
+        .await
+        .expect("information_schema")
+        .into_iter()
+        .filter_map(|r| r[0].clone())
+        .collect();
+        shown.sort();
+        assert_eq!(listed, shown, "{}", login.0);
+        if login == DINKES {
+            assert!(
+                !listed.iter().any(|t| t.starts_with("dinsos.")),
+                "{listed:?}"
+            );
+        }
+    }
+}
+
+/// No login, a wrong password or an unknown session token is refused
+/// before anything is planned; an API token or Basic credentials work on
+/// each call without a handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flight_sql_refuses_calls_without_a_valid_login() {
+    let server = start().await;
+    let url = door(&server).await;
+    let mut anonymous = client(&url).await;
+    let err = flight(&mut anonymous, "SELECT 1")
+        .await
+        .expect_err("no login");
+    assert!(
+        err.contains("Unauthenticated") || err.contains("SQLSTATE 28"),
+        "{err}"
+    );
+    let mut wrong = client(&url).await;
+    let err = wrong
+        .handshake("walidata", "not-the-password")
+        .await
+        .expect_err("wrong password");
+    assert!(
+        err.to_string().contains("28P01") || err.to_string().contains("Unauthenticated"),
+        "{err}"
+    );
+    let mut forged = client(&url).await;
+    forged.set_token("0".repeat(64));
+    let err = flight(&mut forged, "SELECT 1")
+        .await
+        .expect_err("forged token");
+    assert!(
+        err.contains("Unauthenticated") || err.contains("SQLSTATE 28"),
+        "{err}"
+    );
+    // Basic on every call, no handshake.
+    let mut basic = client(&url).await;
+    use base64::Engine as _;
+    let credentials = base64::engine::general_purpose::STANDARD.encode("analis_dinkes:dinkes-demo");
+    basic.set_header("authorization", format!("Basic {credentials}"));
+    let rows = flight(&mut basic, "SELECT count(*) FROM ref.kecamatan")
+        .await
+        .expect("basic");
+    assert_eq!(rows, vec![vec![Some("8".to_string())]]);
+}
