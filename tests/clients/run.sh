@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Client-compatibility tests: starts a tautan server with the shipped
 # federation.toml on a free port and drives real clients against it
-# (psycopg2, psycopg 3, asyncpg, SQLAlchemy, pgcli, pgJDBC).
+# (psycopg2, psycopg 3, asyncpg, SQLAlchemy, pgcli, pgJDBC, ADBC Flight SQL).
 #
 #   bash tests/clients/run.sh [path-to-tautan-binary] [extra pytest args...]
 #
@@ -45,18 +45,20 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 port=$(free_port)
 ops_port=$(free_port)
 http_port=$(free_port)
+flight_port=$(free_port)
 
 # The shipped config with this run's port, absolute repo paths and the
 # pull snapshots in the temp dir. Fails if the config no longer has the
 # lines replaced here.
-python3 - "$repo/federation.toml" "$tmp/federation.toml" "$port" "$repo" "$tmp/data" "$ops_port" "$http_port" <<'PY'
+python3 - "$repo/federation.toml" "$tmp/federation.toml" "$port" "$repo" "$tmp/data" "$ops_port" "$http_port" "$flight_port" <<'PY'
 import json, sys
-src, dst, port, repo, data, ops_port, http_port = sys.argv[1:]
+src, dst, port, repo, data, ops_port, http_port, flight_port = sys.argv[1:]
 text = open(src, encoding="utf-8").read()
 for old, new in [
     ('listen = "127.0.0.1:6432"', f'listen = "127.0.0.1:{port}"'),
     ('listen = "127.0.0.1:6480"', f'listen = "127.0.0.1:{ops_port}"'),
     ('listen = "127.0.0.1:6433"', f'listen = "127.0.0.1:{http_port}"'),
+    ('listen = "127.0.0.1:6434"', f'listen = "127.0.0.1:{flight_port}"'),
     ('path = "files/dinsos"', f"path = {json.dumps(repo + '/files/dinsos')}"),
     ('path = "ref"', f"path = {json.dumps(repo + '/ref')}"),
     ('data_dir = "data"', f"data_dir = {json.dumps(data)}"),
@@ -105,7 +107,7 @@ then
   exit 1  # the trap prints the log
 fi
 
-export TAUTAN_PORT=$port TAUTAN_HOST=127.0.0.1 TAUTAN_OPS_PORT=$ops_port TAUTAN_HTTP_PORT=$http_port
+export TAUTAN_PORT=$port TAUTAN_HOST=127.0.0.1 TAUTAN_OPS_PORT=$ops_port TAUTAN_HTTP_PORT=$http_port TAUTAN_FLIGHT_PORT=$flight_port
 export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in the repository
 
 failed=()

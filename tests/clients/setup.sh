@@ -18,6 +18,8 @@ wanted=(
   "pgcli:pgcli"
   "prometheus-client:prometheus_client"
   "pyarrow:pyarrow"
+  "adbc-driver-flightsql:adbc_driver_flightsql"
+  "adbc-driver-manager:adbc_driver_manager"
 )
 missing=()
 for pair in "${wanted[@]}"; do

@@ -36,8 +36,11 @@ pub fn config_text(extra_links: &str) -> String {
     // Each test server that wants an audit log names its own folder; the
     // shipped one is the demo's.
     let shipped = without_section(
-        &without_section(&without_section(&shipped, "audit"), "monitoring"),
-        "http",
+        &without_section(
+            &without_section(&without_section(&shipped, "audit"), "monitoring"),
+            "http",
+        ),
+        "flight",
     );
     format!(
         "{shipped}\n{extra_links}\n\

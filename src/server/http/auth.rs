@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
-use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 
 use super::error::ApiError;
@@ -55,7 +54,13 @@ fn credentials(headers: &HeaderMap) -> Option<Credentials> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = B64.decode(rest.trim()).ok()?;
+    // Padding optional: Go's Flight client (ADBC) sends it unpadded.
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let decoded = lenient.decode(rest.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (user, password) = text.split_once(':')?;
     Some(Credentials::Password(
@@ -164,6 +169,7 @@ pub async fn authenticate(
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+    use base64::engine::general_purpose::STANDARD as B64;
 
     #[test]
     fn basic_and_bearer_credentials_are_read_and_anything_else_is_not() {
@@ -190,6 +196,11 @@ mod tests {
         assert_eq!(
             with("Bearer tautan_abc"),
             Some(Credentials::Token("tautan_abc".into()))
+        );
+        let unpadded = base64::engine::general_purpose::STANDARD_NO_PAD.encode("dinsos:x");
+        assert_eq!(
+            with(&format!("Basic {unpadded}")),
+            Some(Credentials::Password("dinsos".into(), "x".into()))
         );
         assert_eq!(with("Digest abc"), None);
         assert_eq!(with("Basic !!!not-base64"), None);
