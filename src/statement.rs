@@ -1120,12 +1120,12 @@ fn postgresql_column_name(expr: &datafusion::sql::sqlparser::ast::Expr) -> Optio
 /// the two columns named `NULL`). Names that repeat get an invisible suffix
 /// ([`NAME_SUFFIX`]) the wire drops ([`column_name`]).
 fn name_columns_as_postgresql(statement: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{Ident, SelectItem, VisitMut, VisitorMut};
+    use datafusion::sql::sqlparser::ast::{Expr, Ident, SelectItem, VisitMut, VisitorMut};
     struct Namer;
     fn name_select(body: &mut SetExpr) {
         match body {
             SetExpr::Select(select) => {
-                let mut taken: std::collections::HashSet<String> = select
+                let aliases: Vec<String> = select
                     .projection
                     .iter()
                     .filter_map(|item| match item {
@@ -1133,24 +1133,70 @@ fn name_columns_as_postgresql(statement: &mut Statement) {
                         _ => None,
                     })
                     .collect();
-                for item in select.projection.iter_mut() {
-                    let SelectItem::UnnamedExpr(expr) = item else {
-                        continue;
-                    };
-                    let Some(name) = postgresql_column_name(expr) else {
-                        continue;
-                    };
-                    let mut unique = name.clone();
+                let mut taken: std::collections::HashSet<String> = Default::default();
+                let unique = |taken: &mut std::collections::HashSet<String>, name: &str| {
+                    let mut unique = name.to_string();
                     let mut n = 1;
                     while taken.contains(&unique) {
                         n += 1;
                         unique = format!("{name}{NAME_SUFFIX}{n}");
                     }
                     taken.insert(unique.clone());
-                    *item = SelectItem::ExprWithAlias {
-                        expr: expr.clone(),
-                        alias: Ident::with_quote('"', unique),
-                    };
+                    unique
+                };
+                for item in select.projection.iter_mut() {
+                    match item {
+                        // `SELECT 1 AS a, 2 AS a`: the second `a` is kept
+                        // apart for DataFusion; the client sees two `a`.
+                        SelectItem::ExprWithAlias { alias, .. } => {
+                            let name = unique(&mut taken, &alias.value);
+                            if name != alias.value {
+                                *alias = Ident::with_quote('"', name);
+                            }
+                        }
+                        // `SELECT kode, kode`: a column named again.
+                        SelectItem::UnnamedExpr(
+                            Expr::Identifier(_) | Expr::CompoundIdentifier(_),
+                        ) => {
+                            let SelectItem::UnnamedExpr(expr) = item else {
+                                continue;
+                            };
+                            let last = match &*expr {
+                                Expr::Identifier(i) => Some(i),
+                                Expr::CompoundIdentifier(parts) => parts.last(),
+                                _ => None,
+                            };
+                            let Some(last) = last else { continue };
+                            let name = if last.quote_style.is_some() {
+                                last.value.clone()
+                            } else {
+                                last.value.to_lowercase()
+                            };
+                            let taken_already = taken.contains(&name) || aliases.contains(&name);
+                            let fresh = unique(&mut taken, &name);
+                            if taken_already {
+                                *item = SelectItem::ExprWithAlias {
+                                    expr: expr.clone(),
+                                    alias: Ident::with_quote('"', fresh),
+                                };
+                            }
+                        }
+                        SelectItem::UnnamedExpr(expr) => {
+                            let Some(name) = postgresql_column_name(expr) else {
+                                continue;
+                            };
+                            // Not an alias written later in the list.
+                            let mut name_taken = taken.clone();
+                            name_taken.extend(aliases.iter().cloned());
+                            let fresh = unique(&mut name_taken, &name);
+                            taken.insert(fresh.clone());
+                            *item = SelectItem::ExprWithAlias {
+                                expr: expr.clone(),
+                                alias: Ident::with_quote('"', fresh),
+                            };
+                        }
+                        _ => {}
+                    }
                 }
             }
             SetExpr::SetOperation { left, .. } => name_select(left),

@@ -546,3 +546,51 @@ async fn a_bigint_sum_past_the_bigint_range_is_exact_as_in_postgresql() {
     }
     assert_eq!(compared, 2 * (pg.len() + my.len()));
 }
+
+/// A select list may name a column twice, or give two items one alias, as
+/// in PostgreSQL (DataFusion refused both: "Projections require unique
+/// expression names"): the names and values the client gets are
+/// PostgreSQL's own, pushdown on and off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_select_list_may_repeat_a_name_as_in_postgresql() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let oracle = pg_admin("tautan_uji").await;
+    let cases = [
+        "SELECT id, id FROM {t} WHERE id = 1",
+        "SELECT id, t, id, t FROM {t} WHERE id IN (1, 2) ORDER BY id",
+        "SELECT 1 AS a, 2 AS a",
+        "SELECT i4 AS id, id FROM {t} WHERE id = 2",
+        "SELECT id, i4 AS id FROM {t} WHERE id = 2",
+        "SELECT b.id, b.id, 1, 1 FROM {t} b WHERE b.id = 7",
+        "SELECT count(*), count(*), count(id) AS count FROM {t}",
+        "SELECT id AS x, id AS x FROM {t} WHERE id = 3",
+        "SELECT count(*) FROM (SELECT id, id FROM {t}) s",
+    ];
+    async fn answer(
+        c: &tokio_postgres::Client,
+        sql: &str,
+    ) -> Result<(Vec<String>, Vec<Vec<Option<String>>>), String> {
+        let msgs = c.simple_query(sql).await.map_err(|e| sqlstate(&e))?;
+        let mut names = vec![];
+        let mut rows = vec![];
+        for m in msgs {
+            if let SimpleQueryMessage::Row(r) = m {
+                names = r.columns().iter().map(|c| c.name().to_string()).collect();
+                rows.push((0..r.len()).map(|i| r.get(i).map(String::from)).collect());
+            }
+        }
+        Ok((names, rows))
+    }
+    for pushdown in ["on", "off"] {
+        client
+            .batch_execute(&format!("SET tautan.pushdown = {pushdown}"))
+            .await
+            .expect("set");
+        for case in cases {
+            let ours = answer(&client, &case.replace("{t}", "uji_pg.public.beda")).await;
+            let theirs = answer(&oracle, &case.replace("{t}", "public.beda")).await;
+            assert_eq!(ours, theirs, "{case} (pushdown {pushdown})");
+        }
+    }
+}
