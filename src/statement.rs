@@ -1121,10 +1121,23 @@ fn postgresql_column_name(expr: &datafusion::sql::sqlparser::ast::Expr) -> Optio
 /// ([`NAME_SUFFIX`]) the wire drops ([`column_name`]).
 fn name_columns_as_postgresql(statement: &mut Statement) {
     use datafusion::sql::sqlparser::ast::{Expr, Ident, SelectItem, VisitMut, VisitorMut};
-    struct Namer;
-    fn name_select(body: &mut SetExpr) {
+    struct Namer {
+        /// The statement's own query (not a subquery) is next.
+        top: bool,
+    }
+    fn name_select(body: &mut SetExpr, top: bool) {
         match body {
             SetExpr::Select(select) => {
+                // `SELECT *, kode`: the star holds `kode` too. In the
+                // statement's own select list (whose names only the client
+                // reads) a column next to a star is kept apart.
+                let beside_star = top
+                    && select.projection.iter().any(|item| {
+                        matches!(
+                            item,
+                            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                        )
+                    });
                 let aliases: Vec<String> = select
                     .projection
                     .iter()
@@ -1172,8 +1185,13 @@ fn name_columns_as_postgresql(statement: &mut Statement) {
                             } else {
                                 last.value.to_lowercase()
                             };
-                            let taken_already = taken.contains(&name) || aliases.contains(&name);
-                            let fresh = unique(&mut taken, &name);
+                            let taken_already =
+                                beside_star || taken.contains(&name) || aliases.contains(&name);
+                            let fresh = if beside_star {
+                                unique(&mut taken, &format!("{name}{NAME_SUFFIX}*"))
+                            } else {
+                                unique(&mut taken, &name)
+                            };
                             if taken_already {
                                 *item = SelectItem::ExprWithAlias {
                                     expr: expr.clone(),
@@ -1199,19 +1217,20 @@ fn name_columns_as_postgresql(statement: &mut Statement) {
                     }
                 }
             }
-            SetExpr::SetOperation { left, .. } => name_select(left),
-            SetExpr::Query(query) => name_select(&mut query.body),
+            SetExpr::SetOperation { left, .. } => name_select(left, top),
+            SetExpr::Query(query) => name_select(&mut query.body, top),
             _ => {}
         }
     }
     impl VisitorMut for Namer {
         type Break = ();
         fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-            name_select(&mut query.body);
+            name_select(&mut query.body, self.top);
+            self.top = false;
             ControlFlow::Continue(())
         }
     }
-    let _ = VisitMut::visit(statement, &mut Namer);
+    let _ = VisitMut::visit(statement, &mut Namer { top: true });
 }
 
 /// `NOT (x = 'text')` becomes `(x = 'text') = false` when the negated

@@ -566,6 +566,9 @@ async fn a_select_list_may_repeat_a_name_as_in_postgresql() {
         "SELECT count(*), count(*), count(id) AS count FROM {t}",
         "SELECT id AS x, id AS x FROM {t} WHERE id = 3",
         "SELECT count(*) FROM (SELECT id, id FROM {t}) s",
+        "SELECT *, id FROM {t} WHERE id = 11",
+        "SELECT b.*, b.t, 1 AS x FROM {t} b WHERE b.id = 12 ORDER BY x, t",
+        "SELECT id, * FROM {t} WHERE id = 10",
     ];
     async fn answer(
         c: &tokio_postgres::Client,
