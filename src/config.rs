@@ -630,13 +630,25 @@ pub struct OidcConfig {
     pub issuer: String,
     /// The tokens' `aud` (the client id tautan is registered as).
     pub audience: String,
-    /// The provider's public keys, a JWKS file (relative to the config);
-    /// fetch it from the provider's `jwks_uri` and refresh it when the
-    /// provider rotates keys (read at startup).
-    pub jwks: PathBuf,
+    /// The provider's public keys as a JWKS file (relative to the config;
+    /// read at startup). Give this or `jwks_url`.
+    #[serde(default)]
+    pub jwks: Option<PathBuf>,
+    /// Or the provider's `jwks_uri`: fetched at startup, every
+    /// `jwks_refresh_secs`, and when a token names a key the set does not
+    /// hold (at most once a minute), so the provider may rotate its keys.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// How often `jwks_url` is fetched again, in seconds.
+    #[serde(default = "default_jwks_refresh_secs")]
+    pub jwks_refresh_secs: u64,
     /// The claim naming the tautan user (default `preferred_username`).
     #[serde(default = "default_user_claim")]
     pub user_claim: String,
+}
+
+fn default_jwks_refresh_secs() -> u64 {
+    3600
 }
 
 fn default_user_claim() -> String {

@@ -77,7 +77,7 @@ pub struct Engine {
     /// from the next login.
     logins: std::sync::RwLock<Arc<crate::logins::Logins>>,
     /// The identity provider whose JWTs log users in (`[http.oidc]`).
-    oidc: Option<crate::oidc::Oidc>,
+    oidc: Option<Arc<crate::oidc::SingleSignOn>>,
     /// Memory shared by every session, and spill space.
     pub budget: crate::budget::Budget,
     /// Connection and statement limits.
@@ -314,7 +314,12 @@ impl Engine {
             .map_err(|e| format!("[server] memory and spill settings: {e}"))?;
         let admission = Arc::new(crate::admission::Admission::new(&config));
         let oidc = match config.http.as_ref().and_then(|h| h.oidc.as_ref()) {
-            Some(o) => Some(crate::oidc::Oidc::load(o, &config.base_dir)?),
+            Some(o) => {
+                let sso = crate::oidc::SingleSignOn::start(o, &config.base_dir).await?;
+                // Ends by itself when the engine (the last holder) is gone.
+                let _ = sso.spawn_refresh();
+                Some(sso)
+            }
             None => None,
         };
         let engine = Arc::new(Engine {
@@ -673,12 +678,12 @@ impl Engine {
 
     /// The user a single sign-on token (a JWT of `[http.oidc]`) names, once
     /// it is verified and the user exists here; why not otherwise.
-    pub fn jwt_user(&self, token: &str) -> Result<String, String> {
+    pub async fn jwt_user(&self, token: &str) -> Result<String, String> {
         let oidc = self
             .oidc
             .as_ref()
             .ok_or_else(|| "single sign-on is not configured ([http.oidc])".to_string())?;
-        let user = oidc.user(token)?;
+        let user = oidc.user(token).await?;
         if self.logins().knows(&user) {
             Ok(user)
         } else {

@@ -1,6 +1,7 @@
 //! Single sign-on: OpenID Connect ID or access tokens (JWTs) issued by the
 //! region's identity provider, checked against its published keys (a JWKS
-//! file) and mapped to a tautan user by one claim.
+//! file, or its `jwks_uri`, fetched again as the provider rotates keys:
+//! [`SingleSignOn`]) and mapped to a tautan user by one claim.
 //!
 //! A token is accepted only when its signature verifies under a key of the
 //! set with an asymmetric algorithm that key's type allows (RSA: RS*/PS*,
@@ -12,6 +13,8 @@
 //! not from the token.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -61,16 +64,169 @@ fn algorithms(jwk: &Jwk) -> Result<Vec<Algorithm>, String> {
     }
 }
 
-impl Oidc {
-    /// Loads the key set named by `config` (its path relative to `base`).
-    pub fn load(config: &OidcConfig, base: &Path) -> Result<Oidc, String> {
-        let path = base.join(&config.jwks);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("[http.oidc] jwks {}: {e}", path.display()))?;
-        Oidc::from_jwks(&text, config)
-            .map_err(|e| format!("[http.oidc] jwks {}: {e}", path.display()))
+/// Single sign-on as configured: the key set in force, and where it is
+/// read again from when the provider publishes it at a URL.
+pub struct SingleSignOn {
+    config: OidcConfig,
+    /// The key set's URL (`jwks_url`), if it is fetched.
+    url: Option<String>,
+    /// The verifier over the last key set read (none until a fetch from
+    /// `jwks_url` succeeds: JWT logins are refused until then).
+    current: RwLock<Option<Arc<Oidc>>>,
+    /// When an unknown key id last caused a fetch: at most one a minute.
+    fetched: Mutex<Option<Instant>>,
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for SingleSignOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SingleSignOn")
+            .field("issuer", &self.config.issuer)
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+/// The longest a key set may be (bytes).
+const MAX_JWKS_BYTES: usize = 1 << 20;
+
+/// The least time between two fetches caused by unknown key ids.
+const REFETCH_AT_MOST_EVERY: Duration = Duration::from_secs(60);
+
+impl SingleSignOn {
+    /// Single sign-on per `config` (a `jwks` path relative to `base`, or a
+    /// `jwks_url`, fetched now: a provider that does not answer leaves JWT
+    /// logins refused until a later fetch succeeds, and the federation
+    /// starts anyway).
+    pub async fn start(config: &OidcConfig, base: &Path) -> Result<Arc<SingleSignOn>, String> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("[http.oidc] HTTP client: {e}"))?;
+        let sso = Arc::new(SingleSignOn {
+            config: config.clone(),
+            url: config.jwks_url.clone(),
+            current: RwLock::new(None),
+            fetched: Mutex::new(None),
+            client,
+        });
+        match (&config.jwks, &config.jwks_url) {
+            (Some(path), None) => {
+                let path = base.join(path);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("[http.oidc] jwks {}: {e}", path.display()))?;
+                let oidc = Oidc::from_jwks(&text, config)
+                    .map_err(|e| format!("[http.oidc] jwks {}: {e}", path.display()))?;
+                sso.install(oidc);
+            }
+            (None, Some(url)) => {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(format!(
+                        "[http.oidc] jwks_url {url:?} is not an http(s) URL"
+                    ));
+                }
+                if let Err(e) = sso.refresh().await {
+                    tracing::warn!(error = %e, "single sign-on keys not loaded; JWT logins are refused until they are");
+                }
+            }
+            _ => return Err("[http.oidc]: give either `jwks` (a file) or `jwks_url`".into()),
+        }
+        Ok(sso)
     }
 
+    fn install(&self, oidc: Oidc) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(oidc));
+    }
+
+    /// Fetches the key set from `jwks_url` and puts it in force; the set in
+    /// force stays when the fetch or the set is bad.
+    pub async fn refresh(&self) -> Result<(), String> {
+        let Some(url) = &self.url else {
+            return Ok(());
+        };
+        let mut response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("jwks_url {url}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("jwks_url {url} answered {}", response.status()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("jwks_url {url}: {e}"))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_JWKS_BYTES {
+                return Err(format!("jwks_url {url}: the key set is over 1 MiB"));
+            }
+        }
+        let text = String::from_utf8(body).map_err(|_| format!("jwks_url {url}: not UTF-8"))?;
+        let oidc =
+            Oidc::from_jwks(&text, &self.config).map_err(|e| format!("jwks_url {url}: {e}"))?;
+        tracing::info!(url = %url, keys = oidc.keys.len(), "single sign-on keys loaded");
+        self.install(oidc);
+        Ok(())
+    }
+
+    /// Fetches `jwks_url` again every `jwks_refresh_secs` while the
+    /// single sign-on is in use.
+    pub fn spawn_refresh(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        self.url.as_ref()?;
+        let every = Duration::from_secs(self.config.jwks_refresh_secs.max(10));
+        let weak = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(sso) = weak.upgrade() else { return };
+                if let Err(e) = sso.refresh().await {
+                    tracing::warn!(error = %e, "single sign-on keys not refreshed; the last ones stay");
+                }
+            }
+        }))
+    }
+
+    /// The user a token names, once it is verified; why not otherwise. A
+    /// token naming a key id the set does not hold fetches the set again
+    /// first (the provider rotated its keys), at most once a minute.
+    pub async fn user(&self, token: &str) -> Result<String, String> {
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let kid = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid);
+        let known = current.as_ref().is_some_and(|o| {
+            kid.as_ref()
+                .is_none_or(|k| o.keys.iter().any(|(have, _, _)| have.as_ref() == Some(k)))
+        });
+        let recently = self
+            .fetched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() < REFETCH_AT_MOST_EVERY);
+        if !known && self.url.is_some() && !recently {
+            *self.fetched.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(error = %e, "single sign-on keys not refreshed");
+            }
+        }
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match current {
+            Some(oidc) => oidc.user(token),
+            None => Err("the identity provider's keys are not loaded".into()),
+        }
+    }
+}
+
+impl Oidc {
     /// The verifier for a JWKS document.
     pub fn from_jwks(jwks: &str, config: &OidcConfig) -> Result<Oidc, String> {
         let set: JwkSet = serde_json::from_str(jwks).map_err(|e| format!("not a JWK set: {e}"))?;
@@ -147,7 +303,9 @@ mod tests {
         OidcConfig {
             issuer: "https://sso.example.go.id/realms/pemda".into(),
             audience: "tautan".into(),
-            jwks: "jwks.json".into(),
+            jwks: Some("jwks.json".into()),
+            jwks_url: None,
+            jwks_refresh_secs: 3600,
             user_claim: "preferred_username".into(),
         }
     }

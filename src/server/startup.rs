@@ -248,7 +248,7 @@ impl ScramStartup {
     /// own password against the stored verifier. The reason when refused.
     async fn check_password(&self, user: &str, password: String) -> Result<(), &'static str> {
         if crate::oidc::looks_like_jwt(&password) {
-            return match self.engine.jwt_user(&password) {
+            return match self.engine.jwt_user(&password).await {
                 Ok(named) if named == user => Ok(()),
                 Ok(_) => Err("single sign-on token of another user"),
                 Err(_) => Err("single sign-on token refused"),

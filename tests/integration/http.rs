@@ -1149,3 +1149,142 @@ async fn every_type_of_both_sources_is_answered_in_every_format() {
         }
     }
 }
+
+/// A token for `user` signed by `key` under key id `kid`.
+fn token_with(key: &ed25519_dalek::SigningKey, kid: &str, user: &str) -> String {
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let signer =
+        jsonwebtoken::EncodingKey::from_ed_der(key.to_pkcs8_der().expect("der").as_bytes());
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(
+        &header,
+        &serde_json::json!({
+            "iss": "https://sso.pemda.example", "aud": "tautan", "exp": now() + 600,
+            "preferred_username": user,
+        }),
+        &signer,
+    )
+    .expect("jwt")
+}
+
+/// The JWKS of `keys` (key id, key).
+fn jwks_of(keys: &[(&str, &ed25519_dalek::SigningKey)]) -> String {
+    use base64::Engine as _;
+    let keys: Vec<_> = keys
+        .iter()
+        .map(|(kid, key)| {
+            let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(key.verifying_key().as_bytes());
+            serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid })
+        })
+        .collect();
+    serde_json::json!({ "keys": keys }).to_string()
+}
+
+/// `[http.oidc] jwks_url`: the key set is fetched from the provider, a
+/// token under a key id the set does not hold fetches it again (the
+/// provider rotated its keys), a key the provider dropped no longer logs
+/// in, and a provider that does not answer at startup leaves JWT logins
+/// refused while the federation serves everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_set_fetched_from_the_provider_follows_its_key_rotation() {
+    let old = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+    let new = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+    let served = std::sync::Arc::new(std::sync::Mutex::new(jwks_of(&[("pemda-1", &old)])));
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = {
+        let (served, fetches) = (served.clone(), fetches.clone());
+        axum::Router::new().route(
+            "/certs",
+            axum::routing::get(move || {
+                let (served, fetches) = (served.clone(), fetches.clone());
+                async move {
+                    fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    served.lock().unwrap().clone()
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let idp = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let oidc = |url: &str| {
+        format!(
+            "\n[http]\nlisten = \"127.0.0.1:0\"\n[http.oidc]\nissuer = \"https://sso.pemda.example\"\n\
+             audience = \"tautan\"\njwks_url = \"{url}\"\n"
+        )
+    };
+    let server = common::start_config(&format!(
+        "{}{}",
+        common::config_text(""),
+        oidc(&format!("http://{idp}/certs"))
+    ))
+    .await;
+    let port = door(server.engine.clone()).await;
+    let ask = |token: String| async move {
+        curl(
+            port,
+            "/v1/sql",
+            &[
+                "-H",
+                &format!("Authorization: Bearer {token}"),
+                "--data-binary",
+                "SELECT current_user AS u",
+            ],
+        )
+        .await
+        .status
+    };
+    assert_eq!(ask(token_with(&old, "pemda-1", "analis_dinkes")).await, 200);
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The provider rotates: the new key only.
+    *served.lock().unwrap() = jwks_of(&[("pemda-2", &new)]);
+    assert_eq!(ask(token_with(&new, "pemda-2", "analis_dinkes")).await, 200);
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(ask(token_with(&old, "pemda-1", "analis_dinkes")).await, 401);
+    // Unknown key ids do not make tautan hammer the provider.
+    for _ in 0..5 {
+        assert_eq!(ask(token_with(&old, "pemda-9", "walidata")).await, 401);
+    }
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    // A provider down at startup: JWTs refused, passwords still work.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let dead_url = format!("http://{}/certs", dead.local_addr().expect("addr"));
+    drop(dead);
+    let server =
+        common::start_config(&format!("{}{}", common::config_text(""), oidc(&dead_url))).await;
+    let port = door(server.engine.clone()).await;
+    let refused = curl(
+        port,
+        "/v1/sql",
+        &[
+            "-H",
+            &format!(
+                "Authorization: Bearer {}",
+                token_with(&new, "pemda-2", "walidata")
+            ),
+            "--data-binary",
+            "SELECT 1",
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, 401);
+    let ok = curl(
+        port,
+        "/v1/sql",
+        &[
+            "-u",
+            "walidata:walidata-demo",
+            "--data-binary",
+            "SELECT 1 AS x",
+        ],
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+}

@@ -107,7 +107,7 @@ pub async fn authenticate(
             user
         }
         Credentials::Token(token) if crate::oidc::looks_like_jwt(&token) => {
-            match engine.jwt_user(&token) {
+            match engine.jwt_user(&token).await {
                 Ok(user) => user,
                 Err(why) => {
                     tracing::warn!(peer = %peer, reason = %why, "HTTP login with a JWT refused");
