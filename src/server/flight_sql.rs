@@ -103,9 +103,8 @@ fn flight_info(
     Ok(Response::new(info))
 }
 
-/// One batch, as a `DoGet` answer.
-fn one_batch(schema: SchemaRef, batch: Result<RecordBatch, Status>) -> DoGetStream {
-    let batch = batch.map_err(|s| FlightError::Tonic(Box::new(s)));
+/// One batch (a listing), as a `DoGet` answer.
+fn one_batch(schema: SchemaRef, batch: Result<RecordBatch, FlightError>) -> DoGetStream {
     Box::pin(
         FlightDataEncoderBuilder::new()
             .with_schema(schema)
@@ -159,6 +158,18 @@ impl FlightSql {
             .await
             .map_err(|e| status(e.error))?;
         Ok(Arc::new(caller))
+    }
+
+    /// The `FlightInfo` of a listing (catalogs, schemas, tables, ...) for
+    /// a logged-in caller: its schema, fetched with `ticket`.
+    async fn listing(
+        &self,
+        request: Request<FlightDescriptor>,
+        schema: &Schema,
+        ticket: Vec<u8>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request).await?;
+        flight_info(schema, ticket, request.into_inner())
     }
 
     /// Plans `sql` for `caller`: its answer's schema as clients see it.
@@ -359,13 +370,9 @@ impl FlightSqlService for FlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request).await?;
         let schema = query.into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.listing(request, &schema, query.as_any().encode_to_vec())
+            .await
     }
 
     async fn do_get_catalogs(
@@ -381,9 +388,7 @@ impl FlightSqlService for FlightSql {
                 builder.append(c);
             }
         }
-        let schema = builder.schema();
-        let batch = builder.build().map_err(|e| Status::internal(e.to_string()));
-        Ok(Response::new(one_batch(schema, batch)))
+        Ok(Response::new(one_batch(builder.schema(), builder.build())))
     }
 
     async fn get_flight_info_schemas(
@@ -391,13 +396,9 @@ impl FlightSqlService for FlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request).await?;
         let schema = query.clone().into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.listing(request, &schema, query.as_any().encode_to_vec())
+            .await
     }
 
     async fn do_get_schemas(
@@ -413,9 +414,7 @@ impl FlightSqlService for FlightSql {
                 builder.append(c, s);
             }
         }
-        let schema = builder.schema();
-        let batch = builder.build().map_err(|e| Status::internal(e.to_string()));
-        Ok(Response::new(one_batch(schema, batch)))
+        Ok(Response::new(one_batch(builder.schema(), builder.build())))
     }
 
     async fn get_flight_info_tables(
@@ -423,13 +422,9 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request).await?;
         let schema = query.clone().into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.listing(request, &schema, query.as_any().encode_to_vec())
+            .await
     }
 
     async fn do_get_tables(
@@ -444,9 +439,7 @@ impl FlightSqlService for FlightSql {
                 .append(c, s, t, "TABLE", &table_schema)
                 .map_err(|e| Status::internal(e.to_string()))?;
         }
-        let schema = builder.schema();
-        let batch = builder.build().map_err(|e| Status::internal(e.to_string()));
-        Ok(Response::new(one_batch(schema, batch)))
+        Ok(Response::new(one_batch(builder.schema(), builder.build())))
     }
 
     async fn get_flight_info_table_types(
@@ -454,12 +447,12 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request).await?;
-        flight_info(
+        self.listing(
+            request,
             &table_types_schema(),
             query.as_any().encode_to_vec(),
-            request.into_inner(),
         )
+        .await
     }
 
     async fn do_get_table_types(
@@ -473,7 +466,7 @@ impl FlightSqlService for FlightSql {
             schema.clone(),
             vec![Arc::new(StringArray::from(vec!["TABLE"]))],
         )
-        .map_err(|e| Status::internal(e.to_string()));
+        .map_err(FlightError::Arrow);
         Ok(Response::new(one_batch(schema, batch)))
     }
 
@@ -482,13 +475,9 @@ impl FlightSqlService for FlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request).await?;
         let schema = query.clone().into_builder(&self.info).schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.listing(request, &schema, query.as_any().encode_to_vec())
+            .await
     }
 
     async fn do_get_sql_info(
@@ -498,9 +487,7 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<DoGetStream>, Status> {
         self.caller(&request).await?;
         let builder = query.into_builder(&self.info);
-        let schema = builder.schema();
-        let batch = builder.build().map_err(|e| Status::internal(e.to_string()));
-        Ok(Response::new(one_batch(schema, batch)))
+        Ok(Response::new(one_batch(builder.schema(), builder.build())))
     }
 
     async fn do_get_fallback(

@@ -579,3 +579,23 @@ pub fn agency_api() {
         panic!("scripts/agency-api.py does not listen on 6490");
     });
 }
+
+/// Every row of `sql` (simple query protocol) as text, or
+/// `"SQLSTATE message"` when it fails.
+pub async fn text_rows(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>, String> {
+    match client.simple_query(sql).await {
+        Ok(msgs) => Ok(msgs
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(String::from)).collect())
+                }
+                _ => None,
+            })
+            .collect()),
+        Err(e) => Err(format!("{} {}", sqlstate(&e), message(&e))),
+    }
+}

@@ -13,7 +13,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tokio_postgres::SimpleQueryMessage;
 
 use crate::common::*;
 
@@ -290,25 +289,6 @@ fn link_config(base: &str) -> String {
     text
 }
 
-/// Every row of `sql` as text, or the SQLSTATE.
-async fn rows(
-    client: &tokio_postgres::Client,
-    sql: &str,
-) -> Result<Vec<Vec<Option<String>>>, String> {
-    match client.simple_query(sql).await {
-        Ok(msgs) => Ok(msgs
-            .into_iter()
-            .filter_map(|m| match m {
-                SimpleQueryMessage::Row(r) => {
-                    Some((0..r.len()).map(|i| r.get(i).map(String::from)).collect())
-                }
-                _ => None,
-            })
-            .collect()),
-        Err(e) => Err(format!("{} {}", sqlstate(&e), message(&e))),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_pagination_kind_reads_the_whole_answer_exactly_and_failures_never_become_rows() {
     std::env::set_var("TAUTAN_TEST_AGENSI_KEY", "rahasia-123");
@@ -338,7 +318,7 @@ async fn every_pagination_kind_reads_the_whole_answer_exactly_and_failures_never
         "goyah",
         "disimpulkan",
     ] {
-        let got = rows(
+        let got = text_rows(
             &client,
             &format!("SELECT kode, kecamatan, nilai FROM agensi.public.{t} ORDER BY kode"),
         )
@@ -348,7 +328,7 @@ async fn every_pagination_kind_reads_the_whole_answer_exactly_and_failures_never
     }
     // 500 then 429 (Retry-After honoured), then the answer.
     assert_eq!(seen.hits.lock().unwrap().get("flaky"), Some(&3));
-    let names = rows(
+    let names = text_rows(
         &client,
         "SELECT nama FROM agensi.public.csv WHERE kode = 'K03'",
     )
@@ -367,7 +347,7 @@ async fn every_pagination_kind_reads_the_whole_answer_exactly_and_failures_never
         ("tanpa_akhir", "54000"),
         ("jahat", "XX000"),
     ] {
-        let got = rows(&client, &format!("SELECT count(*) FROM agensi.public.{t}")).await;
+        let got = text_rows(&client, &format!("SELECT count(*) FROM agensi.public.{t}")).await;
         let err = got.expect_err(t);
         assert!(err.starts_with(code), "{t}: {err}");
         assert!(
@@ -381,7 +361,7 @@ async fn every_pagination_kind_reads_the_whole_answer_exactly_and_failures_never
     assert_eq!(seen.foreign.load(Ordering::SeqCst), 0);
 
     // The secret header is sent; it is in no error, EXPLAIN or system table.
-    let got = rows(&client, "SELECT kode FROM agensi.public.rahasia")
+    let got = text_rows(&client, "SELECT kode FROM agensi.public.rahasia")
         .await
         .unwrap();
     assert_eq!(got, vec![vec![Some("K01".to_string())]]);
@@ -390,7 +370,7 @@ async fn every_pagination_kind_reads_the_whole_answer_exactly_and_failures_never
         "SELECT * FROM system.links",
         "SELECT * FROM system.datasets",
     ] {
-        let text = format!("{:?}", rows(&client, sql).await);
+        let text = format!("{:?}", text_rows(&client, sql).await);
         assert!(!text.contains("rahasia-123"), "{sql}: {text}");
     }
 
@@ -401,7 +381,7 @@ async fn every_pagination_kind_reads_the_whole_answer_exactly_and_failures_never
             "SELECT kode FROM agensi.public.berkunci WHERE kode = '{}' AND nilai > 0",
             value.replace('\'', "''")
         );
-        let got = rows(&client, &sql).await.unwrap();
+        let got = text_rows(&client, &sql).await.unwrap();
         assert_eq!(got.len(), expect, "{value}");
         let sent = seen.keyed.lock().unwrap().last().cloned().unwrap();
         let pairs: Vec<(String, String)> = url_pairs(&sent);
@@ -411,7 +391,7 @@ async fn every_pagination_kind_reads_the_whole_answer_exactly_and_failures_never
             "{sent}"
         );
     }
-    let got = rows(
+    let got = text_rows(
         &client,
         "SELECT count(*) FROM agensi.public.berkunci WHERE kecamatan = 1 AND kode LIKE 'K%'",
     )
@@ -424,7 +404,7 @@ async fn every_pagination_kind_reads_the_whole_answer_exactly_and_failures_never
         vec![("kecamatan".to_string(), "1".to_string())]
     );
     // A join against the custodian's reference data.
-    let got = rows(
+    let got = text_rows(
         &client,
         "SELECT count(*) FROM agensi.public.halaman h JOIN agensi.public.csv c ON h.kode = c.kode WHERE h.nilai = c.nilai",
     )
@@ -480,7 +460,7 @@ async fn requests_keep_to_the_rate_limit_and_an_unreachable_service_is_a_down_li
     let client = server.connect(WALIDATA).await;
     // (Loading the link read its first page once.)
     seen.paced.lock().unwrap().clear();
-    let got = rows(&client, "SELECT count(*) FROM lambat.public.berjeda")
+    let got = text_rows(&client, "SELECT count(*) FROM lambat.public.berjeda")
         .await
         .unwrap();
     assert_eq!(got, vec![vec![Some("10".to_string())]]);
@@ -493,14 +473,14 @@ async fn requests_keep_to_the_rate_limit_and_an_unreachable_service_is_a_down_li
             "requests {gap:?} apart at 10 per second"
         );
     }
-    let down = rows(
+    let down = text_rows(
         &client,
         "SELECT status FROM system.links WHERE name = 'tiada'",
     )
     .await
     .unwrap();
     assert_eq!(down, vec![vec![Some("down".to_string())]]);
-    let err = rows(&client, "SELECT * FROM tiada.public.x")
+    let err = text_rows(&client, "SELECT * FROM tiada.public.x")
         .await
         .unwrap_err();
     assert!(
@@ -508,7 +488,7 @@ async fn requests_keep_to_the_rate_limit_and_an_unreachable_service_is_a_down_li
         "{err}"
     );
     // The rest of the federation still answers.
-    let ok = rows(&client, "SELECT count(*) FROM ref.kecamatan")
+    let ok = text_rows(&client, "SELECT count(*) FROM ref.kecamatan")
         .await
         .unwrap();
     assert_eq!(ok.len(), 1);
@@ -557,7 +537,7 @@ async fn the_shipped_web_service_link_is_read_through_its_pull() {
             .expect("the pull runs");
     assert_eq!(report.fetched, 384);
     let dinkes = server.connect(DINKES).await;
-    let got = rows(
+    let got = text_rows(
         &dinkes,
         "SELECT count(*), count(DISTINCT kecamatan) FROM mat.harga_pangan WHERE tahun = 2026",
     )
@@ -568,12 +548,12 @@ async fn the_shipped_web_service_link_is_read_through_its_pull() {
         vec![vec![Some("192".to_string()), Some("8".to_string())]]
     );
     // The link itself is the custodian's (dinkes has no grant on it).
-    let e = rows(&dinkes, "SELECT * FROM bps.public.harga")
+    let e = text_rows(&dinkes, "SELECT * FROM bps.public.harga")
         .await
         .unwrap_err();
     assert!(e.starts_with("42P01"), "{e}");
     let walidata = server.connect(WALIDATA).await;
-    let got = rows(
+    let got = text_rows(
         &walidata,
         "SELECT count(*) FROM bps.public.harga WHERE tahun = 2025 AND bulan = 12",
     )
