@@ -80,13 +80,60 @@ async fn flight(
     Ok(text(&batches))
 }
 
-/// A user reads through Flight SQL exactly what psql shows them: the same
-/// rows, the same refusals (the SQLSTATE is in the gRPC message), and
-/// listings of only the tables they may read.
+/// An HTTP door on an ephemeral port over `server`'s engine.
+async fn http_door(server: &Server) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(tautan::server::http::serve(server.engine.clone(), listener));
+    format!("http://{addr}")
+}
+
+/// Runs `sql` through the HTTP door as CSV: rows as text, or the SQLSTATE.
+async fn http(
+    url: &str,
+    (user, password): (&str, &str),
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>, String> {
+    let reply = reqwest::Client::new()
+        .post(format!("{url}/v1/sql"))
+        .basic_auth(user, Some(password))
+        .header("Accept", "text/csv")
+        .body(sql.to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let ok = reply.status().is_success();
+    let body = reply.text().await.map_err(|e| e.to_string())?;
+    if !ok {
+        let error: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        return Err(error["error"]["sqlstate"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string());
+    }
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    Ok(reader
+        .records()
+        .map(|r| {
+            r.expect("csv")
+                .iter()
+                .map(|v| Some(v.to_string()))
+                .collect()
+        })
+        .collect())
+}
+
+/// A user reads through Flight SQL and the HTTP door exactly what psql
+/// shows them: the same rows, the same refusals (the SQLSTATE is in the
+/// gRPC message and the HTTP body), and Flight listings of only the tables
+/// they may read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flight_sql_answers_what_the_wire_answers_under_the_same_grants() {
     let server = start().await;
     let url = door(&server).await;
+    let web = http_door(&server).await;
     let cases = [
         "SELECT kode, nama FROM ref.kecamatan ORDER BY kode",
         "SELECT kecamatan_kode, count(*) AS n FROM kesehatan.kesehatan.kunjungan GROUP BY 1 ORDER BY 1",
@@ -114,6 +161,12 @@ async fn flight_sql_answers_what_the_wire_answers_under_the_same_grants() {
                 ),
                 _ => panic!("{} {sql}: flight {ours:?} vs wire {theirs:?}", login.0),
             }
+            assert_eq!(
+                http(&web, login, sql).await,
+                theirs,
+                "{} {sql} over HTTP",
+                login.0
+            );
         }
         // Prepared statements answer the same.
         let mut prepared = fl

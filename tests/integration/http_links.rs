@@ -132,6 +132,14 @@ async fn agency_api(seen: Arc<Seen>, foreign: &str) -> String {
                 (StatusCode::SERVICE_UNAVAILABLE, "maintenance").into_response()
             }),
         )
+        .route(
+            "/v1/slow",
+            get(|State(seen): State<Arc<Seen>>| async move {
+                seen.hit("slow");
+                tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                json(serde_json::json!({"data": [record(1)]}))
+            }),
+        )
         .route("/v1/missing", get(|| async { (StatusCode::NOT_FOUND, "<html>not found</html>").into_response() }))
         .route(
             "/v1/broken",
@@ -232,7 +240,7 @@ fn table(name: &str, path: &str, rest: &str) -> String {
 /// The link's config: every endpoint of the fixture app.
 fn link_config(base: &str) -> String {
     let mut text = format!(
-        "[links.agensi]\nkind = \"http\"\nbase_url = \"{base}\"\nretries = 2\nmax_pages = 20\nrequests_per_second = 0\n\
+        "[links.agensi]\nkind = \"http\"\nbase_url = \"{base}\"\nretries = 2\nmax_pages = 20\nrequests_per_second = 0\ntimeout_ms = 1000\n\
          headers_env = {{ \"X-Api-Key\" = \"TAUTAN_TEST_AGENSI_KEY\" }}\n"
     );
     text += &table(
@@ -260,6 +268,7 @@ fn link_config(base: &str) -> String {
     text += &table("goyah", "/v1/flaky", "records = \"/data\"");
     text += &table("mati", "/v1/down", "records = \"/data\"");
     text += &table("hilang", "/v1/missing", "records = \"/data\"");
+    text += &table("lamban", "/v1/slow", "records = \"/data\"");
     text += &table(
         "rusak",
         "/v1/broken",
@@ -339,6 +348,7 @@ async fn every_pagination_kind_reads_the_whole_answer_exactly_and_failures_never
     // Failures are errors, never rows (and never a cut answer).
     for (t, code) in [
         ("mati", "08001"),
+        ("lamban", "08001"),
         ("hilang", "XX000"),
         ("rusak", "22000"),
         ("html", "22000"),
@@ -355,8 +365,10 @@ async fn every_pagination_kind_reads_the_whole_answer_exactly_and_failures_never
             "{t}: the error names the link: {err}"
         );
     }
-    // 503 is retried (1 + retries = 3 tries), then an error.
+    // 503 is retried (1 + retries = 3 tries), then an error; so is a page
+    // slower than timeout_ms.
     assert_eq!(seen.hits.lock().unwrap().get("down"), Some(&3));
+    assert_eq!(seen.hits.lock().unwrap().get("slow"), Some(&3));
     // The foreign origin never got a request carrying the link's headers.
     assert_eq!(seen.foreign.load(Ordering::SeqCst), 0);
 
