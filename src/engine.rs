@@ -750,6 +750,7 @@ impl Engine {
         // PostgreSQL's exact `sum` for integers, in place of DataFusion's.
         ctx.register_udaf(crate::aggregates::ExactSum::udaf());
         ctx.register_udf(crate::math::Acosh::udf());
+        ctx.register_udf(crate::to_char::ToChar::udf());
         for udf in crate::budget::bounded_functions(&ctx.state()) {
             ctx.register_udf(udf);
         }

@@ -16,7 +16,7 @@
 //! | row filters, masks, the leak-proof barrier | [`policy`] |
 //! | what PostgreSQL clients browse (`pg_catalog`) | [`pg_catalog`], [`client_queries`] |
 //! | PostgreSQL's reading of quoted literals (bool, bytea, interval), `ANY` with NULLs | [`pg_input`], [`any_array`] |
-//! | planning (DataFusion's simplifier kept NULL-safe; checked arithmetic, exact sums) | [`engine`], [`simplify`], [`overflow`], [`aggregates`], [`math`] |
+//! | planning (DataFusion's simplifier kept NULL-safe; checked arithmetic, exact sums) | [`engine`], [`simplify`], [`overflow`], [`aggregates`], [`math`], [`to_char`] |
 //! | whole sub-plans sent to one link | [`pushdown`], `tautan_connector::federation` |
 //! | scan pushdown (projection, filters, limit) | `tautan_connector::pushdown` |
 //! | source SQL sealed and guarded before it leaves | `tautan_connector::sql` |
@@ -62,6 +62,7 @@ pub mod server;
 pub mod simplify;
 pub mod statement;
 pub mod system;
+pub mod to_char;
 
 /// PostgreSQL version tautan presents itself as (for clients that check).
 pub const SERVER_VERSION: &str = "16.0";

@@ -27,10 +27,11 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::ScalarValue;
 use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::logical_expr::Operator;
-use datafusion::physical_expr::expressions::BinaryExpr;
+use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Literal, NegativeExpr};
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
@@ -58,6 +59,35 @@ fn checked(
                 }) as Arc<dyn PhysicalExpr>),
                 None => Transformed::no(e),
             });
+        }
+        if let Some(n) = any.downcast_ref::<NegativeExpr>() {
+            // `-x` of the smallest integer: 22003, as `0 - x` checked.
+            let Ok(t) = n.arg().data_type(schema) else {
+                return Ok(Transformed::no(e));
+            };
+            if !t.is_integer() {
+                return Ok(Transformed::no(e));
+            }
+            let zero = ScalarValue::new_zero(&t)?;
+            let strict = BinaryExpr::new(
+                Arc::new(Literal::new(zero)),
+                Operator::Minus,
+                Arc::clone(n.arg()),
+            )
+            .with_fail_on_overflow(true);
+            return Ok(Transformed::yes(Arc::new(strict) as Arc<dyn PhysicalExpr>));
+        }
+        if let Some(c) = any.downcast_ref::<CastExpr>() {
+            // A fraction cast to an integer rounds, as in PostgreSQL.
+            let from = c.expr().data_type(schema)?;
+            if RoundingCast::applies(&from, c.cast_type()) {
+                return Ok(Transformed::yes(Arc::new(RoundingCast {
+                    input: Arc::clone(c.expr()),
+                    to: c.cast_type().clone(),
+                })
+                    as Arc<dyn PhysicalExpr>));
+            }
+            return Ok(Transformed::no(e));
         }
         let Some(b) = any.downcast_ref::<BinaryExpr>() else {
             return Ok(Transformed::no(e));
@@ -550,5 +580,146 @@ impl PhysicalExpr for FiniteFloat {
 
     fn fmt_sql(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.inner.fmt_sql(f)
+    }
+}
+
+/// A float or decimal cast to an integer type, rounded as PostgreSQL
+/// rounds it (DataFusion truncated: `1.5::numeric::int` was 1 where
+/// PostgreSQL answers 2): a decimal half away from zero (`numeric` to
+/// `int`), a float half to even (`float8` to `int`, C's `rint`). A value
+/// outside the integer type is 22003.
+#[derive(Debug, Eq)]
+pub struct RoundingCast {
+    input: Arc<dyn PhysicalExpr>,
+    to: DataType,
+}
+
+impl PartialEq for RoundingCast {
+    fn eq(&self, other: &Self) -> bool {
+        self.input.eq(&other.input) && self.to == other.to
+    }
+}
+
+impl std::hash::Hash for RoundingCast {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.input.hash(state);
+        self.to.hash(state);
+    }
+}
+
+impl std::fmt::Display for RoundingCast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CAST({} AS {})", self.input, self.to)
+    }
+}
+
+impl RoundingCast {
+    /// Whether a cast `from` → `to` needs rounding.
+    fn applies(from: &DataType, to: &DataType) -> bool {
+        to.is_integer() && (from.is_floating() || matches!(from, DataType::Decimal128(..)))
+    }
+
+    /// `values` rounded to whole numbers, still in their own type.
+    fn round(
+        values: &datafusion::arrow::array::ArrayRef,
+    ) -> Result<datafusion::arrow::array::ArrayRef> {
+        use datafusion::arrow::array::{AsArray, Decimal128Array};
+        use datafusion::arrow::datatypes::{Decimal128Type, Float32Type, Float64Type};
+        Ok(match values.data_type() {
+            DataType::Float64 => Arc::new(
+                values
+                    .as_primitive::<Float64Type>()
+                    .unary::<_, Float64Type>(f64::round_ties_even),
+            ) as _,
+            DataType::Float32 => Arc::new(
+                values
+                    .as_primitive::<Float32Type>()
+                    .unary::<_, Float32Type>(f32::round_ties_even),
+            ) as _,
+            DataType::Decimal128(p, s) if *s > 0 => {
+                let unit = 10i128.pow(*s as u32);
+                let rounded: Decimal128Array = values
+                    .as_primitive::<Decimal128Type>()
+                    .unary::<_, Decimal128Type>(|v| {
+                    let (q, r) = (v / unit, v % unit);
+                    let q = if r.abs() * 2 >= unit {
+                        q + v.signum()
+                    } else {
+                        q
+                    };
+                    q * unit
+                });
+                Arc::new(rounded.with_precision_and_scale(*p, *s)?) as _
+            }
+            _ => Arc::clone(values),
+        })
+    }
+}
+
+impl PhysicalExpr for RoundingCast {
+    fn data_type(&self, _input_schema: &Schema) -> Result<DataType> {
+        Ok(self.to.clone())
+    }
+
+    fn nullable(&self, input_schema: &Schema) -> Result<bool> {
+        self.input.nullable(input_schema)
+    }
+
+    fn evaluate(
+        &self,
+        batch: &datafusion::arrow::record_batch::RecordBatch,
+    ) -> Result<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::arrow::compute::{cast_with_options, CastOptions};
+        use datafusion::logical_expr::ColumnarValue;
+        let value = self.input.evaluate(batch)?;
+        let scalar = matches!(value, ColumnarValue::Scalar(_));
+        let array = value.into_array(batch.num_rows().max(1))?;
+        let rounded = Self::round(&array)?;
+        let options = CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        let cast = cast_with_options(&rounded, &self.to, &options).map_err(|_| {
+            let name = match self.to {
+                DataType::Int16 | DataType::Int8 => "smallint",
+                DataType::Int32 => "integer",
+                _ => "bigint",
+            };
+            datafusion::error::DataFusionError::External(Box::new(QueryError::new(
+                "22003",
+                format!("{name} out of range"),
+            )))
+        })?;
+        if scalar {
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                &cast, 0,
+            )?));
+        }
+        Ok(ColumnarValue::Array(cast))
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
+        vec![&self.input]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn PhysicalExpr>>,
+    ) -> Result<Arc<dyn PhysicalExpr>> {
+        match children.into_iter().next() {
+            Some(input) => Ok(Arc::new(RoundingCast {
+                input,
+                to: self.to.clone(),
+            })),
+            None => Err(datafusion::error::DataFusionError::Internal(
+                "RoundingCast has one child".into(),
+            )),
+        }
+    }
+
+    fn fmt_sql(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CAST(")?;
+        self.input.fmt_sql(f)?;
+        write!(f, " AS {})", self.to)
     }
 }

@@ -597,3 +597,67 @@ async fn a_select_list_may_repeat_a_name_as_in_postgresql() {
         }
     }
 }
+
+/// More answers that were silently not PostgreSQL's, evaluated in tautan
+/// (pushdown off) and at the source (on), against PostgreSQL over the same
+/// rows: `to_char` with PostgreSQL's patterns (DataFusion's answered the
+/// pattern itself), a fraction cast to an integer rounds (DataFusion
+/// truncated), and `-x` of the smallest integer is 22003 (it wrapped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn to_char_rounding_casts_and_negation_answer_as_postgresql() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let oracle = pg_admin("tautan_uji").await;
+    let mut cases: Vec<String> = [
+        "YYYY-MM-DD",
+        "DD/MM/YYYY HH24:MI:SS",
+        "FMDD FMMonth YYYY",
+        "Mon YY",
+        "Day",
+        "Q",
+        "HH12:MI:SS AM",
+        "YYYY-MM-DD\"T\"HH24:MI:SS.US",
+        "IYYY-IW ID",
+        "DDD WW D",
+        "FMDDth",
+    ]
+    .iter()
+    .flat_map(|p| {
+        [
+            format!("SELECT to_char(d, '{p}') FROM {{t}} WHERE id = {{id}}"),
+            format!("SELECT to_char(ts, '{p}') FROM {{t}} WHERE id = {{id}}"),
+        ]
+    })
+    .collect();
+    cases.extend(
+        [
+            "SELECT n::int4 FROM {t} WHERE id = {id}",
+            "SELECT n::int8 FROM {t} WHERE id = {id}",
+            "SELECT n::int2 FROM {t} WHERE id = {id}",
+            "SELECT f8::int4 FROM {t} WHERE id = {id}",
+            "SELECT f4::int8 FROM {t} WHERE id = {id}",
+            "SELECT (f8 + 1)::int4 FROM {t} WHERE id = {id}",
+            "SELECT -i2 FROM {t} WHERE id = {id}",
+            "SELECT -i4 FROM {t} WHERE id = {id}",
+            "SELECT -i8 FROM {t} WHERE id = {id}",
+        ]
+        .map(String::from),
+    );
+    let mut compared = 0;
+    for pushdown in ["on", "off"] {
+        client
+            .batch_execute(&format!("SET tautan.pushdown = {pushdown}"))
+            .await
+            .expect("set");
+        for case in &cases {
+            for id in [1, 2, 4, 5, 6, 7, 11, 12] {
+                let case = case.replace("{id}", &id.to_string());
+                let ours = outcome(&client, &case.replace("{t}", "uji_pg.public.beda")).await;
+                let theirs = outcome(&oracle, &case.replace("{t}", "public.beda")).await;
+                assert_eq!(ours, theirs, "{case} (pushdown {pushdown})");
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 2 * 8 * cases.len());
+}
