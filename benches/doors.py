@@ -119,6 +119,12 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--query", default="w1_lineitem_all")
     ap.add_argument("--doors", default="floor,wire,flight,http-arrow,http-ndjson,http-csv")
+    ap.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="read the answer from a pull snapshot of it (mat.doors, local Parquet) instead of "
+        "the source, so the doors' own cost is what differs (the floor stays the source's COPY)",
+    )
     args = ap.parse_args()
     sf = float(args.sf) if "." in args.sf else int(args.sf)
     text = tpch.load_query(args.query)
@@ -128,9 +134,21 @@ def main():
     http_port, flight_port = free_port(), free_port()
     work = Path(tempfile.mkdtemp(prefix="tautan-doors-"))
     extra = work / "doors.toml"
-    extra.write_text(f'[http]\nlisten = "127.0.0.1:{http_port}"\n\n[flight]\nlisten = "127.0.0.1:{flight_port}"\n')
+    config = f'[http]\nlisten = "127.0.0.1:{http_port}"\n\n[flight]\nlisten = "127.0.0.1:{flight_port}"\n'
+    if args.snapshot:
+        pulled = json.dumps(" ".join(ours.split()))
+        config += (
+            f'\n[materialize]\ndata_dir = {json.dumps(str(work / "data"))}\n\n[pulls.doors]\nsql = {pulled}\n'
+            'mode = "full"\nowner = "bench"\nreaders = ["bench"]\n'
+        )
+    extra.write_text(config)
     os.environ["TAUTAN_BENCH_EXTRA_CONFIG"] = str(extra)
     server = bench.TautanServer(args.bin, sf, work)
+    if args.snapshot:
+        cfg = server.write_config()
+        print("doors: pulling the answer into mat.doors", flush=True)
+        subprocess.run([args.bin, "-c", str(cfg), "pull", "doors"], cwd=work, check=True)
+        ours = "SELECT * FROM mat.doors"
     server.start()
     pg = tpch.PG
     doors = {
@@ -165,10 +183,12 @@ def main():
         server.stop()
 
     wire = results.get("wire", {}).get("median_s")
+    where = "a pull snapshot of it (`mat.doors`)" if args.snapshot else "the source"
     lines = [
-        f"# The doors: `{args.query}` at SF {tpch.sf_label(sf)}, {args.runs} runs",
+        f"# The doors: `{args.query}` at SF {tpch.sf_label(sf)} read from {where}, {args.runs} runs",
         "",
-        f"Command: `python3 benches/doors.py --sf {args.sf} --runs {args.runs} --query {args.query}` "
+        f"Command: `python3 benches/doors.py --sf {args.sf} --runs {args.runs} --query {args.query}"
+        f"{' --snapshot' if args.snapshot else ''}` "
         f"({subprocess.run([args.bin, '--version'], capture_output=True, text=True).stdout.strip()}, "
         f"{os.cpu_count()} cores).",
         "",
@@ -181,8 +201,9 @@ def main():
         lines.append(f"| {name} | {r['rows']} | {r['median_s']:.2f} | {r['rows_per_s']:,.0f} | {ratio} | {peak} |")
     out = tpch.RESULTS
     out.mkdir(parents=True, exist_ok=True)
-    (out / "doors.md").write_text("\n".join(lines) + "\n")
-    (out / "doors.json").write_text(json.dumps(results, indent=2) + "\n")
+    stem = "doors-snapshot" if args.snapshot else "doors"
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
     try:
         import matplotlib
 
@@ -196,7 +217,7 @@ def main():
         ax.set_title(f"{args.query}, SF {tpch.sf_label(sf)}: one answer through each door")
         ax.invert_yaxis()
         fig.tight_layout()
-        fig.savefig(out / "doors.png", dpi=120)
+        fig.savefig(out / f"{stem}.png", dpi=120)
     except ImportError:
         pass
     print("\n".join(lines))

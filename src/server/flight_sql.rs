@@ -513,7 +513,12 @@ fn table_types_schema() -> Schema {
 pub async fn serve(engine: Arc<Engine>, listener: TcpListener) -> std::io::Result<()> {
     let service = FlightServiceServer::new(FlightSql::new(engine))
         .max_decoding_message_size(16 * 1024 * 1024);
+    // HTTP/2's default 64 KiB windows make a long answer wait on window
+    // updates; answers here are megabytes.
     tonic::transport::Server::builder()
+        .initial_stream_window_size(8 << 20)
+        .initial_connection_window_size(16 << 20)
+        .max_frame_size(1 << 20)
         .add_service(service)
         .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
         .await
