@@ -636,7 +636,7 @@ impl RoundingCast {
                     .as_primitive::<Float32Type>()
                     .unary::<_, Float32Type>(f32::round_ties_even),
             ) as _,
-            DataType::Decimal128(p, s) if *s > 0 => {
+            DataType::Decimal128(_, s) if *s > 0 => {
                 let unit = 10i128.pow(*s as u32);
                 let rounded: Decimal128Array = values
                     .as_primitive::<Decimal128Type>()
@@ -649,7 +649,8 @@ impl RoundingCast {
                     };
                     q * unit
                 });
-                Arc::new(rounded.with_precision_and_scale(*p, *s)?) as _
+                // Rounding up may need one more digit (99.5 → 100.0).
+                Arc::new(rounded.with_precision_and_scale(38, *s)?) as _
             }
             _ => Arc::clone(values),
         })

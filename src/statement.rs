@@ -1147,10 +1147,14 @@ fn name_columns_as_postgresql(statement: &mut Statement) {
                     })
                     .collect();
                 let mut taken: std::collections::HashSet<String> = Default::default();
-                let unique = |taken: &mut std::collections::HashSet<String>, name: &str| {
+                // `name`, or `name` with the invisible suffix, that is in
+                // neither `taken` nor `avoid`; taken from now on.
+                let unique = |taken: &mut std::collections::HashSet<String>,
+                              avoid: &[String],
+                              name: &str| {
                     let mut unique = name.to_string();
                     let mut n = 1;
-                    while taken.contains(&unique) {
+                    while taken.contains(&unique) || avoid.contains(&unique) {
                         n += 1;
                         unique = format!("{name}{NAME_SUFFIX}{n}");
                     }
@@ -1162,21 +1166,18 @@ fn name_columns_as_postgresql(statement: &mut Statement) {
                         // `SELECT 1 AS a, 2 AS a`: the second `a` is kept
                         // apart for DataFusion; the client sees two `a`.
                         SelectItem::ExprWithAlias { alias, .. } => {
-                            let name = unique(&mut taken, &alias.value);
+                            let name = unique(&mut taken, &[], &alias.value);
                             if name != alias.value {
                                 *alias = Ident::with_quote('"', name);
                             }
                         }
                         // `SELECT kode, kode`: a column named again.
                         SelectItem::UnnamedExpr(
-                            Expr::Identifier(_) | Expr::CompoundIdentifier(_),
+                            expr @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_)),
                         ) => {
-                            let SelectItem::UnnamedExpr(expr) = item else {
-                                continue;
-                            };
                             let last = match &*expr {
-                                Expr::Identifier(i) => Some(i),
                                 Expr::CompoundIdentifier(parts) => parts.last(),
+                                Expr::Identifier(i) => Some(i),
                                 _ => None,
                             };
                             let Some(last) = last else { continue };
@@ -1188,9 +1189,9 @@ fn name_columns_as_postgresql(statement: &mut Statement) {
                             let taken_already =
                                 beside_star || taken.contains(&name) || aliases.contains(&name);
                             let fresh = if beside_star {
-                                unique(&mut taken, &format!("{name}{NAME_SUFFIX}*"))
+                                unique(&mut taken, &[], &format!("{name}{NAME_SUFFIX}*"))
                             } else {
-                                unique(&mut taken, &name)
+                                unique(&mut taken, &[], &name)
                             };
                             if taken_already {
                                 *item = SelectItem::ExprWithAlias {
@@ -1203,11 +1204,8 @@ fn name_columns_as_postgresql(statement: &mut Statement) {
                             let Some(name) = postgresql_column_name(expr) else {
                                 continue;
                             };
-                            // Not an alias written later in the list.
-                            let mut name_taken = taken.clone();
-                            name_taken.extend(aliases.iter().cloned());
-                            let fresh = unique(&mut name_taken, &name);
-                            taken.insert(fresh.clone());
+                            // Not an alias written later in the list either.
+                            let fresh = unique(&mut taken, &aliases, &name);
                             *item = SelectItem::ExprWithAlias {
                                 expr: expr.clone(),
                                 alias: Ident::with_quote('"', fresh),
