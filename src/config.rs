@@ -271,6 +271,68 @@ pub enum LinkConfig {
         #[serde(default)]
         labels: BTreeMap<String, OneOrMany>,
     },
+    /// A Microsoft SQL Server database ([`tautan_sqlserver`]), with a SQL
+    /// login (integrated authentication is refused).
+    Sqlserver {
+        /// Host name or address.
+        host: String,
+        /// Port (1433).
+        #[serde(default = "default_ms_port")]
+        port: u16,
+        /// Database name; its schemas are the link's schemas.
+        database: String,
+        /// SQL login (a read-only account the agency handed over).
+        user: String,
+        /// Password in the file.
+        password: Option<String>,
+        /// Name of an environment variable holding the password.
+        password_env: Option<String>,
+        /// Schemas to expose (all the login can see when empty).
+        #[serde(default)]
+        schemas: Vec<String>,
+        /// `"strict"` (TDS 8.0), `"required"` (default) or `"off"` (only
+        /// the login is encrypted).
+        #[serde(default = "default_ms_encrypt")]
+        encrypt: String,
+        /// PEM or DER file of CA certificates to trust (or the server's
+        /// own self-signed certificate); relative to the config file.
+        trust_cert_ca: Option<PathBuf>,
+        /// A certificate fingerprint to pin: not supported (the driver
+        /// has no hook for it); a config error naming `trust_cert_ca`.
+        trust_cert_fingerprint: Option<String>,
+        /// The name the server's certificate carries, when it is not
+        /// `host`.
+        hostname_in_certificate: Option<String>,
+        /// `"sql"` (the default and only choice): integrated (Windows,
+        /// Kerberos) authentication is a config error.
+        authentication: Option<String>,
+        /// Most pooled connections.
+        #[serde(default = "default_pool_size")]
+        pool_size: usize,
+        /// Connection timeout in milliseconds.
+        #[serde(default = "default_connect_timeout_ms")]
+        connect_timeout_ms: u64,
+        /// Longest wait in line when every connection is busy, in
+        /// milliseconds (then SQLSTATE 53300).
+        #[serde(default = "default_queue_timeout_ms")]
+        queue_timeout_ms: u64,
+        /// Longest a statement may run, in milliseconds (0: no limit);
+        /// SQL Server has no session setting for it, so tautan ends the
+        /// statement itself.
+        #[serde(default = "default_statement_timeout_ms")]
+        statement_timeout_ms: u64,
+        /// Milliseconds without data from the source before it is pinged
+        /// on a new connection (a stalled source ends the statement).
+        #[serde(default = "default_stall_timeout_ms")]
+        stall_timeout_ms: u64,
+        /// Free-text description.
+        description: Option<String>,
+        /// The producer's public key, for agreement signatures.
+        public_key: Option<String>,
+        /// Classification labels, as for PostgreSQL links.
+        #[serde(default)]
+        labels: BTreeMap<String, OneOrMany>,
+    },
     /// An agency's web service: REST/JSON or CSV endpoints read as tables
     /// ([`tautan_http`]).
     Http {
@@ -324,11 +386,12 @@ pub enum LinkConfig {
 }
 
 impl LinkConfig {
-    /// `postgres`, `mysql`, `http` or `files`.
+    /// `postgres`, `mysql`, `sqlserver`, `http` or `files`.
     pub fn kind(&self) -> &'static str {
         match self {
             LinkConfig::Postgres { .. } => "postgres",
             LinkConfig::Mysql { .. } => "mysql",
+            LinkConfig::Sqlserver { .. } => "sqlserver",
             LinkConfig::Http { .. } => "http",
             LinkConfig::Files { .. } => "files",
         }
@@ -339,6 +402,7 @@ impl LinkConfig {
         match self {
             LinkConfig::Postgres { description, .. }
             | LinkConfig::Mysql { description, .. }
+            | LinkConfig::Sqlserver { description, .. }
             | LinkConfig::Http { description, .. }
             | LinkConfig::Files { description, .. } => description.as_deref(),
         }
@@ -349,6 +413,7 @@ impl LinkConfig {
         match self {
             LinkConfig::Postgres { public_key, .. }
             | LinkConfig::Mysql { public_key, .. }
+            | LinkConfig::Sqlserver { public_key, .. }
             | LinkConfig::Http { public_key, .. }
             | LinkConfig::Files { public_key, .. } => public_key.as_deref(),
         }
@@ -359,6 +424,7 @@ impl LinkConfig {
         match self {
             LinkConfig::Postgres { labels, .. }
             | LinkConfig::Mysql { labels, .. }
+            | LinkConfig::Sqlserver { labels, .. }
             | LinkConfig::Http { labels, .. }
             | LinkConfig::Files { labels, .. } => labels
                 .iter()
@@ -381,6 +447,12 @@ impl LinkConfig {
                 statement_timeout_ms,
                 stall_timeout_ms,
                 ..
+            }
+            | LinkConfig::Sqlserver {
+                queue_timeout_ms,
+                statement_timeout_ms,
+                stall_timeout_ms,
+                ..
             } => tautan_connector::health::Limits {
                 queue_timeout: Duration::from_millis(*queue_timeout_ms),
                 statement_timeout: (*statement_timeout_ms > 0)
@@ -391,6 +463,43 @@ impl LinkConfig {
         }
     }
 
+    /// What is wrong with a SQL Server link's settings, if anything:
+    /// integrated authentication, a certificate fingerprint, an unknown
+    /// `encrypt` mode.
+    pub fn sqlserver_problem(&self) -> Option<String> {
+        let LinkConfig::Sqlserver {
+            encrypt,
+            authentication,
+            trust_cert_fingerprint,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        if let Err(e) = tautan_sqlserver::Encrypt::parse(encrypt) {
+            return Some(e);
+        }
+        match authentication.as_deref() {
+            None | Some("sql") => {}
+            Some(other) => {
+                return Some(format!(
+                    "authentication = \"{other}\": integrated (Windows/Kerberos) authentication \
+                     is not supported for SQL Server links; use a SQL login (`user` and \
+                     `password_env`), ideally one that can only read"
+                ))
+            }
+        }
+        if trust_cert_fingerprint.is_some() {
+            return Some(
+                "trust_cert_fingerprint is not supported (the SQL Server driver has no way to \
+                 pin a certificate by fingerprint); save the server's certificate as a file and \
+                 name it with trust_cert_ca"
+                    .into(),
+            );
+        }
+        None
+    }
+
     /// The connection timeout.
     pub fn connect_timeout(&self) -> Duration {
         match self {
@@ -398,6 +507,9 @@ impl LinkConfig {
                 connect_timeout_ms, ..
             }
             | LinkConfig::Mysql {
+                connect_timeout_ms, ..
+            }
+            | LinkConfig::Sqlserver {
                 connect_timeout_ms, ..
             } => Duration::from_millis(*connect_timeout_ms),
             LinkConfig::Http { timeout_ms, .. } => Duration::from_millis(*timeout_ms),
@@ -427,6 +539,12 @@ fn default_pg_port() -> u16 {
 }
 fn default_my_port() -> u16 {
     3306
+}
+fn default_ms_port() -> u16 {
+    1433
+}
+fn default_ms_encrypt() -> String {
+    "required".into()
 }
 /// A statement over several large tables of one link holds a connection per
 /// scan and per page range at once (TPC-H q21: four scans of three
@@ -923,12 +1041,20 @@ impl FederationConfig {
                     }
                 }
             }
+            if let Some(problem) = link.get_ref().sqlserver_problem() {
+                return Err(self.error_at(text, link.span().start, key, problem));
+            }
             if let LinkConfig::Postgres {
                 password,
                 password_env,
                 ..
             }
             | LinkConfig::Mysql {
+                password,
+                password_env,
+                ..
+            }
+            | LinkConfig::Sqlserver {
                 password,
                 password_env,
                 ..

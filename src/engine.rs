@@ -249,6 +249,7 @@ fn build_link(name: &str, cfg: &LinkConfig, base: &FederationConfig) -> LinkSour
                 tables: tables.clone(),
             })
         }
+        LinkConfig::Sqlserver { .. } => crate::catalog::sqlserver_source(name, cfg, base),
         LinkConfig::Files { path, .. } => Ok(LinkSource::Files(base.resolve_path(path))),
     })();
     result.unwrap_or_else(LinkSource::Broken)

@@ -26,5 +26,6 @@ mod readonly;
 mod recorded;
 mod robustness;
 mod soak;
+mod sqlserver;
 mod types;
 mod wire;

@@ -34,18 +34,48 @@ pub enum SourceDialect {
     /// is usually case- and accent-insensitive, so string predicates can
     /// only narrow rows down. Sessions run with `NO_BACKSLASH_ESCAPES`.
     MySql,
+    /// Microsoft SQL Server (T-SQL): `[bracket]` names, `N'…'` for text
+    /// outside ASCII, `TOP`/`OFFSET … FETCH` instead of `LIMIT`, no boolean
+    /// values ([`crate::tsql`]). String (and binary) comparisons follow the
+    /// column collation and ignore trailing spaces, so, as on MySQL, string
+    /// predicates only narrow rows down; sorts, integer division, casts and
+    /// string functions stay in DataFusion.
+    SqlServer,
 }
 
 impl SourceDialect {
-    /// DataFusion's unparser dialect for this source. A T-SQL source would
-    /// add a variant here with a `CustomDialect` (bracket quoting, `TOP`),
-    /// plus its arms in [`Self::cast_type`], [`crate::sql::quote`] and the
-    /// guard's parser dialect.
+    /// DataFusion's unparser dialect for this source (T-SQL's:
+    /// [`crate::tsql::SqlServerUnparser`], whose `TOP`/`OFFSET … FETCH` are
+    /// written by [`crate::tsql::normalize`] when the statement is sealed).
     pub fn unparser_dialect(&self) -> Arc<dyn Dialect> {
         match self {
             SourceDialect::Postgres => Arc::new(PostgreSqlDialect {}),
             SourceDialect::MySql => Arc::new(MySqlUnparser),
+            SourceDialect::SqlServer => Arc::new(crate::tsql::SqlServerUnparser),
         }
+    }
+
+    /// Whether string equality at the source is byte equality, as in
+    /// DataFusion (PostgreSQL). MySQL and SQL Server compare by collation
+    /// (case, accents, trailing spaces), so equality there only narrows
+    /// rows down, and grouping, joining or de-duplicating on strings merges
+    /// values DataFusion keeps apart.
+    pub fn exact_string_equality(&self) -> bool {
+        matches!(self, SourceDialect::Postgres)
+    }
+
+    /// Whether values of `data_type` compare at the source by collation
+    /// rather than by value: strings everywhere; on SQL Server binary
+    /// strings too (trailing `0x00` bytes are ignored).
+    pub fn collated(&self, data_type: &DataType) -> bool {
+        matches!(
+            data_type,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ) || (*self == SourceDialect::SqlServer
+            && matches!(
+                data_type,
+                DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+            ))
     }
 
     /// The type to cast an output column of `data_type` to, so that the
@@ -77,6 +107,24 @@ impl SourceDialect {
                 DataType::Interval(_) | DataType::Time64(_) => None,
                 _ => Some(pg),
             },
+            // Rows carry typed values (TDS); the decoder converts. The
+            // names are T-SQL's, for casts inside sub-plans.
+            SourceDialect::SqlServer => Some(match data_type {
+                DataType::Boolean => "bit".to_string(),
+                DataType::Int16 => "smallint".into(),
+                DataType::Int32 => "int".into(),
+                DataType::Int64 => "bigint".into(),
+                DataType::Float32 => "real".into(),
+                DataType::Float64 => "float".into(),
+                DataType::Decimal128(p, s) if *s >= 0 => format!("decimal({p},{s})"),
+                DataType::Utf8 | DataType::LargeUtf8 => "nvarchar(max)".into(),
+                DataType::Date32 => "date".into(),
+                DataType::Time64(TimeUnit::Microsecond) => "time(6)".into(),
+                DataType::Timestamp(TimeUnit::Microsecond, None) => "datetime2(6)".into(),
+                DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => "datetimeoffset(6)".into(),
+                DataType::Binary => "varbinary(max)".into(),
+                _ => return None,
+            }),
         }
     }
 
@@ -111,7 +159,8 @@ impl SourceDialect {
                 .collect::<Vec<_>>(),
         ));
         let query = match self {
-            SourceDialect::MySql => query,
+            // MySQL and SQL Server rows carry typed values.
+            SourceDialect::MySql | SourceDialect::SqlServer => query,
             SourceDialect::Postgres => {
                 if schema.fields().is_empty() {
                     return Err(DataFusionError::NotImplemented(

@@ -354,10 +354,13 @@ impl Splitter {
     }
 
     fn node_ok(&self, node: &LogicalPlan) -> Result<bool> {
-        let mysql = self.dialect == SourceDialect::MySql;
+        let pg = self.dialect == SourceDialect::Postgres;
+        // String equality is byte equality only on PostgreSQL (MySQL and
+        // SQL Server group, join and de-duplicate strings by collation).
+        let exact_eq = self.dialect.exact_string_equality();
         // `SELECT FROM t` (no columns, e.g. under count(*)) is PostgreSQL
         // only.
-        if mysql && node.schema().fields().is_empty() {
+        if !pg && node.schema().fields().is_empty() {
             return Ok(false);
         }
         Ok(match node {
@@ -373,13 +376,18 @@ impl Splitter {
             {
                 false
             }
-            LogicalPlan::Projection(p) => self.exprs_ok(&p.expr, p.input.schema())?,
-            LogicalPlan::Filter(f) => self.expr_ok(&f.predicate, f.input.schema())?,
+            LogicalPlan::Projection(p) => {
+                self.values_ok(&p.expr, p.input.schema())?
+                    && self.exprs_ok(&p.expr, p.input.schema())?
+            }
+            LogicalPlan::Filter(f) => self.predicate_ok(&f.predicate, f.input.schema())?,
             LogicalPlan::Aggregate(a) => {
                 let schema = a.input.schema();
-                // MySQL groups strings by collation ('a' and 'A' together).
-                let keys_ok = !mysql || !self.any_string(&a.group_expr, schema)?;
+                // MySQL and SQL Server group strings by collation ('a' and
+                // 'A' together).
+                let keys_ok = exact_eq || !self.any_string(&a.group_expr, schema)?;
                 keys_ok
+                    && self.values_ok(&a.group_expr, schema)?
                     && self.exprs_ok(&a.group_expr, schema)?
                     && self.exprs_ok(&a.aggr_expr, schema)?
             }
@@ -388,7 +396,9 @@ impl Splitter {
                 // write NULLS FIRST/LAST.
                 let schema = s.input.schema();
                 let exprs: Vec<Expr> = s.expr.iter().map(|e| e.expr.clone()).collect();
-                !mysql && !self.any_string(&exprs, schema)? && self.exprs_ok(&exprs, schema)?
+                // SQL Server cannot write NULLS FIRST/LAST either (and
+                // sorts NULLs first): sorts are sent to PostgreSQL only.
+                pg && !self.any_string(&exprs, schema)? && self.exprs_ok(&exprs, schema)?
             }
             LogicalPlan::Join(j) => {
                 let schema = j.left.schema().join(j.right.schema())?;
@@ -424,25 +434,29 @@ impl Splitter {
                     && !derived_input
                     && j.null_equality == NullEquality::NullEqualsNothing
                     && !j.null_aware
-                    && (!mysql || !self.any_string(&exprs, &schema)?)
+                    && (exact_eq || !self.any_string(&exprs, &schema)?)
                     && self.exprs_ok(&exprs, &schema)?
                     && match &j.filter {
-                        Some(f) => self.expr_ok(f, &schema)?,
+                        Some(f) => self.predicate_ok(f, &schema)?,
                         None => true,
                     }
             }
             LogicalPlan::Distinct(Distinct::All(input)) => {
-                !mysql
+                exact_eq
                     || !input
                         .schema()
                         .fields()
                         .iter()
-                        .any(|f| is_string(f.data_type()))
+                        .any(|f| self.dialect.collated(f.data_type()))
             }
             LogicalPlan::TableScan(t) => {
                 let schema =
                     DFSchema::try_from_qualified_schema(t.table_name.clone(), &t.source.schema())?;
-                self.exprs_ok(&t.filters, &schema)?
+                let mut ok = true;
+                for f in &t.filters {
+                    ok = ok && self.predicate_ok(f, &schema)?;
+                }
+                ok
             }
             LogicalPlan::SubqueryAlias(_)
             | LogicalPlan::Limit(_)
@@ -453,13 +467,44 @@ impl Splitter {
         })
     }
 
+    /// Whether any of `exprs` compares by collation at the source
+    /// (strings; on SQL Server binary strings too).
     fn any_string(&self, exprs: &[Expr], schema: &DFSchema) -> Result<bool> {
         for e in exprs {
-            if is_string(&e.get_type(schema)?) {
+            if self.dialect.collated(&e.get_type(schema)?) {
                 return Ok(true);
             }
         }
         Ok(false)
+    }
+
+    /// `expr` as a condition (WHERE, ON, a scan's filter): on SQL Server a
+    /// bare bit column is no condition.
+    fn predicate_ok(&self, expr: &Expr, schema: &DFSchema) -> Result<bool> {
+        if self.dialect == SourceDialect::SqlServer && is_boolean_column(expr, schema) {
+            return Ok(false);
+        }
+        self.expr_ok(expr, schema)
+    }
+
+    /// `exprs` as values (a select list, GROUP BY keys): T-SQL has no
+    /// boolean values, so on SQL Server an expression of boolean type may
+    /// only be a plain (bit) column.
+    fn values_ok(&self, exprs: &[Expr], schema: &DFSchema) -> Result<bool> {
+        if self.dialect != SourceDialect::SqlServer {
+            return Ok(true);
+        }
+        for e in exprs {
+            let plain = match e {
+                Expr::Alias(a) => matches!(a.expr.as_ref(), Expr::Column(_)),
+                Expr::Column(_) => true,
+                _ => false,
+            };
+            if !plain && e.get_type(schema)? == DataType::Boolean {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn exprs_ok(&self, exprs: &[Expr], schema: &DFSchema) -> Result<bool> {
@@ -475,6 +520,16 @@ impl Splitter {
         if crate::dialect::too_deep(expr) {
             return Ok(false);
         }
+        // T-SQL: a bit column inside an expression is a value where a
+        // condition is expected (`NOT b`, `b AND c`, `CASE WHEN b`), or is
+        // compared with a boolean T-SQL cannot write: kept here.
+        if self.dialect == SourceDialect::SqlServer
+            && !matches!(expr, Expr::Column(_))
+            && !matches!(expr, Expr::Alias(a) if matches!(a.expr.as_ref(), Expr::Column(_)))
+            && expr.exists(|e| Ok(is_boolean_column(e, schema)))?
+        {
+            return Ok(false);
+        }
         let refused = expr.exists(|e| Ok(!self.one_expr_ok(e, schema).unwrap_or(false)))?;
         Ok(!refused)
     }
@@ -482,8 +537,9 @@ impl Splitter {
     /// One expression node (its children are visited separately).
     fn one_expr_ok(&self, e: &Expr, schema: &DFSchema) -> Result<bool> {
         let pg = self.dialect == SourceDialect::Postgres;
-        let mysql = !pg;
-        let string = |x: &Expr| -> Result<bool> { Ok(is_string(&x.get_type(schema)?)) };
+        let sqlserver = self.dialect == SourceDialect::SqlServer;
+        let exact_eq = self.dialect.exact_string_equality();
+        let string = |x: &Expr| -> Result<bool> { Ok(self.dialect.collated(&x.get_type(schema)?)) };
         Ok(match e {
             Expr::Column(_)
             | Expr::Alias(_)
@@ -491,33 +547,47 @@ impl Splitter {
             | Expr::Negative(_)
             | Expr::IsNull(_)
             | Expr::IsNotNull(_)
-            | Expr::IsTrue(_)
-            | Expr::IsFalse(_)
-            | Expr::IsNotTrue(_)
-            | Expr::IsNotFalse(_)
             | Expr::Case(_)
             | Expr::ScalarSubquery(_)
             | Expr::Exists(_)
             | Expr::OuterReferenceColumn(..) => true,
+            // T-SQL has no IS TRUE / IS FALSE.
+            Expr::IsTrue(_) | Expr::IsFalse(_) | Expr::IsNotTrue(_) | Expr::IsNotFalse(_) => {
+                !sqlserver
+            }
             Expr::Literal(v, _) => self.literal_ok(v),
             Expr::BinaryExpr(b) => match b.op {
                 Operator::And | Operator::Or => true,
-                Operator::Eq | Operator::NotEq => pg || !string(&b.left)?,
+                Operator::Eq | Operator::NotEq => exact_eq || !string(&b.left)?,
                 Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq => {
                     !string(&b.left)? && !string(&b.right)?
                 }
-                Operator::Plus | Operator::Minus | Operator::Multiply => true,
-                // MySQL's `/` gives decimals even for integers.
+                // T-SQL keeps the operands' type (tinyint + tinyint
+                // overflows at 255; decimal scales follow other rules):
+                // only int, bigint and float arithmetic is sent.
+                Operator::Plus | Operator::Minus | Operator::Multiply => {
+                    !sqlserver
+                        || (t_sql_arithmetic(&b.left, schema)?
+                            && t_sql_arithmetic(&b.right, schema)?)
+                }
+                // MySQL's `/` gives decimals even for integers; T-SQL's
+                // integer division and modulo are kept here as well.
                 Operator::Divide | Operator::Modulo => pg,
-                // MySQL's `||` is OR.
+                // MySQL's `||` is OR; T-SQL has none.
                 Operator::StringConcat => pg,
                 _ => false,
             },
             Expr::Between(b) => !string(&b.expr)?,
-            Expr::InList(l) => pg || !string(&l.expr)?,
-            Expr::InSubquery(s) => pg || !string(&s.expr)?,
+            Expr::InList(l) => exact_eq || !string(&l.expr)?,
+            Expr::InSubquery(s) => exact_eq || !string(&s.expr)?,
             // PostgreSQL's LIKE is case-sensitive, as DataFusion's.
             Expr::Like(l) => pg && !l.case_insensitive,
+            // T-SQL casts truncate fractions and convert dates by styles:
+            // only widening integer casts are sent.
+            Expr::Cast(c) if sqlserver => {
+                let from = c.expr.get_type(schema)?;
+                widening_integer_cast(&from, c.field.data_type())
+            }
             Expr::Cast(c) => {
                 let from = c.expr.get_type(schema)?;
                 match c.field.data_type() {
@@ -558,14 +628,32 @@ impl Splitter {
                 // count(DISTINCT text) on MySQL counts by collation
                 // ('a' = 'A', and 'x' = 'x ' even under a binary one).
                 let distinct_ok = !p.distinct
-                    || (name == "count" && !(mysql && self.any_string(&p.args, schema)?));
+                    || (name == "count" && (exact_eq || !self.any_string(&p.args, schema)?));
+                // T-SQL's sum of int is int (overflows where DataFusion's
+                // bigint does not), avg of integers is an integer and of
+                // decimals has another scale: only these are sent.
+                let types_ok = !sqlserver
+                    || match name {
+                        "sum" => p.args.iter().try_fold(true, |ok, a| {
+                            Ok::<_, DataFusionError>(
+                                ok && matches!(
+                                    a.get_type(schema)?,
+                                    DataType::Int64 | DataType::Float64 | DataType::Decimal128(..)
+                                ),
+                            )
+                        })?,
+                        "avg" => p.args.iter().try_fold(true, |ok, a| {
+                            Ok::<_, DataFusionError>(ok && a.get_type(schema)? == DataType::Float64)
+                        })?,
+                        _ => true,
+                    };
                 // min/max of strings follow the collation; PostgreSQL has
                 // no min/max of boolean or bytea: only orderable types.
                 let order_ok = !matches!(name, "min" | "max")
                     || p.args.iter().try_fold(true, |ok, a| {
                         Ok::<_, DataFusionError>(ok && orderable(&a.get_type(schema)?))
                     })?;
-                known && plain && distinct_ok && order_ok
+                known && plain && distinct_ok && order_ok && types_ok
             }
             _ => false,
         })
@@ -573,7 +661,19 @@ impl Splitter {
 
     fn literal_ok(&self, v: &ScalarValue) -> bool {
         let pg = self.dialect == SourceDialect::Postgres;
+        let sqlserver = self.dialect == SourceDialect::SqlServer;
         match v {
+            // T-SQL has no boolean values; timestamps compare with
+            // datetime columns by rules of the database's compatibility
+            // level: kept here.
+            ScalarValue::Boolean(_)
+            | ScalarValue::TimestampMicrosecond(..)
+            | ScalarValue::TimestampMillisecond(..)
+            | ScalarValue::TimestampSecond(..)
+                if sqlserver =>
+            {
+                false
+            }
             ScalarValue::Null
             | ScalarValue::Boolean(_)
             | ScalarValue::Int8(_)
@@ -652,6 +752,36 @@ fn orderable(t: &DataType) -> bool {
 
 fn is_string(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// A reference to a column of boolean (bit) type.
+fn is_boolean_column(e: &Expr, schema: &DFSchema) -> bool {
+    matches!(e, Expr::Column(_)) && e.get_type(schema).ok() == Some(DataType::Boolean)
+}
+
+/// An operand of arithmetic T-SQL computes in the type DataFusion does:
+/// int, bigint, float (and untyped NULL).
+fn t_sql_arithmetic(e: &Expr, schema: &DFSchema) -> Result<bool> {
+    Ok(matches!(
+        e.get_type(schema)?,
+        DataType::Int32 | DataType::Int64 | DataType::Float64 | DataType::Null
+    ))
+}
+
+/// A cast from an integer type to one at least as wide (or to float).
+fn widening_integer_cast(from: &DataType, to: &DataType) -> bool {
+    let width = |t: &DataType| match t {
+        DataType::Int8 => Some(1),
+        DataType::Int16 => Some(2),
+        DataType::Int32 => Some(4),
+        DataType::Int64 => Some(8),
+        _ => None,
+    };
+    match (width(from), to) {
+        (Some(_), DataType::Float64) => true,
+        (Some(f), to) => width(to).is_some_and(|t| t >= f),
+        _ => false,
+    }
 }
 
 /// Whether `plan` does more than a table scan already does (projection,

@@ -32,6 +32,7 @@ pub mod sent;
 pub mod sql;
 pub mod stream;
 pub mod table;
+pub mod tsql;
 pub mod types;
 
 use std::any::Any;
@@ -167,7 +168,7 @@ pub trait Link: Send + Sync + Debug {
     /// The link's name: the catalog it appears under.
     fn name(&self) -> &str;
 
-    /// The source kind (`postgres`, `mysql`, `files`).
+    /// The source kind (`postgres`, `mysql`, `sqlserver`, `files`).
     fn kind(&self) -> &'static str;
 
     /// How SQL for this source is written (quoting, what filters it can

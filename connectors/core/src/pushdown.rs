@@ -79,7 +79,18 @@ impl Classifier<'_> {
     }
 
     fn literal_ok(&self, e: &Expr) -> bool {
+        let sqlserver = self.dialect == SourceDialect::SqlServer;
         match e {
+            // T-SQL has no boolean values; its datetime/datetime2 columns
+            // compare with a timestamp literal by rules that depend on the
+            // database's compatibility level: both stay in DataFusion.
+            Expr::Literal(
+                ScalarValue::Boolean(_)
+                | ScalarValue::TimestampSecond(..)
+                | ScalarValue::TimestampMillisecond(..)
+                | ScalarValue::TimestampMicrosecond(..),
+                _,
+            ) if sqlserver => false,
             Expr::Literal(ScalarValue::Float64(Some(v)), _) => crate::federation::short_float(*v),
             Expr::Literal(v, _) => {
                 !v.is_null()
@@ -120,7 +131,7 @@ impl Classifier<'_> {
         // on PostgreSQL, whose sessions run in UTC (the offset is part of
         // the text and the comparison is on instants).
         let timestamp_ok = match ty {
-            DataType::Timestamp(_, None) => true,
+            DataType::Timestamp(_, None) => self.dialect != SourceDialect::SqlServer,
             DataType::Timestamp(_, Some(_)) => self.dialect == SourceDialect::Postgres,
             _ => false,
         };
@@ -142,7 +153,8 @@ impl Classifier<'_> {
             // depends on the source collation.
             (SourceDialect::Postgres, Cmp::Eq | Cmp::NotEq) => Some(Exact),
             // Collation equality is implied by byte equality: a superset.
-            (SourceDialect::MySql, Cmp::Eq) => Some(Inexact),
+            // (SQL Server also ignores trailing spaces: still a superset.)
+            (SourceDialect::MySql | SourceDialect::SqlServer, Cmp::Eq) => Some(Inexact),
             _ => None,
         }
     }
@@ -177,6 +189,8 @@ impl Classifier<'_> {
                 _ => None,
             },
             Expr::IsNull(inner) | Expr::IsNotNull(inner) => self.column_type(inner).map(|_| Exact),
+            // A bare bit column is no predicate in T-SQL.
+            Expr::Column(_) if self.dialect == SourceDialect::SqlServer => None,
             Expr::Column(_) => match self.column_type(e)? {
                 DataType::Boolean => Some(Exact),
                 _ => None,
@@ -221,6 +235,9 @@ impl Classifier<'_> {
                         };
                         (!backslash).then_some(Inexact)
                     }
+                    // T-SQL's LIKE follows the collation and reads `[…]`
+                    // as a character class: kept here.
+                    SourceDialect::SqlServer => None,
                 }
             }
             _ => None,

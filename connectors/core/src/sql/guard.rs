@@ -29,7 +29,7 @@ use datafusion::sql::sqlparser::ast::{
     CopySource, CopyTarget, Expr, ObjectName, Query, SetExpr, Statement, TableFactor, Visit,
     Visitor,
 };
-use datafusion::sql::sqlparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect};
+use datafusion::sql::sqlparser::dialect::{Dialect, MsSqlDialect, MySqlDialect, PostgreSqlDialect};
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 
@@ -105,6 +105,9 @@ pub(crate) fn parser_dialect(dialect: SourceDialect) -> Box<dyn Dialect> {
     match dialect {
         SourceDialect::Postgres => Box::new(PostgreSqlDialect {}),
         SourceDialect::MySql => Box::new(MySqlNoBackslashEscapes),
+        // T-SQL reads no backslash escapes, brackets and double quotes
+        // delimit names (sqlparser's MsSqlDialect).
+        SourceDialect::SqlServer => Box::new(MsSqlDialect {}),
     }
 }
 

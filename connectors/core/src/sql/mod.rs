@@ -80,6 +80,13 @@ impl SourceQuery {
         dialect: SourceDialect,
         query: ast::Query,
     ) -> Result<(Statement, Self), SourceSqlError> {
+        let query = match dialect {
+            // T-SQL has no LIMIT: written as TOP / OFFSET … FETCH first.
+            SourceDialect::SqlServer => {
+                crate::tsql::normalize(query).map_err(SourceSqlError::Unsendable)?
+            }
+            _ => query,
+        };
         let query = Box::new(query);
         let statement = Statement::Query(query.clone());
         let sealed = checked(&statement, dialect)?;

@@ -7,6 +7,7 @@
 //! |---|---|---|---|
 //! | PostgreSQL | `"…"`, `"` doubled | `'…'`, `'` doubled, `\` literal | `standard_conforming_strings=on` in the startup options |
 //! | MySQL/MariaDB | `` `…` ``, `` ` `` doubled | `'…'`, `'` doubled, `\` literal | `NO_BACKSLASH_ESCAPES` set on every checkout from the pool |
+//! | SQL Server | `[…]`, `]` doubled | `'…'`, or `N'…'` when the text holds anything outside ASCII; `'` doubled, `\` literal | none needed: T-SQL has no escape character in either |
 //!
 //! Neither form has an escape character, so the only way out of a quoted
 //! token is the quote itself, and every quote inside is doubled. Values a
@@ -64,6 +65,7 @@ impl SourceDialect {
         Ok(match self {
             SourceDialect::Postgres => doubled(ident, '"'),
             SourceDialect::MySql => doubled(ident, '`'),
+            SourceDialect::SqlServer => bracketed(ident),
         })
     }
 
@@ -71,8 +73,30 @@ impl SourceDialect {
     /// the session settings this relies on).
     pub fn quote_literal(&self, text: &str) -> Result<String, Unquotable> {
         no_nul(text)?;
-        Ok(doubled(text, '\''))
+        Ok(match self {
+            // A plain '…' literal is read in the database's code page:
+            // anything outside ASCII could become '?'. N'…' is Unicode.
+            SourceDialect::SqlServer if !text.is_ascii() => {
+                format!("N{}", doubled(text, '\''))
+            }
+            _ => doubled(text, '\''),
+        })
     }
+}
+
+/// `[ident]` with every `]` doubled (T-SQL's delimited identifier; `[`
+/// inside needs nothing).
+fn bracketed(ident: &str) -> String {
+    let mut out = String::with_capacity(ident.len() + 2);
+    out.push('[');
+    for c in ident.chars() {
+        out.push(c);
+        if c == ']' {
+            out.push(']');
+        }
+    }
+    out.push(']');
+    out
 }
 
 /// Whether `word` may be written without quotes: a plain ASCII word (a
@@ -99,5 +123,10 @@ mod tests {
         assert_eq!(my.quote_identifier("\0"), Err(Unquotable::Nul));
         assert!(is_bare_word("count") && is_bare_word("_x1"));
         assert!(!is_bare_word("1x") && !is_bare_word("a b") && !is_bare_word(""));
+        let ms = SourceDialect::SqlServer;
+        assert_eq!(ms.quote_identifier("a]b[c").unwrap(), "[a]]b[c]");
+        assert_eq!(ms.quote_literal("it's").unwrap(), "'it''s'");
+        assert_eq!(ms.quote_literal("Śląsk'").unwrap(), "N'Śląsk'''");
+        assert_eq!(ms.quote_literal("\0"), Err(Unquotable::Nul));
     }
 }

@@ -100,7 +100,12 @@ impl Sealer {
                 if map.len() == 1 {
                     if let Some((kind, payload)) = map.iter_mut().next() {
                         match kind.as_str() {
-                            "SingleQuotedString" => {
+                            // T-SQL's `N'…'` (written by the quoting for
+                            // text outside ASCII) is the same value.
+                            "SingleQuotedString" | "NationalStringLiteral"
+                                if kind == "SingleQuotedString"
+                                    || self.dialect == SourceDialect::SqlServer =>
+                            {
                                 let Json::String(text) = payload else {
                                     return Err(SourceSqlError::unsendable(
                                         "malformed string literal",
