@@ -6,11 +6,16 @@
 //! `x` above about 9e307: `acosh(1.7976931348623157e308)` answered
 //! `Infinity` where PostgreSQL answers `710.4758600739439`. For large `x`
 //! `acosh(x) = ln(x) + ln(2)` to within a float's precision.
+//!
+//! [`Sign`]: PostgreSQL's `sign`, which DataFusion lacks (it has `signum`,
+//! which keeps a `real` argument `real` and answers `NaN` for `NaN`).
+//! PostgreSQL's `sign` of an integer or float is a `double precision`
+//! (`0` for `NaN`), of a `numeric` a `numeric` of scale 0.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray};
-use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type};
 use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -66,6 +71,88 @@ impl ScalarUDFImpl for Acosh {
                 .as_primitive::<Float64Type>()
                 .unary::<_, Float64Type>(acosh),
         );
+        if scalar {
+            return Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
+            ));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// `sign(x)` as PostgreSQL answers it; see the module docs.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Sign {
+    signature: Signature,
+}
+
+impl Sign {
+    /// PostgreSQL's `sign`, which DataFusion does not have.
+    pub fn udf() -> ScalarUDF {
+        ScalarUDF::new_from_impl(Sign {
+            signature: Signature::user_defined(Volatility::Immutable),
+        })
+    }
+}
+
+/// The sign of `x` as a float: NaN and zero answer 0, as in PostgreSQL.
+fn float_sign(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+impl ScalarUDFImpl for Sign {
+    fn name(&self) -> &str {
+        "sign"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match arg_types {
+            [t @ DataType::Decimal128(..)] => Ok(vec![t.clone()]),
+            [t] if t.is_numeric() || t.is_null() => Ok(vec![DataType::Float64]),
+            [t] => datafusion::common::plan_err!(
+                "function sign({t}) does not exist (it takes a number)"
+            ),
+            _ => datafusion::common::plan_err!("sign takes one argument"),
+        }
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(match arg_types {
+            [DataType::Decimal128(..)] => DataType::Decimal128(1, 0),
+            _ => DataType::Float64,
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let [arg] = args.args.as_slice() else {
+            return datafusion::common::exec_err!("sign takes one argument");
+        };
+        let scalar = matches!(arg, ColumnarValue::Scalar(_));
+        let values = arg.to_array(rows)?;
+        let out: ArrayRef = match values.data_type() {
+            DataType::Decimal128(..) => Arc::new(
+                values
+                    .as_primitive::<Decimal128Type>()
+                    .unary::<_, Decimal128Type>(|v| v.signum())
+                    .with_precision_and_scale(1, 0)?,
+            ) as ArrayRef,
+            _ => Arc::new(
+                values
+                    .as_primitive::<Float64Type>()
+                    .unary::<_, Float64Type>(float_sign),
+            ),
+        };
         if scalar {
             return Ok(ColumnarValue::Scalar(
                 datafusion::common::ScalarValue::try_from_array(&out, 0)?,
