@@ -772,6 +772,9 @@ impl Engine {
         for udf in crate::budget::bounded_functions(&ctx.state()) {
             ctx.register_udf(udf);
         }
+        for udf in crate::math::whole_decimal_functions(&ctx.state()) {
+            ctx.register_udf(udf);
+        }
         let (cancel, _) = tokio::sync::watch::channel(0u64);
         Session {
             engine: self.clone(),
