@@ -748,13 +748,6 @@ impl Engine {
         ) {
             tracing::warn!(error = %e, "PostgreSQL literal reading not available in this session");
         }
-        // PostgreSQL's exact `sum` for integers, in place of DataFusion's.
-        ctx.register_udaf(crate::aggregates::ExactSum::udaf());
-        ctx.register_udf(crate::math::Acosh::udf());
-        ctx.register_udf(crate::to_char::ToChar::udf());
-        for udf in crate::budget::bounded_functions(&ctx.state()) {
-            ctx.register_udf(udf);
-        }
         let set: crate::pg_catalog::SetSetting = {
             let (settings, scan) = (settings.clone(), scan.clone());
             Arc::new(move |name: &str, value: &str| apply_setting(&settings, &scan, name, value))
@@ -765,6 +758,24 @@ impl Engine {
             tracing::warn!(error = %e, "pg_catalog not available in this session");
         }
         crate::privileges::install(&ctx, self.registry.clone(), access.clone());
+        // tautan's versions of DataFusion's functions, registered last:
+        // `pg_catalog::install` rebuilds the session state
+        // (`SessionStateBuilder::new_from_existing`), which registers every
+        // function again in hash order, so a function registered before it
+        // could lose its name to a DataFusion function that has it as an
+        // alias (DataFusion's `to_char` answered in about half the
+        // sessions).
+        // PostgreSQL's exact `sum` for integers, in place of DataFusion's.
+        ctx.register_udaf(crate::aggregates::ExactSum::udaf());
+        ctx.register_udf(crate::math::Acosh::udf());
+        ctx.register_udf(crate::math::Sign::udf());
+        ctx.register_udf(crate::to_char::ToChar::udf());
+        for udf in crate::budget::bounded_functions(&ctx.state()) {
+            ctx.register_udf(udf);
+        }
+        for udf in crate::math::whole_decimal_functions(&ctx.state()) {
+            ctx.register_udf(udf);
+        }
         let (cancel, _) = tokio::sync::watch::channel(0u64);
         Session {
             engine: self.clone(),

@@ -6,11 +6,22 @@
 //! `x` above about 9e307: `acosh(1.7976931348623157e308)` answered
 //! `Infinity` where PostgreSQL answers `710.4758600739439`. For large `x`
 //! `acosh(x) = ln(x) + ln(2)` to within a float's precision.
+//!
+//! [`Sign`]: PostgreSQL's `sign`, which DataFusion lacks (it has `signum`,
+//! which keeps a `real` argument `real` and answers `NaN` for `NaN`).
+//! PostgreSQL's `sign` of an integer or float is a `double precision`
+//! (`0` for `NaN`), of a `numeric` a `numeric` of scale 0.
+//!
+//! [`WholeDecimal`]: PostgreSQL's `ceil`, `floor` and `trunc` of a
+//! `numeric` are whole numbers of scale 0 (`ceil(1.500)` is `2`).
+//! DataFusion's keep the argument's type (`2.000`), and `ceil` of a value
+//! with every digit of its precision used (`999.9` in `numeric(4,1)`)
+//! overflowed it: an error where PostgreSQL answers `1000`.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray};
-use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type};
 use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -75,6 +86,230 @@ impl ScalarUDFImpl for Acosh {
     }
 }
 
+/// `sign(x)` as PostgreSQL answers it; see the module docs.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Sign {
+    signature: Signature,
+}
+
+impl Sign {
+    /// PostgreSQL's `sign`, which DataFusion does not have.
+    pub fn udf() -> ScalarUDF {
+        ScalarUDF::new_from_impl(Sign {
+            signature: Signature::user_defined(Volatility::Immutable),
+        })
+    }
+}
+
+/// The sign of `x` as a float: NaN and zero answer 0, as in PostgreSQL.
+fn float_sign(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+impl ScalarUDFImpl for Sign {
+    fn name(&self) -> &str {
+        "sign"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match arg_types {
+            [t @ DataType::Decimal128(..)] => Ok(vec![t.clone()]),
+            [t] if t.is_numeric() || t.is_null() => Ok(vec![DataType::Float64]),
+            [t] => datafusion::common::plan_err!(
+                "function sign({t}) does not exist (it takes a number)"
+            ),
+            _ => datafusion::common::plan_err!("sign takes one argument"),
+        }
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(match arg_types {
+            [DataType::Decimal128(..)] => DataType::Decimal128(1, 0),
+            _ => DataType::Float64,
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let [arg] = args.args.as_slice() else {
+            return datafusion::common::exec_err!("sign takes one argument");
+        };
+        let scalar = matches!(arg, ColumnarValue::Scalar(_));
+        let values = arg.to_array(rows)?;
+        let out: ArrayRef = match values.data_type() {
+            DataType::Decimal128(..) => Arc::new(
+                values
+                    .as_primitive::<Decimal128Type>()
+                    .unary::<_, Decimal128Type>(|v| v.signum())
+                    .with_precision_and_scale(1, 0)?,
+            ) as ArrayRef,
+            _ => Arc::new(
+                values
+                    .as_primitive::<Float64Type>()
+                    .unary::<_, Float64Type>(float_sign),
+            ),
+        };
+        if scalar {
+            return Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
+            ));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// Which whole number [`WholeDecimal`] rounds a decimal to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Whole {
+    /// The smallest whole number not below the value (`ceil`, `ceiling`).
+    Ceil,
+    /// The largest whole number not above the value (`floor`).
+    Floor,
+    /// The value without its fraction (`trunc` of one argument).
+    Trunc,
+}
+
+impl Whole {
+    fn name(self) -> &'static str {
+        match self {
+            Whole::Ceil => "ceil",
+            Whole::Floor => "floor",
+            Whole::Trunc => "trunc",
+        }
+    }
+
+    /// `value` (an unscaled decimal of scale `scale`) as a whole number.
+    fn apply(self, value: i128, scale: u32) -> i128 {
+        let unit = 10i128.pow(scale);
+        let (whole, rest) = (value / unit, value % unit);
+        match self {
+            Whole::Ceil if rest > 0 => whole + 1,
+            Whole::Floor if rest < 0 => whole - 1,
+            _ => whole,
+        }
+    }
+}
+
+/// DataFusion's `ceil`/`floor`/`trunc`, answering a decimal argument with
+/// a decimal of scale 0 as PostgreSQL does; see the module docs. Every
+/// other argument goes to DataFusion's function.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct WholeDecimal {
+    inner: ScalarUDF,
+    whole: Whole,
+    /// The inner function's aliases, and PostgreSQL's `ceiling` for `ceil`.
+    aliases: Vec<String>,
+}
+
+impl WholeDecimal {
+    /// `whole` over `inner` (DataFusion's function of that name).
+    pub fn udf(inner: ScalarUDF, whole: Whole) -> ScalarUDF {
+        let mut aliases = inner.aliases().to_vec();
+        if whole == Whole::Ceil && !aliases.iter().any(|a| a == "ceiling") {
+            aliases.push("ceiling".to_string());
+        }
+        ScalarUDF::new_from_impl(WholeDecimal {
+            inner,
+            whole,
+            aliases,
+        })
+    }
+
+    /// The decimal argument's precision and scale, when the call is one
+    /// this wrapper answers itself.
+    fn decimal(arg_types: &[DataType]) -> Option<(u8, i8)> {
+        match arg_types {
+            [DataType::Decimal128(p, s)] if *s >= 0 => Some((*p, *s)),
+            _ => None,
+        }
+    }
+}
+
+impl ScalarUDFImpl for WholeDecimal {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        self.inner.coerce_types(arg_types)
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        match Self::decimal(arg_types) {
+            // `ceil` may need one digit more than the whole part had.
+            Some((p, s)) => Ok(DataType::Decimal128(
+                (p.saturating_sub(s as u8) + 1).clamp(1, 38),
+                0,
+            )),
+            None => self.inner.return_type(arg_types),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let Some((_, scale)) = Self::decimal(&types) else {
+            return self.inner.invoke_with_args(args);
+        };
+        let [arg] = args.args.as_slice() else {
+            return datafusion::common::exec_err!("{} takes one argument", self.whole.name());
+        };
+        let DataType::Decimal128(precision, 0) = args.return_type().clone() else {
+            return datafusion::common::exec_err!("{}: unexpected result type", self.whole.name());
+        };
+        let scalar = matches!(arg, ColumnarValue::Scalar(_));
+        let values = arg.to_array(args.number_rows)?;
+        let whole = self.whole;
+        let out: ArrayRef = Arc::new(
+            values
+                .as_primitive::<Decimal128Type>()
+                .unary::<_, Decimal128Type>(|v| whole.apply(v, scale as u32))
+                .with_precision_and_scale(precision, 0)?,
+        );
+        if scalar {
+            return Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
+            ));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// `ceil`, `floor` and `trunc` answering decimals as PostgreSQL does,
+/// over the functions of those names in `registry`.
+pub fn whole_decimal_functions(
+    registry: &dyn datafusion::execution::FunctionRegistry,
+) -> Vec<ScalarUDF> {
+    [Whole::Ceil, Whole::Floor, Whole::Trunc]
+        .into_iter()
+        .filter_map(|whole| {
+            let inner = registry.udf(whole.name()).ok()?;
+            Some(WholeDecimal::udf(inner.as_ref().clone(), whole))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +326,24 @@ mod tests {
         }
         assert!(acosh(0.5).is_nan());
         assert_eq!(acosh(f64::INFINITY), f64::INFINITY);
+    }
+
+    #[test]
+    fn whole_numbers_of_decimals_round_the_way_their_names_say() {
+        // 1.500, -1.500, 0.001, -0.001, 2.000 at scale 3.
+        let cases = [
+            (1500, 2, 1, 1),
+            (-1500, -1, -2, -1),
+            (1, 1, 0, 0),
+            (-1, 0, -1, 0),
+        ];
+        for (v, ceil, floor, trunc) in cases {
+            assert_eq!(Whole::Ceil.apply(v, 3), ceil, "ceil {v}");
+            assert_eq!(Whole::Floor.apply(v, 3), floor, "floor {v}");
+            assert_eq!(Whole::Trunc.apply(v, 3), trunc, "trunc {v}");
+        }
+        assert_eq!(Whole::Ceil.apply(2000, 3), 2);
+        assert_eq!(Whole::Ceil.apply(9999, 1), 1000);
+        assert_eq!(Whole::Floor.apply(-7, 0), -7);
     }
 }

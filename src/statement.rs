@@ -979,6 +979,7 @@ pub fn parse(sql: &str) -> Result<Vec<DFStatement>, crate::error::QueryError> {
                 negations_as_comparisons(s);
                 crate::any_array::with_null_semantics(s);
                 name_columns_as_postgresql(s);
+                operators_as_functions(s);
             }
         }
         Ok(statements)
@@ -1261,6 +1262,45 @@ fn negations_as_comparisons(statement: &mut Statement) {
                     right: Box::new(Expr::value(Value::Boolean(false))),
                 };
             }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// PostgreSQL's operators and functions DataFusion's planner does not know,
+/// as the DataFusion expressions that answer the same: `@ x` is `abs(x)`,
+/// `|/ x` is `sqrt(x)`, `||/ x` is `cbrt(x)`, `mod(a, b)` is `a % b`
+/// (truncating, and raising on a zero divisor, as PostgreSQL's `mod`). Runs
+/// after [`name_columns_as_postgresql`], so result columns keep the names
+/// PostgreSQL gives the original (`?column?`, `mod`).
+fn operators_as_functions(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, Expr, UnaryOperator};
+    let _ = visit_expressions_mut(statement, |e| {
+        let rewritten = match e {
+            Expr::UnaryOp { op, expr } => {
+                let function = match op {
+                    UnaryOperator::PGAbs => "abs",
+                    UnaryOperator::PGSquareRoot => "sqrt",
+                    UnaryOperator::PGCubeRoot => "cbrt",
+                    _ => return ControlFlow::<()>::Continue(()),
+                };
+                template(&format!("{function}($1)"), vec![expr.as_ref().clone()])
+            }
+            Expr::Function(f)
+                if matches!(
+                    f.name.to_string().to_ascii_lowercase().as_str(),
+                    "mod" | "pg_catalog.mod"
+                ) =>
+            {
+                match (unnamed_arg(f, 0), unnamed_arg(f, 1), unnamed_arg(f, 2)) {
+                    (Some(a), Some(b), None) => template("($1) % ($2)", vec![a.clone(), b.clone()]),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(expr) = rewritten {
+            *e = Expr::Nested(Box::new(expr));
         }
         ControlFlow::<()>::Continue(())
     });
