@@ -22,6 +22,7 @@
 //! sub-plans go to a link through [`federation`]. What a query sent to its
 //! links is written down for the audit log ([`sent`]).
 
+pub mod batch;
 pub mod dialect;
 pub mod error;
 pub mod exec;

@@ -6,87 +6,52 @@
 //! with `zeroDateTimeBehavior=convertToNull`.
 
 use datafusion::arrow::array::{
-    make_builder, ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder,
-    Decimal128Builder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder,
-    Int8Builder, IntervalMonthDayNanoBuilder, StringBuilder, TimestampMicrosecondBuilder,
-    UInt16Builder, UInt32Builder, UInt64Builder, UInt8Builder,
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder,
+    IntervalMonthDayNanoBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder,
+    UInt32Builder, UInt64Builder, UInt8Builder,
 };
 use datafusion::arrow::datatypes::{
     DataType, IntervalMonthDayNano, IntervalUnit, SchemaRef, TimeUnit,
 };
-use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::record_batch::RecordBatch;
 use mysql_async::{Row, Value};
-use tautan_connector::types::{parse_decimal, BATCH_ROWS};
-use tautan_connector::{LinkError, LinkErrorKind};
+use tautan_connector::batch::BatchBuilder;
+use tautan_connector::types::parse_decimal;
+use tautan_connector::LinkError;
 
 /// Accumulates rows into batches of a fixed schema.
 pub struct RowDecoder {
-    link: String,
-    schema: SchemaRef,
-    builders: Vec<Box<dyn ArrayBuilder>>,
-    rows: usize,
+    batches: BatchBuilder,
 }
 
 impl RowDecoder {
     /// A decoder producing batches of `schema`.
     pub fn new(link: &str, schema: SchemaRef) -> Result<Self, LinkError> {
-        for f in schema.fields() {
-            if !supported(f.data_type()) {
-                return Err(LinkError::new(
-                    link,
-                    LinkErrorKind::Conversion,
-                    format!("no decoder for column {} ({})", f.name(), f.data_type()),
-                ));
-            }
-        }
-        let builders = schema
-            .fields()
-            .iter()
-            .map(|f| make_builder(f.data_type(), BATCH_ROWS))
-            .collect();
         Ok(Self {
-            link: link.to_string(),
-            schema,
-            builders,
-            rows: 0,
+            batches: BatchBuilder::new(link, schema, supported)?,
         })
     }
 
     /// Adds one row; returns a batch when one is full.
     pub fn push(&mut self, row: Row) -> Result<Option<RecordBatch>, LinkError> {
         let values = row.unwrap_raw();
-        for (i, b) in self.builders.iter_mut().enumerate() {
+        for i in 0..self.batches.width() {
             let v = values.get(i).and_then(|v| v.as_ref());
-            let field = self.schema.field(i);
-            append(field.data_type(), b.as_mut(), v).map_err(|m| {
-                LinkError::new(
-                    &self.link,
-                    LinkErrorKind::Conversion,
-                    format!("column {}: {m}", field.name()),
-                )
-            })?;
+            let Some((field, builder)) = self.batches.column(i) else {
+                break;
+            };
+            let name = field.name().clone();
+            if let Err(m) = append(&field.data_type().clone(), builder, v) {
+                return Err(self.batches.conversion_error(&name, m));
+            }
         }
-        self.rows += 1;
-        if self.rows == BATCH_ROWS {
-            return self.flush().map(Some);
-        }
-        Ok(None)
+        self.batches.end_row()
     }
 
     /// The last, partial batch, if any rows remain.
     pub fn finish(&mut self) -> Result<Option<RecordBatch>, LinkError> {
-        if self.rows == 0 {
-            return Ok(None);
-        }
-        self.flush().map(Some)
-    }
-
-    fn flush(&mut self) -> Result<RecordBatch, LinkError> {
-        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
-        let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
-        self.rows = 0;
-        RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
-            .map_err(|e| LinkError::new(&self.link, LinkErrorKind::Conversion, e.to_string()))
+        self.batches.finish()
     }
 }
 

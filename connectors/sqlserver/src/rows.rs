@@ -25,13 +25,13 @@
 //!   uuid; `xml` as its text.
 
 use datafusion::arrow::array::{
-    make_builder, ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder,
-    Decimal128Builder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder,
-    StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
+    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
-use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use tautan_connector::types::BATCH_ROWS;
+use datafusion::arrow::record_batch::RecordBatch;
+use tautan_connector::batch::BatchBuilder;
 use tautan_connector::{LinkError, LinkErrorKind};
 use tiberius::numeric::Numeric;
 use tiberius::time::{Date, DateTime, DateTime2, DateTimeOffset, SmallDateTime, Time};
@@ -39,111 +39,49 @@ use tiberius::{ColumnData, Row};
 
 /// Accumulates rows into batches of a fixed schema.
 pub struct RowDecoder {
-    link: String,
-    schema: SchemaRef,
-    builders: Vec<Box<dyn ArrayBuilder>>,
-    rows: usize,
+    batches: BatchBuilder,
 }
 
 impl RowDecoder {
     /// A decoder producing batches of `schema`.
     pub fn new(link: &str, schema: SchemaRef) -> Result<Self, LinkError> {
-        for f in schema.fields() {
-            if !supported(f.data_type()) {
-                return Err(LinkError::new(
-                    link,
-                    LinkErrorKind::Conversion,
-                    format!("no decoder for column {} ({})", f.name(), f.data_type()),
-                ));
-            }
-        }
-        let builders = schema
-            .fields()
-            .iter()
-            .map(|f| make_builder(f.data_type(), BATCH_ROWS))
-            .collect();
         Ok(Self {
-            link: link.to_string(),
-            schema,
-            builders,
-            rows: 0,
+            batches: BatchBuilder::new(link, schema, supported)?,
         })
     }
 
     /// Adds one row; returns a batch when one is full.
     pub fn push(&mut self, row: &Row) -> Result<Option<RecordBatch>, LinkError> {
-        if row.len() != self.builders.len() {
+        if row.len() != self.batches.width() {
             return Err(LinkError::new(
-                &self.link,
+                self.batches.link(),
                 LinkErrorKind::Conversion,
                 format!(
                     "the source sent {} columns, {} expected",
                     row.len(),
-                    self.builders.len()
+                    self.batches.width()
                 ),
             ));
         }
-        for (i, b) in self.builders.iter_mut().enumerate() {
-            let field = self.schema.field(i);
-            let value = row.get_column_data(i).map_err(|e| {
-                LinkError::new(
-                    &self.link,
-                    LinkErrorKind::Conversion,
-                    format!("column {}: {e}", field.name()),
-                )
-            })?;
-            append(field.data_type(), b.as_mut(), value).map_err(|m| {
-                LinkError::new(
-                    &self.link,
-                    LinkErrorKind::Conversion,
-                    format!("column {}: {m}", field.name()),
-                )
-            })?;
+        for i in 0..self.batches.width() {
+            let Some((field, builder)) = self.batches.column(i) else {
+                break;
+            };
+            let (name, data_type) = (field.name().clone(), field.data_type().clone());
+            let written = row
+                .get_column_data(i)
+                .map_err(|e| e.to_string())
+                .and_then(|value| append(&data_type, builder, value));
+            if let Err(m) = written {
+                return Err(self.batches.conversion_error(&name, m));
+            }
         }
-        self.rows += 1;
-        if self.rows == BATCH_ROWS {
-            return self.flush().map(Some);
-        }
-        Ok(None)
+        self.batches.end_row()
     }
 
     /// The last, partial batch, if any rows remain.
     pub fn finish(&mut self) -> Result<Option<RecordBatch>, LinkError> {
-        if self.rows == 0 {
-            return Ok(None);
-        }
-        self.flush().map(Some)
-    }
-
-    fn flush(&mut self) -> Result<RecordBatch, LinkError> {
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.builders.len());
-        for (b, f) in self.builders.iter_mut().zip(self.schema.fields()) {
-            let array = b.finish();
-            // Decimal builders are made with the default precision: give
-            // the array the field's.
-            let array = match f.data_type() {
-                DataType::Decimal128(p, s) => {
-                    let decimals = array
-                        .as_any()
-                        .downcast_ref::<datafusion::arrow::array::Decimal128Array>()
-                        .ok_or_else(|| {
-                            LinkError::new(&self.link, LinkErrorKind::Conversion, "decimal builder")
-                        })?
-                        .clone()
-                        .with_precision_and_scale(*p, *s)
-                        .map_err(|e| {
-                            LinkError::new(&self.link, LinkErrorKind::Conversion, e.to_string())
-                        })?;
-                    std::sync::Arc::new(decimals) as ArrayRef
-                }
-                _ => array,
-            };
-            columns.push(array);
-        }
-        let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
-        self.rows = 0;
-        RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
-            .map_err(|e| LinkError::new(&self.link, LinkErrorKind::Conversion, e.to_string()))
+        self.batches.finish()
     }
 }
 
