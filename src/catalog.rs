@@ -49,56 +49,6 @@ pub const MAT_SCHEMA: &str = "mat";
 /// The (empty) default schema for unqualified names.
 pub const PUBLIC_SCHEMA: &str = "public";
 
-/// The source a `kind = "sqlserver"` declaration builds (nothing is
-/// contacted yet); an error for a declaration of another kind or with a
-/// setting the link cannot use.
-pub fn sqlserver_source(
-    name: &str,
-    cfg: &crate::config::LinkConfig,
-    base: &crate::config::FederationConfig,
-) -> std::result::Result<LinkSource, String> {
-    let crate::config::LinkConfig::Sqlserver {
-        host,
-        port,
-        database,
-        user,
-        password,
-        password_env,
-        schemas,
-        encrypt,
-        trust_cert_ca,
-        hostname_in_certificate,
-        pool_size,
-        ..
-    } = cfg
-    else {
-        return Err(format!("link {name} is not a SQL Server link"));
-    };
-    if let Some(problem) = cfg.sqlserver_problem() {
-        return Err(problem);
-    }
-    let password = crate::config::secret(password, password_env)?;
-    let link = tautan_sqlserver::SqlServerLink::new(
-        name,
-        tautan_sqlserver::SqlServerConfig {
-            host: host.clone(),
-            port: *port,
-            database: database.clone(),
-            user: user.clone(),
-            password,
-            schemas: schemas.clone(),
-            encrypt: tautan_sqlserver::Encrypt::parse(encrypt)?,
-            trust_cert_ca: trust_cert_ca.as_deref().map(|p| base.resolve_path(p)),
-            hostname_in_certificate: hostname_in_certificate.clone(),
-            pool_size: *pool_size,
-            connect_timeout: cfg.connect_timeout(),
-            limits: cfg.limits(),
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(LinkSource::Remote(Arc::new(link) as LinkRef))
-}
-
 /// Where a link's tables come from.
 #[derive(Debug)]
 pub enum LinkSource {

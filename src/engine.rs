@@ -249,7 +249,44 @@ fn build_link(name: &str, cfg: &LinkConfig, base: &FederationConfig) -> LinkSour
                 tables: tables.clone(),
             })
         }
-        LinkConfig::Sqlserver { .. } => crate::catalog::sqlserver_source(name, cfg, base),
+        LinkConfig::Sqlserver {
+            host,
+            port,
+            database,
+            user,
+            password,
+            password_env,
+            schemas,
+            encrypt,
+            trust_cert_ca,
+            hostname_in_certificate,
+            pool_size,
+            ..
+        } => {
+            if let Some(problem) = cfg.sqlserver_problem() {
+                return Err(problem);
+            }
+            let password = secret(password, password_env)?;
+            let link = tautan_sqlserver::SqlServerLink::new(
+                name,
+                tautan_sqlserver::SqlServerConfig {
+                    host: host.clone(),
+                    port: *port,
+                    database: database.clone(),
+                    user: user.clone(),
+                    password,
+                    schemas: schemas.clone(),
+                    encrypt: tautan_sqlserver::Encrypt::parse(encrypt)?,
+                    trust_cert_ca: trust_cert_ca.as_deref().map(|p| base.resolve_path(p)),
+                    hostname_in_certificate: hostname_in_certificate.clone(),
+                    pool_size: *pool_size,
+                    connect_timeout: cfg.connect_timeout(),
+                    limits: cfg.limits(),
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(LinkSource::Remote(Arc::new(link) as LinkRef))
+        }
         LinkConfig::Files { path, .. } => Ok(LinkSource::Files(base.resolve_path(path))),
     })();
     result.unwrap_or_else(LinkSource::Broken)
