@@ -813,6 +813,9 @@ impl Engine {
         for udf in crate::math::whole_decimal_functions(&ctx.state()) {
             ctx.register_udf(udf);
         }
+        if let Ok(inner) = datafusion::execution::FunctionRegistry::udf(&ctx.state(), "date_part") {
+            ctx.register_udf(crate::date_part::DatePart::udf(inner.as_ref().clone()));
+        }
         let (cancel, _) = tokio::sync::watch::channel(0u64);
         Session {
             engine: self.clone(),

@@ -16,7 +16,7 @@
 //! | row filters, masks, the leak-proof barrier | [`policy`] |
 //! | what PostgreSQL clients browse (`pg_catalog`) | [`pg_catalog`], [`client_queries`] |
 //! | PostgreSQL's reading of quoted literals (bool, bytea, interval), `ANY` with NULLs | [`pg_input`], [`any_array`] |
-//! | planning (DataFusion's simplifier kept NULL-safe; checked arithmetic, exact sums) | [`engine`], [`simplify`], [`overflow`], [`aggregates`], [`math`], [`to_char`] |
+//! | planning (DataFusion's simplifier kept NULL-safe; checked arithmetic, exact sums) | [`engine`], [`simplify`], [`overflow`], [`aggregates`], [`math`], [`to_char`], [`date_part`] |
 //! | whole sub-plans sent to one link | [`pushdown`], `tautan_connector::federation` |
 //! | scan pushdown (projection, filters, limit) | `tautan_connector::pushdown` |
 //! | source SQL sealed and guarded before it leaves | `tautan_connector::sql` |
@@ -38,6 +38,7 @@ pub mod check;
 pub mod client_queries;
 pub mod columns;
 pub mod config;
+pub mod date_part;
 pub mod engine;
 pub mod error;
 pub mod executor;

@@ -1270,7 +1270,8 @@ fn negations_as_comparisons(statement: &mut Statement) {
 /// PostgreSQL's operators and functions DataFusion's planner does not know,
 /// as the DataFusion expressions that answer the same: `@ x` is `abs(x)`,
 /// `|/ x` is `sqrt(x)`, `||/ x` is `cbrt(x)`, `mod(a, b)` is `a % b`
-/// (truncating, and raising on a zero divisor, as PostgreSQL's `mod`). Runs
+/// (truncating, and raising on a zero divisor, as PostgreSQL's `mod`), and
+/// `extract(f FROM x)` is `date_part('f', x)`. Runs
 /// after [`name_columns_as_postgresql`], so result columns keep the names
 /// PostgreSQL gives the original (`?column?`, `mod`).
 fn operators_as_functions(statement: &mut Statement) {
@@ -1286,6 +1287,15 @@ fn operators_as_functions(statement: &mut Statement) {
                 };
                 template(&format!("{function}($1)"), vec![expr.as_ref().clone()])
             }
+            // DataFusion plans `extract` with its own `date_part`, not the
+            // session's ([`crate::date_part`]): written as a call of it.
+            Expr::Extract { field, expr, .. } => template(
+                "date_part($1, $2)",
+                vec![
+                    Expr::value(Value::SingleQuotedString(field.to_string())),
+                    expr.as_ref().clone(),
+                ],
+            ),
             Expr::Function(f)
                 if matches!(
                     f.name.to_string().to_ascii_lowercase().as_str(),

@@ -707,3 +707,33 @@ async fn sign_mod_whole_numbers_and_prefix_operators_answer_as_postgresql() {
     let compared = agree_with_postgresql(&client, &oracle, &checked, BEDA, as_is).await;
     assert_eq!(compared, 2 * checked.len());
 }
+
+/// `extract(second …)` keeps the fraction (DataFusion answered `56` for
+/// `12:34:56.5`), and an interval's `epoch` counts a year as 365.25 days
+/// as PostgreSQL does (DataFusion: 12 months of 30 days). Compared as whole
+/// microseconds (tautan's `extract` is a float, PostgreSQL's a numeric),
+/// in tautan and at the source, for every row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extract_keeps_fractions_of_seconds_and_counts_interval_years_as_postgresql() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let oracle = pg_admin("tautan_uji").await;
+    let cases = [
+        "SELECT (extract(second FROM ts) * 1000000)::int8 FROM {t} WHERE id = {id}",
+        "SELECT (date_part('second', ts) * 1000000)::int8 FROM {t} WHERE id = {id}",
+        "SELECT (extract(seconds FROM tm) * 1000000)::int8 FROM {t} WHERE id = {id}",
+        "SELECT (extract(second FROM iv) * 1000000)::int8 FROM {t} WHERE id = {id}",
+        "SELECT (extract(epoch FROM iv) * 1000000)::int8 FROM {t} WHERE id = {id}",
+        "SELECT extract(minute FROM ts), extract(year FROM d) FROM {t} WHERE id = {id}",
+        "SELECT id FROM {t} WHERE extract(second FROM ts) > 56 ORDER BY id",
+    ];
+    let checked: Vec<String> = cases
+        .iter()
+        .flat_map(|c| (1..=12).map(|id| c.replace("{id}", &id.to_string())))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let compared = agree_with_postgresql(&client, &oracle, &checked, BEDA, as_is).await;
+    assert_eq!(compared, 2 * checked.len());
+}
+
