@@ -3,9 +3,10 @@
 //!
 //! Built on arrow-rs's own Flight SQL server traits
 //! ([`FlightSqlService`]); tautan implements statements, prepared
-//! statements (without parameters), and the catalog, schema, table and
-//! table-type listings, each filtered by the caller's grants (they walk the
-//! session's own catalog tree, which holds only what the user may see).
+//! statements (without parameters), and the catalog, schema, table,
+//! table-type and primary-key listings, each filtered by the caller's
+//! grants (they walk the session's own catalog tree, which holds only what
+//! the user may see: a key column the user may not read is not listed).
 //!
 //! Logins are the HTTP door's ([`crate::server::http::auth`]): HTTP Basic
 //! with the user's password, an API token, or a single sign-on JWT in the
@@ -29,15 +30,16 @@ use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
-    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
-    CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
+    CommandPreparedStatementQuery, CommandStatementQuery, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
 };
 use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
     SchemaAsIpc, Ticket,
 };
 use axum::http::HeaderMap;
-use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::array::{Int32Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -470,6 +472,74 @@ impl FlightSqlService for FlightSql {
         Ok(Response::new(one_batch(schema, batch)))
     }
 
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.listing(
+            request,
+            &primary_keys_schema(),
+            query.as_any().encode_to_vec(),
+        )
+        .await
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let caller = self.caller(&request).await?;
+        // The key's columns as the source declared them, among the columns
+        // the caller may read, in key order.
+        let mut keys: Vec<(String, String, String, String, i32)> = Vec::new();
+        for (c, s, t, table_schema) in Self::tables(&caller).await {
+            let wanted = t == query.table
+                && query.catalog.as_ref().is_none_or(|want| *want == c)
+                && query.db_schema.as_ref().is_none_or(|want| *want == s);
+            if !wanted {
+                continue;
+            }
+            let mut key: Vec<(i32, String)> = table_schema
+                .fields()
+                .iter()
+                .filter_map(|f| {
+                    let position = f.metadata().get(tautan_connector::types::PRIMARY_KEY)?;
+                    Some((position.parse::<i32>().ok()?, f.name().clone()))
+                })
+                .collect();
+            key.sort();
+            // A key with a column the caller may not read (a gap in the
+            // positions) is not listed, as in `system.columns`.
+            let whole = key.iter().zip(1..).all(|((position, _), n)| *position == n);
+            if whole {
+                for (position, column) in key {
+                    keys.push((c.clone(), s.clone(), t.clone(), column, position));
+                }
+            }
+        }
+        keys.sort_by(|a, b| (&a.0, &a.1, &a.2, a.4).cmp(&(&b.0, &b.1, &b.2, b.4)));
+        let column = |pick: fn(&(String, String, String, String, i32)) -> &str| {
+            Arc::new(StringArray::from_iter_values(keys.iter().map(pick)))
+                as datafusion::arrow::array::ArrayRef
+        };
+        let schema = Arc::new(primary_keys_schema());
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                column(|k| &k.0),
+                column(|k| &k.1),
+                column(|k| &k.2),
+                column(|k| &k.3),
+                Arc::new(StringArray::new_null(keys.len())),
+                Arc::new(Int32Array::from_iter_values(keys.iter().map(|k| k.4))),
+            ],
+        )
+        .map_err(FlightError::Arrow);
+        Ok(Response::new(one_batch(schema, batch)))
+    }
+
     async fn get_flight_info_sql_info(
         &self,
         query: CommandGetSqlInfo,
@@ -502,6 +572,18 @@ impl FlightSqlService for FlightSql {
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// `GetPrimaryKeys`' answer, as the Flight SQL protocol defines it.
+fn primary_keys_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("catalog_name", DataType::Utf8, true),
+        Field::new("db_schema_name", DataType::Utf8, true),
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("column_name", DataType::Utf8, false),
+        Field::new("key_name", DataType::Utf8, true),
+        Field::new("key_sequence", DataType::Int32, false),
+    ])
 }
 
 /// `GetTableTypes`' answer: one column, `table_type`.

@@ -227,6 +227,43 @@ async fn flight_sql_answers_what_the_wire_answers_under_the_same_grants() {
         .collect();
         shown.sort();
         assert_eq!(listed, shown, "{}", login.0);
+        // Primary keys: the source's, in key order, for a table the user
+        // may read; nothing for one the user may not.
+        let keys = |c: &mut FlightSqlServiceClient<Channel>, schema: &str, table: &str| {
+            let request = arrow_flight::sql::CommandGetPrimaryKeys {
+                catalog: None,
+                db_schema: Some(schema.to_string()),
+                table: table.to_string(),
+            };
+            let mut c = c.clone();
+            async move {
+                let info = c.get_primary_keys(request).await.expect("get_primary_keys");
+                let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+                let batches: Vec<RecordBatch> = c
+                    .do_get(ticket)
+                    .await
+                    .expect("do_get")
+                    .try_collect()
+                    .await
+                    .expect("keys");
+                text(&batches)
+                    .into_iter()
+                    .map(|r| {
+                        format!(
+                            "{}:{}",
+                            r[3].clone().unwrap_or_default(),
+                            r[5].clone().unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            }
+        };
+        let beda = keys(&mut fl, "uji_pg.public", "beda").await;
+        if listed.iter().any(|t| t.ends_with("uji_pg.public.beda")) {
+            assert_eq!(beda, vec!["id:1".to_string()], "{}", login.0);
+        } else {
+            assert!(beda.is_empty(), "{}: {beda:?}", login.0);
+        }
         if login == DINKES {
             assert!(
                 !listed.iter().any(|t| t.starts_with("dinsos.")),

@@ -736,4 +736,3 @@ async fn extract_keeps_fractions_of_seconds_and_counts_interval_years_as_postgre
     let compared = agree_with_postgresql(&client, &oracle, &checked, BEDA, as_is).await;
     assert_eq!(compared, 2 * checked.len());
 }
-

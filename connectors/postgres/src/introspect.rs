@@ -40,6 +40,7 @@ SELECT n.nspname::text, c.relname::text, c.relkind::text,
        obj_description(c.oid, 'pg_class') AS table_comment,
        col_description(c.oid, a.attnum) AS column_comment,
        (SELECT array_position(i.indkey::int2[], a.attnum)
+               - array_lower(i.indkey::int2[], 1) + 1
           FROM pg_catalog.pg_index i
          WHERE i.indrelid = c.oid AND i.indisprimary) AS pk_position,
        c.relpages::int8 AS pages,
