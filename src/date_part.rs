@@ -181,10 +181,7 @@ impl ScalarUDFImpl for DatePart {
                 Arc::new(out)
             }
         };
-        if scalar {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
-        }
-        Ok(ColumnarValue::Array(out))
+        crate::math::columnar(out, scalar)
     }
 }
 

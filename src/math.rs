@@ -42,6 +42,17 @@ impl Acosh {
     }
 }
 
+/// A function's answer over `out`: one value when every argument was a
+/// constant (`scalar`), else the array.
+pub(crate) fn columnar(out: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
+    if scalar {
+        return Ok(ColumnarValue::Scalar(
+            datafusion::common::ScalarValue::try_from_array(&out, 0)?,
+        ));
+    }
+    Ok(ColumnarValue::Array(out))
+}
+
 /// `acosh(x)`, without the overflow of the textbook formula.
 fn acosh(x: f64) -> f64 {
     // Above 2^28, sqrt(x² - 1) is x to within a float's precision.
@@ -77,12 +88,7 @@ impl ScalarUDFImpl for Acosh {
                 .as_primitive::<Float64Type>()
                 .unary::<_, Float64Type>(acosh),
         );
-        if scalar {
-            return Ok(ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
-            ));
-        }
-        Ok(ColumnarValue::Array(out))
+        columnar(out, scalar)
     }
 }
 
@@ -159,12 +165,7 @@ impl ScalarUDFImpl for Sign {
                     .unary::<_, Float64Type>(float_sign),
             ),
         };
-        if scalar {
-            return Ok(ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
-            ));
-        }
-        Ok(ColumnarValue::Array(out))
+        columnar(out, scalar)
     }
 }
 
@@ -287,12 +288,7 @@ impl ScalarUDFImpl for WholeDecimal {
                 .unary::<_, Decimal128Type>(|v| whole.apply(v, scale as u32))
                 .with_precision_and_scale(precision, 0)?,
         );
-        if scalar {
-            return Ok(ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
-            ));
-        }
-        Ok(ColumnarValue::Array(out))
+        columnar(out, scalar)
     }
 }
 

@@ -229,7 +229,7 @@ async fn flight_sql_answers_what_the_wire_answers_under_the_same_grants() {
         assert_eq!(listed, shown, "{}", login.0);
         // Primary keys: the source's, in key order, for a table the user
         // may read; nothing for one the user may not.
-        let keys = |c: &mut FlightSqlServiceClient<Channel>, schema: &str, table: &str| {
+        let keys = |c: &FlightSqlServiceClient<Channel>, schema: &str, table: &str| {
             let request = arrow_flight::sql::CommandGetPrimaryKeys {
                 catalog: None,
                 db_schema: Some(schema.to_string()),
@@ -258,7 +258,7 @@ async fn flight_sql_answers_what_the_wire_answers_under_the_same_grants() {
                     .collect::<Vec<_>>()
             }
         };
-        let beda = keys(&mut fl, "uji_pg.public", "beda").await;
+        let beda = keys(&fl, "uji_pg.public", "beda").await;
         if listed.iter().any(|t| t.ends_with("uji_pg.public.beda")) {
             assert_eq!(beda, vec!["id:1".to_string()], "{}", login.0);
         } else {

@@ -46,15 +46,20 @@ fn no_nul(text: &str) -> Result<(), Unquotable> {
 }
 
 fn doubled(text: &str, quote: char) -> String {
+    enclosed(text, quote, quote)
+}
+
+/// `text` between `open` and `close`, with every `close` inside doubled.
+fn enclosed(text: &str, open: char, close: char) -> String {
     let mut out = String::with_capacity(text.len() + 2);
-    out.push(quote);
+    out.push(open);
     for c in text.chars() {
         out.push(c);
-        if c == quote {
-            out.push(quote);
+        if c == close {
+            out.push(close);
         }
     }
-    out.push(quote);
+    out.push(close);
     out
 }
 
@@ -87,16 +92,7 @@ impl SourceDialect {
 /// `[ident]` with every `]` doubled (T-SQL's delimited identifier; `[`
 /// inside needs nothing).
 fn bracketed(ident: &str) -> String {
-    let mut out = String::with_capacity(ident.len() + 2);
-    out.push('[');
-    for c in ident.chars() {
-        out.push(c);
-        if c == ']' {
-            out.push(']');
-        }
-    }
-    out.push(']');
-    out
+    enclosed(ident, '[', ']')
 }
 
 /// Whether `word` may be written without quotes: a plain ASCII word (a
