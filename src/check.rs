@@ -161,14 +161,7 @@ impl<'a> GrantCheck<'a> {
             let name = self.scan_name(scan);
             let table = name.join(".");
             let columns = scan_columns(scan);
-            let policed = {
-                let any: Option<std::sync::Arc<dyn datafusion::catalog::TableProvider>> =
-                    datafusion::datasource::source_as_provider(&scan.source).ok();
-                any.is_some_and(|p| {
-                    let any: &dyn std::any::Any = p.as_ref();
-                    any.is::<crate::policy::table::PolicyTable>()
-                })
-            };
+            let policed = crate::policy::table::is_policed_scan(scan);
             match reads.iter_mut().find(|r| r.table == table) {
                 Some(r) => {
                     for c in columns {

@@ -18,7 +18,7 @@ use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::optimizer::optimizer::Optimizer;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
-use datafusion_federation::{FederatedQueryPlanner, FederationOptimizerRule};
+use datafusion_federation::{FederatedPlanner, FederationOptimizerRule};
 
 use crate::pg_catalog::Settings;
 
@@ -36,9 +36,32 @@ pub fn optimizer_rules(settings: Settings) -> Vec<Arc<dyn OptimizerRule + Send +
     rules
 }
 
-/// The physical planner that turns federated sub-plans into remote scans.
+/// The physical planner that turns federated sub-plans into remote scans
+/// (and the policy notes around some of them into policy nodes).
 pub fn query_planner() -> Arc<dyn QueryPlanner + Send + Sync> {
-    Arc::new(FederatedQueryPlanner::new())
+    Arc::new(Planner)
+}
+
+/// DataFusion's physical planner with datafusion-federation's and the
+/// policy's extension planners.
+#[derive(Debug)]
+struct Planner;
+
+#[async_trait::async_trait]
+impl QueryPlanner for Planner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session: &dyn datafusion::catalog::Session,
+    ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        use datafusion::physical_planner::PhysicalPlanner;
+        datafusion::physical_planner::DefaultPhysicalPlanner::with_extension_planners(vec![
+            Arc::new(FederatedPlanner::new()),
+            Arc::new(crate::policy::federated::NotePlanner),
+        ])
+        .create_physical_plan(logical_plan, session)
+        .await
+    }
 }
 
 /// Sends each largest single-link sub-plan to its link (see the module
@@ -78,6 +101,20 @@ impl OptimizerRule for SubPlanPushdown {
     ) -> Result<Transformed<LogicalPlan>> {
         if !self.enabled() {
             return Ok(Transformed::no(plan));
+        }
+        // Policed tables may go with the sub-plan around them when that is
+        // as safe as reading them through their policy
+        // ([`crate::policy::federated`]); else they stay as they are.
+        if let Some(inlined) = crate::policy::federated::inline(&plan)? {
+            match self.inner.rewrite(inlined.plan.clone(), config) {
+                Ok(t) if t.transformed => {
+                    if let Some(accepted) = inlined.accept(t.data)? {
+                        return Ok(Transformed::yes(without_identity_projections(accepted)?));
+                    }
+                }
+                Ok(_) | Err(DataFusionError::NotImplemented(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         match self.inner.rewrite(plan.clone(), config) {
             Ok(t) if t.transformed => Ok(Transformed::yes(without_identity_projections(t.data)?)),

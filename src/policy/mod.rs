@@ -17,6 +17,7 @@
 
 pub mod agreement;
 pub mod cli;
+pub mod federated;
 pub mod labels;
 pub mod leak_proof;
 pub mod mask;

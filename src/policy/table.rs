@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, DataFusionError, Result};
 use datafusion::datasource::TableType;
 use datafusion::execution::context::SessionState;
@@ -49,11 +49,14 @@ use super::TablePolicy;
 /// A table read under a [`TablePolicy`].
 #[derive(Debug)]
 pub struct PolicyTable {
-    inner: Arc<dyn TableProvider>,
-    policy: TablePolicy,
+    pub(super) inner: Arc<dyn TableProvider>,
+    pub(super) policy: TablePolicy,
     /// The inner table's schema with masked columns retyped.
     schema: SchemaRef,
-    masked: BTreeSet<String>,
+    pub(super) masked: BTreeSet<String>,
+    /// The row filter planned without the session, when it uses no
+    /// function ([`PolicyTable::plain_row_filter`]).
+    plain_row_filter: std::sync::OnceLock<Option<Expr>>,
 }
 
 impl PolicyTable {
@@ -101,7 +104,39 @@ impl PolicyTable {
             policy,
             schema: Arc::new(Schema::new_with_metadata(fields, source.metadata().clone())),
             masked,
+            plain_row_filter: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The row filter as an expression over the inner table, planned with
+    /// DataFusion's defaults rather than the session's, for the optimizer
+    /// ([`super::federated`]), which has no session at hand. Only a filter
+    /// that calls no function is given (a function's meaning is the
+    /// session's: tautan replaces some of DataFusion's); `None` otherwise,
+    /// or when there is no row filter or it does not plan.
+    pub(super) fn plain_row_filter(&self) -> Option<Expr> {
+        self.plain_row_filter
+            .get_or_init(|| {
+                let expr = self.row_filter(super::federated::default_state()).ok()??;
+                let calls = expr
+                    .exists(|e| {
+                        Ok(matches!(
+                            e,
+                            Expr::ScalarFunction(_)
+                                | Expr::AggregateFunction(_)
+                                | Expr::WindowFunction(_)
+                                | Expr::ScalarSubquery(_)
+                                | Expr::Exists(_)
+                                | Expr::InSubquery(_)
+                                | Expr::ScalarVariable(..)
+                                | Expr::Placeholder(_)
+                                | Expr::OuterReferenceColumn(..)
+                        ))
+                    })
+                    .unwrap_or(true);
+                (!calls).then_some(expr)
+            })
+            .clone()
     }
 
     fn scope<'a>(&'a self, source: &'a Schema) -> Scope<'a> {
@@ -255,22 +290,36 @@ impl TableProvider for PolicyTable {
     }
 }
 
-/// Whether `plan` reads any table through a policy.
+/// Whether `plan` reads any table through a policy (a sub-plan sent whole
+/// with a row filter in it included).
 pub fn reads_policed(plan: &datafusion::logical_expr::LogicalPlan) -> bool {
+    if super::federated::has_note(plan) {
+        return true;
+    }
     let mut found = false;
     let _ = plan.apply_with_subqueries(|node| {
         if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node {
-            if let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source) {
-                let any: &dyn std::any::Any = provider.as_ref();
-                if any.downcast_ref::<PolicyTable>().is_some() {
-                    found = true;
-                    return Ok(TreeNodeRecursion::Stop);
-                }
+            if is_policed_scan(scan) {
+                found = true;
+                return Ok(TreeNodeRecursion::Stop);
             }
         }
         Ok(TreeNodeRecursion::Continue)
     });
     found
+}
+
+/// Whether `scan` reads a table through a policy: a [`PolicyTable`], or a
+/// link's table under a row filter inside a sub-plan sent whole
+/// ([`super::federated`]).
+pub fn is_policed_scan(scan: &datafusion::logical_expr::TableScan) -> bool {
+    if super::federated::policed_link(scan).is_some() {
+        return true;
+    }
+    datafusion::datasource::source_as_provider(&scan.source).is_ok_and(|provider| {
+        let any: &dyn std::any::Any = provider.as_ref();
+        any.downcast_ref::<PolicyTable>().is_some()
+    })
 }
 
 /// Applies masks to the rows of its input, and lets no predicate through:
@@ -317,6 +366,18 @@ impl PolicyExec {
             origin,
             properties,
         }
+    }
+
+    /// Its input's rows as they are, for display: a sub-plan sent whole
+    /// with the row filter in it ([`super::federated`]).
+    pub(super) fn unmasked(
+        input: Arc<dyn ExecutionPlan>,
+        origin: String,
+        key: Arc<PseudonymKey>,
+    ) -> Self {
+        let schema = input.schema();
+        let columns = (0..schema.fields().len()).map(|i| (i, None)).collect();
+        Self::new(input, columns, schema, key, origin)
     }
 
     /// The masks, by output column name, for display.
