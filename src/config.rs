@@ -763,6 +763,27 @@ pub struct OidcConfig {
     /// The claim naming the tautan user (default `preferred_username`).
     #[serde(default = "default_user_claim")]
     pub user_claim: String,
+    /// The claim holding the user's groups at the identity provider (a
+    /// name, or a dotted path such as `realm_access.roles`): a list of
+    /// strings, or one string of names separated by spaces or commas.
+    #[serde(default)]
+    pub roles_claim: Option<String>,
+    /// Which of those groups give which tautan role
+    /// (`{ "dinkes-analis" = "analis_kesehatan" }`). A group not listed
+    /// gives nothing: the provider cannot name a role the custodian did not
+    /// map. A configured user keeps the roles `[users]` gives too.
+    #[serde(default)]
+    pub role_map: BTreeMap<String, String>,
+    /// User attributes (the `{name}` of row filters) read from claims:
+    /// `{ wilayah = "kode_wilayah" }` (a string, a number, or a list of
+    /// them). An attribute `[users]` sets for the user wins over the claim.
+    #[serde(default)]
+    pub attribute_claims: BTreeMap<String, String>,
+    /// Whether a token may log in a user who is not in `[users]`, with
+    /// only the roles and attributes its claims give; such a token must
+    /// give at least one role.
+    #[serde(default)]
+    pub users_from_claims: bool,
 }
 
 fn default_jwks_refresh_secs() -> u64 {
@@ -1320,6 +1341,53 @@ impl FederationConfig {
                         "must be outside the log folder (`dir`): a rollback of the folder would take it along",
                     ));
                 }
+            }
+        }
+        if let Some(oidc) = self.http.as_ref().and_then(|h| h.oidc.as_ref()) {
+            let line = text.find("[http.oidc]").map(|at| line_of(text, at));
+            let at = |key: &str, message: String| ConfigError {
+                path: self.path.clone(),
+                line,
+                key: Some(format!("http.oidc.{key}")),
+                message,
+            };
+            if oidc.roles_claim.is_some() != !oidc.role_map.is_empty() {
+                return Err(at(
+                    "role_map",
+                    "roles_claim and role_map go together: the claim names the groups, the map \
+                     says which role each gives"
+                        .into(),
+                ));
+            }
+            if oidc.users_from_claims && oidc.roles_claim.is_none() {
+                return Err(at(
+                    "users_from_claims",
+                    "needs roles_claim and role_map: a user not in [users] has only the roles \
+                     the token's claims give"
+                        .into(),
+                ));
+            }
+            let roles = self.roles();
+            let agreement_roles = self.policy.agreements_dir.is_some();
+            if let Some((group, role)) = oidc
+                .role_map
+                .iter()
+                .find(|(_, role)| role.is_empty() || (!agreement_roles && !roles.contains(*role)))
+            {
+                return Err(at(
+                    "role_map",
+                    format!("group `{group}` maps to role `{role}`, which no user or grant has"),
+                ));
+            }
+            if let Some((name, _)) = oidc
+                .attribute_claims
+                .iter()
+                .find(|(name, claim)| name.is_empty() || claim.is_empty())
+            {
+                return Err(at(
+                    "attribute_claims",
+                    format!("attribute `{name}`: give an attribute name and a claim"),
+                ));
             }
         }
         if self.materialize.max_concurrent == 0 {

@@ -47,7 +47,7 @@ use crate::catalog::{
 use crate::check::GrantCheck;
 use crate::config::{secret, FederationConfig, LinkConfig};
 use crate::error::QueryError;
-use crate::grants::{display_name, Access, Grants};
+use crate::grants::{display_name, Access, Grants, Identity};
 use crate::statement::{classify, StatementKind};
 
 /// How often links that are down are contacted again in the background.
@@ -714,19 +714,30 @@ impl Engine {
         self.oidc.is_some()
     }
 
-    /// The user a single sign-on token (a JWT of `[http.oidc]`) names, once
-    /// it is verified and the user exists here; why not otherwise.
-    pub async fn jwt_user(&self, token: &str) -> Result<String, String> {
+    /// Who a single sign-on token (a JWT of `[http.oidc]`) says its bearer
+    /// is, once it is verified and the user exists here (or, with
+    /// `users_from_claims`, its claims give a role); why not otherwise.
+    pub async fn jwt_identity(&self, token: &str) -> Result<Identity, String> {
         let oidc = self
             .oidc
             .as_ref()
             .ok_or_else(|| "single sign-on is not configured ([http.oidc])".to_string())?;
-        let user = oidc.user(token).await?;
-        if self.logins().knows(&user) {
-            Ok(user)
+        let identity = oidc.identity(token).await?;
+        if self.logins().knows(&identity.user)
+            || (oidc.users_from_claims() && !identity.roles.is_empty())
+        {
+            Ok(identity)
         } else {
-            Err(format!("`{user}` is not a user of this federation"))
+            Err(format!(
+                "`{}` is not a user of this federation",
+                identity.user
+            ))
         }
+    }
+
+    /// A session for a single sign-on login ([`Grants::for_identity`]).
+    pub fn session_as(self: &Arc<Self>, identity: &Identity) -> Session {
+        self.session_with(self.grants().for_identity(identity))
     }
 
     /// What a login as `user` is checked against: the user's verifier, or
@@ -1082,14 +1093,16 @@ impl Session {
         if current.version.as_ref() == Some(grants.version()) {
             return;
         }
-        // A configured user takes the new roles and attributes; a pull or
-        // tool session keeps the roles it was opened with.
-        let access =
-            if self.engine.config.users.contains_key(&self.user) || grants.is_user(&self.user) {
-                grants.access(&self.user)
-            } else {
-                grants.for_roles(&self.user, &current.roles)
-            };
+        // A single sign-on login keeps its token's claims under the new
+        // policy; a configured user takes the new roles and attributes; a
+        // pull or tool session keeps the roles it was opened with.
+        let access = if let Some(identity) = &current.claims {
+            grants.for_identity(identity)
+        } else if self.engine.config.users.contains_key(&self.user) || grants.is_user(&self.user) {
+            grants.access(&self.user)
+        } else {
+            grants.for_roles(&self.user, &current.roles)
+        };
         tracing::debug!(user = %self.user, version = grants.version().number, "session follows the reloaded policy");
         self.access.set(access);
     }

@@ -140,6 +140,22 @@ pub struct Access {
     /// hundreds of agreements, finding a table's rules is a lookup, not a
     /// glob match per rule.
     index: std::sync::OnceLock<RuleIndex>,
+    /// What a single sign-on token said of the user, when the login was
+    /// one: a reloaded policy is applied to the same claims.
+    pub claims: Option<Arc<Identity>>,
+}
+
+/// Who a single sign-on token says its bearer is ([`crate::oidc`]): the
+/// user, and the roles and attributes its claims give (only those the
+/// custodian mapped).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The user the token names.
+    pub user: String,
+    /// Roles its groups give.
+    pub roles: Vec<String>,
+    /// Attributes its claims give.
+    pub attributes: BTreeMap<String, Vec<String>>,
 }
 
 /// Which rules can match a name: by exact name, plus every rule with a
@@ -530,7 +546,31 @@ impl Grants {
             agreements: self.agreements.clone(),
             version: Some(self.version.clone()),
             index: Default::default(),
+            claims: None,
         }
+    }
+
+    /// The access of a single sign-on login: the roles and attributes of
+    /// the user in `[users]` (none for a user not there), plus the roles
+    /// the token's claims give, and the attributes they give that
+    /// `[users]` does not set.
+    pub fn for_identity(&self, identity: &Identity) -> Access {
+        let configured = self.access(&identity.user);
+        let mut roles = configured.roles.clone();
+        for role in &identity.roles {
+            if !roles.contains(role) {
+                roles.push(role.clone());
+            }
+        }
+        let mut access = self.for_roles(&identity.user, &roles);
+        for (name, values) in &identity.attributes {
+            access
+                .attributes
+                .entry(name.clone())
+                .or_insert_with(|| values.clone());
+        }
+        access.claims = Some(Arc::new(identity.clone()));
+        access
     }
 
     /// The access of `user`; an unknown user sees nothing.
@@ -611,6 +651,7 @@ mod tests {
             agreements: Arc::new(Vec::new()),
             version: None,
             index: Default::default(),
+            claims: None,
         };
         let t = n("pg.public.t");
         // One grant: its filter (attributes bound) and masks.

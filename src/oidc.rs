@@ -9,9 +9,13 @@
 //! and symmetric `oct` keys are refused when the set is loaded), its `iss`
 //! and `aud` are the configured ones, it has not expired (`exp` is
 //! required; 60 s of clock skew), and the user its claim names exists in
-//! `federation.toml`. The user's roles and attributes come from the config,
-//! not from the token.
+//! `federation.toml` — or, with `users_from_claims`, its claims give the
+//! user at least one role. Roles come from the config's `[users]` and from
+//! the groups of `roles_claim` that `role_map` maps (a group the custodian
+//! did not map gives nothing); attributes from `[users]` and, for those it
+//! does not set, from `attribute_claims` ([`Identity`]).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -20,6 +24,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use crate::config::OidcConfig;
+use crate::grants::Identity;
 
 /// The identity provider's keys and what a token must say.
 #[derive(Clone)]
@@ -28,6 +33,9 @@ pub struct Oidc {
     issuer: String,
     audience: String,
     user_claim: String,
+    roles_claim: Option<String>,
+    role_map: BTreeMap<String, String>,
+    attribute_claims: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Oidc {
@@ -189,10 +197,17 @@ impl SingleSignOn {
         }))
     }
 
-    /// The user a token names, once it is verified; why not otherwise. A
-    /// token naming a key id the set does not hold fetches the set again
-    /// first (the provider rotated its keys), at most once a minute.
-    pub async fn user(&self, token: &str) -> Result<String, String> {
+    /// Whether a token may log in a user who is not in `[users]`.
+    pub fn users_from_claims(&self) -> bool {
+        self.config.users_from_claims
+    }
+
+    /// Who a token says its bearer is (the user, and the roles and
+    /// attributes its claims give), once it is verified; why not
+    /// otherwise. A token naming a key id the set does not hold fetches the
+    /// set again first (the provider rotated its keys), at most once a
+    /// minute.
+    pub async fn identity(&self, token: &str) -> Result<Identity, String> {
         let current = self
             .current
             .read()
@@ -220,7 +235,7 @@ impl SingleSignOn {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         match current {
-            Some(oidc) => oidc.user(token),
+            Some(oidc) => oidc.identity(token),
             None => Err("the identity provider's keys are not loaded".into()),
         }
     }
@@ -244,11 +259,21 @@ impl Oidc {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             user_claim: config.user_claim.clone(),
+            roles_claim: config.roles_claim.clone(),
+            role_map: config.role_map.clone(),
+            attribute_claims: config.attribute_claims.clone(),
         })
     }
 
     /// The user a token names, once it is verified; why not otherwise.
     pub fn user(&self, token: &str) -> Result<String, String> {
+        self.identity(token).map(|i| i.user)
+    }
+
+    /// Who a verified token says its bearer is: the user its user claim
+    /// names, the roles `role_map` gives for the groups of its roles claim,
+    /// and the attributes of `attribute_claims` it carries.
+    pub fn identity(&self, token: &str) -> Result<Identity, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| format!("not a JWT: {e}"))?;
         let candidates = self.keys.iter().filter(|(kid, _, algs)| {
             algs.contains(&header.alg)
@@ -270,18 +295,87 @@ impl Oidc {
                 key,
                 &validation,
             ) {
-                Ok(data) => {
-                    return match data.claims.get(&self.user_claim) {
-                        Some(serde_json::Value::String(user)) if !user.is_empty() => {
-                            Ok(user.clone())
-                        }
-                        _ => Err(format!("the token has no `{}` claim", self.user_claim)),
-                    }
-                }
+                Ok(data) => return self.read_claims(&data.claims),
                 Err(e) => last = e.to_string(),
             }
         }
         Err(last)
+    }
+}
+
+impl Oidc {
+    fn read_claims(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Identity, String> {
+        let user = match claim(claims, &self.user_claim) {
+            Some(serde_json::Value::String(user)) if !user.is_empty() => user.clone(),
+            _ => return Err(format!("the token has no `{}` claim", self.user_claim)),
+        };
+        let mut roles: Vec<String> = Vec::new();
+        if let Some(groups) = self.roles_claim.as_deref().and_then(|c| claim(claims, c)) {
+            for group in strings(groups) {
+                if let Some(role) = self.role_map.get(&group) {
+                    if !roles.contains(role) {
+                        roles.push(role.clone());
+                    }
+                }
+            }
+        }
+        let attributes = self
+            .attribute_claims
+            .iter()
+            .filter_map(|(name, c)| {
+                let values = strings(claim(claims, c)?);
+                (!values.is_empty()).then(|| (name.clone(), values))
+            })
+            .collect();
+        Ok(Identity {
+            user,
+            roles,
+            attributes,
+        })
+    }
+}
+
+/// The claim `name` of `claims`: the key itself (claim names may hold dots,
+/// as URLs do), else a dotted path into nested objects.
+fn claim<'a>(
+    claims: &'a serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Option<&'a serde_json::Value> {
+    if let Some(v) = claims.get(name) {
+        return Some(v);
+    }
+    let mut parts = name.split('.');
+    let mut at = claims.get(parts.next()?)?;
+    for part in parts {
+        at = at.as_object()?.get(part)?;
+    }
+    Some(at)
+}
+
+/// The names a claim value holds: a list of strings (or numbers), or one
+/// string of names separated by spaces or commas (as OAuth's `scope`).
+fn strings(value: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    let one = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(one)
+            .filter(|s| !s.is_empty())
+            .collect(),
+        Value::String(s) => s
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect(),
+        other => one(other).into_iter().collect(),
     }
 }
 
@@ -307,7 +401,67 @@ mod tests {
             jwks_url: None,
             jwks_refresh_secs: 3600,
             user_claim: "preferred_username".into(),
+            roles_claim: Some("realm_access.roles".into()),
+            role_map: [
+                ("dinkes-analis".to_string(), "analis_kesehatan".to_string()),
+                ("pemkot-analis".to_string(), "analis_kota".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            attribute_claims: [("wilayah".to_string(), "kode_wilayah".to_string())]
+                .into_iter()
+                .collect(),
+            users_from_claims: false,
         }
+    }
+
+    #[test]
+    fn claims_give_mapped_roles_and_attributes_and_unmapped_groups_give_nothing() {
+        let (jwk, signer) = keypair("k1");
+        let oidc = Oidc::from_jwks(&json!({ "keys": [jwk] }).to_string(), &config()).unwrap();
+        let base = json!({
+            "iss": "https://sso.example.go.id/realms/pemda",
+            "aud": "tautan",
+            "exp": now() + 600,
+            "preferred_username": "budi",
+        });
+        let with = |extra: serde_json::Value| {
+            let mut c = base.clone();
+            for (k, v) in extra.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            oidc.identity(&token(&signer, "k1", c)).unwrap()
+        };
+        let id = with(json!({
+            "realm_access": { "roles": ["pemkot-analis", "walidata", "offline_access"] },
+            "kode_wilayah": ["31.71.01", "31.71.02"],
+        }));
+        assert_eq!(id.user, "budi");
+        // `walidata` is a group the map does not name: no role from it.
+        assert_eq!(id.roles, vec!["analis_kota".to_string()]);
+        assert_eq!(
+            id.attributes.get("wilayah"),
+            Some(&vec!["31.71.01".to_string(), "31.71.02".to_string()])
+        );
+        // One string of names; a number as an attribute.
+        let id = with(json!({
+            "realm_access": { "roles": "dinkes-analis pemkot-analis" },
+            "kode_wilayah": 3171,
+        }));
+        assert_eq!(
+            id.roles,
+            vec!["analis_kesehatan".to_string(), "analis_kota".to_string()]
+        );
+        assert_eq!(
+            id.attributes.get("wilayah"),
+            Some(&vec!["3171".to_string()])
+        );
+        // No such claims: no roles, no attributes.
+        let id = with(json!({}));
+        assert!(id.roles.is_empty() && id.attributes.is_empty());
+        // A claim of the wrong shape gives nothing either.
+        let id = with(json!({ "realm_access": { "roles": { "x": 1 } }, "kode_wilayah": true }));
+        assert!(id.roles.is_empty() && id.attributes.is_empty());
     }
 
     /// A key pair: the JWKS with its public half, and a signer.

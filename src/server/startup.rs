@@ -209,7 +209,7 @@ impl StartupHandler for ScramStartup {
                         };
                         let server_final =
                             Authentication::SASLFinal(server_final.into_bytes().into());
-                        self.admit(client, &user, origin, Some(server_final))
+                        self.admit(client, &user, origin, Some(server_final), None)
                             .await?;
                     }
                     Step::PasswordRequested => {
@@ -218,15 +218,18 @@ impl StartupHandler for ScramStartup {
                             Some(client.socket_addr().to_string()),
                         );
                         let password = cleartext_password(msg)?;
-                        if let Err(reason) = self.check_password(&user, password).await {
-                            tracing::warn!(user = %user, peer = %client.socket_addr(), reason, "login failed");
-                            self.engine
-                                .trail()
-                                .login_failed(&user, &origin, reason)
-                                .await;
-                            return Err(auth_failed(&user));
-                        }
-                        self.admit(client, &user, origin, None).await?;
+                        let identity = match self.check_password(&user, password).await {
+                            Ok(identity) => identity,
+                            Err(reason) => {
+                                tracing::warn!(user = %user, peer = %client.socket_addr(), reason, "login failed");
+                                self.engine
+                                    .trail()
+                                    .login_failed(&user, &origin, reason)
+                                    .await;
+                                return Err(auth_failed(&user));
+                            }
+                        };
+                        self.admit(client, &user, origin, None, identity).await?;
                     }
                     _ => return Err(protocol("unexpected authentication message".into())),
                 }
@@ -245,11 +248,16 @@ impl StartupHandler for ScramStartup {
 impl ScramStartup {
     /// Checks a password sent in clear (over TLS, when single sign-on is
     /// on): a JWT of the identity provider naming this user, or the user's
-    /// own password against the stored verifier. The reason when refused.
-    async fn check_password(&self, user: &str, password: String) -> Result<(), &'static str> {
+    /// own password against the stored verifier. What the token said of
+    /// the user, if it was one; the reason when refused.
+    async fn check_password(
+        &self,
+        user: &str,
+        password: String,
+    ) -> Result<Option<crate::grants::Identity>, &'static str> {
         if crate::oidc::looks_like_jwt(&password) {
-            return match self.engine.jwt_user(&password).await {
-                Ok(named) if named == user => Ok(()),
+            return match self.engine.jwt_identity(&password).await {
+                Ok(identity) if identity.user == user => Ok(Some(identity)),
                 Ok(_) => Err("single sign-on token of another user"),
                 Err(_) => Err("single sign-on token refused"),
             };
@@ -259,7 +267,7 @@ impl ScramStartup {
             .await
             .unwrap_or(false);
         match (accepted, known) {
-            (true, true) => Ok(()),
+            (true, true) => Ok(None),
             (_, false) => Err("unknown user"),
             _ => Err("wrong password"),
         }
@@ -268,13 +276,15 @@ impl ScramStartup {
     /// Completes an authenticated login: the user's connection limit, the
     /// last authentication message (`last_step`, SCRAM's final), the session
     /// with the startup packet's settings, the audit record, then
-    /// AuthenticationOk and the parameter statuses.
+    /// AuthenticationOk and the parameter statuses. `identity`: what a
+    /// single sign-on token said of the user.
     async fn admit<C>(
         &self,
         client: &mut C,
         user: &str,
         origin: crate::audit::Origin,
         last_step: Option<Authentication>,
+        identity: Option<crate::grants::Identity>,
     ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -312,7 +322,10 @@ impl ScramStartup {
         let (handle, guard) = self.connections.register(pid, key);
         client.session_extensions().insert(handle);
         client.session_extensions().insert(guard);
-        let session: Arc<Session> = Arc::new(self.engine.session(&user));
+        let session: Arc<Session> = Arc::new(match &identity {
+            Some(identity) => self.engine.session_as(identity),
+            None => self.engine.session(&user),
+        });
         // Settings sent with the startup packet (`options`
         // as PGOPTIONS fills it, and plain parameters such
         // as asyncpg's server_settings) apply as SET would.

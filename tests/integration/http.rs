@@ -685,21 +685,31 @@ impl Provider {
     /// A token for `user` expiring at `exp`, signed by `key` (the
     /// provider's own when `None`).
     fn token(&self, user: &str, exp: u64, key: Option<&ed25519_dalek::SigningKey>) -> String {
+        self.token_with(user, exp, key, serde_json::json!({}))
+    }
+
+    /// As [`Provider::token`], with more claims.
+    fn token_with(
+        &self,
+        user: &str,
+        exp: u64,
+        key: Option<&ed25519_dalek::SigningKey>,
+        extra: serde_json::Value,
+    ) -> String {
         use ed25519_dalek::pkcs8::EncodePrivateKey;
         let key = key.unwrap_or(&self.key);
         let signer =
             jsonwebtoken::EncodingKey::from_ed_der(key.to_pkcs8_der().expect("der").as_bytes());
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
         header.kid = Some("pemda-1".into());
-        jsonwebtoken::encode(
-            &header,
-            &serde_json::json!({
-                "iss": "https://sso.pemda.example", "aud": "tautan", "exp": exp,
-                "preferred_username": user,
-            }),
-            &signer,
-        )
-        .expect("jwt")
+        let mut claims = serde_json::json!({
+            "iss": "https://sso.pemda.example", "aud": "tautan", "exp": exp,
+            "preferred_username": user,
+        });
+        for (k, v) in extra.as_object().expect("claims") {
+            claims[k] = v.clone();
+        }
+        jsonwebtoken::encode(&header, &claims, &signer).expect("jwt")
     }
 }
 
@@ -752,6 +762,115 @@ async fn a_single_sign_on_token_logs_in_as_the_user_it_names() {
     ] {
         assert_eq!(ask(token, "SELECT 1").await.status, 401);
     }
+}
+
+/// `[http.oidc] roles_claim`/`role_map`/`attribute_claims`: a token's
+/// groups give the roles the custodian mapped (no others), its claims the
+/// attributes row filters use, and with `users_from_claims` a user not in
+/// `[users]` logs in with only those; on the wire as over HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokens_claims_give_mapped_roles_and_attributes() {
+    let provider = Provider::new("claims-oidc");
+    let grant = "[[grants]]\nrole = \"analis_kota\"\ntables = [\"kependudukan.public.penduduk\"]\n\
+                 row_filter = \"kecamatan_kode IN ({wilayah})\"\nmasks = { nik = \"pseudonym\" }\n";
+    let claims = "roles_claim = \"realm_access.roles\"\n\
+                  role_map = { \"pemkot-analis\" = \"analis_kota\" }\n\
+                  attribute_claims = { wilayah = \"kode_wilayah\" }\nusers_from_claims = true\n";
+    let text = |base: String| format!("{base}\n{grant}{}{claims}", provider.config());
+    let server = common::start_config(&text(common::config_text(""))).await;
+    let port = door(server.engine.clone()).await;
+    let token = |user: &str, claims: serde_json::Value| {
+        provider.token_with(user, now() + 600, None, claims)
+    };
+    let ask = |token: String, sql: &'static str| async move {
+        curl(
+            port,
+            "/v1/sql",
+            &[
+                "-H",
+                &format!("Authorization: Bearer {token}"),
+                "--data-binary",
+                sql,
+            ],
+        )
+        .await
+    };
+    let districts =
+        "SELECT DISTINCT kecamatan_kode AS k FROM kependudukan.public.penduduk ORDER BY k";
+    let rows = |r: &Reply| -> Vec<String> {
+        r.json()
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|row| row["k"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    // A user the config does not have: the mapped group's role, the
+    // claim's districts; the unmapped group `walidata` gives nothing.
+    let budi = token(
+        "budi",
+        serde_json::json!({
+            "realm_access": { "roles": ["pemkot-analis", "walidata"] },
+            "kode_wilayah": ["31.71.03"],
+        }),
+    );
+    let seen = ask(budi.clone(), districts).await;
+    assert_eq!(seen.status, 200, "{}", seen.text());
+    assert_eq!(rows(&seen), ["31.71.03"]);
+    let me = ask(budi.clone(), "SELECT current_user AS u").await;
+    assert_eq!(me.json(), serde_json::json!([{ "u": "budi" }]));
+    let staff = ask(
+        budi.clone(),
+        "SELECT count(*) FROM kepegawaian.kepegawaian.pegawai",
+    )
+    .await;
+    assert!(matches!(staff.status, 403 | 404), "{}", staff.text());
+    // No mapped group: not a user here.
+    for claims in [
+        serde_json::json!({ "kode_wilayah": ["31.71.03"] }),
+        serde_json::json!({ "realm_access": { "roles": ["walidata"] } }),
+    ] {
+        assert_eq!(ask(token("budi", claims), "SELECT 1").await.status, 401);
+    }
+    // A configured user: its own attributes win over the claim's.
+    let kota = token(
+        "analis_kota",
+        serde_json::json!({ "kode_wilayah": ["31.71.03"] }),
+    );
+    assert_eq!(rows(&ask(kota, districts).await), ["31.71.01", "31.71.02"]);
+    // A configured user without the attribute takes it from the claim,
+    // and the mapped role beside its own.
+    let dinsos = token(
+        "dinsos",
+        serde_json::json!({
+            "realm_access": { "roles": "pemkot-analis" },
+            "kode_wilayah": "31.71.04",
+        }),
+    );
+    assert_eq!(rows(&ask(dinsos, districts).await), ["31.71.04"]);
+    // The same token is the password on the wire (over TLS).
+    let server = common::start_config(&text(common::tls_config_text("claims-oidc-tls"))).await;
+    let (ok, out, err) = server.psql_env(
+        ("budi", &budi),
+        &[("PGSSLMODE", "require")],
+        &[
+            "-At",
+            "-c",
+            "SELECT DISTINCT kecamatan_kode FROM kependudukan.public.penduduk",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "31.71.03");
+
+    // A config that lets unknown users in without mapping roles is refused.
+    let bad = format!(
+        "{}{}users_from_claims = true\n",
+        common::config_text(""),
+        provider.config()
+    );
+    let e = tautan::config::FederationConfig::parse(&bad, std::path::Path::new("x.toml"))
+        .expect_err("users_from_claims alone");
+    assert!(e.to_string().contains("users_from_claims"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -85,6 +85,7 @@ pub async fn authenticate(
             "sorry, too many clients already (the server's max_connections)",
         )
     })?;
+    let mut identity = None;
     let user = match credentials {
         Credentials::Password(user, password) => {
             // An unknown user is checked against a mock verifier: the same
@@ -107,8 +108,8 @@ pub async fn authenticate(
             user
         }
         Credentials::Token(token) if crate::oidc::looks_like_jwt(&token) => {
-            match engine.jwt_user(&token).await {
-                Ok(user) => user,
+            match engine.jwt_identity(&token).await {
+                Ok(id) => identity.insert(id).user.clone(),
                 Err(why) => {
                     tracing::warn!(peer = %peer, reason = %why, "HTTP login with a JWT refused");
                     engine
@@ -141,7 +142,10 @@ pub async fn authenticate(
             return Err(QueryError::new("53300", e.to_string()).into());
         }
     };
-    let session = Arc::new(engine.session(&user));
+    let session = Arc::new(match &identity {
+        Some(identity) => engine.session_as(identity),
+        None => engine.session(&user),
+    });
     if let Some(purpose) = headers.get(PURPOSE_HEADER) {
         let purpose = purpose
             .to_str()
