@@ -569,6 +569,26 @@ pub fn decode(
     Ok(ParamValues::List(values))
 }
 
+/// Parameter values given typed (Arrow values from a Flight SQL client),
+/// each converted to the type inferred for its placeholder as a Bind
+/// message's would be; a NULL becomes a NULL of that type.
+pub fn typed(
+    values: Vec<ScalarValue>,
+    inferred: &[Option<DataType>],
+) -> Result<ParamValues, QueryError> {
+    let mut out = Vec::with_capacity(values.len());
+    for (i, value) in values.into_iter().enumerate() {
+        let target = inferred.get(i).cloned().flatten();
+        let value = match (&target, value.is_null()) {
+            (Some(t), true) => ScalarValue::try_from(t).unwrap_or(ScalarValue::Null),
+            (Some(t), false) if value.data_type() != *t => cast(i, &value, t)?,
+            _ => value,
+        };
+        out.push(value.into());
+    }
+    Ok(ParamValues::List(out))
+}
+
 fn cast(i: usize, s: &ScalarValue, t: &DataType) -> Result<ScalarValue, QueryError> {
     // Text booleans as PostgreSQL writes them.
     if let (ScalarValue::Utf8(Some(v)), DataType::Boolean) = (s, t) {

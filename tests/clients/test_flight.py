@@ -90,3 +90,22 @@ def test_a_wrong_password_is_refused():
             with conn.cursor() as cur:
                 cur.execute("SELECT 1")
     assert "28P01" in str(refused.value) or "nauthenticated" in str(refused.value)
+
+
+def test_bound_parameters_answer_what_the_wire_answers():
+    # ADBC prepares the statement, binds the row of values with DoPut and
+    # runs it with the handle the server answered.
+    sql_wire = "SELECT kode, nama FROM ref.kecamatan WHERE kode = %s OR nama = %s ORDER BY kode"
+    with connect("walidata") as conn:
+        with conn.cursor() as cur:
+            for a, b in [("31.71.01", "-"), ("-", "Gambir"), ("x' OR '1'='1", "') OR true --")]:
+                cur.execute(
+                    "SELECT kode, nama FROM ref.kecamatan WHERE kode = $1 OR nama = $2 ORDER BY kode",
+                    parameters=(a, b),
+                )
+                rows = [tuple(r.values()) for r in cur.fetch_arrow_table().to_pylist()]
+                with psycopg2.connect(Login("walidata").libpq()) as pg:
+                    with pg.cursor() as c:
+                        c.execute(sql_wire, (a, b))
+                        assert rows == [tuple(r) for r in c.fetchall()], (a, b)
+

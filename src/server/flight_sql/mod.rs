@@ -3,10 +3,12 @@
 //!
 //! Built on arrow-rs's own Flight SQL server traits
 //! ([`FlightSqlService`]); tautan implements statements, prepared
-//! statements (without parameters), and the catalog, schema, table,
-//! table-type and primary-key listings, each filtered by the caller's
-//! grants (they walk the session's own catalog tree, which holds only what
-//! the user may see: a key column the user may not read is not listed).
+//! statements with bound parameters ([`handle`]), the catalog, schema,
+//! table, table-type and primary-key listings, each filtered by the
+//! caller's grants (they walk the session's own catalog tree, which holds
+//! only what the user may see: a key column the user may not read is not
+//! listed), and the type listing ([`types`]). With `[server] tls_cert` the
+//! door speaks TLS only ([`serve`]).
 //!
 //! Logins are the HTTP door's ([`crate::server::http::auth`]): HTTP Basic
 //! with the user's password, an API token, or a single sign-on JWT in the
@@ -25,14 +27,16 @@ use std::time::{Duration, Instant};
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::metadata::{
+    SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfoData, XdbcTypeInfoDataBuilder,
+};
 use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
     CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
-    CommandPreparedStatementQuery, CommandStatementQuery, ProstMessageExt, SqlInfo,
-    TicketStatementQuery,
+    CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandStatementQuery,
+    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
@@ -51,6 +55,11 @@ use crate::engine::Engine;
 use crate::error::QueryError;
 use crate::server::http::auth::{authenticate, Caller};
 
+pub mod handle;
+pub mod types;
+
+use handle::Handle;
+
 /// How long a handshake's session lives without a call.
 const SESSION_IDLE: Duration = Duration::from_secs(3600);
 
@@ -60,6 +69,7 @@ pub struct FlightSql {
     /// Sessions opened by a handshake, by their token.
     sessions: Mutex<HashMap<String, (Arc<Caller>, Instant)>>,
     info: SqlInfoData,
+    types: XdbcTypeInfoData,
 }
 
 /// What a call answers with.
@@ -132,10 +142,17 @@ impl FlightSql {
         let info = info
             .build()
             .unwrap_or_else(|_| SqlInfoDataBuilder::new().build().expect("empty sql info"));
+        // A fixed list as well.
+        let types = types::listing().unwrap_or_else(|_| {
+            XdbcTypeInfoDataBuilder::new()
+                .build()
+                .expect("empty type listing")
+        });
         FlightSql {
             engine,
             sessions: Mutex::new(HashMap::new()),
             info,
+            types,
         }
     }
 
@@ -185,10 +202,15 @@ impl FlightSql {
     /// Runs `sql` for `caller`, streamed as Flight data. The session is
     /// held until the stream ends or the client goes away (which cancels
     /// the statement and its source queries).
-    async fn run(caller: Arc<Caller>, sql: &str) -> Result<Response<DoGetStream>, Status> {
-        let (query, schema) = Self::plan(&caller, sql).await?;
+    async fn run(caller: Arc<Caller>, handle: Handle) -> Result<Response<DoGetStream>, Status> {
+        let (query, schema) = Self::plan(&caller, &handle.sql).await?;
+        let params = handle.values(&query.plan).map_err(status)?;
         let relabel = crate::export::TextColumns::new(&schema, |_| true);
-        let stream = caller.session.execute(query, None).await.map_err(status)?;
+        let stream = caller
+            .session
+            .execute(query, params)
+            .await
+            .map_err(status)?;
         let batches = stream.map(move |batch| {
             let _held = &caller;
             batch
@@ -231,11 +253,9 @@ impl FlightSql {
         out
     }
 
-    /// The handle of a prepared statement: its SQL (planned again, under
-    /// the caller's grants, each time it runs).
-    fn handle_sql(handle: &[u8]) -> Result<String, Status> {
-        String::from_utf8(handle.to_vec())
-            .map_err(|_| Status::invalid_argument("the statement handle is not tautan's"))
+    /// A ticket's or command's statement handle ([`Handle`]).
+    fn handle(bytes: &[u8]) -> Result<Handle, Status> {
+        Handle::decode(bytes).map_err(status)
     }
 }
 
@@ -312,8 +332,8 @@ impl FlightSqlService for FlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let caller = self.caller(&request).await?;
-        let sql = Self::handle_sql(&ticket.statement_handle)?;
-        Self::run(caller, &sql).await
+        let handle = Self::handle(&ticket.statement_handle)?;
+        Self::run(caller, handle).await
     }
 
     async fn do_action_create_prepared_statement(
@@ -324,16 +344,70 @@ impl FlightSqlService for FlightSql {
         let caller = self.caller(&request).await?;
         let (planned, schema) = Self::plan(&caller, &query.query).await?;
         let parameters = crate::server::params::parameter_types(&planned.plan).map_err(status)?;
-        if !parameters.is_empty() {
+        // `$1, $2, ...` with the types inferred for them (text where
+        // nothing says).
+        let parameter_schema = Schema::new(
+            parameters
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    Field::new(
+                        format!("${}", i + 1),
+                        t.clone().unwrap_or(DataType::Utf8),
+                        true,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: Handle::unbound(query.query).encode().map_err(status)?,
+            dataset_schema: schema_bytes(&schema)?,
+            parameter_schema: schema_bytes(&parameter_schema)?,
+        })
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<arrow_flight::sql::server::PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let caller = self.caller(&request).await?;
+        let handle = Self::handle(&query.prepared_statement_handle)?;
+        let (planned, _) = Self::plan(&caller, &handle.sql).await?;
+        let wanted = crate::server::params::parameter_types(&planned.plan)
+            .map_err(status)?
+            .len();
+        // The client's messages, bounded (each is at most the door's
+        // 16 MiB message size), decoded in one go.
+        let mut messages = Vec::new();
+        let mut stream = request.into_inner();
+        while let Some(message) = stream.try_next().await? {
+            if messages.len() >= handle::MAX_MESSAGES {
+                return Err(status(QueryError::new(
+                    "08P01",
+                    "one row of parameter values per query",
+                )));
+            }
+            messages.push(message);
+        }
+        let row = Handle::parameter_row(&messages).map_err(status)?;
+        if row.num_columns() != wanted {
             return Err(status(QueryError::new(
-                "0A000",
-                "parameters are not supported through Flight SQL yet: send the values in the statement",
+                "08P01",
+                format!(
+                    "the statement has {wanted} parameter(s), {} value(s) were sent",
+                    row.num_columns()
+                ),
             )));
         }
-        Ok(ActionCreatePreparedStatementResult {
-            prepared_statement_handle: query.query.into_bytes().into(),
-            dataset_schema: schema_bytes(&schema)?,
-            parameter_schema: schema_bytes(&Schema::empty())?,
+        let bound = Handle {
+            sql: handle.sql,
+            params: Some(row),
+        };
+        // The values must convert now, not when the query runs.
+        bound.values(&planned.plan).map_err(status)?;
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(bound.encode().map_err(status)?),
         })
     }
 
@@ -352,8 +426,8 @@ impl FlightSqlService for FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let caller = self.caller(&request).await?;
-        let sql = Self::handle_sql(&cmd.prepared_statement_handle)?;
-        let (_, schema) = Self::plan(&caller, &sql).await?;
+        let handle = Self::handle(&cmd.prepared_statement_handle)?;
+        let (_, schema) = Self::plan(&caller, &handle.sql).await?;
         flight_info(&schema, cmd.as_any().encode_to_vec(), request.into_inner())
     }
 
@@ -363,8 +437,8 @@ impl FlightSqlService for FlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let caller = self.caller(&request).await?;
-        let sql = Self::handle_sql(&query.prepared_statement_handle)?;
-        Self::run(caller, &sql).await
+        let handle = Self::handle(&query.prepared_statement_handle)?;
+        Self::run(caller, handle).await
     }
 
     async fn get_flight_info_catalogs(
@@ -560,6 +634,26 @@ impl FlightSqlService for FlightSql {
         Ok(Response::new(one_batch(builder.schema(), builder.build())))
     }
 
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder(&self.types).schema();
+        self.listing(request, &schema, query.as_any().encode_to_vec())
+            .await
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.caller(&request).await?;
+        let builder = query.into_builder(&self.types);
+        Ok(Response::new(one_batch(builder.schema(), builder.build())))
+    }
+
     async fn do_get_fallback(
         &self,
         _request: Request<Ticket>,
@@ -591,18 +685,95 @@ fn table_types_schema() -> Schema {
     Schema::new(vec![Field::new("table_type", DataType::Utf8, false)])
 }
 
-/// Serves Flight SQL on `listener` until the task is dropped.
+/// Serves Flight SQL on `listener` until the task is dropped: gRPC over
+/// TLS (ALPN `h2`, the wire's certificate) when `[server] tls_cert` is set,
+/// else in clear.
 pub async fn serve(engine: Arc<Engine>, listener: TcpListener) -> std::io::Result<()> {
+    let tls = crate::server::tls::from_config_for(&engine.config, &[b"h2"])
+        .map_err(std::io::Error::other)?;
     let service = FlightServiceServer::new(FlightSql::new(engine))
         .max_decoding_message_size(16 * 1024 * 1024);
     // HTTP/2's default 64 KiB windows make a long answer wait on window
     // updates; answers here are megabytes.
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .initial_stream_window_size(8 << 20)
         .initial_connection_window_size(16 << 20)
         .max_frame_size(1 << 20)
-        .add_service(service)
-        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
-        .await
-        .map_err(std::io::Error::other)
+        .add_service(service);
+    match tls {
+        None => router
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await
+            .map_err(std::io::Error::other),
+        Some(acceptor) => {
+            // Handshakes on tasks of their own, as for HTTPS.
+            let accepted = crate::server::http::tls::TlsListener::new(listener, acceptor)?;
+            let incoming = futures::stream::unfold(accepted, |mut accepted| async move {
+                let (io, _) = axum::serve::Listener::accept(&mut accepted).await;
+                Some((Ok::<_, std::io::Error>(TlsIo(io)), accepted))
+            });
+            router
+                .serve_with_incoming(incoming)
+                .await
+                .map_err(std::io::Error::other)
+        }
+    }
+}
+
+/// A TLS connection as tonic takes it: it reads the peer's address from
+/// the TCP connection inside (`Request::remote_addr`, for the audit log).
+struct TlsIo(tokio_rustls::server::TlsStream<tokio::net::TcpStream>);
+
+impl tonic::transport::server::Connected for TlsIo {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.0.get_ref().0.connect_info()
+    }
+}
+
+impl tokio::io::AsyncRead for TlsIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
 }
