@@ -884,6 +884,10 @@ fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + 
     // After type coercion: constant arithmetic that overflows is an error,
     // not a wrapped value folded in ([`crate::overflow`]).
     rules.push(Arc::new(crate::overflow::CheckedConstants));
+    // Casts of floats to text as PostgreSQL writes floats
+    // ([`crate::pg_text`]): after type coercion, which adds the implicit
+    // ones.
+    rules.push(Arc::new(crate::pg_text::FloatText));
     rules
 }
 

@@ -55,6 +55,7 @@ pub mod overflow;
 pub mod pg_catalog;
 pub mod pg_functions;
 pub mod pg_input;
+pub mod pg_text;
 pub mod policy;
 pub mod privileges;
 pub mod pulls;

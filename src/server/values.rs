@@ -302,52 +302,7 @@ fn numeric_binary(out: &mut BytesMut, value: i128, scale: u16) {
     out.put_slice(&with_length[4..]);
 }
 
-/// A float as PostgreSQL writes it (`extra_float_digits` 1, the default):
-/// the shortest digits that read back as the same value, in positional
-/// notation unless the exponent is below -4 or at least `precision` (6
-/// for float4, 15 for float8), then `d.ddde+XX`.
-pub fn float_text(v: f64, precision: i32, single: bool) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() { "-0" } else { "0" }.into();
-    }
-    // Rust's `{:e}` is the shortest round-trip form: "3.4028235e38".
-    let sci = if single {
-        format!("{:e}", v as f32)
-    } else {
-        format!("{v:e}")
-    };
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let negative = mantissa.starts_with('-');
-    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
-    let sign = if negative { "-" } else { "" };
-    if exponent < -4 || exponent >= precision {
-        let (first, rest) = digits.split_at(1);
-        let fraction = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let exp_sign = if exponent < 0 { '-' } else { '+' };
-        return format!("{sign}{first}{fraction}e{exp_sign}{:02}", exponent.abs());
-    }
-    if exponent < 0 {
-        let zeros = "0".repeat((-exponent - 1) as usize);
-        return format!("{sign}0.{zeros}{digits}");
-    }
-    let point = exponent as usize + 1;
-    if digits.len() <= point {
-        format!("{sign}{digits}{}", "0".repeat(point - digits.len()))
-    } else {
-        format!("{sign}{}.{}", &digits[..point], &digits[point..])
-    }
-}
+pub use crate::pg_text::float_text;
 
 /// `value / 10^scale` with exactly `scale` decimals.
 pub fn decimal_text(value: i128, scale: i8) -> String {
