@@ -271,18 +271,7 @@ impl TableProvider for PolicedLink {
             schema: &schema,
             masked: &self.masked,
         };
-        let mut answer = Vec::with_capacity(filters.len());
-        for f in filters {
-            answer.push(if is_leak_proof(f, scope) {
-                self.inner
-                    .supports_filters_pushdown(&[f])?
-                    .pop()
-                    .unwrap_or(TableProviderFilterPushDown::Unsupported)
-            } else {
-                TableProviderFilterPushDown::Unsupported
-            });
-        }
-        Ok(answer)
+        super::leak_proof::pushdown(self.inner.as_ref(), scope, filters)
     }
 
     async fn scan(

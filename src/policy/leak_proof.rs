@@ -42,6 +42,30 @@ pub fn is_leak_proof(expr: &Expr, scope: Scope<'_>) -> bool {
     leak_proof_with(expr, &|e| plain_column(e, scope))
 }
 
+/// What a table read under a policy answers DataFusion's filter pushdown
+/// for `filters`: those that cannot leak, as `inner` (the table under the
+/// policy) takes them; the others `Unsupported`, so they run above the
+/// policy.
+pub fn pushdown(
+    inner: &dyn datafusion::catalog::TableProvider,
+    scope: Scope<'_>,
+    filters: &[&Expr],
+) -> datafusion::common::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+    use datafusion::logical_expr::TableProviderFilterPushDown;
+    let mut answer = vec![TableProviderFilterPushDown::Unsupported; filters.len()];
+    let below: Vec<usize> = (0..filters.len())
+        .filter(|i| is_leak_proof(filters[*i], scope))
+        .collect();
+    if below.is_empty() {
+        return Ok(answer);
+    }
+    let asked: Vec<&Expr> = below.iter().map(|i| filters[*i]).collect();
+    for (i, support) in below.iter().zip(inner.supports_filters_pushdown(&asked)?) {
+        answer[*i] = support;
+    }
+    Ok(answer)
+}
+
 /// The grammar of leak-proof predicates, with `column` saying which
 /// operands are plain columns.
 fn leak_proof_with(expr: &Expr, column: &dyn Fn(&Expr) -> bool) -> bool {

@@ -197,21 +197,7 @@ impl TableProvider for PolicyTable {
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
         let source = self.inner.schema();
-        let mut answer = vec![TableProviderFilterPushDown::Unsupported; filters.len()];
-        let below: Vec<usize> = (0..filters.len())
-            .filter(|i| is_leak_proof(filters[*i], self.scope(&source)))
-            .collect();
-        if below.is_empty() {
-            return Ok(answer);
-        }
-        let asked: Vec<&Expr> = below.iter().map(|i| filters[*i]).collect();
-        for (i, support) in below
-            .iter()
-            .zip(self.inner.supports_filters_pushdown(&asked)?)
-        {
-            answer[*i] = support;
-        }
-        Ok(answer)
+        super::leak_proof::pushdown(self.inner.as_ref(), self.scope(&source), filters)
     }
 
     async fn scan(

@@ -1430,23 +1430,7 @@ async fn a_policed_table_joins_at_its_link_under_its_row_filter_when_nothing_can
     let source = pg_admin("tautan_uji").await;
     let oracle = |sql: String| {
         let source = &source;
-        async move {
-            let rows = source.simple_query(&sql).await.expect("oracle");
-            let mut lines: Vec<String> = rows
-                .iter()
-                .filter_map(|m| match m {
-                    SimpleQueryMessage::Row(r) => Some(
-                        (0..r.len())
-                            .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                            .collect::<Vec<_>>()
-                            .join("|"),
-                    ),
-                    _ => None,
-                })
-                .collect();
-            lines.sort();
-            lines
-        }
+        async move { rows_as_text(source, &sql).await.expect("oracle") }
     };
     // The source holding only the rows the filter lets through.
     let filtered = "(SELECT * FROM angka WHERE grup < 50)";
