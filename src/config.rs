@@ -1351,7 +1351,8 @@ impl FederationConfig {
                 key: Some(format!("http.oidc.{key}")),
                 message,
             };
-            if oidc.roles_claim.is_some() != !oidc.role_map.is_empty() {
+            let (claim, map) = (oidc.roles_claim.is_some(), !oidc.role_map.is_empty());
+            if claim != map {
                 return Err(at(
                     "role_map",
                     "roles_claim and role_map go together: the claim names the groups, the map \

@@ -639,7 +639,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder(&self.types).schema();
+        let schema = query.into_builder(&self.types).schema();
         self.listing(request, &schema, query.as_any().encode_to_vec())
             .await
     }
