@@ -15,10 +15,13 @@
 //!   pseudonym key never leaves it), the link is PostgreSQL or MySQL (which
 //!   evaluate select lists only on the rows their `WHERE` keeps; SQL Server
 //!   may compute them first), and the link takes the row filter exactly;
-//! - every such scan ended up inside a sub-plan sent whole (nothing of the
-//!   user's can be pushed into it later), and every predicate of that
-//!   sub-plan cannot leak ([`super::leak_proof::sub_plan_is_leak_proof`]),
-//!   since the source orders them as it likes.
+//! - some such scan ended up inside a sub-plan sent whole (nothing of the
+//!   user's can be pushed into it later), and every predicate of every
+//!   such sub-plan cannot leak ([`super::leak_proof::sub_plan_is_leak_proof`]),
+//!   since the source orders them as it likes. A policed scan left on its
+//!   own reads the link under the row filter and takes only leak-proof
+//!   predicates ([`PolicedLink`]), as its policy table would; it is read
+//!   in parallel parts like any large scan.
 //!
 //! Otherwise the plan goes on with its [`PolicyTable`]s as before. An
 //! accepted sub-plan is wrapped in a [`PolicyNote`], planned as a
@@ -53,7 +56,6 @@ use super::table::{PolicyExec, PolicyTable};
 pub struct Inlined {
     /// The rewritten plan.
     pub plan: LogicalPlan,
-    scans: usize,
 }
 
 /// `plan` with each eligible policed scan (see the module docs) reading
@@ -81,7 +83,6 @@ pub fn inline(plan: &LogicalPlan) -> Result<Option<Inlined>> {
     })?;
     Ok((scans > 0).then_some(Inlined {
         plan: rewritten.data,
-        scans,
     }))
 }
 
@@ -161,25 +162,22 @@ fn direct_scan(table: &PolicyTable, scan: &TableScan) -> Result<Option<LogicalPl
 
 impl Inlined {
     /// `federated` (this plan after the federation rule) with each sub-plan
-    /// holding a policed scan wrapped in a [`PolicyNote`], if every policed
-    /// scan is inside such a sub-plan and every one of them is leak-proof;
-    /// `None` otherwise.
+    /// holding a policed scan, and each policed scan left on its own,
+    /// wrapped in a [`PolicyNote`], if some policed scan went with a
+    /// sub-plan sent whole and every such sub-plan is leak-proof; `None`
+    /// otherwise.
     pub fn accept(&self, federated: LogicalPlan) -> Result<Option<LogicalPlan>> {
         let mut inside = 0;
         let mut fine = true;
         federated.apply(|node| {
-            match node {
-                LogicalPlan::Extension(ext) => {
-                    if let Some(fed) = ext.node.as_any().downcast_ref::<FederatedPlanNode>() {
-                        let policed = policed_links(&fed.plan);
-                        if !policed.is_empty() {
-                            inside += policed.len();
-                            fine &= sub_plan_is_leak_proof(&fed.plan);
-                        }
+            if let LogicalPlan::Extension(ext) = node {
+                if let Some(fed) = ext.node.as_any().downcast_ref::<FederatedPlanNode>() {
+                    let policed = policed_links(&fed.plan);
+                    if !policed.is_empty() {
+                        inside += policed.len();
+                        fine &= sub_plan_is_leak_proof(&fed.plan);
                     }
                 }
-                LogicalPlan::TableScan(scan) if policed_link(scan).is_some() => fine = false,
-                _ => {}
             }
             Ok(if fine {
                 TreeNodeRecursion::Continue
@@ -187,17 +185,25 @@ impl Inlined {
                 TreeNodeRecursion::Stop
             })
         })?;
-        if !fine || inside != self.scans {
+        // Nothing sent whole: the plan as it was, with its policy tables.
+        if !fine || inside == 0 {
             return Ok(None);
         }
         let noted = federated.transform_up(|node| {
-            let LogicalPlan::Extension(ext) = &node else {
-                return Ok(Transformed::no(node));
+            let policed = match &node {
+                // A policed scan left on its own reads the link with the
+                // row filter and takes only leak-proof predicates (as a
+                // policy table would); its note keeps later predicates
+                // above it and names the policy.
+                LogicalPlan::TableScan(scan) => policed_link(scan).into_iter().collect(),
+                LogicalPlan::Extension(ext) => {
+                    match ext.node.as_any().downcast_ref::<FederatedPlanNode>() {
+                        Some(fed) => policed_links(&fed.plan),
+                        None => Vec::new(),
+                    }
+                }
+                _ => Vec::new(),
             };
-            let Some(fed) = ext.node.as_any().downcast_ref::<FederatedPlanNode>() else {
-                return Ok(Transformed::no(node));
-            };
-            let policed = policed_links(&fed.plan);
             let Some(first) = policed.first() else {
                 return Ok(Transformed::no(node));
             };
