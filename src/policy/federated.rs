@@ -61,6 +61,9 @@ pub struct Inlined {
 /// `plan` with each eligible policed scan (see the module docs) reading
 /// the link's table under the row filter; `None` when there is none.
 pub fn inline(plan: &LogicalPlan) -> Result<Option<Inlined>> {
+    // A policed scan keeps its table's estimates (a wide aggregate over it
+    // stays in tautan, as over the table itself).
+    tautan_connector::federation::register_unwrap(unwrap);
     let mut scans = 0;
     let rewritten = plan.clone().transform_up(|node| {
         let LogicalPlan::TableScan(scan) = &node else {
@@ -233,6 +236,13 @@ fn policed_links(plan: &LogicalPlan) -> Vec<&PolicedLink> {
         Ok(TreeNodeRecursion::Continue)
     });
     found
+}
+
+/// The table a [`PolicedLink`] reads, for the federation's estimates
+/// (registered with [`tautan_connector::federation::register_unwrap`]).
+pub fn unwrap(provider: &dyn TableProvider) -> Option<&dyn TableProvider> {
+    let any: &dyn Any = provider;
+    any.downcast_ref::<PolicedLink>().map(|l| l.inner.as_ref())
 }
 
 /// The [`PolicedLink`] a scan reads, if it reads one.

@@ -88,16 +88,35 @@ impl LinkFederation {
     }
 }
 
+/// How a provider that stands in for a link's table (tautan reads a
+/// table under a row filter this way) gives the provider it wraps.
+pub type Unwrap = for<'a> fn(&'a dyn TableProvider) -> Option<&'a dyn TableProvider>;
+
+static UNWRAP: std::sync::OnceLock<Unwrap> = std::sync::OnceLock::new();
+
+/// Registers how wrappers of link tables are seen through, so that the
+/// table's estimates still reach the choices made here (a wide aggregate
+/// is kept in tautan). The first registration stands.
+pub fn register_unwrap(unwrap: Unwrap) {
+    let _ = UNWRAP.set(unwrap);
+}
+
 /// The [`RemoteTable`] behind a provider from [`LinkFederation::table`]
-/// (or the provider itself when it is one).
+/// (or the provider itself when it is one; or behind a registered
+/// wrapper, [`register_unwrap`]).
 pub fn remote_table(provider: &dyn TableProvider) -> Option<&RemoteTable> {
     let any: &dyn Any = provider;
     if let Some(t) = any.downcast_ref::<RemoteTable>() {
         return Some(t);
     }
     let adaptor = any.downcast_ref::<FederatedTableProviderAdaptor>()?;
-    let inner: &dyn Any = adaptor.table_provider.as_deref()?;
-    inner.downcast_ref::<RemoteTable>()
+    let inner: &dyn TableProvider = adaptor.table_provider.as_deref()?;
+    let direct: &dyn Any = inner;
+    if let Some(t) = direct.downcast_ref::<RemoteTable>() {
+        return Some(t);
+    }
+    let wrapped: &dyn Any = UNWRAP.get()?(inner)?;
+    wrapped.downcast_ref::<RemoteTable>()
 }
 
 /// Runs unparsed sub-plans on one link.
