@@ -28,6 +28,9 @@ pub const SETTING: &str = "tautan.pushdown";
 /// DataFusion's optimizer rules, its simplifier made NULL-safe
 /// ([`crate::simplify`]), with [`SubPlanPushdown`] appended.
 pub fn optimizer_rules(settings: Settings) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    // A policed scan keeps its table's estimates (a wide aggregate over it
+    // stays in tautan, as over the table itself); set once per process.
+    tautan_connector::federation::register_unwrap(crate::policy::federated::unwrap);
     let mut rules = crate::simplify::null_safe(Optimizer::new().rules);
     rules.push(Arc::new(SubPlanPushdown {
         inner: FederationOptimizerRule::new(),

@@ -61,9 +61,6 @@ pub struct Inlined {
 /// `plan` with each eligible policed scan (see the module docs) reading
 /// the link's table under the row filter; `None` when there is none.
 pub fn inline(plan: &LogicalPlan) -> Result<Option<Inlined>> {
-    // A policed scan keeps its table's estimates (a wide aggregate over it
-    // stays in tautan, as over the table itself).
-    tautan_connector::federation::register_unwrap(unwrap);
     let mut scans = 0;
     let rewritten = plan.clone().transform_up(|node| {
         let LogicalPlan::TableScan(scan) = &node else {
