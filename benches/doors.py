@@ -7,6 +7,8 @@ doors, with the floor measured in the same run:
 - wire: the same COPY through tautan's PostgreSQL door (W1's measurement);
 - flight: Arrow Flight SQL through ADBC (adbc-driver-flightsql), record
   batches read and counted, never turned into Python rows;
+- flight-arrow: the same Flight SQL calls through pyarrow's C++ Flight
+  client (no ADBC driver in between);
 - http-arrow, http-ndjson, http-csv: `POST /v1/sql` with that `Accept`,
   the body streamed and counted.
 
@@ -87,6 +89,48 @@ def flight(port, sql):
     return run
 
 
+def _bytes_field(number, payload):
+    """One length-delimited protobuf field."""
+    n, varint = len(payload), bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        varint.append(b | (0x80 if n else 0))
+        if not n:
+            break
+    return bytes([number << 3 | 2]) + bytes(varint) + payload
+
+
+def flight_arrow(port, sql):
+    """Flight SQL through Arrow's own C++ Flight client (pyarrow.flight):
+    the same server calls as ADBC (Handshake, GetFlightInfo of a
+    CommandStatementQuery, DoGet of its ticket), without ADBC's Go driver,
+    whose cgo hand-off costs about as much CPU as the server's work on two
+    cores. The command is the Flight SQL protobuf `Any`, written by hand."""
+    import pyarrow.flight as fl
+
+    query = _bytes_field(1, sql.encode())
+    command = _bytes_field(1, b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery")
+    command += _bytes_field(2, query)
+
+    def run(count=False):
+        client = fl.FlightClient(f"grpc://127.0.0.1:{port}")
+        try:
+            header = client.authenticate_basic_token(bench.TAUTAN_USER, bench.TAUTAN_PASSWORD)
+            options = fl.FlightCallOptions(headers=[header])
+            info = client.get_flight_info(fl.FlightDescriptor.for_command(command), options)
+            rows = 0
+            for endpoint in info.endpoints:
+                reader = client.do_get(endpoint.ticket, options)
+                for chunk in reader:
+                    rows += chunk.data.num_rows
+            return rows
+        finally:
+            client.close()
+
+    return run
+
+
 def http(port, sql, accept):
     token = base64.b64encode(f"{bench.TAUTAN_USER}:{bench.TAUTAN_PASSWORD}".encode()).decode()
 
@@ -118,7 +162,7 @@ def main():
     ap.add_argument("--sf", default="1")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--query", default="w1_lineitem_all")
-    ap.add_argument("--doors", default="floor,wire,flight,http-arrow,http-ndjson,http-csv")
+    ap.add_argument("--doors", default="floor,wire,flight,flight-arrow,http-arrow,http-ndjson,http-csv")
     ap.add_argument(
         "--snapshot",
         action="store_true",
@@ -155,6 +199,7 @@ def main():
         "floor": psql_copy(pg["host"], pg["port"], pg["user"], pg.get("password"), tpch.DB_A, floor_sql),
         "wire": psql_copy("127.0.0.1", bench.TAUTAN_PORT, bench.TAUTAN_USER, bench.TAUTAN_PASSWORD, "tautan", ours),
         "flight": flight(flight_port, ours),
+        "flight-arrow": flight_arrow(flight_port, ours),
         "http-arrow": http(http_port, ours, "application/vnd.apache.arrow.stream"),
         "http-ndjson": http(http_port, ours, "application/x-ndjson"),
         "http-csv": http(http_port, ours, "text/csv"),

@@ -1126,7 +1126,10 @@ fn name_columns_as_postgresql(statement: &mut Statement) {
         /// The statement's own query (not a subquery) is next.
         top: bool,
     }
-    fn name_select(body: &mut SetExpr, top: bool) {
+    /// Names the select list of `body`; answers the user's aliases it
+    /// renamed (as written, as renamed), for the query's ORDER BY.
+    fn name_select(body: &mut SetExpr, top: bool) -> Vec<(String, String)> {
+        let mut renamed = vec![];
         match body {
             SetExpr::Select(select) => {
                 // `SELECT *, kode`: the star holds `kode` too. In the
@@ -1143,7 +1146,10 @@ fn name_columns_as_postgresql(statement: &mut Statement) {
                     .projection
                     .iter()
                     .filter_map(|item| match item {
-                        SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+                        SelectItem::ExprWithAlias { alias, .. } if alias.quote_style.is_some() => {
+                            Some(alias.value.clone())
+                        }
+                        SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.to_lowercase()),
                         _ => None,
                     })
                     .collect();
@@ -1166,9 +1172,21 @@ fn name_columns_as_postgresql(statement: &mut Statement) {
                     match item {
                         // `SELECT 1 AS a, 2 AS a`: the second `a` is kept
                         // apart for DataFusion; the client sees two `a`.
+                        // `SELECT *, 1 AS id`: an alias beside a star
+                        // is kept apart from the star's columns too.
                         SelectItem::ExprWithAlias { alias, .. } => {
-                            let name = unique(&mut taken, &[], &alias.value);
-                            if name != alias.value {
+                            let written = if alias.quote_style.is_some() {
+                                alias.value.clone()
+                            } else {
+                                alias.value.to_lowercase()
+                            };
+                            let name = if beside_star {
+                                unique(&mut taken, &[], &format!("{written}{NAME_SUFFIX}*"))
+                            } else {
+                                unique(&mut taken, &[], &written)
+                            };
+                            if name != written {
+                                renamed.push((written, name.clone()));
                                 *alias = Ident::with_quote('"', name);
                             }
                         }
@@ -1206,7 +1224,11 @@ fn name_columns_as_postgresql(statement: &mut Statement) {
                                 continue;
                             };
                             // Not an alias written later in the list either.
-                            let fresh = unique(&mut taken, &aliases, &name);
+                            let fresh = if beside_star {
+                                unique(&mut taken, &aliases, &format!("{name}{NAME_SUFFIX}*"))
+                            } else {
+                                unique(&mut taken, &aliases, &name)
+                            };
                             *item = SelectItem::ExprWithAlias {
                                 expr: expr.clone(),
                                 alias: Ident::with_quote('"', fresh),
@@ -1216,16 +1238,37 @@ fn name_columns_as_postgresql(statement: &mut Statement) {
                     }
                 }
             }
-            SetExpr::SetOperation { left, .. } => name_select(left, top),
-            SetExpr::Query(query) => name_select(&mut query.body, top),
+            SetExpr::SetOperation { left, .. } => return name_select(left, top),
+            SetExpr::Query(query) => return name_select(&mut query.body, top),
             _ => {}
         }
+        renamed
     }
     impl VisitorMut for Namer {
         type Break = ();
         fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-            name_select(&mut query.body, self.top);
+            let renamed = name_select(&mut query.body, self.top);
             self.top = false;
+            // `ORDER BY x` of `SELECT *, 1 AS x`: the renamed alias.
+            if let Some(datafusion::sql::sqlparser::ast::OrderBy {
+                kind: datafusion::sql::sqlparser::ast::OrderByKind::Expressions(items),
+                ..
+            }) = query.order_by.as_mut()
+            {
+                for item in items {
+                    let Expr::Identifier(ident) = &mut item.expr else {
+                        continue;
+                    };
+                    let written = if ident.quote_style.is_some() {
+                        ident.value.clone()
+                    } else {
+                        ident.value.to_lowercase()
+                    };
+                    if let Some((_, name)) = renamed.iter().find(|(from, _)| *from == written) {
+                        *ident = Ident::with_quote('"', name.clone());
+                    }
+                }
+            }
             ControlFlow::Continue(())
         }
     }

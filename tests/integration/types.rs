@@ -574,6 +574,13 @@ async fn a_select_list_may_repeat_a_name_as_in_postgresql() {
         "SELECT *, id FROM {t} WHERE id = 11",
         "SELECT b.*, b.t, 1 AS x FROM {t} b WHERE b.id = 12 ORDER BY x, t",
         "SELECT id, * FROM {t} WHERE id = 10",
+        // An alias or a computed column beside a star that repeats one of
+        // the star's names; ORDER BY an alias beside a star.
+        "SELECT *, 1 AS id FROM {t} WHERE id = 4",
+        "SELECT *, i4 AS t, id AS i4 FROM {t} WHERE id = 5",
+        "SELECT b.*, 2 AS x, b.id * 2 AS y FROM {t} b WHERE b.id < 9 ORDER BY y DESC, x",
+        "SELECT *, count(*) OVER () FROM {t} WHERE id IN (1, 2) ORDER BY id",
+        "SELECT 1 AS A, 2 AS a, 3 AS \"A\"",
     ];
     async fn answer(
         c: &tokio_postgres::Client,
