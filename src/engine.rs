@@ -781,7 +781,7 @@ impl Engine {
                 access.clone(),
             )))
             .with_default_features()
-            .with_analyzer_rules(analyzer_rules())
+            .with_analyzer_rules(analyzer_rules(settings.clone()))
             .with_optimizer_rules(crate::pushdown::optimizer_rules(settings.clone()))
             .with_query_planner(crate::pushdown::query_planner())
             .with_physical_optimizer_rule(Arc::new(crate::executor::YieldingJoins))
@@ -873,7 +873,9 @@ impl Engine {
 /// literals ([`crate::pg_input::UnknownLiterals`]) and numeric comparison
 /// of `x = ANY(a)` ([`crate::any_array::ComparableElements`]) before type
 /// coercion, and overflow checks of constant arithmetic last.
-fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
+fn analyzer_rules(
+    settings: Settings,
+) -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
     let mut rules = datafusion::optimizer::Analyzer::new().rules;
     let at = rules
         .iter()
@@ -884,10 +886,10 @@ fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + 
     // After type coercion: constant arithmetic that overflows is an error,
     // not a wrapped value folded in ([`crate::overflow`]).
     rules.push(Arc::new(crate::overflow::CheckedConstants));
-    // Casts of floats to text as PostgreSQL writes floats
+    // Casts to text as PostgreSQL writes values
     // ([`crate::pg_text`]): after type coercion, which adds the implicit
     // ones.
-    rules.push(Arc::new(crate::pg_text::FloatText));
+    rules.push(Arc::new(crate::pg_text::TextCasts::new(settings)));
     rules
 }
 

@@ -1,26 +1,31 @@
-//! Casts of floats to text, written as PostgreSQL writes floats.
+//! Casts to text, written as PostgreSQL's output functions write values.
 //!
-//! DataFusion casts a float to text its own way (`0.0`, `1e20`, `1e-7`);
-//! PostgreSQL writes `0`, `1e+20`, `1e-07` — the same text its wire
-//! answers carry ([`float_text`], which the wire's encoder uses too). An
+//! DataFusion casts a value to text its own way: floats as `0.0`, `1e20`,
+//! `1e-7`; timestamps with a `T`; times and timestamps with `.500`;
+//! intervals as `14 mons 3 days 4 hours 5 mins 6.789000000 secs`; bytea
+//! as its raw bytes (an error when they are not UTF-8). PostgreSQL writes
+//! `0`, `1e+20`, `1e-07`, `2000-02-29 12:34:56.5`, `1 year 2 mons 3 days
+//! 04:05:06.789` and `\x0aff` — the same text its wire answers carry. An
 //! explicit `x::text` and the implicit cast of `'a' || x` are both casts
-//! after type coercion, so [`FloatText`], an analyzer rule run after it,
-//! turns each cast of a `real` or `double precision` to text into
-//! [`FloatOut`], keeping the expression's name. (Such a cast is then done
-//! in tautan, not at a source: MySQL writes floats its own way.)
+//! after type coercion, so [`TextCasts`], an analyzer rule run after it,
+//! turns each cast to text of such a value into [`TextOut`], which writes
+//! it as the wire's encoder does ([`crate::server::values`]), in the
+//! session's `TimeZone` for a `timestamptz`; the expression keeps its
+//! name. (Such a cast is then done in tautan, not at a source: MySQL writes
+//! values its own way, and casts to text were never sent.)
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, StringBuilder};
-use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, IntervalUnit};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::Result;
 use datafusion::logical_expr::expr::{Cast, ScalarFunction};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
 
@@ -71,35 +76,59 @@ pub fn float_text(v: f64, precision: i32, single: bool) -> String {
     }
 }
 
-/// `float8out(x)` / `float4out(x)`: a float as PostgreSQL writes it.
+/// Whether a cast of `data_type` to text is written by [`TextOut`]:
+/// every type whose text DataFusion writes otherwise than PostgreSQL.
+/// (Integers, booleans and strings are written alike; a `char(n)` cast to
+/// text loses its padding in both.)
+fn written_here(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal128(..)
+            | DataType::Date32
+            | DataType::Time64(_)
+            | DataType::Timestamp(..)
+            | DataType::Interval(IntervalUnit::MonthDayNano)
+            | DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+    )
+}
+
+/// `textout(x)`: `x` as PostgreSQL's output function for its type writes
+/// it, `timestamptz` in `zone` (the session's `TimeZone` when the
+/// statement was planned).
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct FloatOut {
-    single: bool,
+pub struct TextOut {
+    zone: String,
     signature: Signature,
 }
 
-impl FloatOut {
-    /// The function for `real` (`single`) or `double precision`.
-    pub fn udf(single: bool) -> ScalarUDF {
-        let input = if single {
-            DataType::Float32
-        } else {
-            DataType::Float64
-        };
-        ScalarUDF::new_from_impl(FloatOut {
-            single,
-            signature: Signature::exact(vec![input], Volatility::Immutable),
+impl TextOut {
+    /// The function writing `timestamptz` values in `zone`.
+    pub fn udf(zone: &str) -> ScalarUDF {
+        ScalarUDF::new_from_impl(TextOut {
+            zone: zone.to_string(),
+            signature: Signature::any(1, Volatility::Immutable),
         })
     }
 }
 
-impl ScalarUDFImpl for FloatOut {
+/// `\x` and the bytes in lowercase hex (`bytea_output = hex`).
+fn bytea_text(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(2 + bytes.len() * 2);
+    out.push_str("\\x");
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+impl ScalarUDFImpl for TextOut {
     fn name(&self) -> &str {
-        if self.single {
-            "float4out"
-        } else {
-            "float8out"
-        }
+        "textout"
     }
 
     fn signature(&self) -> &Signature {
@@ -111,20 +140,45 @@ impl ScalarUDFImpl for FloatOut {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use crate::server::values::{Kind, Value};
         let rows = args.number_rows;
-        let [arg] = args.args.as_slice() else {
-            return datafusion::common::exec_err!("{} takes one argument", self.name());
+        let ([arg], [field]) = (args.args.as_slice(), args.arg_fields.as_slice()) else {
+            return datafusion::common::exec_err!("textout takes one argument");
         };
         let scalar = matches!(arg, ColumnarValue::Scalar(_));
         let values = arg.to_array(rows)?;
-        let mut out = StringBuilder::with_capacity(values.len(), values.len() * 8);
-        if self.single {
-            for v in values.as_primitive::<Float32Type>().iter() {
-                out.append_option(v.map(|v| float_text(v as f64, 6, true)));
+        let mut out = StringBuilder::with_capacity(values.len(), values.len() * 16);
+        let binary = |i: usize| -> Option<&[u8]> {
+            match values.data_type() {
+                DataType::Binary => Some(values.as_binary::<i32>().value(i)),
+                DataType::LargeBinary => Some(values.as_binary::<i64>().value(i)),
+                DataType::BinaryView => Some(values.as_binary_view().value(i)),
+                _ => None,
             }
-        } else {
-            for v in values.as_primitive::<Float64Type>().iter() {
-                out.append_option(v.map(|v| float_text(v, 15, false)));
+        };
+        let kind = Kind::of(field).filter(|k| !matches!(k, Kind::Padded(_)));
+        for i in 0..values.len() {
+            if values.is_null(i) {
+                out.append_null();
+            } else if let Some(bytes) = binary(i) {
+                out.append_value(bytea_text(bytes));
+            } else if let Some(kind) = kind {
+                let value = Value {
+                    array: &values,
+                    row: i,
+                    kind,
+                };
+                let text = value.text(&self.zone).map_err(|e| {
+                    datafusion::error::DataFusionError::External(
+                        e as Box<dyn std::error::Error + Send + Sync>,
+                    )
+                })?;
+                out.append_value(text);
+            } else {
+                return datafusion::common::exec_err!(
+                    "textout: no text form for {}",
+                    values.data_type()
+                );
             }
         }
         let out: ArrayRef = Arc::new(out.finish());
@@ -133,13 +187,28 @@ impl ScalarUDFImpl for FloatOut {
 }
 
 /// The analyzer rule; see the module docs.
-#[derive(Debug, Default)]
-pub struct FloatText;
+#[derive(Debug)]
+pub struct TextCasts {
+    settings: crate::pg_catalog::Settings,
+}
 
-impl AnalyzerRule for FloatText {
+impl TextCasts {
+    /// The rule for a session with `settings` (its `TimeZone`).
+    pub fn new(settings: crate::pg_catalog::Settings) -> Self {
+        TextCasts { settings }
+    }
+}
+
+impl AnalyzerRule for TextCasts {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        let float4 = Arc::new(FloatOut::udf(true));
-        let float8 = Arc::new(FloatOut::udf(false));
+        let zone = self
+            .settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get("timezone")
+            .cloned()
+            .unwrap_or_else(|| "UTC".to_string());
+        let textout = Arc::new(TextOut::udf(&zone));
         plan.transform_up_with_subqueries(|node| {
             let schema = node.schema().clone();
             let inputs = node.inputs();
@@ -159,16 +228,12 @@ impl AnalyzerRule for FloatText {
                     ) {
                         return Ok(Transformed::no(e));
                     }
-                    let udf = match datafusion::logical_expr::ExprSchemable::get_type(
-                        expr.as_ref(),
-                        &scope,
-                    ) {
-                        Ok(DataType::Float32) => float4.clone(),
-                        Ok(DataType::Float64) => float8.clone(),
+                    match expr.get_type(&scope) {
+                        Ok(from) if written_here(&from) => {}
                         _ => return Ok(Transformed::no(e)),
-                    };
+                    }
                     let text = Expr::ScalarFunction(ScalarFunction::new_udf(
-                        udf,
+                        textout.clone(),
                         vec![expr.as_ref().clone()],
                     ));
                     Ok(Transformed::yes(if *to == DataType::Utf8 {
@@ -184,6 +249,17 @@ impl AnalyzerRule for FloatText {
     }
 
     fn name(&self) -> &str {
-        "tautan_float_text"
+        "tautan_text_casts"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytea_is_written_in_hex_with_its_prefix() {
+        assert_eq!(bytea_text(b""), "\\x");
+        assert_eq!(bytea_text(&[0x0a, 0xff, 0x00]), "\\x0aff00");
     }
 }

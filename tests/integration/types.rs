@@ -744,12 +744,16 @@ async fn extract_keeps_fractions_of_seconds_and_counts_interval_years_as_postgre
     assert_eq!(compared, 2 * checked.len());
 }
 
-/// A float cast to text (explicitly, or by `||`) is written as PostgreSQL
-/// writes it (`0`, `1e+20`, `1e-07`, `Infinity`), not as DataFusion casts
-/// it (`0.0`, `1e20`), for every value of the fixture, and the column keeps
-/// PostgreSQL's name.
+/// A value cast to text (explicitly, or by `||`) is written as
+/// PostgreSQL's output function writes it, not as DataFusion casts it:
+/// floats `0`, `1e+20`, `Infinity` (not `0.0`, `1e20`); timestamps without
+/// a `T` and times without `.500`; intervals as `1 year 2 mons 3 days
+/// 04:05:06.789` (not `14 mons 3 days 4 hours 5 mins 6.789000000 secs`);
+/// bytea in hex (it failed on bytes that are not UTF-8); `timestamptz` in
+/// the session's `TimeZone`. For every value of both links' fixtures, and
+/// the column keeps PostgreSQL's name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn floats_cast_to_text_are_written_as_postgresql_writes_them() {
+async fn values_cast_to_text_are_written_as_postgresql_writes_them() {
     let server = start().await;
     let client = server.connect(WALIDATA).await;
     let oracle = pg_admin("tautan_uji").await;
@@ -758,6 +762,13 @@ async fn floats_cast_to_text_are_written_as_postgresql_writes_them() {
         "SELECT CAST(f8 * 1e20 AS text), (f4 / 1e7)::varchar FROM {t} WHERE id = {id}",
         "SELECT id FROM {t} WHERE f8::text = '1.5' ORDER BY id",
         "SELECT 0::float8::text, 1e20::float8::text, 1e-7::float8::text, 0.1::float4::text",
+        "SELECT ts::text, 'at ' || ts FROM {t} WHERE id = {id}",
+        "SELECT tstz::text, d::text || '.' FROM {t} WHERE id = {id}",
+        "SELECT tm::text, 'for ' || iv FROM {t} WHERE id = {id}",
+        "SELECT iv::text, by::text FROM {t} WHERE id = {id}",
+        "SELECT n::text, n38::varchar FROM {t} WHERE id = {id}",
+        "SELECT string_agg(iv::text, ';' ORDER BY id) FROM {t}",
+        "SELECT id FROM {t} WHERE ts::text LIKE '% 23:59:59%' ORDER BY id",
     ];
     let checked: Vec<String> = cases
         .iter()
@@ -772,7 +783,33 @@ async fn floats_cast_to_text_are_written_as_postgresql_writes_them() {
         })
         .collect();
     let compared = agree_with_postgresql(&client, &oracle, &checked, BEDA, as_is).await;
-    assert_eq!(compared, 2 * (2 * 12 + 2));
+    assert_eq!(compared, 2 * (7 * 12 + 4));
+    // MariaDB's values (its `time` is an interval here), read the same way.
+    let mysql: Vec<String> = [
+        "SELECT dtm::text, 'at ' || dt FROM {t} WHERE id = {id}",
+        "SELECT tm::text, bl::text FROM {t} WHERE id = {id}",
+        "SELECT d8::text, de::text FROM {t} WHERE id = {id}",
+    ]
+    .iter()
+    .flat_map(|c| (1..=12).map(move |id| c.replace("{id}", &id.to_string())))
+    .collect();
+    let compared = agree_with_postgresql(
+        &client,
+        &oracle,
+        &mysql,
+        ("uji_my.tautan_uji.beda", "public.beda_my"),
+        as_is,
+    )
+    .await;
+    assert_eq!(compared, 2 * 3 * 12);
+    // A timestamptz is written in the session's TimeZone.
+    let zone = "SET TimeZone = 'Asia/Jakarta'";
+    client.batch_execute(zone).await.expect("zone");
+    oracle.batch_execute(zone).await.expect("zone");
+    let zoned: Vec<String> = (1..=12)
+        .map(|id| format!("SELECT 'at ' || tstz FROM {{t}} WHERE id = {id}"))
+        .collect();
+    agree_with_postgresql(&client, &oracle, &zoned, BEDA, as_is).await;
     let named = client
         .simple_query("SELECT 1.5::float8::text")
         .await
