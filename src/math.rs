@@ -12,19 +12,31 @@
 //! PostgreSQL's `sign` of an integer or float is a `double precision`
 //! (`0` for `NaN`), of a `numeric` a `numeric` of scale 0.
 //!
+//! [`RealAsDouble`]: PostgreSQL's math functions take `double precision`:
+//! a `real` argument is widened, and the answer is a `double precision`
+//! (`floor(real '3.4028235e38')` is `3.4028234663852886e+38`). DataFusion's
+//! kept `real` arguments `real`, answering in float4's digits.
+//!
 //! [`WholeDecimal`]: PostgreSQL's `ceil`, `floor` and `trunc` of a
 //! `numeric` are whole numbers of scale 0 (`ceil(1.500)` is `2`).
 //! DataFusion's keep the argument's type (`2.000`), and `ceil` of a value
 //! with every digit of its precision used (`999.9` in `numeric(4,1)`)
-//! overflowed it: an error where PostgreSQL answers `1000`.
+//! overflowed it: an error where PostgreSQL answers `1000`. With a
+//! constant number of digits `k`, PostgreSQL's `round(n, k)` and
+//! `trunc(n, k)` are numerics of scale `k` (of scale 0 when `k` is
+//! negative): `trunc(1.500, 1)` is `1.5`, `round(1.5, 3)` is `1.500`,
+//! `round(15, -1)` is `20`; DataFusion's kept the argument's scale.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type};
+use datafusion::arrow::datatypes::{Field, FieldRef};
 use datafusion::common::Result;
+use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
 };
 
 /// `acosh` exact to the end of the float range; see the module docs.
@@ -176,8 +188,10 @@ pub enum Whole {
     Ceil,
     /// The largest whole number not above the value (`floor`).
     Floor,
-    /// The value without its fraction (`trunc` of one argument).
+    /// The value without its fraction (`trunc`).
     Trunc,
+    /// The nearest, half away from zero (`round`).
+    Round,
 }
 
 impl Whole {
@@ -186,6 +200,37 @@ impl Whole {
             Whole::Ceil => "ceil",
             Whole::Floor => "floor",
             Whole::Trunc => "trunc",
+            Whole::Round => "round",
+        }
+    }
+
+    /// `value` (of scale `scale`) to `digits` decimals, as an unscaled
+    /// decimal of scale `max(digits, 0)` (`round`/`trunc` with a number of
+    /// digits); `None` past a decimal's 38 digits.
+    fn at(self, value: i128, scale: u32, digits: i64) -> Option<i128> {
+        let kept = digits.max(0);
+        if kept >= i64::from(scale) {
+            let up = u32::try_from(kept - i64::from(scale)).ok()?;
+            return value.checked_mul(10i128.checked_pow(up)?);
+        }
+        // Digits dropped: every one past the 38th is already zero.
+        let dropped = u32::try_from(i64::from(scale) - digits).ok()?;
+        let (whole, rest, unit) = match 10i128.checked_pow(dropped) {
+            Some(unit) => (value / unit, value % unit, unit),
+            None => return Some(0),
+        };
+        let whole = match self {
+            Whole::Round if rest.unsigned_abs() * 2 >= unit.unsigned_abs() => {
+                whole + value.signum()
+            }
+            Whole::Ceil if rest > 0 => whole + 1,
+            Whole::Floor if rest < 0 => whole - 1,
+            _ => whole,
+        };
+        if digits < 0 {
+            whole.checked_mul(10i128.checked_pow(u32::try_from(-digits).ok()?)?)
+        } else {
+            Some(whole)
         }
     }
 
@@ -196,6 +241,9 @@ impl Whole {
         match self {
             Whole::Ceil if rest > 0 => whole + 1,
             Whole::Floor if rest < 0 => whole - 1,
+            Whole::Round if rest.unsigned_abs() * 2 >= unit.unsigned_abs() => {
+                whole + value.signum()
+            }
             _ => whole,
         }
     }
@@ -234,6 +282,66 @@ impl WholeDecimal {
             _ => None,
         }
     }
+
+    /// The decimal argument's precision and scale and the constant number
+    /// of digits, for `round`/`trunc(n, k)` this wrapper answers itself.
+    fn with_digits(
+        &self,
+        arg_types: &[DataType],
+        digits: Option<&ScalarValue>,
+    ) -> Option<(u8, i8, i64)> {
+        if !matches!(self.whole, Whole::Trunc | Whole::Round) {
+            return None;
+        }
+        let [DataType::Decimal128(p, s), _] = arg_types else {
+            return None;
+        };
+        let k = match digits? {
+            ScalarValue::Int64(Some(k)) => *k,
+            ScalarValue::Int32(Some(k)) => i64::from(*k),
+            ScalarValue::Int16(Some(k)) => i64::from(*k),
+            ScalarValue::Int8(Some(k)) => i64::from(*k),
+            _ => return None,
+        };
+        // The result's scale must fit a decimal.
+        (*s >= 0 && k <= 38).then_some((*p, *s, k))
+    }
+
+    /// The result type of `round`/`trunc(n, k)` over `numeric(p, s)`: scale
+    /// `max(k, 0)`, a digit more for rounding up.
+    fn digits_type(p: u8, s: i8, k: i64) -> DataType {
+        let whole_digits = i64::from(p) - i64::from(s) + 1;
+        let precision = (whole_digits + k.max(0)).clamp(1, 38) as u8;
+        DataType::Decimal128(precision, k.clamp(0, 38) as i8)
+    }
+
+    /// `round`/`trunc(n, k)` of a decimal column or constant.
+    fn at_digits(&self, args: &ScalarFunctionArgs, scale: i8, k: i64) -> Result<ColumnarValue> {
+        let DataType::Decimal128(precision, out_scale) = args.return_type().clone() else {
+            return datafusion::common::exec_err!("{}: unexpected result type", self.whole.name());
+        };
+        let arg = &args.args[0];
+        let scalar = matches!(arg, ColumnarValue::Scalar(_));
+        let values = arg.to_array(args.number_rows)?;
+        let whole = self.whole;
+        let out = values
+            .as_primitive::<Decimal128Type>()
+            .try_unary::<_, Decimal128Type, _>(|v| {
+                whole.at(v, scale as u32, k).ok_or_else(|| {
+                    datafusion::arrow::error::ArrowError::ComputeError(
+                        "numeric field overflow".into(),
+                    )
+                })
+            })?
+            .with_precision_and_scale(precision, out_scale)?;
+        out.validate_decimal_precision(precision).map_err(|_| {
+            datafusion::error::DataFusionError::External(Box::new(crate::error::QueryError::new(
+                "22003",
+                "numeric field overflow",
+            )))
+        })?;
+        columnar(Arc::new(out), scalar)
+    }
 }
 
 impl ScalarUDFImpl for WholeDecimal {
@@ -264,12 +372,43 @@ impl ScalarUDFImpl for WholeDecimal {
         }
     }
 
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let digits = args.scalar_arguments.get(1).copied().flatten();
+        if let Some((p, s, k)) = self.with_digits(&types, digits) {
+            let nullable = args.arg_fields.iter().any(|f| f.is_nullable());
+            return Ok(Arc::new(Field::new(
+                self.name(),
+                Self::digits_type(p, s, k),
+                nullable,
+            )));
+        }
+        if Self::decimal(&types).is_some() {
+            let nullable = args.arg_fields.iter().any(|f| f.is_nullable());
+            return Ok(Arc::new(Field::new(
+                self.name(),
+                self.return_type(&types)?,
+                nullable,
+            )));
+        }
+        self.inner.return_field_from_args(args)
+    }
+
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let types: Vec<DataType> = args
             .arg_fields
             .iter()
             .map(|f| f.data_type().clone())
             .collect();
+        if let [_, ColumnarValue::Scalar(digits)] = args.args.as_slice() {
+            if let Some((_, scale, k)) = self.with_digits(&types, Some(digits)) {
+                return self.at_digits(&args, scale, k);
+            }
+        }
         let Some((_, scale)) = Self::decimal(&types) else {
             return self.inner.invoke_with_args(args);
         };
@@ -292,12 +431,74 @@ impl ScalarUDFImpl for WholeDecimal {
     }
 }
 
+/// PostgreSQL's functions of `double precision` only, which widen a
+/// `real` argument ([`RealAsDouble`]). (`abs` has a `real` version.)
+const DOUBLE_ONLY: &[&str] = &[
+    "ceil", "ceiling", "floor", "trunc", "round", "sqrt", "cbrt", "exp", "ln", "log", "log10",
+    "power", "pow", "sin", "cos", "tan", "cot", "asin", "acos", "atan", "atan2", "sinh", "cosh",
+    "tanh", "asinh", "acosh", "atanh", "degrees", "radians", "sign",
+];
+
+/// The analyzer rule widening `real` arguments of [`DOUBLE_ONLY`]
+/// functions to `double precision`, before type coercion; see the module
+/// docs.
+#[derive(Debug, Default)]
+pub struct RealAsDouble;
+
+impl datafusion::optimizer::AnalyzerRule for RealAsDouble {
+    fn analyze(
+        &self,
+        plan: datafusion::logical_expr::LogicalPlan,
+        _config: &datafusion::common::config::ConfigOptions,
+    ) -> Result<datafusion::logical_expr::LogicalPlan> {
+        use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+        use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
+        plan.transform_up_with_subqueries(|node| {
+            let inputs = node.inputs();
+            let mut schema = datafusion::logical_expr::utils::merge_schema(&inputs);
+            if let LogicalPlan::TableScan(scan) = &node {
+                schema.merge(scan.projected_schema.as_ref());
+            }
+            node.map_expressions(|e| {
+                e.transform_up(|e| {
+                    let real = |a: &Expr| matches!(a.get_type(&schema), Ok(DataType::Float32));
+                    let mut f = match e {
+                        Expr::ScalarFunction(f)
+                            if DOUBLE_ONLY.contains(&f.name()) && f.args.iter().any(real) =>
+                        {
+                            f
+                        }
+                        other => return Ok(Transformed::no(other)),
+                    };
+                    f.args = f
+                        .args
+                        .into_iter()
+                        .map(|a| {
+                            if real(&a) {
+                                datafusion::logical_expr::cast(a, DataType::Float64)
+                            } else {
+                                a
+                            }
+                        })
+                        .collect();
+                    Ok(Transformed::yes(Expr::ScalarFunction(f)))
+                })
+            })
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "tautan_real_as_double"
+    }
+}
+
 /// `ceil`, `floor` and `trunc` answering decimals as PostgreSQL does,
 /// over the functions of those names in `registry`.
 pub fn whole_decimal_functions(
     registry: &dyn datafusion::execution::FunctionRegistry,
 ) -> Vec<ScalarUDF> {
-    [Whole::Ceil, Whole::Floor, Whole::Trunc]
+    [Whole::Ceil, Whole::Floor, Whole::Trunc, Whole::Round]
         .into_iter()
         .filter_map(|whole| {
             let inner = registry.udf(whole.name()).ok()?;
@@ -339,7 +540,30 @@ mod tests {
             assert_eq!(Whole::Trunc.apply(v, 3), trunc, "trunc {v}");
         }
         assert_eq!(Whole::Ceil.apply(2000, 3), 2);
+        assert_eq!(Whole::Round.apply(1500, 3), 2);
+        assert_eq!(Whole::Round.apply(-1500, 3), -2);
+        assert_eq!(Whole::Round.apply(1499, 3), 1);
         assert_eq!(Whole::Ceil.apply(9999, 1), 1000);
         assert_eq!(Whole::Floor.apply(-7, 0), -7);
+    }
+
+    #[test]
+    fn round_and_trunc_to_digits_answer_at_the_scale_of_their_digits() {
+        // 1.250 and -1.250 at scale 3.
+        assert_eq!(Whole::Round.at(1250, 3, 1), Some(13));
+        assert_eq!(Whole::Round.at(-1250, 3, 1), Some(-13));
+        assert_eq!(Whole::Trunc.at(1250, 3, 1), Some(12));
+        assert_eq!(Whole::Trunc.at(-1250, 3, 1), Some(-12));
+        // More digits than the value has: zeros appended.
+        assert_eq!(Whole::Round.at(15, 1, 3), Some(1500));
+        // Negative digits: tens, scale 0.
+        assert_eq!(Whole::Round.at(150, 1, -1), Some(20));
+        assert_eq!(Whole::Trunc.at(150, 1, -1), Some(10));
+        assert_eq!(Whole::Round.at(-450, 1, -1), Some(-50));
+        assert_eq!(Whole::Round.at(449, 1, -1), Some(40));
+        assert_eq!(Whole::Round.at(44, 1, -1), Some(0));
+        // Every digit dropped, far past a decimal's 38.
+        assert_eq!(Whole::Round.at(i128::MAX / 2, 3, -60), Some(0));
+        assert_eq!(Whole::Round.at(5, 0, 40), None);
     }
 }
