@@ -815,6 +815,7 @@ impl Engine {
         // sessions).
         // PostgreSQL's exact `sum` for integers, in place of DataFusion's.
         ctx.register_udaf(crate::aggregates::ExactSum::udaf());
+        ctx.register_udf(crate::age::Age::udf());
         ctx.register_udf(crate::math::Acosh::udf());
         ctx.register_udf(crate::math::Sign::udf());
         ctx.register_udf(crate::to_char::ToChar::udf());

@@ -28,6 +28,7 @@
 //! | Prometheus metrics and health for operations | [`metrics`], [`server::ops`] |
 
 pub mod admission;
+pub mod age;
 pub mod aggregates;
 pub mod any_array;
 pub mod audit;

@@ -976,6 +976,7 @@ pub fn parse(sql: &str) -> Result<Vec<DFStatement>, crate::error::QueryError> {
         for statement in &mut statements {
             if let DFStatement::Statement(s) = statement {
                 intervals_as_casts(s);
+                timestamps_in_microseconds(s);
                 negations_as_comparisons(s);
                 crate::any_array::with_null_semantics(s);
                 name_columns_as_postgresql(s);
@@ -1386,6 +1387,48 @@ fn intervals_as_casts(statement: &mut Statement) {
                     format: None,
                 };
             }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `::timestamp`, `CAST(… AS timestamp)` and `TIMESTAMP '…'` are read as
+/// PostgreSQL's timestamps, in microseconds (`timestamp(6)`): DataFusion's
+/// plain `timestamp` is in nanoseconds, whose range ends in 1677 and 2262,
+/// so `date '0001-01-01'::timestamp` failed where PostgreSQL answers.
+fn timestamps_in_microseconds(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, DataType, Expr};
+    let _ = visit_expressions_mut(statement, |e| {
+        // A literal with more than six digits of a second is read in
+        // nanoseconds and rounded to microseconds when written, as
+        // PostgreSQL rounds it (reading it in microseconds would truncate).
+        let finer = |v: &datafusion::sql::sqlparser::ast::Value| match v {
+            Value::SingleQuotedString(text) => text
+                .rsplit('.')
+                .next()
+                .filter(|_| text.contains('.'))
+                .is_some_and(|f| f.chars().take_while(char::is_ascii_digit).count() > 6),
+            _ => false,
+        };
+        let data_type = match e {
+            Expr::Cast {
+                data_type, expr, ..
+            } => {
+                if matches!(&**expr, Expr::Value(v) if finer(&v.value)) {
+                    return ControlFlow::Continue(());
+                }
+                data_type
+            }
+            Expr::TypedString(typed) => {
+                if finer(&typed.value.value) {
+                    return ControlFlow::Continue(());
+                }
+                &mut typed.data_type
+            }
+            _ => return ControlFlow::Continue(()),
+        };
+        if let DataType::Timestamp(precision @ None, _) = data_type {
+            *precision = Some(6);
         }
         ControlFlow::<()>::Continue(())
     });

@@ -833,3 +833,27 @@ async fn values_cast_to_text_are_written_as_postgresql_writes_them() {
     };
     assert_eq!(columns[0].name(), "text");
 }
+
+/// `age` (which DataFusion lacks) answers PostgreSQL's calendar interval
+/// for every pair of the fixture's timestamps and dates, and a person's age
+/// in years (`extract(year FROM age(...))`) as PostgreSQL computes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn age_answers_as_postgresql() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let oracle = pg_admin("tautan_uji").await;
+    let cases = [
+        "SELECT age(ts, TIMESTAMP '1957-06-13 08:30:00'), age(TIMESTAMP '2024-02-29', ts) FROM {t} WHERE id = {id}",
+        "SELECT age(ts, d::timestamp), age(d::timestamp, ts), d::timestamp, ts::date::timestamp FROM {t} WHERE id = {id}",
+        "SELECT extract(year FROM age(TIMESTAMP '2026-12-07', ts)), age(ts, ts) FROM {t} WHERE id = {id}",
+        "SELECT count(*) FROM {t} WHERE age(TIMESTAMP '2026-12-07', ts) > INTERVAL '20 years'",
+    ];
+    let checked: Vec<String> = cases
+        .iter()
+        .flat_map(|c| (1..=12).map(|id| c.replace("{id}", &id.to_string())))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let compared = agree_with_postgresql(&client, &oracle, &checked, BEDA, as_is).await;
+    assert_eq!(compared, 2 * checked.len());
+}
