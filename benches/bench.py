@@ -611,12 +611,17 @@ class DuckSystem:
 
 
 class TautanServer:
-    def __init__(self, binary, sf, workdir):
+    def __init__(self, binary, sf, workdir, port=None, grants=None):
+        """`port` (default TAUTAN_BENCH_PORT or 6599) and `grants` (a TOML
+        file; default TAUTAN_BENCH_GRANTS, else everything) let two servers
+        run side by side (benches/policy_overhead.py)."""
         self.binary = str(binary)
         self.sf = sf
         self.workdir = Path(workdir)
         self.proc = None
         self.log_path = self.workdir / "tautan-server.log"
+        self.port = port or TAUTAN_PORT
+        self.grants = grants if grants is not None else os.environ.get("TAUTAN_BENCH_GRANTS")
 
     def verifier(self):
         r = subprocess.run([self.binary, "passwd"], input=TAUTAN_PASSWORD, capture_output=True, text=True, timeout=60)
@@ -629,7 +634,7 @@ class TautanServer:
         pg, my = tpch.PG, tpch.MY
         cfg = f"""# Written by benches/bench.py for the federation benchmark (SF {tpch.sf_label(self.sf)}).
 [server]
-listen = "127.0.0.1:{TAUTAN_PORT}"
+listen = "127.0.0.1:{self.port}"
 database = "tautan"
 {os.environ.get("TAUTAN_BENCH_SERVER_CONFIG", "")}
 
@@ -662,7 +667,7 @@ roles = ["bench"]
 """
         # The grants: everything, or (TAUTAN_BENCH_GRANTS, a TOML file) the
         # policed grants of the governed-access run.
-        grants = os.environ.get("TAUTAN_BENCH_GRANTS")
+        grants = self.grants
         cfg += Path(grants).read_text() if grants else '[[grants]]\nrole = "bench"\ntables = ["*"]\n'
         extra = os.environ.get("TAUTAN_BENCH_EXTRA_CONFIG")
         if extra:
@@ -677,12 +682,12 @@ roles = ["bench"]
 
     def start(self):
         cfg = self.write_config()
-        if port_open(TAUTAN_PORT):
-            raise RuntimeError(f"127.0.0.1:{TAUTAN_PORT} is already in use (set TAUTAN_BENCH_PORT)")
+        if port_open(self.port):
+            raise RuntimeError(f"127.0.0.1:{self.port} is already in use (set TAUTAN_BENCH_PORT)")
         env = dict(os.environ, TAUTAN_LOG=os.environ.get("TAUTAN_LOG", "warn"))
         logf = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [self.binary, "-c", str(cfg), "serve", "--listen", f"127.0.0.1:{TAUTAN_PORT}"],
+            [self.binary, "-c", str(cfg), "serve", "--listen", f"127.0.0.1:{self.port}"],
             cwd=self.workdir, env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.time() + 90
@@ -705,7 +710,7 @@ roles = ["bench"]
         raise RuntimeError(f"tautan did not come up with both links: {last}")
 
     def conninfo(self):
-        return f"host=127.0.0.1 port={TAUTAN_PORT} user={TAUTAN_USER} password={TAUTAN_PASSWORD} dbname=tautan"
+        return f"host=127.0.0.1 port={self.port} user={TAUTAN_USER} password={TAUTAN_PASSWORD} dbname=tautan"
 
     @property
     def pid(self):

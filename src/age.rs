@@ -1,4 +1,8 @@
-//! PostgreSQL's `age`, which DataFusion does not have.
+//! Intervals between two timestamps, as PostgreSQL computes them: `age`,
+//! which DataFusion does not have, and `timestamp - timestamp`
+//! ([`TimestampMinus`]), which DataFusion answers as a duration written in
+//! hours (`210384:00:00`) where PostgreSQL answers an interval of days and
+//! time (`8766 days`).
 //!
 //! `age(a, b)` is the interval from `b` to `a` in calendar terms:
 //! `age('2024-03-31', '2024-02-29')` is `1 mon 2 days`, and
@@ -22,7 +26,8 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::common::{exec_err, plan_err, Result};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
 };
 
 /// `age(a[, b])`; see the module docs.
@@ -209,6 +214,149 @@ impl ScalarUDFImpl for Age {
     }
 }
 
+/// Microseconds per day.
+const DAY: i64 = 86_400_000_000;
+
+/// `a - b` of two timestamps (microseconds) as PostgreSQL's `timestamp_mi`:
+/// the difference in whole days and the time left, both of one sign
+/// (`justify_hours`).
+pub fn minus(a: i64, b: i64) -> Option<(i32, i64)> {
+    let span = a.checked_sub(b)?;
+    let (mut days, mut time) = (span / DAY, span % DAY);
+    if days > 0 && time < 0 {
+        time += DAY;
+        days -= 1;
+    } else if days < 0 && time > 0 {
+        time -= DAY;
+        days += 1;
+    }
+    Some((i32::try_from(days).ok()?, time))
+}
+
+/// `timestamp - timestamp` as an interval; see the module docs. Planned
+/// by [`TimestampDifferences`] in place of DataFusion's operator.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct TimestampMinus {
+    signature: Signature,
+}
+
+impl TimestampMinus {
+    /// The function `a - b` of two timestamps is planned as.
+    pub fn udf() -> ScalarUDF {
+        ScalarUDF::new_from_impl(TimestampMinus {
+            signature: Signature::user_defined(Volatility::Immutable),
+        })
+    }
+}
+
+impl ScalarUDFImpl for TimestampMinus {
+    fn name(&self) -> &str {
+        "timestamp_mi"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match arg_types {
+            [DataType::Timestamp(..), DataType::Timestamp(..)] => {
+                Ok(vec![DataType::Timestamp(TimeUnit::Microsecond, None); 2])
+            }
+            _ => plan_err!("timestamp_mi takes two timestamps"),
+        }
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Interval(IntervalUnit::MonthDayNano))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let [a, b] = arrays.as_slice() else {
+            return exec_err!("timestamp_mi takes two timestamps");
+        };
+        let (a, b) = (
+            a.as_primitive::<TimestampMicrosecondType>(),
+            b.as_primitive::<TimestampMicrosecondType>(),
+        );
+        let mut out = IntervalMonthDayNanoBuilder::with_capacity(a.len());
+        for i in 0..a.len() {
+            if a.is_null(i) || b.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            let Some((days, micros)) = minus(a.value(i), b.value(i)) else {
+                return Err(datafusion::error::DataFusionError::External(Box::new(
+                    crate::error::QueryError::new("22008", "interval out of range"),
+                )));
+            };
+            out.append_value(IntervalMonthDayNano::new(0, days, micros * 1000));
+        }
+        let out: ArrayRef = Arc::new(out.finish());
+        crate::math::columnar(out, scalar)
+    }
+}
+
+/// The analyzer rule planning `a - b` of two timestamps as
+/// [`TimestampMinus`], before type coercion (which then types what uses
+/// the difference as an interval).
+#[derive(Debug, Default)]
+pub struct TimestampDifferences;
+
+impl datafusion::optimizer::AnalyzerRule for TimestampDifferences {
+    fn analyze(
+        &self,
+        plan: LogicalPlan,
+        _config: &datafusion::common::config::ConfigOptions,
+    ) -> Result<LogicalPlan> {
+        use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+        let minus = Arc::new(TimestampMinus::udf());
+        plan.transform_up_with_subqueries(|node| {
+            let inputs = node.inputs();
+            let mut schema = datafusion::logical_expr::utils::merge_schema(&inputs);
+            if let LogicalPlan::TableScan(scan) = &node {
+                schema.merge(scan.projected_schema.as_ref());
+            }
+            node.map_expressions(|e| {
+                e.transform_up(|e| {
+                    let timestamp =
+                        |x: &Expr| matches!(x.get_type(&schema), Ok(DataType::Timestamp(..)));
+                    match e {
+                        Expr::BinaryExpr(b)
+                            if b.op == Operator::Minus
+                                && timestamp(&b.left)
+                                && timestamp(&b.right) =>
+                        {
+                            Ok(Transformed::yes(Expr::ScalarFunction(
+                                datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                                    minus.clone(),
+                                    vec![*b.left, *b.right],
+                                ),
+                            )))
+                        }
+                        other => Ok(Transformed::no(other)),
+                    }
+                })
+            })
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "tautan_timestamp_differences"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +366,27 @@ mod tests {
             .expect("timestamp")
             .and_utc()
             .timestamp_micros()
+    }
+
+    #[test]
+    fn timestamp_differences_are_days_and_time_of_one_sign() {
+        let hours = |h: i64| h * 3_600_000_000;
+        assert_eq!(
+            minus(at("2024-01-01 00:00:00"), at("2000-01-01 00:00:00")),
+            Some((8766, 0))
+        );
+        assert_eq!(
+            minus(at("2000-02-29 12:34:56.5"), at("2000-01-01 00:00:00")),
+            Some((59, hours(12) + 2_096_500_000))
+        );
+        assert_eq!(
+            minus(at("2000-01-01 00:00:00"), at("2000-01-02 06:00:00")),
+            Some((-1, -hours(6)))
+        );
+        assert_eq!(
+            minus(at("2000-01-01 00:00:00"), at("2000-01-01 06:00:00")),
+            Some((0, -hours(6)))
+        );
     }
 
     /// PostgreSQL 16's answers, as (months, days, microseconds).

@@ -885,6 +885,7 @@ fn analyzer_rules(
     rules.insert(at, Arc::new(crate::pg_input::UnknownLiterals));
     rules.insert(at + 1, Arc::new(crate::any_array::ComparableElements));
     rules.insert(at + 2, Arc::new(crate::math::RealAsDouble));
+    rules.insert(at + 3, Arc::new(crate::age::TimestampDifferences));
     // After type coercion: constant arithmetic that overflows is an error,
     // not a wrapped value folded in ([`crate::overflow`]).
     rules.push(Arc::new(crate::overflow::CheckedConstants));

@@ -836,9 +836,11 @@ async fn values_cast_to_text_are_written_as_postgresql_writes_them() {
 
 /// `age` (which DataFusion lacks) answers PostgreSQL's calendar interval
 /// for every pair of the fixture's timestamps and dates, and a person's age
-/// in years (`extract(year FROM age(...))`) as PostgreSQL computes it.
+/// in years (`extract(year FROM age(...))`) as PostgreSQL computes it; the
+/// difference of two timestamps is PostgreSQL's interval of days and time
+/// (DataFusion's was a duration written in hours).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn age_answers_as_postgresql() {
+async fn age_and_timestamp_differences_answer_as_postgresql() {
     let server = start().await;
     let client = server.connect(WALIDATA).await;
     let oracle = pg_admin("tautan_uji").await;
@@ -847,6 +849,10 @@ async fn age_answers_as_postgresql() {
         "SELECT age(ts, d::timestamp), age(d::timestamp, ts), d::timestamp, ts::date::timestamp FROM {t} WHERE id = {id}",
         "SELECT extract(year FROM age(TIMESTAMP '2026-12-07', ts)), age(ts, ts) FROM {t} WHERE id = {id}",
         "SELECT count(*) FROM {t} WHERE age(TIMESTAMP '2026-12-07', ts) > INTERVAL '20 years'",
+        // `timestamp - timestamp` is an interval of days and time.
+        "SELECT ts - TIMESTAMP '2000-01-01', TIMESTAMP '2000-01-01' - ts, tstz - tstz FROM {t} WHERE id = {id}",
+        "SELECT ts + (ts - TIMESTAMP '2000-01-01 12:00:00') FROM {t} WHERE id = {id}",
+        "SELECT count(*) FROM {t} WHERE ts - TIMESTAMP '2000-01-01' > INTERVAL '30 days'",
     ];
     let checked: Vec<String> = cases
         .iter()
