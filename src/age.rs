@@ -132,6 +132,20 @@ pub fn age(a: i64, b: i64) -> Option<(i32, i32, i64)> {
     Some((months, days, time))
 }
 
+/// A call's arguments as arrays, and whether every one was a constant.
+fn arguments(args: &ScalarFunctionArgs) -> Result<(Vec<ArrayRef>, bool)> {
+    let scalar = args
+        .args
+        .iter()
+        .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+    let arrays = args
+        .args
+        .iter()
+        .map(|a| a.to_array(args.number_rows))
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    Ok((arrays, scalar))
+}
+
 /// Today at midnight (UTC), in microseconds since 1970.
 fn today() -> i64 {
     let now = chrono::Utc::now().timestamp_micros();
@@ -171,16 +185,7 @@ impl ScalarUDFImpl for Age {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<ArrayRef>>>()?;
+        let (arrays, scalar) = arguments(&args)?;
         let (later, earlier) = match arrays.as_slice() {
             [a] => (None, a.as_primitive::<TimestampMicrosecondType>()),
             [a, b] => (
@@ -272,16 +277,7 @@ impl ScalarUDFImpl for TimestampMinus {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<ArrayRef>>>()?;
+        let (arrays, scalar) = arguments(&args)?;
         let [a, b] = arrays.as_slice() else {
             return exec_err!("timestamp_mi takes two timestamps");
         };

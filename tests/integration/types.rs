@@ -393,6 +393,17 @@ async fn agree_with_postgresql(
     compared
 }
 
+/// Each case once per fixture row (`{id}` of 1 to 12), each distinct
+/// statement once (a case without `{id}` is one statement).
+fn on_every_row(cases: &[&str]) -> Vec<String> {
+    cases
+        .iter()
+        .flat_map(|c| (1..=12).map(|id| c.replace("{id}", &id.to_string())))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 /// An outcome as it is.
 fn as_is(answer: Outcome) -> Outcome {
     answer
@@ -748,12 +759,7 @@ async fn extract_keeps_fractions_of_seconds_and_counts_interval_years_as_postgre
         "SELECT extract(minute FROM ts), extract(year FROM d) FROM {t} WHERE id = {id}",
         "SELECT id FROM {t} WHERE extract(second FROM ts) > 56 ORDER BY id",
     ];
-    let checked: Vec<String> = cases
-        .iter()
-        .flat_map(|c| (1..=12).map(|id| c.replace("{id}", &id.to_string())))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let checked = on_every_row(&cases);
     let compared = agree_with_postgresql(&client, &oracle, &checked, BEDA, as_is).await;
     assert_eq!(compared, 2 * checked.len());
 }
@@ -854,12 +860,7 @@ async fn age_and_timestamp_differences_answer_as_postgresql() {
         "SELECT ts + (ts - TIMESTAMP '2000-01-01 12:00:00') FROM {t} WHERE id = {id}",
         "SELECT count(*) FROM {t} WHERE ts - TIMESTAMP '2000-01-01' > INTERVAL '30 days'",
     ];
-    let checked: Vec<String> = cases
-        .iter()
-        .flat_map(|c| (1..=12).map(|id| c.replace("{id}", &id.to_string())))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let checked = on_every_row(&cases);
     let compared = agree_with_postgresql(&client, &oracle, &checked, BEDA, as_is).await;
     assert_eq!(compared, 2 * checked.len());
 }
