@@ -102,6 +102,9 @@ fn written_here(data_type: &DataType) -> bool {
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct TextOut {
     zone: String,
+    /// `bpcharout`: a `char(n)` value with its blanks back to `n`
+    /// characters (a cast to text drops them).
+    padded: bool,
     signature: Signature,
 }
 
@@ -110,6 +113,18 @@ impl TextOut {
     pub fn udf(zone: &str) -> ScalarUDF {
         ScalarUDF::new_from_impl(TextOut {
             zone: zone.to_string(),
+            padded: false,
+            signature: Signature::any(1, Volatility::Immutable),
+        })
+    }
+
+    /// `bpcharout(x)`: a `char(n)` column's value as PostgreSQL's output
+    /// function writes it, padded to `n` characters (what `concat` and
+    /// `concat_ws` take; `||` takes the cast to text, unpadded).
+    pub fn padded() -> ScalarUDF {
+        ScalarUDF::new_from_impl(TextOut {
+            zone: String::new(),
+            padded: true,
             signature: Signature::any(1, Volatility::Immutable),
         })
     }
@@ -128,7 +143,11 @@ fn bytea_text(bytes: &[u8]) -> String {
 
 impl ScalarUDFImpl for TextOut {
     fn name(&self) -> &str {
-        "textout"
+        if self.padded {
+            "bpcharout"
+        } else {
+            "textout"
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -156,7 +175,7 @@ impl ScalarUDFImpl for TextOut {
                 _ => None,
             }
         };
-        let kind = Kind::of(field).filter(|k| !matches!(k, Kind::Padded(_)));
+        let kind = Kind::of(field).filter(|k| self.padded || !matches!(k, Kind::Padded(_)));
         for i in 0..values.len() {
             if values.is_null(i) {
                 out.append_null();
@@ -186,6 +205,56 @@ impl ScalarUDFImpl for TextOut {
     }
 }
 
+/// `concat`/`concat_ws` of a `char(n)` column: the column padded to `n`
+/// characters, as PostgreSQL's output function writes it for them.
+fn padded_arguments(
+    e: Expr,
+    f: &ScalarFunction,
+    scope: &datafusion::common::DFSchema,
+    bpcharout: &Arc<ScalarUDF>,
+) -> Result<Transformed<Expr>> {
+    if !matches!(f.name(), "concat" | "concat_ws") {
+        return Ok(Transformed::no(e));
+    }
+    let bpchar = |a: &Expr| {
+        // The column itself, or the column under a cast to a string type
+        // that type coercion added.
+        let column = match a {
+            Expr::Cast(Cast { expr, .. }) if matches!(**expr, Expr::Column(_)) => expr.as_ref(),
+            other => other,
+        };
+        matches!(column, Expr::Column(_))
+            && column.to_field(scope).is_ok_and(|(_, field)| {
+                field
+                    .metadata()
+                    .get(tautan_connector::types::PG_TYPE_KEY)
+                    .is_some_and(|t| t == "bpchar")
+            })
+    };
+    if !f.args.iter().any(bpchar) {
+        return Ok(Transformed::no(e));
+    }
+    let args = f
+        .args
+        .iter()
+        .map(|a| {
+            if bpchar(a) {
+                let column = match a {
+                    Expr::Cast(Cast { expr, .. }) => expr.as_ref().clone(),
+                    other => other.clone(),
+                };
+                Expr::ScalarFunction(ScalarFunction::new_udf(bpcharout.clone(), vec![column]))
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction {
+        func: f.func.clone(),
+        args,
+    })))
+}
+
 /// The analyzer rule; see the module docs.
 #[derive(Debug)]
 pub struct TextCasts {
@@ -209,6 +278,7 @@ impl AnalyzerRule for TextCasts {
             .cloned()
             .unwrap_or_else(|| "UTC".to_string());
         let textout = Arc::new(TextOut::udf(&zone));
+        let bpcharout = Arc::new(TextOut::padded());
         plan.transform_up_with_subqueries(|node| {
             let schema = node.schema().clone();
             let inputs = node.inputs();
@@ -218,6 +288,9 @@ impl AnalyzerRule for TextCasts {
             node.map_expressions(|e| {
                 let name = names.save(&e);
                 let rewritten = e.transform_up(|e| {
+                    if let Expr::ScalarFunction(f) = &e {
+                        return padded_arguments(e.clone(), f, &scope, &bpcharout);
+                    }
                     let Expr::Cast(Cast { expr, field }) = &e else {
                         return Ok(Transformed::no(e));
                     };
