@@ -1427,11 +1427,44 @@ fn timestamps_in_microseconds(statement: &mut Statement) {
             }
             _ => return ControlFlow::Continue(()),
         };
-        if let DataType::Timestamp(precision @ None, _) = data_type {
+        let DataType::Timestamp(precision, _) = data_type else {
+            return ControlFlow::Continue(());
+        };
+        if precision.is_none() {
             *precision = Some(6);
+        }
+        // `'2024-01-01 10:00'`: PostgreSQL reads a time without seconds,
+        // Arrow's parser does not.
+        let literal = match e {
+            Expr::Cast { expr, .. } => match &mut **expr {
+                Expr::Value(v) => Some(&mut v.value),
+                _ => None,
+            },
+            Expr::TypedString(typed) => Some(&mut typed.value.value),
+            _ => None,
+        };
+        if let Some(Value::SingleQuotedString(text)) = literal {
+            if let Some(with_seconds) = with_seconds(text) {
+                *text = with_seconds;
+            }
         }
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// `text` with `:00` seconds after an `HH:MM` time that has none
+/// and a two-digit hour (`2024-01-01 9:00+07` → `2024-01-01 09:00:00+07`),
+/// if it is such.
+fn with_seconds(text: &str) -> Option<String> {
+    let (date, rest) = text.trim().split_once([' ', 'T'])?;
+    let time_len = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == ':'))
+        .unwrap_or(rest.len());
+    let (time, zone) = rest.split_at(time_len);
+    let (hours, minutes) = time.split_once(':')?;
+    let two_digits = |s: &str| (1..=2).contains(&s.len()) && s.chars().all(|c| c.is_ascii_digit());
+    (date.len() >= 8 && two_digits(hours) && minutes.len() == 2 && two_digits(minutes))
+        .then(|| format!("{date} {hours:0>2}:{minutes}:00{zone}"))
 }
 
 /// The verb of a statement that starts like a write, if it does.
@@ -1848,6 +1881,22 @@ fn classify_set(set: &datafusion::sql::sqlparser::ast::Set, whole: &Statement) -
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_time_without_seconds_gets_them() {
+        assert_eq!(
+            super::with_seconds("2024-01-01 10:00").as_deref(),
+            Some("2024-01-01 10:00:00")
+        );
+        assert_eq!(
+            super::with_seconds("2024-01-01T9:05+07").as_deref(),
+            Some("2024-01-01 09:05:00+07")
+        );
+        assert_eq!(super::with_seconds("2024-01-01 10:00:00"), None);
+        assert_eq!(super::with_seconds("2024-01-01"), None);
+        assert_eq!(super::with_seconds("2024-01-01 10:00:00.5"), None);
+    }
+
     use super::*;
 
     fn kind(sql: &str) -> StatementKind {

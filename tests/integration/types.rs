@@ -859,7 +859,10 @@ async fn age_and_timestamp_differences_answer_as_postgresql() {
         "SELECT count(*) FROM {t} WHERE age(TIMESTAMP '2026-12-07', ts) > INTERVAL '20 years'",
         // `timestamp - timestamp` is an interval of days and time.
         "SELECT ts - TIMESTAMP '2000-01-01', TIMESTAMP '2000-01-01' - ts, tstz - tstz FROM {t} WHERE id = {id}",
-        "SELECT ts + (ts - TIMESTAMP '2000-01-01 12:00:00') FROM {t} WHERE id = {id}",
+        "SELECT ts + (ts - TIMESTAMP '2000-01-01 12:00') FROM {t} WHERE id = {id}",
+        // A literal time without seconds, or with a one-digit hour.
+        "SELECT count(*) FROM {t} WHERE ts >= '2024-01-01 7:05'::timestamp",
+        "SELECT TIMESTAMPTZ '2024-01-01 10:00+07', CAST('2024-02-29 23:59' AS timestamp)",
         "SELECT count(*) FROM {t} WHERE ts - TIMESTAMP '2000-01-01' > INTERVAL '30 days'",
     ];
     let checked = on_every_row(&cases);
