@@ -236,16 +236,8 @@ impl Whole {
 
     /// `value` (an unscaled decimal of scale `scale`) as a whole number.
     fn apply(self, value: i128, scale: u32) -> i128 {
-        let unit = 10i128.pow(scale);
-        let (whole, rest) = (value / unit, value % unit);
-        match self {
-            Whole::Ceil if rest > 0 => whole + 1,
-            Whole::Floor if rest < 0 => whole - 1,
-            Whole::Round if rest.unsigned_abs() * 2 >= unit.unsigned_abs() => {
-                whole + value.signum()
-            }
-            _ => whole,
-        }
+        // To 0 digits nothing can overflow: the whole part is never wider.
+        self.at(value, scale, 0).unwrap_or(0)
     }
 }
 
@@ -379,23 +371,13 @@ impl ScalarUDFImpl for WholeDecimal {
             .map(|f| f.data_type().clone())
             .collect();
         let digits = args.scalar_arguments.get(1).copied().flatten();
-        if let Some((p, s, k)) = self.with_digits(&types, digits) {
-            let nullable = args.arg_fields.iter().any(|f| f.is_nullable());
-            return Ok(Arc::new(Field::new(
-                self.name(),
-                Self::digits_type(p, s, k),
-                nullable,
-            )));
-        }
-        if Self::decimal(&types).is_some() {
-            let nullable = args.arg_fields.iter().any(|f| f.is_nullable());
-            return Ok(Arc::new(Field::new(
-                self.name(),
-                self.return_type(&types)?,
-                nullable,
-            )));
-        }
-        self.inner.return_field_from_args(args)
+        let own = match self.with_digits(&types, digits) {
+            Some((p, s, k)) => Self::digits_type(p, s, k),
+            None if Self::decimal(&types).is_some() => self.return_type(&types)?,
+            None => return self.inner.return_field_from_args(args),
+        };
+        let nullable = args.arg_fields.iter().any(|f| f.is_nullable());
+        Ok(Arc::new(Field::new(self.name(), own, nullable)))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {

@@ -207,14 +207,14 @@ impl ScalarUDFImpl for TextOut {
 
 /// `concat`/`concat_ws` of a `char(n)` column: the column padded to `n`
 /// characters, as PostgreSQL's output function writes it for them.
+/// `None` for any other call, or one without such a column.
 fn padded_arguments(
-    e: Expr,
     f: &ScalarFunction,
     scope: &datafusion::common::DFSchema,
     bpcharout: &Arc<ScalarUDF>,
-) -> Result<Transformed<Expr>> {
+) -> Option<Expr> {
     if !matches!(f.name(), "concat" | "concat_ws") {
-        return Ok(Transformed::no(e));
+        return None;
     }
     let bpchar = |a: &Expr| {
         // The column itself, or the column under a cast to a string type
@@ -232,7 +232,7 @@ fn padded_arguments(
             })
     };
     if !f.args.iter().any(bpchar) {
-        return Ok(Transformed::no(e));
+        return None;
     }
     let args = f
         .args
@@ -249,10 +249,10 @@ fn padded_arguments(
             }
         })
         .collect();
-    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction {
+    Some(Expr::ScalarFunction(ScalarFunction {
         func: f.func.clone(),
         args,
-    })))
+    }))
 }
 
 /// The analyzer rule; see the module docs.
@@ -289,7 +289,10 @@ impl AnalyzerRule for TextCasts {
                 let name = names.save(&e);
                 let rewritten = e.transform_up(|e| {
                     if let Expr::ScalarFunction(f) = &e {
-                        return padded_arguments(e.clone(), f, &scope, &bpcharout);
+                        return match padded_arguments(f, &scope, &bpcharout) {
+                            Some(padded) => Ok(Transformed::yes(padded)),
+                            None => Ok(Transformed::no(e)),
+                        };
                     }
                     let Expr::Cast(Cast { expr, field }) = &e else {
                         return Ok(Transformed::no(e));

@@ -1116,6 +1116,16 @@ fn postgresql_column_name(expr: &datafusion::sql::sqlparser::ast::Expr) -> Optio
     }
 }
 
+/// An identifier as DataFusion reads it: as written when quoted, else
+/// lowercased.
+fn normalized(ident: &datafusion::sql::sqlparser::ast::Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
 /// Unaliased select-list expressions named as PostgreSQL names them
 /// (`SELECT 1, 2` has two columns `?column?`; DataFusion would call them
 /// `Int64(1)` and `Int64(2)`, and refuse `SELECT NULL AS a, NULL, NULL` for
@@ -1147,10 +1157,7 @@ fn name_columns_as_postgresql(statement: &mut Statement) {
                     .projection
                     .iter()
                     .filter_map(|item| match item {
-                        SelectItem::ExprWithAlias { alias, .. } if alias.quote_style.is_some() => {
-                            Some(alias.value.clone())
-                        }
-                        SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.to_lowercase()),
+                        SelectItem::ExprWithAlias { alias, .. } => Some(normalized(alias)),
                         _ => None,
                     })
                     .collect();
@@ -1176,11 +1183,7 @@ fn name_columns_as_postgresql(statement: &mut Statement) {
                         // `SELECT *, 1 AS id`: an alias beside a star
                         // is kept apart from the star's columns too.
                         SelectItem::ExprWithAlias { alias, .. } => {
-                            let written = if alias.quote_style.is_some() {
-                                alias.value.clone()
-                            } else {
-                                alias.value.to_lowercase()
-                            };
+                            let written = normalized(alias);
                             let name = if beside_star {
                                 unique(&mut taken, &[], &format!("{written}{NAME_SUFFIX}*"))
                             } else {
@@ -1201,11 +1204,7 @@ fn name_columns_as_postgresql(statement: &mut Statement) {
                                 _ => None,
                             };
                             let Some(last) = last else { continue };
-                            let name = if last.quote_style.is_some() {
-                                last.value.clone()
-                            } else {
-                                last.value.to_lowercase()
-                            };
+                            let name = normalized(last);
                             let taken_already =
                                 beside_star || taken.contains(&name) || aliases.contains(&name);
                             let fresh = if beside_star {
@@ -1260,11 +1259,7 @@ fn name_columns_as_postgresql(statement: &mut Statement) {
                     let Expr::Identifier(ident) = &mut item.expr else {
                         continue;
                     };
-                    let written = if ident.quote_style.is_some() {
-                        ident.value.clone()
-                    } else {
-                        ident.value.to_lowercase()
-                    };
+                    let written = normalized(ident);
                     if let Some((_, name)) = renamed.iter().find(|(from, _)| *from == written) {
                         *ident = Ident::with_quote('"', name.clone());
                     }
@@ -1881,23 +1876,22 @@ fn classify_set(set: &datafusion::sql::sqlparser::ast::Set, whole: &Statement) -
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn a_time_without_seconds_gets_them() {
         assert_eq!(
-            super::with_seconds("2024-01-01 10:00").as_deref(),
+            with_seconds("2024-01-01 10:00").as_deref(),
             Some("2024-01-01 10:00:00")
         );
         assert_eq!(
-            super::with_seconds("2024-01-01T9:05+07").as_deref(),
+            with_seconds("2024-01-01T9:05+07").as_deref(),
             Some("2024-01-01 09:05:00+07")
         );
-        assert_eq!(super::with_seconds("2024-01-01 10:00:00"), None);
-        assert_eq!(super::with_seconds("2024-01-01"), None);
-        assert_eq!(super::with_seconds("2024-01-01 10:00:00.5"), None);
+        assert_eq!(with_seconds("2024-01-01 10:00:00"), None);
+        assert_eq!(with_seconds("2024-01-01"), None);
+        assert_eq!(with_seconds("2024-01-01 10:00:00.5"), None);
     }
-
-    use super::*;
 
     fn kind(sql: &str) -> StatementKind {
         match parse(sql) {
