@@ -763,6 +763,8 @@ impl Engine {
         // that type from links do, so they are written in the session's
         // TimeZone like them.
         config.options_mut().execution.time_zone = Some("+00:00".to_string());
+        // `0.1` is a `numeric`, as in PostgreSQL ([`crate::numeric`]).
+        config.options_mut().sql_parser.parse_float_as_decimal = true;
         let config = config
             .with_extension(scan.clone())
             .with_default_catalog_and_schema(&self.registry.database, PUBLIC_SCHEMA)
@@ -886,6 +888,7 @@ fn analyzer_rules(
     rules.insert(at + 1, Arc::new(crate::any_array::ComparableElements));
     rules.insert(at + 2, Arc::new(crate::math::RealAsDouble));
     rules.insert(at + 3, Arc::new(crate::age::TimestampDifferences));
+    rules.insert(at + 4, Arc::new(crate::numeric::FloatOverNumeric));
     // After type coercion: constant arithmetic that overflows is an error,
     // not a wrapped value folded in ([`crate::overflow`]).
     rules.push(Arc::new(crate::overflow::CheckedConstants));

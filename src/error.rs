@@ -170,6 +170,15 @@ impl From<&DataFusionError> for QueryError {
                 return QueryError::new("22003", "value out of range: overflow");
             }
         }
+        // A value outside the type it is cast to: PostgreSQL's 22003 and
+        // wording, not Arrow's 22P02 naming the value.
+        if let DataFusionError::ArrowError(a, _) = root {
+            if let datafusion::arrow::error::ArrowError::CastError(m) = a.as_ref() {
+                if let Some(message) = cast_out_of_range(m) {
+                    return QueryError::new("22003", message);
+                }
+            }
+        }
         // Arrow's wording around a message that says what PostgreSQL's does.
         if let DataFusionError::ArrowError(a, _) = root {
             if let datafusion::arrow::error::ArrowError::ComputeError(m) = a.as_ref() {
@@ -190,6 +199,25 @@ impl From<&DataFusionError> for QueryError {
         }
         QueryError::new(code, message)
     }
+}
+
+/// PostgreSQL's message for Arrow's cast error `m` when it says a value
+/// does not fit its target type (`Can't cast value 10000000000 to type
+/// Int32`, `Cannot cast to Decimal128(38, 7). Overflowing on …`).
+fn cast_out_of_range(m: &str) -> Option<&'static str> {
+    if m.starts_with("Can't cast value") {
+        return Some(if m.ends_with("Int16") || m.ends_with("Int8") {
+            "smallint out of range"
+        } else if m.ends_with("Int32") {
+            "integer out of range"
+        } else if m.ends_with("Int64") {
+            "bigint out of range"
+        } else {
+            "value out of range"
+        });
+    }
+    (m.starts_with("Cannot cast to Decimal") && m.contains("Overflowing"))
+        .then_some("numeric field overflow")
 }
 
 /// The SQLSTATE PostgreSQL gives for a value a function or operator could

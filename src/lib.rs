@@ -50,6 +50,7 @@ pub mod limits;
 pub mod logins;
 pub mod math;
 pub mod metrics;
+pub mod numeric;
 pub mod oidc;
 pub mod oids;
 pub mod overflow;

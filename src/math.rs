@@ -421,6 +421,32 @@ const DOUBLE_ONLY: &[&str] = &[
     "tanh", "asinh", "acosh", "atanh", "degrees", "radians", "sign",
 ];
 
+/// `round(n, k)`/`trunc(n, k)` with a constant `k` written as an `int4`
+/// constant, the type DataFusion's functions take it in: type coercion
+/// would wrap a `bigint` constant in a cast, and [`WholeDecimal`] would type
+/// the call without seeing `k` (the argument's scale) while it runs with
+/// it (scale `k`), a mismatch comparisons then failed on.
+fn digits_as_int4(
+    e: datafusion::logical_expr::Expr,
+) -> datafusion::common::tree_node::Transformed<datafusion::logical_expr::Expr> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::logical_expr::Expr;
+    match e {
+        Expr::ScalarFunction(mut f)
+            if matches!(f.name(), "round" | "trunc") && f.args.len() == 2 =>
+        {
+            if let Expr::Literal(ScalarValue::Int64(Some(k)), _) = &f.args[1] {
+                if let Ok(k) = i32::try_from(*k) {
+                    f.args[1] = Expr::Literal(ScalarValue::Int32(Some(k)), None);
+                    return Transformed::yes(Expr::ScalarFunction(f));
+                }
+            }
+            Transformed::no(Expr::ScalarFunction(f))
+        }
+        other => Transformed::no(other),
+    }
+}
+
 /// The analyzer rule widening `real` arguments of [`DOUBLE_ONLY`]
 /// functions to `double precision`, before type coercion; see the module
 /// docs.
@@ -441,16 +467,19 @@ impl datafusion::optimizer::AnalyzerRule for RealAsDouble {
             if let LogicalPlan::TableScan(scan) = &node {
                 schema.merge(scan.projected_schema.as_ref());
             }
+            let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
             node.map_expressions(|e| {
+                let name = names.save(&e);
                 e.transform_up(|e| {
                     let real = |a: &Expr| matches!(a.get_type(&schema), Ok(DataType::Float32));
-                    let mut f = match e {
+                    let e = digits_as_int4(e);
+                    let mut f = match e.data {
                         Expr::ScalarFunction(f)
                             if DOUBLE_ONLY.contains(&f.name()) && f.args.iter().any(real) =>
                         {
                             f
                         }
-                        other => return Ok(Transformed::no(other)),
+                        other => return Ok(Transformed::new_transformed(other, e.transformed)),
                     };
                     f.args = f
                         .args
@@ -465,6 +494,7 @@ impl datafusion::optimizer::AnalyzerRule for RealAsDouble {
                         .collect();
                     Ok(Transformed::yes(Expr::ScalarFunction(f)))
                 })
+                .map(|t| t.update_data(|e| name.restore(e)))
             })
         })
         .data()

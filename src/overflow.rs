@@ -188,9 +188,13 @@ fn constant_arithmetic(e: &datafusion::logical_expr::Expr) -> bool {
         Expr::ScalarFunction(f) => FloatCheck::of_function(f.name(), &DataType::Float64).is_some(),
         _ => false,
     };
-    if !checked {
-        return false;
-    }
+    checked && is_constant(e)
+}
+
+/// Whether `e` holds no column, parameter, subquery, aggregate or
+/// volatile function: what the simplifier folds.
+fn is_constant(e: &datafusion::logical_expr::Expr) -> bool {
+    use datafusion::logical_expr::Expr;
     let mut constant = true;
     let _ = e.apply(|x| {
         if matches!(
@@ -253,9 +257,48 @@ fn check_constant(e: &datafusion::logical_expr::Expr) -> Result<()> {
     }
 }
 
+/// A constant fraction cast to an integer (`1.5::int`), rounded as
+/// [`RoundingCast`] rounds it, as a literal: the simplifier would fold it
+/// with Arrow's cast, which truncates (`1`, where PostgreSQL answers `2`).
+fn round_constant_cast(
+    e: datafusion::logical_expr::Expr,
+) -> Result<Transformed<datafusion::logical_expr::Expr>> {
+    use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+    use datafusion::common::DFSchema;
+    use datafusion::execution::context::ExecutionProps;
+    use datafusion::logical_expr::{Expr, ExprSchemable};
+    let Expr::Cast(cast) = &e else {
+        return Ok(Transformed::no(e));
+    };
+    let from = cast.expr.get_type(&DFSchema::empty());
+    if !from.is_ok_and(|from| RoundingCast::applies(&from, cast.field.data_type()))
+        || !is_constant(&cast.expr)
+    {
+        return Ok(Transformed::no(e));
+    }
+    let Ok(physical) = datafusion::physical_expr::create_physical_expr(
+        &e,
+        &DFSchema::empty(),
+        &ExecutionProps::new(),
+        &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default(),
+    ) else {
+        return Ok(Transformed::no(e));
+    };
+    let rounding = checked(&physical, &Schema::empty())?.data;
+    let one_row = RecordBatch::try_new_with_options(
+        Arc::new(Schema::empty()),
+        vec![],
+        &RecordBatchOptions::new().with_row_count(Some(1)),
+    )?;
+    let value = rounding.evaluate(&one_row)?.into_array(1)?;
+    let value = ScalarValue::try_from_array(&value, 0)?;
+    Ok(Transformed::yes(Expr::Literal(value, None)))
+}
+
 /// The analyzer rule: constant `+`, `-`, `*`, `/` that overflow (or divide
 /// a float by zero) are an error before the simplifier folds them into a
-/// wrapped value or an infinity.
+/// wrapped value or an infinity; a constant fraction cast to an integer is
+/// rounded ([`round_constant_cast`]).
 #[derive(Debug, Default)]
 pub struct CheckedConstants;
 
@@ -279,7 +322,15 @@ impl datafusion::optimizer::AnalyzerRule for CheckedConstants {
                 })
             })
         })?;
-        Ok(plan)
+        plan.transform_up_with_subqueries(|node| {
+            let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
+            node.map_expressions(|e| {
+                let name = names.save(&e);
+                Ok(e.transform_up(round_constant_cast)?
+                    .update_data(|e| name.restore(e)))
+            })
+        })
+        .data()
     }
 
     fn name(&self) -> &str {

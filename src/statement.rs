@@ -978,8 +978,11 @@ pub fn parse(sql: &str) -> Result<Vec<DFStatement>, crate::error::QueryError> {
                 intervals_as_casts(s);
                 timestamps_in_microseconds(s);
                 negations_as_comparisons(s);
-                crate::any_array::with_null_semantics(s);
+                // Before `= ANY` is rewritten (as a CASE): PostgreSQL names
+                // the column `?column?`, not `case`.
                 name_columns_as_postgresql(s);
+                crate::any_array::with_null_semantics(s);
+                crate::numeric::literals_as_numerics(s);
                 operators_as_functions(s);
             }
         }
@@ -1005,7 +1008,27 @@ pub fn column_name(name: &str) -> &str {
 fn postgresql_column_name(expr: &datafusion::sql::sqlparser::ast::Expr) -> Option<String> {
     use datafusion::sql::sqlparser::ast::{DataType, Expr, SelectItem};
     match expr {
-        Expr::Value(_) | Expr::BinaryOp { .. } | Expr::UnaryOp { .. } => Some("?column?".into()),
+        Expr::Value(_)
+        | Expr::BinaryOp { .. }
+        | Expr::UnaryOp { .. }
+        | Expr::InList { .. }
+        | Expr::InSubquery { .. }
+        | Expr::Between { .. }
+        | Expr::Like { .. }
+        | Expr::ILike { .. }
+        | Expr::SimilarTo { .. }
+        | Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsNotTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::IsNotFalse(_)
+        | Expr::IsUnknown(_)
+        | Expr::IsNotUnknown(_)
+        | Expr::IsDistinctFrom(..)
+        | Expr::IsNotDistinctFrom(..)
+        | Expr::AnyOp { .. }
+        | Expr::AllOp { .. } => Some("?column?".into()),
         Expr::Nested(inner) => postgresql_column_name(inner),
         Expr::Case { .. } => Some("case".into()),
         // `'name'::regclass`, which is a lookup here: named as the cast.

@@ -418,7 +418,12 @@ fn random_predicate(rng: &mut StdRng, samples: &[(&str, Kind, Vec<String>)], dep
     let Some(v) = values.get(rng.random_range(0..values.len().max(1))) else {
         return format!("{column} IS NULL");
     };
-    let l = literal(v);
+    // A number is written bare half the time: `n > 1.5` compares with a
+    // numeric constant, `n > '1.5'` with one of the column's type.
+    let bare = matches!(kind, Kind::Number)
+        && v.parse::<f64>().is_ok_and(f64::is_finite)
+        && rng.random_bool(0.5);
+    let l = if bare { v.clone() } else { literal(v) };
     let ordered = !matches!(kind, Kind::Bool | Kind::Other);
     let other = literal(&values[rng.random_range(0..values.len())]);
     match rng.random_range(0..9) {

@@ -632,6 +632,15 @@ async fn unnamed_columns_are_named_as_postgresql_names_them() {
             "SELECT id, id + 1 FROM uji_pg.public.beda ORDER BY id LIMIT 1",
             vec!["id", "?column?"],
         ),
+        (
+            "SELECT (b IN ('t')), i4 BETWEEN 1 AND 2, t LIKE 'a%', n IS NULL, b IS TRUE, \
+             i4 IS DISTINCT FROM 1, i4 = ANY(ARRAY[1]) FROM uji_pg.public.beda LIMIT 1",
+            vec!["?column?"; 7],
+        ),
+        (
+            "SELECT max(f8 * 2), 1e3 FROM uji_pg.public.beda WHERE id = 1",
+            vec!["max", "?column?"],
+        ),
     ] {
         let statement = client
             .prepare(sql)

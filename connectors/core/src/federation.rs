@@ -235,7 +235,92 @@ pub fn split(plan: LogicalPlan, dialect: SourceDialect) -> Result<LogicalPlan> {
         planner: fed.planner.clone(),
     };
     let plan = without_fetch_under_limits(fed.plan.clone())?;
+    let plan = without_table_names_in_aliases(plan)?;
     splitter.split(without_projections_under_aggregates(plan)?, true)
+}
+
+/// `plan` with every aggregate's alias whose name spells a table's name
+/// (DataFusion's simplifier names a rewritten expression after the original,
+/// `max(f8 * Float64(2)) AS "max(l.public.t.f8 * Int64(2))"`) renamed so it
+/// does not, with the references to it, and the original names restored
+/// at the top. `datafusion_federation` rewrites the table name inside the
+/// names of column references (`max(public.t.f8 * Int64(2))`) but not in
+/// aliases, so the reference no longer found the alias:
+/// `SELECT max(f8 * 2)` failed with "column does not exist".
+fn without_table_names_in_aliases(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::common::tree_node::Transformed;
+    let mut tables = Vec::new();
+    plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            tables.push(scan.table_name.to_string());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    // The new name has no `.` at all: DataFusion reads a dotted name in a
+    // column reference as qualified.
+    let hidden = |name: &str| {
+        tables
+            .iter()
+            .any(|t| name.contains(t.as_str()))
+            .then(|| name.replace('.', "\u{b7}"))
+    };
+    let original = plan.schema().clone();
+    let mut renamed: HashMap<String, String> = HashMap::new();
+    let plan = plan
+        .transform_up(|node| {
+            let names = matches!(node, LogicalPlan::Aggregate(_));
+            let mut new_names = Vec::new();
+            let node = node.map_expressions(|e| {
+                // References to a renamed alias follow it.
+                let e = e.transform(|x| match x {
+                    Expr::Column(c) if renamed.contains_key(&c.name) => {
+                        let name = renamed[&c.name].clone();
+                        Ok(Transformed::yes(Expr::Column(Column::new(
+                            c.relation, name,
+                        ))))
+                    }
+                    other => Ok(Transformed::no(other)),
+                })?;
+                Ok(match e.data {
+                    Expr::Alias(mut a) if names => match hidden(&a.name) {
+                        Some(name) => {
+                            new_names.push((a.name.clone(), name.clone()));
+                            a.name = name;
+                            Transformed::yes(Expr::Alias(a))
+                        }
+                        None => Transformed::new_transformed(Expr::Alias(a), e.transformed),
+                    },
+                    other => Transformed::new_transformed(other, e.transformed),
+                })
+            })?;
+            renamed.extend(new_names);
+            if node.transformed {
+                Ok(Transformed::yes(node.data.recompute_schema()?))
+            } else {
+                Ok(node)
+            }
+        })?
+        .data;
+    if renamed.is_empty() {
+        return Ok(plan);
+    }
+    // The names the plan had, at the top.
+    let exprs = plan
+        .schema()
+        .iter()
+        .zip(original.iter())
+        .map(|((q, f), (oq, of))| {
+            let column = Expr::Column(Column::new(q.cloned(), f.name()));
+            if f.name() == of.name() {
+                column
+            } else {
+                column.alias_qualified(oq.cloned(), of.name())
+            }
+        })
+        .collect::<Vec<_>>();
+    datafusion::logical_expr::LogicalPlanBuilder::from(plan)
+        .project(exprs)?
+        .build()
 }
 
 /// `plan` without the column-only projections right under an aggregate.

@@ -1,0 +1,379 @@
+//! PostgreSQL's reading of numbers with a point or an exponent.
+//!
+//! In PostgreSQL `0.1`, `2.25` and `1e3` are `numeric` constants, exact:
+//! `0.1 + 0.2` is `0.3`, and `price * 1.1` on a `numeric` column is a
+//! `numeric`. DataFusion read them as `double precision` (`0.1 + 0.2` was
+//! `0.30000000000000004`). The session reads them as decimals
+//! (`parse_float_as_decimal`), with two helpers:
+//!
+//! - [`literals_as_numerics`] writes a number with an exponent in plain
+//!   digits before DataFusion reads it (`1.5e3` → `1500`, `1e-2` → `0.01`),
+//!   with PostgreSQL's scale (the mantissa's fraction digits less the
+//!   exponent, at least 0). DataFusion would make `1e3` a decimal of
+//!   negative scale, which Arrow's kernels and the links' SQL do not take.
+//!   A number that does not fit a 38-digit decimal stays a `double
+//!   precision` (a documented difference: PostgreSQL's `numeric` has no
+//!   such bound).
+//! - [`FloatOverNumeric`], an analyzer rule before type coercion: where a
+//!   `double precision` or `real` meets a `numeric` in one operator,
+//!   `BETWEEN`, `IN`, `CASE` or `coalesce`/`nullif`/`greatest`/`least`,
+//!   the `numeric` side is converted to `double precision`, as PostgreSQL
+//!   does (a numeric converts to float implicitly, not the other way).
+//!   DataFusion converted the float side to a decimal of 15 fraction
+//!   digits instead, which overflowed on any float above 10^15 (or 10^7
+//!   for a `real`, `real_col = 2.25` failed at the source with "numeric
+//!   field overflow") and on NaN and infinity. Likewise a `real` meeting
+//!   an integer is widened to `double precision`, as PostgreSQL's
+//!   operators take it (`real_col * 2` is a `double precision`;
+//!   DataFusion's answer was a `real`, which overflowed at `3.4e38`).
+
+use std::ops::ControlFlow;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::{DFSchema, Result};
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, Operator};
+use datafusion::sql::sqlparser::ast::{Statement, Value};
+
+/// The most digits a decimal constant holds (Arrow's `Decimal128`).
+const MAX_DIGITS: usize = 38;
+
+/// Numbers with a point or an exponent, written so DataFusion reads them
+/// as PostgreSQL does; see the module docs.
+pub(crate) fn literals_as_numerics(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        visit_expressions_mut, CastKind, DataType as SqlType, ExactNumberInfo, Expr as SqlExpr,
+    };
+    let cast = |expr: SqlExpr, data_type: SqlType| SqlExpr::Cast {
+        kind: CastKind::DoubleColon,
+        expr: Box::new(expr),
+        data_type,
+        array: false,
+        format: None,
+    };
+    let _ = visit_expressions_mut(statement, |e| {
+        let SqlExpr::Value(v) = e else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let Value::Number(text, _) = &mut v.value else {
+            return ControlFlow::Continue(());
+        };
+        match numeric_form(text) {
+            Form::AsWritten => {}
+            Form::Plain(plain) => *text = plain,
+            Form::Whole { digits, precision } => {
+                *e = cast(
+                    SqlExpr::value(Value::Number(digits, false)),
+                    SqlType::Numeric(ExactNumberInfo::PrecisionAndScale(precision, 0)),
+                );
+            }
+            Form::Double => {
+                let written = Value::SingleQuotedString(text.clone());
+                *e = cast(SqlExpr::value(written), SqlType::DoublePrecision);
+            }
+        }
+        ControlFlow::Continue(())
+    });
+}
+
+/// What a number literal is written as for DataFusion.
+#[derive(Debug, PartialEq, Eq)]
+enum Form {
+    /// As it is: an integer, or a decimal DataFusion reads as PostgreSQL.
+    AsWritten,
+    /// In plain digits with a point (`1.5e-3` → `0.0015`).
+    Plain(String),
+    /// A whole `numeric` of `precision` digits (`1e3`: `1000`, which
+    /// DataFusion alone would read as a `bigint`).
+    Whole { digits: String, precision: u64 },
+    /// Beyond a 38-digit decimal: `double precision`.
+    Double,
+}
+
+/// How the number `text` is written for DataFusion; see [`Form`].
+fn numeric_form(text: &str) -> Form {
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e)),
+        None => (text, None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if !(whole.chars().chain(fraction.chars())).all(|c| c.is_ascii_digit()) {
+        return Form::AsWritten;
+    }
+    let exponent: i64 = match exponent {
+        Some(e) => match e.parse() {
+            Ok(e) => e,
+            Err(_) => return Form::AsWritten,
+        },
+        None => 0,
+    };
+    let digits = format!("{whole}{fraction}");
+    let significant = digits.trim_start_matches('0').len();
+    // PostgreSQL's scale: the fraction's digits less the exponent.
+    let scale = (fraction.len() as i64 - exponent).max(0);
+    // The digits before the point once the exponent is applied.
+    let integral = (significant as i64 - fraction.len() as i64 + exponent).max(0);
+    if exponent.abs() > 2 * MAX_DIGITS as i64 || integral + scale > MAX_DIGITS as i64 {
+        // Integers DataFusion reads as integers (up to u64) stay.
+        let integer = exponent == 0 && !mantissa.contains('.');
+        return if integer && digits.parse::<u64>().is_ok() {
+            Form::AsWritten
+        } else {
+            Form::Double
+        };
+    }
+    if exponent == 0 {
+        return Form::AsWritten;
+    }
+    // Move the point by `exponent` places in `digits`.
+    let point = whole.len() as i64 + exponent;
+    if point <= 0 {
+        return Form::Plain(format!(
+            "0.{}{digits}",
+            "0".repeat(point.unsigned_abs() as usize)
+        ));
+    }
+    let point = point as usize;
+    if point >= digits.len() {
+        let digits = format!("{digits}{}", "0".repeat(point - digits.len()));
+        let precision = digits.trim_start_matches('0').len().max(1) as u64;
+        return Form::Whole { digits, precision };
+    }
+    let (a, b) = digits.split_at(point);
+    Form::Plain(format!("{a}.{b}"))
+}
+
+/// The analyzer rule converting the `numeric` side of a float–numeric
+/// operation to `double precision`; see the module docs.
+#[derive(Debug, Default)]
+pub struct FloatOverNumeric;
+
+/// Functions whose arguments take one common type, as an operator's do.
+const COMMON_TYPE_FUNCTIONS: &[&str] = &["coalesce", "greatest", "least", "nvl", "ifnull"];
+
+fn is_float(t: &DataType) -> bool {
+    matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64)
+}
+
+/// Which of `exprs` become `double precision`: each numeric and `real`
+/// when one of them is a float and another a numeric, or one a `real` and
+/// another an integer (PostgreSQL's `real * int` is a `double precision`);
+/// `None` when there is no such mix.
+fn floats_over_numerics<'a>(
+    exprs: impl Iterator<Item = &'a Expr> + Clone,
+    schema: &DFSchema,
+) -> Option<Vec<bool>> {
+    let types: Vec<Option<DataType>> = exprs.map(|e| e.get_type(schema).ok()).collect();
+    let any = |f: fn(&DataType) -> bool| types.iter().flatten().any(f);
+    let real = any(|t| matches!(t, DataType::Float16 | DataType::Float32));
+    let mixed = any(is_float) && (any(DataType::is_decimal) || real && any(DataType::is_integer));
+    mixed.then(|| {
+        types
+            .iter()
+            .map(|t| {
+                t.as_ref().is_some_and(|t| {
+                    t.is_decimal() || matches!(t, DataType::Float16 | DataType::Float32)
+                })
+            })
+            .collect()
+    })
+}
+
+fn as_double(e: Expr) -> Expr {
+    datafusion::logical_expr::cast(e, DataType::Float64)
+}
+
+/// `e` rewritten if it mixes floats and numerics.
+fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    use datafusion::logical_expr::expr::{Between, BinaryExpr, Case, InList};
+    let convert = |e: Expr, yes: bool| if yes { as_double(e) } else { e };
+    Ok(match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) if mixes_types(op) => {
+            match floats_over_numerics([left.as_ref(), right.as_ref()].into_iter(), schema) {
+                Some(numeric) => Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+                    left: Box::new(convert(*left, numeric[0])),
+                    op,
+                    right: Box::new(convert(*right, numeric[1])),
+                })),
+                None => Transformed::no(Expr::BinaryExpr(BinaryExpr { left, op, right })),
+            }
+        }
+        Expr::Between(b) => {
+            let all = [b.expr.as_ref(), b.low.as_ref(), b.high.as_ref()];
+            match floats_over_numerics(all.into_iter(), schema) {
+                Some(numeric) => Transformed::yes(Expr::Between(Between {
+                    expr: Box::new(convert(*b.expr, numeric[0])),
+                    negated: b.negated,
+                    low: Box::new(convert(*b.low, numeric[1])),
+                    high: Box::new(convert(*b.high, numeric[2])),
+                })),
+                None => Transformed::no(Expr::Between(b)),
+            }
+        }
+        Expr::InList(l) => {
+            let all = std::iter::once(l.expr.as_ref()).chain(l.list.iter());
+            match floats_over_numerics(all, schema) {
+                Some(numeric) => {
+                    let expr = Box::new(convert(*l.expr, numeric[0]));
+                    let list = l
+                        .list
+                        .into_iter()
+                        .zip(&numeric[1..])
+                        .map(|(e, yes)| convert(e, *yes))
+                        .collect();
+                    Transformed::yes(Expr::InList(InList {
+                        expr,
+                        list,
+                        negated: l.negated,
+                    }))
+                }
+                None => Transformed::no(Expr::InList(l)),
+            }
+        }
+        Expr::Case(c) => {
+            let results = c
+                .when_then_expr
+                .iter()
+                .map(|(_, then)| then.as_ref())
+                .chain(c.else_expr.as_deref());
+            match floats_over_numerics(results, schema) {
+                Some(numeric) => {
+                    let mut numeric = numeric.into_iter();
+                    let when_then_expr = c
+                        .when_then_expr
+                        .into_iter()
+                        .map(|(when, then)| {
+                            let yes = numeric.next().unwrap_or(false);
+                            (when, Box::new(convert(*then, yes)))
+                        })
+                        .collect();
+                    let else_expr = c
+                        .else_expr
+                        .map(|e| Box::new(convert(*e, numeric.next().unwrap_or(false))));
+                    Transformed::yes(Expr::Case(Case {
+                        expr: c.expr,
+                        when_then_expr,
+                        else_expr,
+                    }))
+                }
+                None => Transformed::no(Expr::Case(c)),
+            }
+        }
+        // PostgreSQL's `nullif(a, b)` is of `a`'s type; only the comparison
+        // takes the common one.
+        Expr::ScalarFunction(f) if f.name() == "nullif" && f.args.len() == 2 => {
+            match floats_over_numerics(f.args.iter(), schema) {
+                Some(numeric) => {
+                    let null =
+                        datafusion::common::ScalarValue::try_from(f.args[0].get_type(schema)?)?;
+                    let (a, b) = (f.args[0].clone(), f.args[1].clone());
+                    let equal = convert(a.clone(), numeric[0]).eq(convert(b, numeric[1]));
+                    Transformed::yes(Expr::Case(Case {
+                        expr: None,
+                        when_then_expr: vec![(
+                            Box::new(equal),
+                            Box::new(Expr::Literal(null, None)),
+                        )],
+                        else_expr: Some(Box::new(a)),
+                    }))
+                }
+                None => Transformed::no(Expr::ScalarFunction(f)),
+            }
+        }
+        Expr::ScalarFunction(mut f) if COMMON_TYPE_FUNCTIONS.contains(&f.name()) => {
+            match floats_over_numerics(f.args.iter(), schema) {
+                Some(numeric) => {
+                    f.args = std::mem::take(&mut f.args)
+                        .into_iter()
+                        .zip(numeric)
+                        .map(|(e, yes)| convert(e, yes))
+                        .collect();
+                    Transformed::yes(Expr::ScalarFunction(f))
+                }
+                None => Transformed::no(Expr::ScalarFunction(f)),
+            }
+        }
+        other => Transformed::no(other),
+    })
+}
+
+/// Operators whose two sides are brought to one numeric type.
+fn mixes_types(op: Operator) -> bool {
+    use Operator::*;
+    matches!(
+        op,
+        Eq | NotEq
+            | Lt
+            | LtEq
+            | Gt
+            | GtEq
+            | IsDistinctFrom
+            | IsNotDistinctFrom
+            | Plus
+            | Minus
+            | Multiply
+            | Divide
+            | Modulo
+    )
+}
+
+impl datafusion::optimizer::AnalyzerRule for FloatOverNumeric {
+    fn analyze(
+        &self,
+        plan: LogicalPlan,
+        _config: &datafusion::common::config::ConfigOptions,
+    ) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let inputs = node.inputs();
+            let mut schema = datafusion::logical_expr::utils::merge_schema(&inputs);
+            if let LogicalPlan::TableScan(scan) = &node {
+                schema.merge(scan.projected_schema.as_ref());
+            }
+            // The rewritten expressions keep their names: a projection
+            // above an aggregate finds `max(f8 * 0.5)` by it.
+            let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
+            node.map_expressions(|e| {
+                let name = names.save(&e);
+                Ok(e.transform_up(|e| rewrite(e, &schema))?
+                    .update_data(|e| name.restore(e)))
+            })
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "tautan_float_over_numeric"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{numeric_form, Form};
+
+    #[test]
+    fn exponents_are_written_in_plain_digits_with_postgresql_scale() {
+        let plain = |t: &str| match numeric_form(t) {
+            Form::Plain(p) => p,
+            Form::Whole { digits, precision } => format!("{digits} ({precision})"),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(plain("1e3"), "1000 (1)");
+        assert_eq!(plain("1.5E3"), "1500 (2)");
+        assert_eq!(plain("1.50e1"), "15.0");
+        assert_eq!(plain("1.5e-3"), "0.0015");
+        assert_eq!(plain("25E-1"), "2.5");
+        assert_eq!(plain("0.001e+2"), "0.1");
+        assert_eq!(plain(".5e1"), "5 (1)");
+        assert_eq!(plain("0e5"), "000000 (1)");
+        // As written: DataFusion reads these as PostgreSQL does.
+        assert_eq!(numeric_form("2.25"), Form::AsWritten);
+        assert_eq!(numeric_form("42"), Form::AsWritten);
+        assert_eq!(numeric_form("18446744073709551615"), Form::AsWritten);
+        // Beyond 38 digits: double precision.
+        assert_eq!(numeric_form("1e300"), Form::Double);
+        assert_eq!(numeric_form("1e-300"), Form::Double);
+        assert_eq!(numeric_form(&format!("0.{}", "1".repeat(40))), Form::Double);
+        assert_eq!(numeric_form(&"9".repeat(39)), Form::Double);
+        assert_eq!(numeric_form(&"9".repeat(38)), Form::AsWritten);
+    }
+}
