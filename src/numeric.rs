@@ -357,8 +357,8 @@ mod tests {
             Form::Whole { digits, precision } => format!("{digits} ({precision})"),
             other => format!("{other:?}"),
         };
-        assert_eq!(plain("1e3"), "1000 (1)");
-        assert_eq!(plain("1.5E3"), "1500 (2)");
+        assert_eq!(plain("1e3"), "1000 (4)");
+        assert_eq!(plain("1.5E3"), "1500 (4)");
         assert_eq!(plain("1.50e1"), "15.0");
         assert_eq!(plain("1.5e-3"), "0.0015");
         assert_eq!(plain("25E-1"), "2.5");

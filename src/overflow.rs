@@ -34,6 +34,7 @@ use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Literal, NegativeExpr};
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::physical_plan::ExecutionPlan;
@@ -115,8 +116,44 @@ fn checked(
     })
 }
 
-/// The physical optimizer rule: projections and filters evaluate `+`, `-`
-/// and `*` with overflow checks.
+/// `aggregate` with its aggregates' arguments checked, where it evaluates
+/// them over input rows (not where it merges partial states):
+/// `max(f8 * 2)` raised nothing where a product overflowed to infinity,
+/// and `max` of the others answered as if that row were not there.
+fn checked_aggregate(aggregate: &AggregateExec) -> Result<Transformed<Arc<dyn ExecutionPlan>>> {
+    let reads_rows = matches!(
+        aggregate.mode(),
+        AggregateMode::Partial | AggregateMode::Single | AggregateMode::SinglePartitioned
+    );
+    if !reads_rows {
+        return Ok(Transformed::no(Arc::new(aggregate.clone())));
+    }
+    let input = aggregate.input_schema();
+    let mut changed = false;
+    let mut exprs = Vec::with_capacity(aggregate.aggr_expr().len());
+    for e in aggregate.aggr_expr() {
+        let mut args = Vec::new();
+        for arg in e.expressions() {
+            let t = checked(&arg, &input)?;
+            changed |= t.transformed;
+            args.push(t.data);
+        }
+        let order_by = e.order_bys().iter().map(|s| Arc::clone(&s.expr)).collect();
+        match e.with_new_expressions(args, order_by) {
+            Some(strict) => exprs.push(Arc::new(strict)),
+            None => exprs.push(Arc::clone(e)),
+        }
+    }
+    if !changed {
+        return Ok(Transformed::no(Arc::new(aggregate.clone())));
+    }
+    Ok(Transformed::yes(
+        Arc::new(aggregate.with_new_aggr_exprs(exprs)) as Arc<dyn ExecutionPlan>,
+    ))
+}
+
+/// The physical optimizer rule: projections, filters and the arguments of
+/// aggregates evaluate `+`, `-` and `*` with overflow checks.
 #[derive(Debug, Default)]
 pub struct CheckedArithmetic;
 
@@ -150,6 +187,9 @@ impl PhysicalOptimizerRule for CheckedArithmetic {
                     schema.as_ref(),
                 )?;
                 return Ok(Transformed::yes(Arc::new(strict) as Arc<dyn ExecutionPlan>));
+            }
+            if let Some(a) = any.downcast_ref::<AggregateExec>() {
+                return checked_aggregate(a);
             }
             if let Some(f) = any.downcast_ref::<FilterExec>() {
                 let t = checked(f.predicate(), &f.input().schema())?;
