@@ -136,11 +136,20 @@ fn numeric_form(text: &str) -> Form {
     let point = point as usize;
     if point >= digits.len() {
         let digits = format!("{digits}{}", "0".repeat(point - digits.len()));
-        let precision = digits.trim_start_matches('0').len().max(1) as u64;
+        let digits = without_leading_zeros(&digits).to_string();
+        let precision = digits.len() as u64;
         return Form::Whole { digits, precision };
     }
     let (a, b) = digits.split_at(point);
-    Form::Plain(format!("{a}.{b}"))
+    Form::Plain(format!("{}.{b}", without_leading_zeros(a)))
+}
+
+/// `digits` without leading zeros, `0` when all are.
+fn without_leading_zeros(digits: &str) -> &str {
+    match digits.trim_start_matches('0') {
+        "" => "0",
+        rest => rest,
+    }
 }
 
 /// The analyzer rule converting the `numeric` side of a float–numeric
@@ -364,7 +373,8 @@ mod tests {
         assert_eq!(plain("25E-1"), "2.5");
         assert_eq!(plain("0.001e+2"), "0.1");
         assert_eq!(plain(".5e1"), "5 (1)");
-        assert_eq!(plain("0e5"), "000000 (1)");
+        assert_eq!(plain("0e5"), "0 (1)");
+        assert_eq!(plain("007.5e1"), "75 (2)");
         // As written: DataFusion reads these as PostgreSQL does.
         assert_eq!(numeric_form("2.25"), Form::AsWritten);
         assert_eq!(numeric_form("42"), Form::AsWritten);
