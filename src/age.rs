@@ -315,37 +315,24 @@ impl datafusion::optimizer::AnalyzerRule for TimestampDifferences {
         plan: LogicalPlan,
         _config: &datafusion::common::config::ConfigOptions,
     ) -> Result<LogicalPlan> {
-        use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+        use datafusion::common::tree_node::Transformed;
         let minus = Arc::new(TimestampMinus::udf());
-        plan.transform_up_with_subqueries(|node| {
-            let inputs = node.inputs();
-            let mut schema = datafusion::logical_expr::utils::merge_schema(&inputs);
-            if let LogicalPlan::TableScan(scan) = &node {
-                schema.merge(scan.projected_schema.as_ref());
+        crate::rewrite::expressions_bottom_up(plan, |e, schema| {
+            let timestamp = |x: &Expr| matches!(x.get_type(schema), Ok(DataType::Timestamp(..)));
+            match e {
+                Expr::BinaryExpr(b)
+                    if b.op == Operator::Minus && timestamp(&b.left) && timestamp(&b.right) =>
+                {
+                    Ok(Transformed::yes(Expr::ScalarFunction(
+                        datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                            minus.clone(),
+                            vec![*b.left, *b.right],
+                        ),
+                    )))
+                }
+                other => Ok(Transformed::no(other)),
             }
-            node.map_expressions(|e| {
-                e.transform_up(|e| {
-                    let timestamp =
-                        |x: &Expr| matches!(x.get_type(&schema), Ok(DataType::Timestamp(..)));
-                    match e {
-                        Expr::BinaryExpr(b)
-                            if b.op == Operator::Minus
-                                && timestamp(&b.left)
-                                && timestamp(&b.right) =>
-                        {
-                            Ok(Transformed::yes(Expr::ScalarFunction(
-                                datafusion::logical_expr::expr::ScalarFunction::new_udf(
-                                    minus.clone(),
-                                    vec![*b.left, *b.right],
-                                ),
-                            )))
-                        }
-                        other => Ok(Transformed::no(other)),
-                    }
-                })
-            })
         })
-        .data()
     }
 
     fn name(&self) -> &str {

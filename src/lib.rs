@@ -62,6 +62,7 @@ pub mod policy;
 pub mod privileges;
 pub mod pulls;
 pub mod pushdown;
+pub mod rewrite;
 pub mod server;
 pub mod simplify;
 pub mod statement;

@@ -459,45 +459,32 @@ impl datafusion::optimizer::AnalyzerRule for RealAsDouble {
         plan: datafusion::logical_expr::LogicalPlan,
         _config: &datafusion::common::config::ConfigOptions,
     ) -> Result<datafusion::logical_expr::LogicalPlan> {
-        use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
-        use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
-        plan.transform_up_with_subqueries(|node| {
-            let inputs = node.inputs();
-            let mut schema = datafusion::logical_expr::utils::merge_schema(&inputs);
-            if let LogicalPlan::TableScan(scan) = &node {
-                schema.merge(scan.projected_schema.as_ref());
-            }
-            let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
-            node.map_expressions(|e| {
-                let name = names.save(&e);
-                e.transform_up(|e| {
-                    let real = |a: &Expr| matches!(a.get_type(&schema), Ok(DataType::Float32));
-                    let e = digits_as_int4(e);
-                    let mut f = match e.data {
-                        Expr::ScalarFunction(f)
-                            if DOUBLE_ONLY.contains(&f.name()) && f.args.iter().any(real) =>
-                        {
-                            f
-                        }
-                        other => return Ok(Transformed::new_transformed(other, e.transformed)),
-                    };
-                    f.args = f
-                        .args
-                        .into_iter()
-                        .map(|a| {
-                            if real(&a) {
-                                datafusion::logical_expr::cast(a, DataType::Float64)
-                            } else {
-                                a
-                            }
-                        })
-                        .collect();
-                    Ok(Transformed::yes(Expr::ScalarFunction(f)))
+        use datafusion::common::tree_node::Transformed;
+        use datafusion::logical_expr::{Expr, ExprSchemable};
+        crate::rewrite::expressions_bottom_up(plan, |e, schema| {
+            let real = |a: &Expr| matches!(a.get_type(schema), Ok(DataType::Float32));
+            let e = digits_as_int4(e);
+            let mut f = match e.data {
+                Expr::ScalarFunction(f)
+                    if DOUBLE_ONLY.contains(&f.name()) && f.args.iter().any(real) =>
+                {
+                    f
+                }
+                other => return Ok(Transformed::new_transformed(other, e.transformed)),
+            };
+            f.args = f
+                .args
+                .into_iter()
+                .map(|a| {
+                    if real(&a) {
+                        datafusion::logical_expr::cast(a, DataType::Float64)
+                    } else {
+                        a
+                    }
                 })
-                .map(|t| t.update_data(|e| name.restore(e)))
-            })
+                .collect();
+            Ok(Transformed::yes(Expr::ScalarFunction(f)))
         })
-        .data()
     }
 
     fn name(&self) -> &str {

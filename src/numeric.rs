@@ -30,7 +30,7 @@
 use std::ops::ControlFlow;
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, Operator};
 use datafusion::sql::sqlparser::ast::{Statement, Value};
@@ -332,22 +332,7 @@ impl datafusion::optimizer::AnalyzerRule for FloatOverNumeric {
         plan: LogicalPlan,
         _config: &datafusion::common::config::ConfigOptions,
     ) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let inputs = node.inputs();
-            let mut schema = datafusion::logical_expr::utils::merge_schema(&inputs);
-            if let LogicalPlan::TableScan(scan) = &node {
-                schema.merge(scan.projected_schema.as_ref());
-            }
-            // The rewritten expressions keep their names: a projection
-            // above an aggregate finds `max(f8 * 0.5)` by it.
-            let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
-            node.map_expressions(|e| {
-                let name = names.save(&e);
-                Ok(e.transform_up(|e| rewrite(e, &schema))?
-                    .update_data(|e| name.restore(e)))
-            })
-        })
-        .data()
+        crate::rewrite::expressions_bottom_up(plan, rewrite)
     }
 
     fn name(&self) -> &str {

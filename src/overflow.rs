@@ -257,11 +257,9 @@ fn is_constant(e: &datafusion::logical_expr::Expr) -> bool {
     constant
 }
 
-/// Evaluates constant `e` with the checked kernels: `Err` when it
-/// overflows or divides by zero (other failures are left to the
-/// simplifier, which reports them as it always has).
-fn check_constant(e: &datafusion::logical_expr::Expr) -> Result<()> {
-    use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+/// Constant `e` as a physical expression with the checked kernels
+/// ([`checked`]); `None` when it cannot be planned without a schema.
+fn checked_constant(e: &datafusion::logical_expr::Expr) -> Result<Option<Arc<dyn PhysicalExpr>>> {
     use datafusion::common::DFSchema;
     use datafusion::execution::context::ExecutionProps;
     let Ok(physical) = datafusion::physical_expr::create_physical_expr(
@@ -270,15 +268,29 @@ fn check_constant(e: &datafusion::logical_expr::Expr) -> Result<()> {
         &ExecutionProps::new(),
         &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default(),
     ) else {
-        return Ok(());
+        return Ok(None);
     };
-    let strict = checked(&physical, &Schema::empty())?.data;
-    let one_row = RecordBatch::try_new_with_options(
+    Ok(Some(checked(&physical, &Schema::empty())?.data))
+}
+
+/// The one row, of no columns, a constant is evaluated over.
+fn one_row() -> Result<datafusion::arrow::record_batch::RecordBatch> {
+    use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+    Ok(RecordBatch::try_new_with_options(
         Arc::new(Schema::empty()),
         vec![],
         &RecordBatchOptions::new().with_row_count(Some(1)),
-    )?;
-    match strict.evaluate(&one_row) {
+    )?)
+}
+
+/// Evaluates constant `e` with the checked kernels: `Err` when it
+/// overflows or divides by zero (other failures are left to the
+/// simplifier, which reports them as it always has).
+fn check_constant(e: &datafusion::logical_expr::Expr) -> Result<()> {
+    let Some(strict) = checked_constant(e)? else {
+        return Ok(());
+    };
+    match strict.evaluate(&one_row()?) {
         Err(err @ datafusion::error::DataFusionError::External(_)) => Err(err),
         Err(err)
             if matches!(
@@ -303,9 +315,7 @@ fn check_constant(e: &datafusion::logical_expr::Expr) -> Result<()> {
 fn round_constant_cast(
     e: datafusion::logical_expr::Expr,
 ) -> Result<Transformed<datafusion::logical_expr::Expr>> {
-    use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
     use datafusion::common::DFSchema;
-    use datafusion::execution::context::ExecutionProps;
     use datafusion::logical_expr::{Expr, ExprSchemable};
     let Expr::Cast(cast) = &e else {
         return Ok(Transformed::no(e));
@@ -316,21 +326,10 @@ fn round_constant_cast(
     {
         return Ok(Transformed::no(e));
     }
-    let Ok(physical) = datafusion::physical_expr::create_physical_expr(
-        &e,
-        &DFSchema::empty(),
-        &ExecutionProps::new(),
-        &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default(),
-    ) else {
+    let Some(rounding) = checked_constant(&e)? else {
         return Ok(Transformed::no(e));
     };
-    let rounding = checked(&physical, &Schema::empty())?.data;
-    let one_row = RecordBatch::try_new_with_options(
-        Arc::new(Schema::empty()),
-        vec![],
-        &RecordBatchOptions::new().with_row_count(Some(1)),
-    )?;
-    let value = rounding.evaluate(&one_row)?.into_array(1)?;
+    let value = rounding.evaluate(&one_row()?)?.into_array(1)?;
     let value = ScalarValue::try_from_array(&value, 0)?;
     Ok(Transformed::yes(Expr::Literal(value, None)))
 }
