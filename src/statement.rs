@@ -981,6 +981,7 @@ pub fn parse(sql: &str) -> Result<Vec<DFStatement>, crate::error::QueryError> {
                 // Before `= ANY` is rewritten (as a CASE): PostgreSQL names
                 // the column `?column?`, not `case`.
                 name_columns_as_postgresql(s);
+                aggregates_apart_from_casts(s);
                 crate::any_array::with_null_semantics(s);
                 crate::numeric::literals_as_numerics(s);
                 operators_as_functions(s);
@@ -1327,6 +1328,140 @@ fn negations_as_comparisons(statement: &mut Statement) {
         }
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// Aggregates of one select that differ only by casts of their arguments
+/// (`count(x), count(x::text)`, `sum(i), sum(i::int8)`) kept apart:
+/// DataFusion names a cast after its operand, so both were one name in
+/// its aggregate ("duplicate field name") where PostgreSQL answers. The
+/// later ones take their arguments through a one-argument `coalesce`,
+/// which is the argument itself and has a name of its own.
+fn aggregates_apart_from_casts(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        visit_expressions, visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr,
+        FunctionArguments, OrderBy, OrderByKind, Query, SelectItem, SetExpr, VisitMut, VisitorMut,
+    };
+    /// Aggregates whose argument's cast DataFusion's names leave out.
+    const AGGREGATES: &[&str] = &[
+        "count",
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "bool_and",
+        "bool_or",
+        "every",
+        "string_agg",
+        "array_agg",
+        "stddev",
+        "stddev_samp",
+        "stddev_pop",
+        "variance",
+        "var_samp",
+        "var_pop",
+        "median",
+        "bit_and",
+        "bit_or",
+        "bit_xor",
+    ];
+    /// `e` as text with its casts and parentheses left out.
+    fn uncast(e: &Expr) -> String {
+        let mut e = e.clone();
+        let _ = visit_expressions_mut(&mut e, |x| {
+            loop {
+                match x {
+                    Expr::Cast { expr, .. } | Expr::Nested(expr) => {
+                        let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+                        *x = inner;
+                    }
+                    _ => break,
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        e.to_string()
+    }
+    fn has_cast(e: &Expr) -> bool {
+        let mut found = false;
+        let _ = visit_expressions(e, |x| {
+            found |= matches!(x, Expr::Cast { .. });
+            ControlFlow::<()>::Continue(())
+        });
+        found
+    }
+    struct Apart;
+    impl VisitorMut for Apart {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            let SetExpr::Select(select) = query.body.as_mut() else {
+                return ControlFlow::Continue(());
+            };
+            // Uncast text of each call → its distinct writings, in order.
+            let mut seen: std::collections::HashMap<String, Vec<String>> = Default::default();
+            let mut exprs: Vec<&mut Expr> = Vec::new();
+            for item in select.projection.iter_mut() {
+                if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item
+                {
+                    exprs.push(e);
+                }
+            }
+            exprs.extend(select.having.as_mut());
+            if let Some(OrderBy {
+                kind: OrderByKind::Expressions(order),
+                ..
+            }) = query.order_by.as_mut()
+            {
+                exprs.extend(order.iter_mut().map(|o| &mut o.expr));
+            }
+            for expr in exprs {
+                let _ = visit_expressions_mut(expr, |x| {
+                    let Expr::Function(f) = x else {
+                        return ControlFlow::<()>::Continue(());
+                    };
+                    let name = f.name.to_string().to_ascii_lowercase();
+                    let FunctionArguments::List(list) = &mut f.args else {
+                        return ControlFlow::Continue(());
+                    };
+                    if !AGGREGATES.contains(&name.as_str()) {
+                        return ControlFlow::Continue(());
+                    }
+                    let key = format!("{name}({})", {
+                        list.args
+                            .iter()
+                            .map(|a| match a {
+                                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => uncast(e),
+                                other => other.to_string(),
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    });
+                    // The n-th distinct writing takes n `coalesce`s.
+                    let written = list.to_string();
+                    let writings = seen.entry(key).or_default();
+                    let n = match writings.iter().position(|w| *w == written) {
+                        Some(n) => n,
+                        None => {
+                            writings.push(written);
+                            writings.len() - 1
+                        }
+                    };
+                    for a in list.args.iter_mut() {
+                        if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = a {
+                            if has_cast(e) {
+                                for _ in 0..n {
+                                    let arg = std::mem::replace(e, Expr::value(Value::Null));
+                                    *e = template("coalesce($1)", vec![arg.clone()]).unwrap_or(arg);
+                                }
+                            }
+                        }
+                    }
+                    ControlFlow::Continue(())
+                });
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = VisitMut::visit(statement, &mut Apart);
 }
 
 /// PostgreSQL's operators and functions DataFusion's planner does not know,

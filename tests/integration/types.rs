@@ -606,6 +606,12 @@ async fn a_select_list_may_repeat_a_name_as_in_postgresql() {
         "SELECT b.*, 2 AS x, b.id * 2 AS y FROM {t} b WHERE b.id < 9 ORDER BY y DESC, x",
         "SELECT *, count(*) OVER () FROM {t} WHERE id IN (1, 2) ORDER BY id",
         "SELECT 1 AS A, 2 AS a, 3 AS \"A\"",
+        // Aggregates that differ only by a cast of their argument, which
+        // DataFusion names alike.
+        "SELECT count(t), count(t::text), max(t), max(t::text) FROM {t}",
+        "SELECT count(i4), count(i4::int4), sum(i4), sum(i4::int8), sum(i4::int8) FROM {t}",
+        "SELECT id % 2, count(t), count(t::text) FROM {t} GROUP BY 1 \
+         HAVING count(t::text) > 0 ORDER BY count(t::text), 1",
     ];
     async fn answer(
         c: &tokio_postgres::Client,
