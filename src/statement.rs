@@ -1368,14 +1368,9 @@ fn aggregates_apart_from_casts(statement: &mut Statement) {
     fn uncast(e: &Expr) -> String {
         let mut e = e.clone();
         let _ = visit_expressions_mut(&mut e, |x| {
-            loop {
-                match x {
-                    Expr::Cast { expr, .. } | Expr::Nested(expr) => {
-                        let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
-                        *x = inner;
-                    }
-                    _ => break,
-                }
+            while let Expr::Cast { expr, .. } | Expr::Nested(expr) = x {
+                let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+                *x = inner;
             }
             ControlFlow::<()>::Continue(())
         });
