@@ -16,9 +16,12 @@
 //!   such bound).
 //! - [`FloatOverNumeric`], an analyzer rule before type coercion: where a
 //!   `double precision` or `real` meets a `numeric` in one operator,
-//!   `BETWEEN`, `IN`, `CASE` or `coalesce`/`nullif`/`greatest`/`least`,
-//!   the `numeric` side is converted to `double precision`, as PostgreSQL
-//!   does (a numeric converts to float implicitly, not the other way).
+//!   `BETWEEN` or `nullif`, the `numeric` side is converted to `double
+//!   precision`; in an `IN` list, `CASE` or `coalesce`/`greatest`/`least`
+//!   to the widest float among the values, as PostgreSQL does (a numeric
+//!   converts to float implicitly, not the other way; its operators mix
+//!   float4 with float8, its common type of `real` and `numeric` is
+//!   `real`).
 //!   DataFusion converted the float side to a decimal of 15 fraction
 //!   digits instead, which overflowed on any float above 10^15 (or 10^7
 //!   for a `real`, `real_col = 2.25` failed at the source with "numeric
@@ -164,71 +167,104 @@ fn is_float(t: &DataType) -> bool {
     matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64)
 }
 
-/// Which of `exprs` become `double precision`: each numeric and `real`
-/// when one of them is a float and another a numeric, or one a `real` and
-/// another an integer (PostgreSQL's `real * int` is a `double precision`);
-/// `None` when there is no such mix.
+/// How PostgreSQL brings a float and a numeric to one type: an operator
+/// (`=`, `+`, `BETWEEN`, `nullif`'s comparison) takes `double precision`
+/// (its float4-with-float8 operators); a list of values (`IN`, `CASE`,
+/// `coalesce`) takes the widest float among them (its common-type rule:
+/// `real_col IN (3.4028235e+38, '3.14')` compares as `real`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Meeting {
+    Operator,
+    List,
+}
+
+/// The type each of `exprs` is converted to (`None`: left as it is) when
+/// one is a float and another a numeric, or, for an operator, one a `real`
+/// and another an integer (PostgreSQL's `real * int` is a `double
+/// precision`); `None` when there is no such mix.
 fn floats_over_numerics<'a>(
-    exprs: impl Iterator<Item = &'a Expr> + Clone,
+    exprs: impl Iterator<Item = &'a Expr>,
     schema: &DFSchema,
-) -> Option<Vec<bool>> {
+    meeting: Meeting,
+) -> Option<Vec<Option<DataType>>> {
     let types: Vec<Option<DataType>> = exprs.map(|e| e.get_type(schema).ok()).collect();
     let any = |f: fn(&DataType) -> bool| types.iter().flatten().any(f);
     let real = any(|t| matches!(t, DataType::Float16 | DataType::Float32));
-    let mixed = any(is_float) && (any(DataType::is_decimal) || real && any(DataType::is_integer));
+    let double = any(|t| matches!(t, DataType::Float64));
+    let numeric = any(DataType::is_decimal);
+    let (mixed, to, widened) = match meeting {
+        Meeting::Operator => (
+            any(is_float) && (numeric || real && any(DataType::is_integer)),
+            DataType::Float64,
+            real,
+        ),
+        Meeting::List => (
+            any(is_float) && numeric,
+            if double {
+                DataType::Float64
+            } else {
+                DataType::Float32
+            },
+            false,
+        ),
+    };
     mixed.then(|| {
         types
             .iter()
             .map(|t| {
-                t.as_ref().is_some_and(|t| {
-                    t.is_decimal() || matches!(t, DataType::Float16 | DataType::Float32)
-                })
+                let t = t.as_ref()?;
+                let small = matches!(t, DataType::Float16 | DataType::Float32);
+                (t.is_decimal() || widened && small).then(|| to.clone())
             })
             .collect()
     })
 }
 
-fn as_double(e: Expr) -> Expr {
-    datafusion::logical_expr::cast(e, DataType::Float64)
+/// `e` converted to `to`, if given.
+fn convert(e: Expr, to: Option<DataType>) -> Expr {
+    match to {
+        Some(to) => datafusion::logical_expr::cast(e, to),
+        None => e,
+    }
 }
 
 /// `e` rewritten if it mixes floats and numerics.
 fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     use datafusion::logical_expr::expr::{Between, BinaryExpr, Case, InList};
-    let convert = |e: Expr, yes: bool| if yes { as_double(e) } else { e };
     Ok(match e {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) if mixes_types(op) => {
-            match floats_over_numerics([left.as_ref(), right.as_ref()].into_iter(), schema) {
-                Some(numeric) => Transformed::yes(Expr::BinaryExpr(BinaryExpr {
-                    left: Box::new(convert(*left, numeric[0])),
+            let both = [left.as_ref(), right.as_ref()].into_iter();
+            match floats_over_numerics(both, schema, Meeting::Operator) {
+                Some(to) => Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+                    left: Box::new(convert(*left, to[0].clone())),
                     op,
-                    right: Box::new(convert(*right, numeric[1])),
+                    right: Box::new(convert(*right, to[1].clone())),
                 })),
                 None => Transformed::no(Expr::BinaryExpr(BinaryExpr { left, op, right })),
             }
         }
         Expr::Between(b) => {
             let all = [b.expr.as_ref(), b.low.as_ref(), b.high.as_ref()];
-            match floats_over_numerics(all.into_iter(), schema) {
-                Some(numeric) => Transformed::yes(Expr::Between(Between {
-                    expr: Box::new(convert(*b.expr, numeric[0])),
+            match floats_over_numerics(all.into_iter(), schema, Meeting::Operator) {
+                Some(to) => Transformed::yes(Expr::Between(Between {
+                    expr: Box::new(convert(*b.expr, to[0].clone())),
                     negated: b.negated,
-                    low: Box::new(convert(*b.low, numeric[1])),
-                    high: Box::new(convert(*b.high, numeric[2])),
+                    low: Box::new(convert(*b.low, to[1].clone())),
+                    high: Box::new(convert(*b.high, to[2].clone())),
                 })),
                 None => Transformed::no(Expr::Between(b)),
             }
         }
         Expr::InList(l) => {
             let all = std::iter::once(l.expr.as_ref()).chain(l.list.iter());
-            match floats_over_numerics(all, schema) {
-                Some(numeric) => {
-                    let expr = Box::new(convert(*l.expr, numeric[0]));
+            match floats_over_numerics(all, schema, Meeting::List) {
+                Some(to) => {
+                    let expr = Box::new(convert(*l.expr, to[0].clone()));
                     let list = l
                         .list
                         .into_iter()
-                        .zip(&numeric[1..])
-                        .map(|(e, yes)| convert(e, *yes))
+                        .zip(to.into_iter().skip(1))
+                        .map(|(e, to)| convert(e, to))
                         .collect();
                     Transformed::yes(Expr::InList(InList {
                         expr,
@@ -245,20 +281,17 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 .iter()
                 .map(|(_, then)| then.as_ref())
                 .chain(c.else_expr.as_deref());
-            match floats_over_numerics(results, schema) {
-                Some(numeric) => {
-                    let mut numeric = numeric.into_iter();
+            match floats_over_numerics(results, schema, Meeting::List) {
+                Some(to) => {
+                    let mut to = to.into_iter();
                     let when_then_expr = c
                         .when_then_expr
                         .into_iter()
-                        .map(|(when, then)| {
-                            let yes = numeric.next().unwrap_or(false);
-                            (when, Box::new(convert(*then, yes)))
-                        })
+                        .map(|(when, then)| (when, Box::new(convert(*then, to.next().flatten()))))
                         .collect();
                     let else_expr = c
                         .else_expr
-                        .map(|e| Box::new(convert(*e, numeric.next().unwrap_or(false))));
+                        .map(|e| Box::new(convert(*e, to.next().flatten())));
                     Transformed::yes(Expr::Case(Case {
                         expr: c.expr,
                         when_then_expr,
@@ -271,12 +304,12 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         // PostgreSQL's `nullif(a, b)` is of `a`'s type; only the comparison
         // takes the common one.
         Expr::ScalarFunction(f) if f.name() == "nullif" && f.args.len() == 2 => {
-            match floats_over_numerics(f.args.iter(), schema) {
-                Some(numeric) => {
+            match floats_over_numerics(f.args.iter(), schema, Meeting::Operator) {
+                Some(to) => {
                     let null =
                         datafusion::common::ScalarValue::try_from(f.args[0].get_type(schema)?)?;
                     let (a, b) = (f.args[0].clone(), f.args[1].clone());
-                    let equal = convert(a.clone(), numeric[0]).eq(convert(b, numeric[1]));
+                    let equal = convert(a.clone(), to[0].clone()).eq(convert(b, to[1].clone()));
                     Transformed::yes(Expr::Case(Case {
                         expr: None,
                         when_then_expr: vec![(
@@ -290,12 +323,12 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             }
         }
         Expr::ScalarFunction(mut f) if COMMON_TYPE_FUNCTIONS.contains(&f.name()) => {
-            match floats_over_numerics(f.args.iter(), schema) {
-                Some(numeric) => {
+            match floats_over_numerics(f.args.iter(), schema, Meeting::List) {
+                Some(to) => {
                     f.args = std::mem::take(&mut f.args)
                         .into_iter()
-                        .zip(numeric)
-                        .map(|(e, yes)| convert(e, yes))
+                        .zip(to)
+                        .map(|(e, to)| convert(e, to))
                         .collect();
                     Transformed::yes(Expr::ScalarFunction(f))
                 }
