@@ -120,13 +120,13 @@ fn checked(
 /// them over input rows (not where it merges partial states):
 /// `max(f8 * 2)` raised nothing where a product overflowed to infinity,
 /// and `max` of the others answered as if that row were not there.
-fn checked_aggregate(aggregate: &AggregateExec) -> Result<Transformed<Arc<dyn ExecutionPlan>>> {
+fn checked_aggregate(aggregate: &AggregateExec) -> Result<Option<AggregateExec>> {
     let reads_rows = matches!(
         aggregate.mode(),
         AggregateMode::Partial | AggregateMode::Single | AggregateMode::SinglePartitioned
     );
     if !reads_rows {
-        return Ok(Transformed::no(Arc::new(aggregate.clone())));
+        return Ok(None);
     }
     let input = aggregate.input_schema();
     let mut changed = false;
@@ -144,12 +144,7 @@ fn checked_aggregate(aggregate: &AggregateExec) -> Result<Transformed<Arc<dyn Ex
             None => exprs.push(Arc::clone(e)),
         }
     }
-    if !changed {
-        return Ok(Transformed::no(Arc::new(aggregate.clone())));
-    }
-    Ok(Transformed::yes(
-        Arc::new(aggregate.with_new_aggr_exprs(exprs)) as Arc<dyn ExecutionPlan>,
-    ))
+    Ok(changed.then(|| aggregate.with_new_aggr_exprs(exprs)))
 }
 
 /// The physical optimizer rule: projections, filters and the arguments of
@@ -189,7 +184,10 @@ impl PhysicalOptimizerRule for CheckedArithmetic {
                 return Ok(Transformed::yes(Arc::new(strict) as Arc<dyn ExecutionPlan>));
             }
             if let Some(a) = any.downcast_ref::<AggregateExec>() {
-                return checked_aggregate(a);
+                return Ok(match checked_aggregate(a)? {
+                    Some(strict) => Transformed::yes(Arc::new(strict) as Arc<dyn ExecutionPlan>),
+                    None => Transformed::no(node),
+                });
             }
             if let Some(f) = any.downcast_ref::<FilterExec>() {
                 let t = checked(f.predicate(), &f.input().schema())?;
@@ -361,15 +359,7 @@ impl datafusion::optimizer::AnalyzerRule for CheckedConstants {
                 })
             })
         })?;
-        plan.transform_up_with_subqueries(|node| {
-            let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
-            node.map_expressions(|e| {
-                let name = names.save(&e);
-                Ok(e.transform_up(round_constant_cast)?
-                    .update_data(|e| name.restore(e)))
-            })
-        })
-        .data()
+        crate::rewrite::expressions_bottom_up(plan, |e, _| round_constant_cast(e))
     }
 
     fn name(&self) -> &str {

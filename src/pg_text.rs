@@ -19,10 +19,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, IntervalUnit};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::Result;
 use datafusion::logical_expr::expr::{Cast, ScalarFunction};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
     Signature, Volatility,
@@ -279,49 +278,37 @@ impl AnalyzerRule for TextCasts {
             .unwrap_or_else(|| "UTC".to_string());
         let textout = Arc::new(TextOut::udf(&zone));
         let bpcharout = Arc::new(TextOut::padded());
-        plan.transform_up_with_subqueries(|node| {
-            let schema = node.schema().clone();
-            let inputs = node.inputs();
-            let mut scope = datafusion::logical_expr::utils::merge_schema(&inputs);
-            scope.merge(&schema);
-            let names = NamePreserver::new(&node);
-            node.map_expressions(|e| {
-                let name = names.save(&e);
-                let rewritten = e.transform_up(|e| {
-                    if let Expr::ScalarFunction(f) = &e {
-                        return match padded_arguments(f, &scope, &bpcharout) {
-                            Some(padded) => Ok(Transformed::yes(padded)),
-                            None => Ok(Transformed::no(e)),
-                        };
-                    }
-                    let Expr::Cast(Cast { expr, field }) = &e else {
-                        return Ok(Transformed::no(e));
-                    };
-                    let to = field.data_type();
-                    if !matches!(
-                        to,
-                        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-                    ) {
-                        return Ok(Transformed::no(e));
-                    }
-                    match expr.get_type(&scope) {
-                        Ok(from) if written_here(&from) => {}
-                        _ => return Ok(Transformed::no(e)),
-                    }
-                    let text = Expr::ScalarFunction(ScalarFunction::new_udf(
-                        textout.clone(),
-                        vec![expr.as_ref().clone()],
-                    ));
-                    Ok(Transformed::yes(if *to == DataType::Utf8 {
-                        text
-                    } else {
-                        datafusion::logical_expr::cast(text, to.clone())
-                    }))
-                })?;
-                Ok(rewritten.update_data(|e| name.restore(e)))
-            })
+        crate::rewrite::expressions_bottom_up(plan, |e, scope| {
+            if let Expr::ScalarFunction(f) = &e {
+                return match padded_arguments(f, scope, &bpcharout) {
+                    Some(padded) => Ok(Transformed::yes(padded)),
+                    None => Ok(Transformed::no(e)),
+                };
+            }
+            let Expr::Cast(Cast { expr, field }) = &e else {
+                return Ok(Transformed::no(e));
+            };
+            let to = field.data_type();
+            if !matches!(
+                to,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            ) {
+                return Ok(Transformed::no(e));
+            }
+            match expr.get_type(scope) {
+                Ok(from) if written_here(&from) => {}
+                _ => return Ok(Transformed::no(e)),
+            }
+            let text = Expr::ScalarFunction(ScalarFunction::new_udf(
+                textout.clone(),
+                vec![expr.as_ref().clone()],
+            ));
+            Ok(Transformed::yes(if *to == DataType::Utf8 {
+                text
+            } else {
+                datafusion::logical_expr::cast(text, to.clone())
+            }))
         })
-        .data()
     }
 
     fn name(&self) -> &str {

@@ -1,7 +1,8 @@
 //! Rewriting every expression of a logical plan, bottom up, with the
 //! schema its node reads: the walk tautan's analyzer rules before type
 //! coercion share ([`crate::numeric::FloatOverNumeric`],
-//! [`crate::math::RealAsDouble`], [`crate::age::TimestampDifferences`]).
+//! [`crate::math::RealAsDouble`], [`crate::age::TimestampDifferences`]) and
+//! after it ([`crate::overflow::CheckedConstants`], [`crate::pg_text::TextCasts`]).
 //!
 //! A rewritten expression keeps its name (DataFusion's
 //! [`NamePreserver`]): a projection above an aggregate finds
