@@ -821,6 +821,7 @@ impl Engine {
         ctx.register_udf(crate::math::Acosh::udf());
         ctx.register_udf(crate::math::Sign::udf());
         ctx.register_udf(crate::to_char::ToChar::udf());
+        ctx.register_udf(crate::unbounded_numeric::UnboundedNumeric::udf());
         for udf in crate::budget::bounded_functions(&ctx.state()) {
             ctx.register_udf(udf);
         }
@@ -884,6 +885,10 @@ fn analyzer_rules(
         .iter()
         .position(|r| r.name() == "type_coercion")
         .unwrap_or(0);
+    // First: `x::numeric` placeholders become plain casts
+    // ([`crate::unbounded_numeric`]) before any other rule sees them.
+    rules.insert(0, Arc::new(crate::unbounded_numeric::PlaceholdersAsCasts));
+    let at = at + 1;
     rules.insert(at, Arc::new(crate::pg_input::UnknownLiterals));
     rules.insert(at + 1, Arc::new(crate::any_array::ComparableElements));
     rules.insert(at + 2, Arc::new(crate::math::RealAsDouble));

@@ -16,7 +16,7 @@
 //! | row filters, masks, the leak-proof barrier | [`policy`] |
 //! | what PostgreSQL clients browse (`pg_catalog`) | [`pg_catalog`], [`client_queries`] |
 //! | PostgreSQL's reading of quoted literals (bool, bytea, interval), `ANY` with NULLs | [`pg_input`], [`any_array`] |
-//! | planning (DataFusion's simplifier kept NULL-safe; checked arithmetic, exact sums) | [`engine`], [`simplify`], [`overflow`], [`aggregates`], [`math`], [`to_char`], [`date_part`] |
+//! | planning (DataFusion's simplifier kept NULL-safe; checked arithmetic, exact sums and numerics) | [`engine`], [`simplify`], [`overflow`], [`aggregates`], [`math`], [`numeric`], [`unbounded_numeric`], [`to_char`], [`date_part`] |
 //! | whole sub-plans sent to one link | [`pushdown`], `tautan_connector::federation` |
 //! | scan pushdown (projection, filters, limit) | `tautan_connector::pushdown` |
 //! | source SQL sealed and guarded before it leaves | `tautan_connector::sql` |
@@ -68,6 +68,7 @@ pub mod simplify;
 pub mod statement;
 pub mod system;
 pub mod to_char;
+pub mod unbounded_numeric;
 
 /// PostgreSQL version tautan presents itself as (for clients that check).
 pub const SERVER_VERSION: &str = "16.0";

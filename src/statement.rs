@@ -983,6 +983,7 @@ pub fn parse(sql: &str) -> Result<Vec<DFStatement>, crate::error::QueryError> {
                 name_columns_as_postgresql(s);
                 aggregates_apart_from_casts(s);
                 crate::any_array::with_null_semantics(s);
+                crate::unbounded_numeric::casts_as_placeholders(s);
                 crate::numeric::literals_as_numerics(s);
                 operators_as_functions(s);
             }

@@ -10,6 +10,7 @@ mod common;
 mod differential;
 mod e2e;
 mod faults;
+mod files;
 mod flight;
 mod fuzz;
 mod grants;

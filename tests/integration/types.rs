@@ -799,6 +799,29 @@ async fn decimal_constants_are_exact_numerics_and_floats_win_over_numerics_as_in
     assert_eq!(compared, 2 * checked.len());
 }
 
+/// A cast to `numeric` without a precision keeps the value's digits, as in
+/// PostgreSQL (DataFusion's `numeric(38,10)` answered `70030.0000000000`
+/// for `sum(i4::numeric)` and `12.5000000000` for `'12.5'::numeric`), in
+/// values, aggregates, filters, groups and pushed-down SQL alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn casts_to_numeric_without_a_precision_keep_the_values_digits() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let oracle = pg_admin("tautan_uji").await;
+    let cases = [
+        "SELECT i2::numeric, i4::numeric, i8::numeric, n::numeric, n38::numeric FROM {t} WHERE id = {id}",
+        "SELECT CAST(i4 AS decimal), CAST(n AS numeric) + 1, (i8::numeric * 2)::text FROM {t} WHERE id = {id}",
+        "SELECT sum(i4::numeric), sum(i2::numeric), max(i8::numeric), min(n::numeric) FROM {t}",
+        "SELECT '12.50'::numeric, ' -1.5 '::numeric, '1e3'::numeric, '+.5'::numeric, 5::numeric, 2.50::numeric, CAST('0.001' AS numeric), CAST(7 AS decimal)",
+        "SELECT id FROM {t} WHERE i4::numeric > 1 AND i8::numeric < 100 ORDER BY id",
+        "SELECT i2::numeric AS v, count(*) FROM {t} GROUP BY i2::numeric ORDER BY v",
+        "SELECT s.v FROM (SELECT id, i4::numeric AS v FROM {t}) s WHERE s.id = {id}",
+    ];
+    let checked = on_every_row(&cases);
+    let compared = agree_with_postgresql(&client, &oracle, &checked, BEDA, as_is).await;
+    assert_eq!(compared, 2 * checked.len());
+}
+
 /// `extract(second …)` keeps the fraction (DataFusion answered `56` for
 /// `12:34:56.5`), and an interval's `epoch` counts a year as 365.25 days
 /// as PostgreSQL does (DataFusion: 12 months of 30 days). Compared as whole

@@ -2,12 +2,18 @@
 //! agency that has no db link yet, and the custodian's reference files.
 //!
 //! Everything here goes through DataFusion's own listing tables and file
-//! formats: tautan adds only the mapping from a folder to table names.
+//! formats: tautan adds the mapping from a folder to table names, and exact
+//! CSV column types.
 //!
 //! * each file `name.csv` / `name.parquet` / `name.json` directly in the
 //!   folder becomes table `name`;
 //! * each sub-folder becomes one table over all the files in it (an export
 //!   split into parts), with the format of its first file.
+//!
+//! CSV column types are DataFusion's inference over every row, refined so
+//! that no value loses its text (`csv_types`).
+
+mod csv_types;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,11 +59,21 @@ impl FileKind {
             .unwrap_or_default()
     }
 
-    fn format(&self) -> Arc<dyn FileFormat> {
+    /// DataFusion's format; `delimiter` is a CSV file's (see
+    /// [`csv_types::delimiter`]).
+    fn format(&self, delimiter: u8) -> Arc<dyn FileFormat> {
         match self {
-            FileKind::Csv => Arc::new(CsvFormat::default().with_has_header(true)),
+            // Every row is read for the types (not DataFusion's first 1000,
+            // here and for JSON): a text value on row 5000 of a number column
+            // would otherwise make every query of the table fail.
+            FileKind::Csv => Arc::new(
+                CsvFormat::default()
+                    .with_has_header(true)
+                    .with_delimiter(delimiter)
+                    .with_schema_infer_max_rec(usize::MAX),
+            ),
             FileKind::Parquet => Arc::new(ParquetFormat::default()),
-            FileKind::Json => Arc::new(JsonFormat::default()),
+            FileKind::Json => Arc::new(JsonFormat::default().with_schema_infer_max_rec(usize::MAX)),
         }
     }
 }
@@ -96,8 +112,17 @@ pub async fn open_table(
         abs.clone()
     };
     let url = ListingTableUrl::parse(&url_text)?;
-    let options = ListingOptions::new(kind.format()).with_file_extension(kind.extension(&sample));
-    let schema = options.infer_schema(state, &url).await?;
+    let delimiter = match kind {
+        FileKind::Csv => csv_types::delimiter(&sample)?,
+        _ => b',',
+    };
+    let options =
+        ListingOptions::new(kind.format(delimiter)).with_file_extension(kind.extension(&sample));
+    let mut schema = options.infer_schema(state, &url).await?;
+    if kind == FileKind::Csv {
+        let files = csv_types::files_of(&abs, &options.file_extension)?;
+        schema = Arc::new(csv_types::exact_schema(&schema, &files, delimiter)?);
+    }
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);
