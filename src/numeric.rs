@@ -17,8 +17,9 @@
 //! - [`FloatOverNumeric`], an analyzer rule before type coercion: where a
 //!   `double precision` or `real` meets a `numeric` in one operator,
 //!   `BETWEEN` or `nullif`, the `numeric` side is converted to `double
-//!   precision`; in an `IN` list, `CASE` or `coalesce`/`greatest`/`least`
-//!   to the widest float among the values, as PostgreSQL does (a numeric
+//!   precision`; in an `IN` list of two or more constants, `CASE` or
+//!   `coalesce`/`greatest`/`least` to the widest float among the values
+//!   (an `IN` list of one constant is its `=`), as PostgreSQL does (a numeric
 //!   converts to float implicitly, not the other way; its operators mix
 //!   float4 with float8, its common type of `real` and `numeric` is
 //!   `real`).
@@ -256,8 +257,17 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             }
         }
         Expr::InList(l) => {
+            // PostgreSQL takes a common type only for two or more constants
+            // (an array of them); one constant is compared by the `=`
+            // operator: `f4 IN (1e-30)` is `f4 = 1e-30`, in float8.
+            let constants = l.list.iter().filter(|e| e.column_refs().is_empty()).count();
+            let meeting = if constants >= 2 {
+                Meeting::List
+            } else {
+                Meeting::Operator
+            };
             let all = std::iter::once(l.expr.as_ref()).chain(l.list.iter());
-            match floats_over_numerics(all, schema, Meeting::List) {
+            match floats_over_numerics(all, schema, meeting) {
                 Some(to) => {
                     let expr = Box::new(convert(*l.expr, to[0].clone()));
                     let list = l

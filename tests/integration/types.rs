@@ -784,6 +784,9 @@ async fn decimal_constants_are_exact_numerics_and_floats_win_over_numerics_as_in
         "SELECT id FROM {t} WHERE f8 IN (1.5, 2.5, 0.1) OR n IN (1.5, 2.25, 0.001) ORDER BY id",
         // A list takes the widest float among its values: `real` here.
         "SELECT id FROM {t} WHERE f4 IN (3.14, '2.25') OR f4 NOT IN (1.5, 0.1) ORDER BY id",
+        // ... but a list of one constant is its `=`, in float8 (seed 12).
+        "SELECT id FROM {t} WHERE f4 IN (1e-30) OR f4 IN (3.14) OR f4 IN (3.14, NULL) ORDER BY id",
+        "SELECT f4 IN (1e-30), f4 NOT IN (3.14), f4 IN (1e-30, NULL) FROM {t} WHERE id = {id}",
         "SELECT coalesce(f4, 0.1), CASE WHEN b THEN f4 ELSE 0.1 END, greatest(f4, 2.5) FROM {t} WHERE id = {id}",
         "SELECT id FROM {t} WHERE n > 1.5 AND n < 1e9 ORDER BY id",
         "SELECT id FROM {t} WHERE n * 1.1 > 1.65 ORDER BY id",
