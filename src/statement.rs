@@ -974,22 +974,33 @@ pub fn parse(sql: &str) -> Result<Vec<DFStatement>, crate::error::QueryError> {
     crate::limits::on_parse_stack(|| {
         let mut statements = parse_bounded(sql)?;
         for statement in &mut statements {
-            if let DFStatement::Statement(s) = statement {
-                intervals_as_casts(s);
-                timestamps_in_microseconds(s);
-                negations_as_comparisons(s);
-                // Before `= ANY` is rewritten (as a CASE): PostgreSQL names
-                // the column `?column?`, not `case`.
-                name_columns_as_postgresql(s);
-                aggregates_apart_from_casts(s);
-                crate::any_array::with_null_semantics(s);
-                crate::unbounded_numeric::casts_as_placeholders(s);
-                crate::numeric::literals_as_numerics(s);
-                operators_as_functions(s);
-            }
+            as_postgresql_reads_it(statement);
         }
         Ok(statements)
     })
+}
+
+/// tautan's rewrites of a parsed statement, so DataFusion plans it as
+/// PostgreSQL reads it; an `EXPLAIN`'s statement too, so the plan it shows
+/// is the plan the statement runs with.
+fn as_postgresql_reads_it(statement: &mut DFStatement) {
+    match statement {
+        DFStatement::Statement(s) => {
+            intervals_as_casts(s);
+            timestamps_in_microseconds(s);
+            negations_as_comparisons(s);
+            // Before `= ANY` is rewritten (as a CASE): PostgreSQL names
+            // the column `?column?`, not `case`.
+            name_columns_as_postgresql(s);
+            aggregates_apart_from_casts(s);
+            crate::any_array::with_null_semantics(s);
+            crate::unbounded_numeric::casts_as_placeholders(s);
+            crate::numeric::literals_as_numerics(s);
+            operators_as_functions(s);
+        }
+        DFStatement::Explain(e) => as_postgresql_reads_it(&mut e.statement),
+        _ => {}
+    }
 }
 
 /// Separates a result column's name from the suffix that keeps it unique

@@ -802,6 +802,29 @@ async fn decimal_constants_are_exact_numerics_and_floats_win_over_numerics_as_in
     assert_eq!(compared, 2 * checked.len());
 }
 
+/// EXPLAIN shows the plan the statement runs with: tautan's reading of the
+/// SQL (here `1e3` as `numeric(4,0)` and `i4::numeric` as `numeric(10,0)`)
+/// applies to an EXPLAIN's statement too; it used to show DataFusion's own
+/// reading (`Decimal128(1000,1,-3)`, `Decimal128(38, 10)`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_the_plan_the_statement_runs() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let plan = text_rows(
+        &client,
+        "EXPLAIN SELECT 1e3 AS x, i4::numeric AS y FROM uji_pg.public.beda",
+    )
+    .await
+    .expect("EXPLAIN")
+    .into_iter()
+    .flatten()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join("\n");
+    assert!(plan.contains("Decimal128(1000,4,0)"), "{plan}");
+    assert!(!plan.contains("-3)") && !plan.contains("38, 10"), "{plan}");
+}
+
 /// A cast to `numeric` without a precision keeps the value's digits, as in
 /// PostgreSQL (DataFusion's `numeric(38,10)` answered `70030.0000000000`
 /// for `sum(i4::numeric)` and `12.5000000000` for `'12.5'::numeric`), in
