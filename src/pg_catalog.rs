@@ -1595,6 +1595,25 @@ fn information_schema_columns_schema() -> SchemaRef {
     ]))
 }
 
+/// The name PostgreSQL prints for the type of a value of `field` (a
+/// `regtype`, as `pg_typeof` answers): `integer`, `character varying`,
+/// `integer[]`; `unknown` for an untyped NULL.
+pub fn regtype_name(field: &Field) -> String {
+    match field.data_type() {
+        DataType::Null => "unknown".into(),
+        DataType::List(inner) | DataType::LargeList(inner) | DataType::FixedSizeList(inner, _) => {
+            format!("{}[]", regtype_name(inner))
+        }
+        _ => {
+            let t = column_type(field);
+            match sql_type_name(&t).as_str() {
+                "USER-DEFINED" | "ARRAY" => t.name,
+                name => name.to_string(),
+            }
+        }
+    }
+}
+
 /// PostgreSQL's `information_schema` name of a type.
 fn sql_type_name(t: &ColumnType) -> String {
     match t.oid {

@@ -1,6 +1,7 @@
 //! Catalog functions that describe the user's objects by OID:
 //! `pg_get_indexdef`, `pg_get_constraintdef` (the sources' primary keys),
-//! and the visibility and description helpers clients call with them.
+//! and the visibility and description helpers clients call with them; and
+//! `pg_typeof`, the type of a value as the catalog names it.
 //!
 //! An OID names an object through [`crate::oids`]; the object is looked up
 //! in the session's own catalog list, so what the user may not see (a table
@@ -97,6 +98,9 @@ pub fn functions(catalogs: Arc<dyn CatalogProviderList>, database: &str) -> Vec<
     }
     functions.push(ScalarUDF::new_from_impl(NameFound::regclass()));
     functions.push(ScalarUDF::new_from_impl(NameFound::regtype()));
+    functions.push(ScalarUDF::new_from_impl(PgTypeof {
+        signature: Signature::any(1, Volatility::Immutable),
+    }));
     functions
 }
 
@@ -360,5 +364,35 @@ mod tests {
         );
         assert_eq!(quote_ident("Nama"), "\"Nama\"");
         assert_eq!(column_list(&["a".into(), "b c".into()]), "a, \"b c\"");
+    }
+}
+
+/// `pg_typeof(x)`: the name of the PostgreSQL type `x` is sent as, as
+/// PostgreSQL prints a `regtype` (`integer`, `numeric`, `timestamp with
+/// time zone`, `text[]`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgTypeof {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for PgTypeof {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let Some(field) = args.arg_fields.first() else {
+            return datafusion::common::exec_err!("pg_typeof takes one argument");
+        };
+        let name = crate::pg_catalog::regtype_name(field);
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
     }
 }

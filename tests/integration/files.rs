@@ -121,6 +121,12 @@ async fn csv_values_come_back_as_the_file_wrote_them() {
         "\u{feff}kode;nama;nilai\r\n31.10;\"Gambir; Pusat\";1,5\r\n32.01;Bogor;2\r\n",
     )
     .expect("write csv");
+    // Times with zones: a timestamptz, not the naive UTC time.
+    std::fs::write(
+        dir.join("waktu.csv"),
+        "id,waktu\n1,2024-01-01 10:00:00+07:00\n2,2024-01-01T03:30:00Z\n3,2024-06-01 12:30:00\n",
+    )
+    .expect("write csv");
     let server = start_with(&format!(
         "[links.berkas]\nkind = \"files\"\npath = \"{}\"\n",
         dir.display()
@@ -222,6 +228,21 @@ async fn csv_values_come_back_as_the_file_wrote_them() {
         [
             some(&["31.10", "Gambir; Pusat", "1,5"]),
             some(&["32.01", "Bogor", "2"])
+        ]
+    );
+
+    let times = text_rows(
+        &client,
+        "SET TimeZone = 'Asia/Jakarta'; SELECT waktu, pg_typeof(waktu) FROM berkas.public.waktu ORDER BY id",
+    )
+    .await
+    .expect("times with zones");
+    assert_eq!(
+        times,
+        [
+            some(&["2024-01-01 10:00:00+07", "timestamp with time zone"]),
+            some(&["2024-01-01 10:30:00+07", "timestamp with time zone"]),
+            some(&["2024-06-01 19:30:00+07", "timestamp with time zone"]),
         ]
     );
     let _ = std::fs::remove_dir_all(&dir);

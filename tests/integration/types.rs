@@ -825,6 +825,30 @@ async fn explain_shows_the_plan_the_statement_runs() {
     assert!(!plan.contains("-3)") && !plan.contains("38, 10"), "{plan}");
 }
 
+/// `pg_typeof` names each column's type as PostgreSQL does, for every type
+/// of the fixture (in tautan with pushdown off; PostgreSQL's own with it on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_typeof_names_types_as_postgresql() {
+    let server = start().await;
+    let client = server.connect(WALIDATA).await;
+    let oracle = pg_admin("tautan_uji").await;
+    let columns = [
+        "b", "i2", "i4", "i8", "f4", "f8", "n", "n38", "t", "vc", "ch", "by", "d", "ts", "tstz",
+        "tm", "u", "iv",
+    ];
+    let list = columns
+        .iter()
+        .map(|c| format!("pg_typeof({c})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let cases = [
+        format!("SELECT {list} FROM {{t}} WHERE id = 1"),
+        "SELECT pg_typeof(NULL), pg_typeof('x'::text), pg_typeof(1.5)".to_string(),
+    ];
+    let compared = agree_with_postgresql(&client, &oracle, &cases, BEDA, as_is).await;
+    assert_eq!(compared, 2 * cases.len());
+}
+
 /// A cast to `numeric` without a precision keeps the value's digits, as in
 /// PostgreSQL (DataFusion's `numeric(38,10)` answered `70030.0000000000`
 /// for `sum(i4::numeric)` and `12.5000000000` for `'12.5'::numeric`), in

@@ -12,6 +12,10 @@
 //!   a number with a leading zero (`007.5`) makes it text, and one with an
 //!   exponent, `NaN` or `inf` keeps it a float (the file itself then holds
 //!   floats). More than 38 digits do not fit a numeric: text;
+//! * a timestamp column where a value carries a zone (`+07:00`, `Z`) is a
+//!   `timestamptz`: DataFusion read `10:00:00+07:00` as the naive
+//!   `03:00:00`, dropping the zone the file wrote (values without one are
+//!   read as UTC);
 //! * every other type is DataFusion's.
 //!
 //! Two habits of spreadsheet exports are understood as well: a byte-order
@@ -48,6 +52,8 @@ struct Needs {
     whole_digits: usize,
     /// Most digits right of the point.
     scale: usize,
+    /// Some timestamp carries a zone.
+    zone: bool,
 }
 
 impl Needs {
@@ -75,6 +81,15 @@ impl Needs {
         self.scale = self.scale.max(fraction.len());
     }
 
+    fn see_timestamp(&mut self, value: &str) {
+        // `YYYY-MM-DD HH:MM:SS[.fff]`, then the zone if any.
+        let rest = value.get(11..).unwrap_or_default();
+        let zone = rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == ':' || c == '.');
+        if !zone.trim().is_empty() {
+            self.zone = true;
+        }
+    }
+
     /// The type that gives back every value seen, for a column DataFusion
     /// read as `inferred`.
     fn exact_type(&self, inferred: &DataType) -> DataType {
@@ -82,6 +97,9 @@ impl Needs {
             return DataType::Utf8;
         }
         match inferred {
+            DataType::Timestamp(unit, None) if self.zone => {
+                DataType::Timestamp(*unit, Some("UTC".into()))
+            }
             DataType::Float64 if self.float => DataType::Float64,
             DataType::Float64 => {
                 let precision = (self.whole_digits + self.scale).max(1);
@@ -164,7 +182,12 @@ pub(crate) fn exact_schema(schema: &Schema, files: &[PathBuf], delimiter: u8) ->
         .fields()
         .iter()
         .enumerate()
-        .filter(|(_, f)| matches!(f.data_type(), DataType::Int64 | DataType::Float64))
+        .filter(|(_, f)| {
+            matches!(
+                f.data_type(),
+                DataType::Int64 | DataType::Float64 | DataType::Timestamp(_, None)
+            )
+        })
         .map(|(i, _)| i)
         .collect();
     if numeric.is_empty() {
@@ -192,12 +215,12 @@ pub(crate) fn exact_schema(schema: &Schema, files: &[PathBuf], delimiter: u8) ->
                 let Some(values) = batch.column(i).as_any().downcast_ref::<StringArray>() else {
                     continue;
                 };
-                let integer = schema.field(i).data_type() == &DataType::Int64;
+                let kind = schema.field(i).data_type();
                 for value in values.iter().flatten() {
-                    if integer {
-                        needs[i].see_integer(value)
-                    } else {
-                        needs[i].see_number(value)
+                    match kind {
+                        DataType::Int64 => needs[i].see_integer(value),
+                        DataType::Float64 => needs[i].see_number(value),
+                        _ => needs[i].see_timestamp(value),
                     }
                 }
             }
@@ -237,13 +260,33 @@ mod tests {
     fn read(kind: DataType, values: &[&str]) -> DataType {
         let mut n = Needs::default();
         for v in values {
-            if kind == DataType::Int64 {
-                n.see_integer(v)
-            } else {
-                n.see_number(v)
+            match kind {
+                DataType::Int64 => n.see_integer(v),
+                DataType::Float64 => n.see_number(v),
+                _ => n.see_timestamp(v),
             }
         }
         n.exact_type(&kind)
+    }
+
+    #[test]
+    fn timestamps_with_a_zone_are_timestamptz() {
+        use datafusion::arrow::datatypes::TimeUnit::Second;
+        let naive = DataType::Timestamp(Second, None);
+        let zoned = DataType::Timestamp(Second, Some("UTC".into()));
+        assert_eq!(read(naive.clone(), &["2024-01-01 10:00:00"]), naive);
+        assert_eq!(read(naive.clone(), &["2024-01-01T10:00:00.5"]), naive);
+        for v in [
+            "2024-01-01 10:00:00+07:00",
+            "2024-01-01T03:00:00Z",
+            "2024-01-01 10:00:00.25-03",
+        ] {
+            assert_eq!(
+                read(naive.clone(), &["2024-01-01 10:00:00", v]),
+                zoned,
+                "{v}"
+            );
+        }
     }
 
     #[test]
