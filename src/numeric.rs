@@ -75,6 +75,15 @@ pub(crate) fn literals_as_numerics(statement: &mut Statement) {
                 let written = Value::SingleQuotedString(text.clone());
                 *e = cast(SqlExpr::value(written), SqlType::DoublePrecision);
             }
+            Form::OutOfRange => {
+                // A cast that fails (22003) rather than a float that would
+                // read `1e400` as Infinity and `1e-400` as 0.
+                let written = Value::SingleQuotedString(text.clone());
+                *e = cast(
+                    SqlExpr::value(written),
+                    SqlType::Numeric(ExactNumberInfo::PrecisionAndScale(38, 0)),
+                );
+            }
         }
         ControlFlow::Continue(())
     });
@@ -92,10 +101,36 @@ enum Form {
     Whole { digits: String, precision: u64 },
     /// Beyond a 38-digit decimal: `double precision`.
     Double,
+    /// Beyond a `double precision` too (`1e400`, or `1e-400`, which a
+    /// float would read as 0): an error, never a different number.
+    OutOfRange,
 }
 
 /// How the number `text` is written for DataFusion; see [`Form`].
 fn numeric_form(text: &str) -> Form {
+    match exact_form(text) {
+        Form::Double => match text.parse::<f64>() {
+            Ok(f) if f.is_finite() && (f != 0.0 || !has_nonzero_digit(text)) => Form::Double,
+            _ => Form::OutOfRange,
+        },
+        form => form,
+    }
+}
+
+/// Whether the mantissa of the number `text` has a digit other than 0.
+fn has_nonzero_digit(text: &str) -> bool {
+    let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
+    mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b))
+}
+
+/// Whether the number `text` (digits, a point, an exponent) is an exact
+/// `numeric` tautan holds: it fits a 38-digit decimal.
+pub(crate) fn fits_numeric(text: &str) -> bool {
+    !matches!(numeric_form(text), Form::Double | Form::OutOfRange)
+}
+
+/// [`numeric_form`] before the float range is checked.
+fn exact_form(text: &str) -> Form {
     let (mantissa, exponent) = match text.split_once(['e', 'E']) {
         Some((m, e)) => (m, Some(e)),
         None => (text, None),
@@ -412,6 +447,9 @@ mod tests {
         assert_eq!(numeric_form("1e-300"), Form::Double);
         assert_eq!(numeric_form(&format!("0.{}", "1".repeat(40))), Form::Double);
         assert_eq!(numeric_form(&"9".repeat(39)), Form::Double);
+        assert_eq!(numeric_form("1e400"), Form::OutOfRange);
+        assert_eq!(numeric_form("1.5e-400"), Form::OutOfRange);
+        assert_eq!(numeric_form("0e400"), Form::Double);
         assert_eq!(numeric_form(&"9".repeat(38)), Form::AsWritten);
     }
 }

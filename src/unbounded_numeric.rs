@@ -124,11 +124,14 @@ fn plain_number(text: &str) -> Option<(bool, &str)> {
         let e = e.strip_prefix(['-', '+']).unwrap_or(e);
         !e.is_empty() && e.len() <= 3 && digits_only(e)
     });
+    // Only a number a 38-digit numeric holds: `'1e400'::numeric` keeps
+    // the cast (an error), not a float's Infinity.
     (!(whole.is_empty() && fraction.is_empty())
         && digits_only(whole)
         && digits_only(fraction)
-        && exponent_ok)
-        .then_some((negative, unsigned))
+        && exponent_ok
+        && crate::numeric::fits_numeric(unsigned))
+    .then_some((negative, unsigned))
 }
 
 /// The placeholder for `x::numeric` (see the module docs): a cast to the
@@ -229,6 +232,8 @@ mod tests {
         assert_eq!(plain_number("-"), None);
         assert_eq!(plain_number("1.2.3"), None);
         assert_eq!(plain_number("12abc"), None);
+        assert_eq!(plain_number("1e400"), None);
+        assert_eq!(plain_number(&"9".repeat(40)), None);
     }
 
     #[test]

@@ -870,6 +870,18 @@ async fn casts_to_numeric_without_a_precision_keep_the_values_digits() {
     let checked = on_every_row(&cases);
     let compared = agree_with_postgresql(&client, &oracle, &checked, BEDA, as_is).await;
     assert_eq!(compared, 2 * checked.len());
+    // A number no 38-digit numeric and no float holds is an error, never
+    // another number (they read as Infinity and 0 through a float).
+    for sql in [
+        "SELECT 1e400",
+        "SELECT -1e400",
+        "SELECT 1.5e-400",
+        "SELECT '1e400'::numeric",
+        "SELECT '9999999999999999999999999999999999999999'::numeric",
+    ] {
+        let answer = text_rows(&client, sql).await;
+        assert!(answer.is_err(), "{sql}: {answer:?}");
+    }
 }
 
 /// `extract(second …)` keeps the fraction (DataFusion answered `56` for
