@@ -76,8 +76,8 @@ pub(crate) fn literals_as_numerics(statement: &mut Statement) {
                 *e = cast(SqlExpr::value(written), SqlType::DoublePrecision);
             }
             Form::OutOfRange => {
-                // A cast that fails (22003) rather than a float that would
-                // read `1e400` as Infinity and `1e-400` as 0.
+                // A cast that fails (the number does not fit) rather than a
+                // float that would read `1e400` as Infinity and `1e-400` as 0.
                 let written = Value::SingleQuotedString(text.clone());
                 *e = cast(
                     SqlExpr::value(written),

@@ -74,31 +74,28 @@ pub(crate) fn casts_as_placeholders(statement: &mut Statement) {
         else {
             return ControlFlow::<()>::Continue(());
         };
-        match expr.as_ref() {
-            SqlExpr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)) => {
-                let Value::SingleQuotedString(text) = &v.value else {
-                    return ControlFlow::Continue(());
-                };
-                if let Some((negative, digits)) = plain_number(text) {
+        let call = || crate::statement::template(&format!("{NAME}($1)"), vec![(**expr).clone()]);
+        let replacement = match expr.as_ref() {
+            SqlExpr::Value(v) => match &v.value {
+                Value::SingleQuotedString(text) => plain_number(text).map(|(negative, digits)| {
                     let number = SqlExpr::value(Value::Number(digits.to_string(), false));
-                    *e = if negative {
+                    if negative {
                         SqlExpr::Nested(Box::new(SqlExpr::UnaryOp {
                             op: UnaryOperator::Minus,
                             expr: Box::new(number),
                         }))
                     } else {
                         number
-                    };
-                }
-            }
-            // A parameter keeps the cast, so its type is inferred as numeric.
-            SqlExpr::Value(v) if matches!(v.value, Value::Placeholder(_)) => {}
-            inner => {
-                let call = format!("{NAME}($1)");
-                if let Some(call) = crate::statement::template(&call, vec![inner.clone()]) {
-                    *e = call;
-                }
-            }
+                    }
+                }),
+                // A parameter keeps the cast, so its type is inferred as numeric.
+                Value::Placeholder(_) => None,
+                _ => call(),
+            },
+            _ => call(),
+        };
+        if let Some(replacement) = replacement {
+            *e = replacement;
         }
         ControlFlow::Continue(())
     });

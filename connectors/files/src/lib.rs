@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::runtime::SpawnedTask;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -120,8 +121,16 @@ pub async fn open_table(
         ListingOptions::new(kind.format(delimiter)).with_file_extension(kind.extension(&sample));
     let mut schema = options.infer_schema(state, &url).await?;
     if kind == FileKind::Csv {
-        let files = csv_types::files_of(&abs, &options.file_extension)?;
-        schema = Arc::new(csv_types::exact_schema(&schema, &files, delimiter)?);
+        // Every value is read: on a blocking thread, not a runtime worker.
+        let (folder, extension, inferred) = (abs.clone(), options.file_extension.clone(), schema);
+        let exact = SpawnedTask::spawn_blocking(move || {
+            let files = csv_types::files_of(&folder, &extension)?;
+            csv_types::exact_schema(&inferred, &files, delimiter)
+        })
+        .join()
+        .await
+        .map_err(|e| DataFusionError::Execution(format!("reading {}: {e}", abs.display())))??;
+        schema = Arc::new(exact);
     }
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
